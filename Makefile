@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make run` (the local stack) and `make test` (every test).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint bench sample-build clean
+
+$(STAMP): requirements.txt requirements-dev.txt package.json
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	npm install --no-audit --no-fund --silent
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m local
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) -m bench.release_flow
+
+# Build the sample web app as VERSION and tell the running local stack about it.
+sample-build: $(STAMP)
+	$(PY) examples/build.py --version $(VERSION)
+
+clean:
+	rm -rf $(VENV) node_modules .slipway

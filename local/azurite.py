@@ -1,0 +1,109 @@
+"""Start and stop Azurite (the Azure Storage emulator from npm) for the local stack and tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key: public, documented, and accepted only by the emulator.
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+_LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://[\d.]+:(\d+)")
+
+
+class AzuriteNotInstalled(RuntimeError):
+    """node_modules/.bin/azurite is missing: run `npm install` at the repository root."""
+
+
+class Azurite:
+    """One Azurite process with blob, queue and table services.
+
+    Ports default to 0 (free ports, read back from Azurite's output) so that parallel test
+    runs never collide. With `location`, data persists on disk; otherwise it lives in memory.
+    """
+
+    def __init__(self, *, location: Path | None = None, blob_port: int = 0, queue_port: int = 0,
+                 table_port: int = 0, host: str = "127.0.0.1") -> None:
+        self.location = location
+        self.host = host
+        self.requested = {"blob": blob_port, "queue": queue_port, "table": table_port}
+        self.ports: dict[str, int] = {}
+        self._proc: subprocess.Popen[str] | None = None
+
+    @staticmethod
+    def executable() -> Path:
+        exe = Path(os.environ.get("AZURITE_BIN", REPO / "node_modules" / ".bin" / "azurite"))
+        if not exe.exists():
+            raise AzuriteNotInstalled(f"{exe} not found: run `npm install` in {REPO}")
+        return exe
+
+    def start(self, timeout: float = 60.0) -> Azurite:
+        args = [str(self.executable()), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+                "--blobHost", self.host, "--queueHost", self.host, "--tableHost", self.host,
+                "--blobPort", str(self.requested["blob"]), "--queuePort", str(self.requested["queue"]),
+                "--tablePort", str(self.requested["table"])]
+        if self.location is None:
+            args.append("--inMemoryPersistence")
+        else:
+            self.location.mkdir(parents=True, exist_ok=True)
+            args += ["--location", str(self.location)]
+        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      start_new_session=True)
+        output: list[str] = []
+        timer = threading.Timer(timeout, self.stop)
+        timer.start()
+        try:
+            assert self._proc.stdout is not None
+            while len(self.ports) < 3:
+                line = self._proc.stdout.readline()
+                if not line:
+                    break
+                output.append(line)
+                if m := _LISTENING.search(line):
+                    self.ports[m[1].lower()] = int(m[2])
+        finally:
+            timer.cancel()
+        if len(self.ports) < 3:
+            self.stop()
+            raise RuntimeError("Azurite did not start:\n" + "".join(output[-20:]))
+        # Keep draining output so Azurite never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
+    def _drain(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.stdout is not None:
+            for _ in proc.stdout:
+                pass
+
+    @property
+    def connection_string(self) -> str:
+        base = f"http://{self.host}"
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"BlobEndpoint={base}:{self.ports['blob']}/{ACCOUNT};"
+                f"QueueEndpoint={base}:{self.ports['queue']}/{ACCOUNT};"
+                f"TableEndpoint={base}:{self.ports['table']}/{ACCOUNT};")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def __enter__(self) -> Azurite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Slipway's application code: domain (pure rules), services (use cases), ports and adapters."""

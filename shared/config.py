@@ -1,0 +1,71 @@
+"""Every setting the app reads, in one place, with its default.
+
+The same names appear in `local.settings.example.json` and in the Bicep app settings; a test
+checks that they agree. Values come from the process environment, which the Functions host fills
+from app settings (Azure) or `local.settings.json` (local stack).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the app settings. Field metadata names the environment variable."""
+
+    storage_connection: str = ""
+    """`AzureWebJobsStorage`: a connection string (local stack) or empty when identity-based."""
+    table_service_uri: str = ""
+    """`AzureWebJobsStorage__tableServiceUri`: identity-based storage in Azure."""
+    queue_service_uri: str = ""
+    blob_service_uri: str = ""
+    storage_client_id: str = ""
+    """`AzureWebJobsStorage__clientId`: the user-assigned identity used for storage."""
+    table_name: str = "Slipway"
+    steps_queue: str = "slipway-steps"
+    packages_container: str = "packages"
+    logs_container: str = "logs"
+    sweep_schedule: str = "0 * * * * *"
+    arm_endpoint: str = "https://management.azure.com"
+    arm_auth: str = "managed-identity"
+    """`managed-identity` in Azure; `local-emulator` only against the local App Service emulator."""
+    managed_identity_client_id: str = ""
+    slot_url_scheme: str = "https"
+    package_sas_hours: int = 24 * 365
+    step_lease_seconds: int = 900
+    """How long a step message may stay unanswered before the sweeper redelivers it."""
+    max_step_redeliveries: int = 3
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = ENV_NAMES[f.name]
+            if name in env and env[name] != "":
+                values[f.name] = int(env[name]) if f.type == "int" else env[name]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+ENV_NAMES: dict[str, str] = {
+    "storage_connection": "AzureWebJobsStorage",
+    "table_service_uri": "AzureWebJobsStorage__tableServiceUri",
+    "queue_service_uri": "AzureWebJobsStorage__queueServiceUri",
+    "blob_service_uri": "AzureWebJobsStorage__blobServiceUri",
+    "storage_client_id": "AzureWebJobsStorage__clientId",
+    "table_name": "SLIPWAY_TABLE",
+    "steps_queue": "SLIPWAY_STEPS_QUEUE",
+    "packages_container": "SLIPWAY_PACKAGES_CONTAINER",
+    "logs_container": "SLIPWAY_LOGS_CONTAINER",
+    "sweep_schedule": "SLIPWAY_SWEEP_SCHEDULE",
+    "arm_endpoint": "SLIPWAY_ARM_ENDPOINT",
+    "arm_auth": "SLIPWAY_ARM_AUTH",
+    "managed_identity_client_id": "SLIPWAY_MANAGED_IDENTITY_CLIENT_ID",
+    "slot_url_scheme": "SLIPWAY_SLOT_URL_SCHEME",
+    "package_sas_hours": "SLIPWAY_PACKAGE_SAS_HOURS",
+    "step_lease_seconds": "SLIPWAY_STEP_LEASE_SECONDS",
+    "max_step_redeliveries": "SLIPWAY_MAX_STEP_REDELIVERIES",
+}

@@ -1,0 +1,1 @@
+"""Pure rules of Slipway: models, the release state machine, validation. Standard library only."""

@@ -1,0 +1,131 @@
+"""A release and the state of each of its stages, deployments and steps.
+
+Plain data, stored as JSON in one table row per release. The rules that change it live in
+`shared/domain/transitions.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shared.domain.plan import Plan
+
+# Stage and deployment statuses, named as Azure DevOps names them.
+NOT_STARTED = "notStarted"
+IN_PROGRESS = "inProgress"
+SUCCEEDED = "succeeded"
+PARTIALLY_SUCCEEDED = "partiallySucceeded"
+CANCELED = "canceled"
+REJECTED = "rejected"
+FAILED = "failed"
+FINISHED = frozenset({SUCCEEDED, PARTIALLY_SUCCEEDED, CANCELED, REJECTED, FAILED})
+GOOD = frozenset({SUCCEEDED, PARTIALLY_SUCCEEDED})
+
+# Step statuses.
+PENDING = "pending"
+SKIPPED = "skipped"
+
+# Release statuses (Azure DevOps ReleaseStatus).
+ACTIVE = "active"
+ABANDONED = "abandoned"
+
+
+@dataclass
+class StepRun:
+    """One step of one deployment attempt.
+
+    `run` numbers the messages sent for this step: a message whose run is not the current one
+    is stale (a duplicate, or superseded by a retry) and is dropped.
+    """
+
+    index: int
+    type: str
+    name: str
+    status: str = PENDING
+    run: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    visible_at: str | None = None
+    """When the current message becomes visible; the sweeper redelivers long after this."""
+    redeliveries: int = 0
+    message: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+    """Durable scratch data of the step (a wait's end time, a check's deadline)."""
+
+
+@dataclass
+class Deployment:
+    """One attempt to put the release on a stage."""
+
+    attempt: int
+    status: str
+    reason: str
+    """automated (a trigger), manual (first deployment by a person), redeploy (later attempts)."""
+    requested_by: str
+    queued_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    failure: str | None = None
+    steps: list[StepRun] = field(default_factory=list)
+
+    def step(self, index: int) -> StepRun | None:
+        return self.steps[index] if 0 <= index < len(self.steps) else None
+
+
+@dataclass
+class StageRun:
+    name: str
+    status: str = NOT_STARTED
+    deployments: list[Deployment] = field(default_factory=list)
+
+    @property
+    def current(self) -> Deployment | None:
+        return self.deployments[-1] if self.deployments else None
+
+
+@dataclass
+class Release:
+    id: int
+    definition_id: str
+    revision: int
+    name: str
+    created_at: str
+    created_by: str
+    reason: str
+    description: str
+    artifacts: list[dict[str, Any]]
+    definition: dict[str, Any]
+    """The definition revision this release was created from, as it was then."""
+    stages: dict[str, StageRun]
+    status: str = ACTIVE
+    event_seq: int = 0
+    """Sequence number of the last event appended to this release's history."""
+
+    @property
+    def plan(self) -> Plan:
+        return Plan.from_dict(self.definition)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Release:
+        stages = {
+            name: StageRun(
+                name=s["name"],
+                status=s["status"],
+                deployments=[
+                    Deployment(**{**d, "steps": [StepRun(**st) for st in d["steps"]]}) for d in s["deployments"]
+                ],
+            )
+            for name, s in data["stages"].items()
+        }
+        return cls(**{**data, "stages": stages})
+
+    @classmethod
+    def new(cls, *, id: int, definition_id: str, revision: int, name: str, created_at: str, created_by: str,
+            reason: str, description: str, artifacts: list[dict[str, Any]], definition: dict[str, Any]) -> Release:
+        stages = {s["name"]: StageRun(s["name"]) for s in definition.get("stages", [])}
+        return cls(id, definition_id, revision, name, created_at, created_by, reason, description,
+                   artifacts, definition, stages)

@@ -1,0 +1,327 @@
+"""The release state machine: given a release, a command and `now`, decide what happens.
+
+`decide` never does I/O. It returns the new release, the events to append to its history and the
+effects to carry out (step messages to enqueue). Commands that arrive from queues are safe to
+repeat: a stale or duplicate one decides nothing. Commands from people that do not fit the
+current state raise `Conflict`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.domain.errors import Conflict, NotFound
+from shared.domain.plan import AFTER_RELEASE, StagePlan
+from shared.domain.release import (
+    ABANDONED,
+    CANCELED,
+    FAILED,
+    FINISHED,
+    GOOD,
+    IN_PROGRESS,
+    NOT_STARTED,
+    PARTIALLY_SUCCEEDED,
+    PENDING,
+    SKIPPED,
+    SUCCEEDED,
+    Deployment,
+    Release,
+    StepRun,
+)
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StartRelease:
+    """Fire the stages whose trigger is `afterRelease` (right after creation)."""
+
+
+@dataclass(frozen=True)
+class DeployStage:
+    """Deploy a stage now, whatever its trigger: a manual deployment or a redeploy."""
+
+    stage: str
+    by: str
+
+
+@dataclass(frozen=True)
+class CompleteStep:
+    stage: str
+    attempt: int
+    step: int
+    run: int
+    succeeded: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class DeferStep:
+    """Run the step again after `delay_seconds` (a check not yet passing, a wait, a throttled call)."""
+
+    stage: str
+    attempt: int
+    step: int
+    run: int
+    delay_seconds: float
+    message: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FailStep:
+    """A step's message was poisoned or its run can no longer go on: fail it with the reason."""
+
+    stage: str
+    attempt: int
+    step: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Abandon:
+    by: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Redeliver step messages that stayed unanswered past their lease; fail them after `max_redeliveries`."""
+
+    lease_seconds: float
+    max_redeliveries: int
+
+
+Command = StartRelease | DeployStage | CompleteStep | DeferStep | FailStep | Abandon | Sweep
+
+
+# ---- results --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    at: str
+    stage: str | None = None
+    attempt: int | None = None
+    step: int | None = None
+    message: str = ""
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class EnqueueStep:
+    """Send the message that runs one step, visible after `delay_seconds`."""
+
+    stage: str
+    attempt: int
+    step: int
+    run: int
+    delay_seconds: float = 0.0
+
+
+@dataclass
+class Decision:
+    release: Release
+    events: list[Event] = field(default_factory=list)
+    effects: list[EnqueueStep] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+
+# ---- the rules ------------------------------------------------------------------------------
+
+def decide(release: Release, command: Command, now: datetime) -> Decision:
+    d = _Decider(copy.deepcopy(release), now)
+    match command:
+        case StartRelease():
+            d.start_release()
+        case DeployStage():
+            d.deploy_stage(command)
+        case CompleteStep():
+            d.complete_step(command)
+        case DeferStep():
+            d.defer_step(command)
+        case FailStep():
+            d.fail_step(command)
+        case Abandon():
+            d.abandon(command)
+        case Sweep():
+            d.sweep(command)
+    return d.decision
+
+
+class _Decider:
+    def __init__(self, release: Release, now: datetime) -> None:
+        self.release = release
+        self.now = now
+        self.stamp = now.isoformat()
+        self.decision = Decision(release)
+        self.plan = release.plan
+
+    def emit(self, type: str, **kw: Any) -> None:
+        self.decision.events.append(Event(type, self.stamp, **kw))
+
+    # -- people and triggers
+
+    def start_release(self) -> None:
+        if any(s.deployments for s in self.release.stages.values()):
+            return  # already started: a repeated start decides nothing
+        for stage in self.plan.stages:
+            if stage.trigger == AFTER_RELEASE:
+                self.start_deployment(stage, reason="automated", by="system")
+
+    def deploy_stage(self, cmd: DeployStage) -> None:
+        stage = self.plan.stage(cmd.stage)
+        if stage is None:
+            raise NotFound(f"release {self.release.id} has no stage '{cmd.stage}'")
+        if self.release.status == ABANDONED:
+            raise Conflict(f"release {self.release.id} is abandoned")
+        run = self.release.stages[stage.name]
+        if run.current is not None and run.current.status == IN_PROGRESS:
+            raise Conflict(f"stage '{stage.name}' is already deploying (attempt {run.current.attempt})")
+        self.start_deployment(stage, reason="redeploy" if run.deployments else "manual", by=cmd.by)
+
+    def abandon(self, cmd: Abandon) -> None:
+        if self.release.status == ABANDONED:
+            return
+        self.release.status = ABANDONED
+        for run in self.release.stages.values():
+            dep = run.current
+            if dep is not None and dep.status == IN_PROGRESS:
+                for step in dep.steps:
+                    if step.status in (PENDING, IN_PROGRESS):
+                        step.status, step.finished_at = CANCELED, self.stamp
+                self.finish_deployment(run.name, dep, CANCELED, failure="release abandoned", cascade=False)
+        self.emit("releaseAbandoned", by=cmd.by, message=cmd.comment)
+
+    # -- step messages
+
+    def current_step(self, stage: str, attempt: int, index: int, run: int | None) -> tuple[Deployment, StepRun] | None:
+        """The step a message names, if that message is still the live one; None for stale messages."""
+        stage_run = self.release.stages.get(stage)
+        dep = stage_run.current if stage_run else None
+        if dep is None or dep.attempt != attempt or dep.status != IN_PROGRESS:
+            return None
+        step = dep.step(index)
+        if step is None or step.status != IN_PROGRESS or (run is not None and step.run != run):
+            return None
+        return dep, step
+
+    def complete_step(self, cmd: CompleteStep) -> None:
+        found = self.current_step(cmd.stage, cmd.attempt, cmd.step, cmd.run)
+        if found is None:
+            return
+        dep, step = found
+        step.status = SUCCEEDED if cmd.succeeded else FAILED
+        step.finished_at, step.message = self.stamp, cmd.message
+        self.emit("stepSucceeded" if cmd.succeeded else "stepFailed", stage=cmd.stage, attempt=dep.attempt,
+                  step=step.index, message=cmd.message)
+        self.after_step(cmd.stage, dep, step)
+
+    def defer_step(self, cmd: DeferStep) -> None:
+        found = self.current_step(cmd.stage, cmd.attempt, cmd.step, cmd.run)
+        if found is None:
+            return
+        dep, step = found
+        step.state = dict(cmd.state)
+        step.message = cmd.message
+        self.send(cmd.stage, dep, step, cmd.delay_seconds)
+        self.emit("stepDeferred", stage=cmd.stage, attempt=dep.attempt, step=step.index, message=cmd.message)
+
+    def fail_step(self, cmd: FailStep) -> None:
+        found = self.current_step(cmd.stage, cmd.attempt, cmd.step, None)
+        if found is None:
+            return
+        dep, step = found
+        step.status, step.finished_at, step.message = FAILED, self.stamp, cmd.reason
+        self.emit("stepFailed", stage=cmd.stage, attempt=dep.attempt, step=step.index, message=cmd.reason)
+        self.finish_deployment(cmd.stage, dep, FAILED, failure=f"step '{step.name}' failed: {cmd.reason}")
+
+    def sweep(self, cmd: Sweep) -> None:
+        for name, run in self.release.stages.items():
+            dep = run.current
+            if dep is None or dep.status != IN_PROGRESS:
+                continue
+            for step in dep.steps:
+                if step.status != IN_PROGRESS or step.visible_at is None:
+                    continue
+                overdue = datetime.fromisoformat(step.visible_at) + timedelta(seconds=cmd.lease_seconds)
+                if self.now < overdue:
+                    continue
+                if step.redeliveries >= cmd.max_redeliveries:
+                    self.fail_step(FailStep(name, dep.attempt, step.index,
+                                            f"no progress after {step.redeliveries} redeliveries"))
+                else:
+                    step.redeliveries += 1
+                    self.send(name, dep, step, 0)
+                    self.emit("stepRedelivered", stage=name, attempt=dep.attempt, step=step.index,
+                              message=f"no answer since {step.visible_at}")
+
+    # -- shared moves
+
+    def start_deployment(self, stage: StagePlan, *, reason: str, by: str) -> None:
+        run = self.release.stages[stage.name]
+        dep = Deployment(attempt=len(run.deployments) + 1, status=IN_PROGRESS, reason=reason, requested_by=by,
+                         queued_at=self.stamp, started_at=self.stamp,
+                         steps=[StepRun(s.index, s.type, s.name) for s in stage.steps])
+        run.deployments.append(dep)
+        run.status = IN_PROGRESS
+        self.emit("deploymentStarted", stage=stage.name, attempt=dep.attempt, by=by, message=reason)
+        if dep.steps:
+            self.start_step(stage.name, dep, dep.steps[0])
+        else:
+            self.finish_deployment(stage.name, dep, SUCCEEDED)
+
+    def start_step(self, stage: str, dep: Deployment, step: StepRun) -> None:
+        step.status, step.started_at = IN_PROGRESS, self.stamp
+        self.send(stage, dep, step, 0)
+
+    def send(self, stage: str, dep: Deployment, step: StepRun, delay: float) -> None:
+        step.run += 1
+        step.visible_at = (self.now + timedelta(seconds=delay)).isoformat()
+        self.decision.effects.append(EnqueueStep(stage, dep.attempt, step.index, step.run, delay))
+
+    def after_step(self, stage: str, dep: Deployment, step: StepRun) -> None:
+        stage_plan = self.plan.stage(stage)
+        assert stage_plan is not None
+        if step.status == FAILED and not stage_plan.steps[step.index].continue_on_error:
+            for rest in dep.steps[step.index + 1:]:
+                rest.status = SKIPPED
+            self.finish_deployment(stage, dep, FAILED, failure=f"step '{step.name}' failed: {step.message}")
+            return
+        nxt = dep.step(step.index + 1)
+        if nxt is not None:
+            self.start_step(stage, dep, nxt)
+            return
+        partial = any(s.status == FAILED for s in dep.steps)
+        self.finish_deployment(stage, dep, PARTIALLY_SUCCEEDED if partial else SUCCEEDED)
+
+    def finish_deployment(self, stage: str, dep: Deployment, status: str, *, failure: str | None = None,
+                          cascade: bool = True) -> None:
+        dep.status, dep.finished_at, dep.failure = status, self.stamp, failure
+        self.release.stages[stage].status = status
+        self.emit(f"deployment{status[0].upper()}{status[1:]}", stage=stage, attempt=dep.attempt,
+                  message=failure or "")
+        if cascade and status in GOOD and self.release.status != ABANDONED:
+            self.fire_downstream(stage)
+
+    def fire_downstream(self, upstream: str) -> None:
+        """Start each stage waiting on `upstream` once all its upstream stages are good (the join)."""
+        for stage in self.plan.downstream_of(upstream):
+            if self.release.stages[stage.name].status != NOT_STARTED:
+                continue
+            if all(self.upstream_ok(stage, up) for up in stage.after):
+                self.start_deployment(stage, reason="automated", by="system")
+
+    def upstream_ok(self, stage: StagePlan, upstream: str) -> bool:
+        status = self.release.stages[upstream].status
+        return status == SUCCEEDED or (status == PARTIALLY_SUCCEEDED and stage.allow_partial)
+
+
+def is_finished(status: str) -> bool:
+    return status in FINISHED

@@ -1,0 +1,49 @@
+"""Why a stage of a release is where it is, in words a person can act on."""
+
+from __future__ import annotations
+
+from shared.domain.plan import AFTER_RELEASE, AFTER_STAGES, MANUAL
+from shared.domain.release import (
+    ABANDONED,
+    IN_PROGRESS,
+    NOT_STARTED,
+    PARTIALLY_SUCCEEDED,
+    SUCCEEDED,
+    Release,
+)
+
+
+def why(release: Release, stage_name: str) -> str | None:
+    """None when nothing is waiting (the stage finished); otherwise the reason."""
+    run = release.stages[stage_name]
+    stage = release.plan.stage(stage_name)
+    if stage is None:
+        return None
+    if run.status == IN_PROGRESS and run.current is not None:
+        dep = run.current
+        step = next((s for s in dep.steps if s.status == IN_PROGRESS), None)
+        if step is None:
+            return "finishing"
+        text = f"running step {step.index + 1} of {len(dep.steps)}: '{step.name}'"
+        return f"{text} ({step.message})" if step.message else text
+    if run.status != NOT_STARTED:
+        return None
+    if release.status == ABANDONED:
+        return "release abandoned: this stage will not start"
+    if stage.trigger == MANUAL:
+        return "manual trigger: waiting for someone to deploy it"
+    if stage.trigger == AFTER_RELEASE:
+        return "starting"
+    if stage.trigger == AFTER_STAGES:
+        blocked, pending = [], []
+        for up in stage.after:
+            status = release.stages[up].status
+            if status == SUCCEEDED or (status == PARTIALLY_SUCCEEDED and stage.allow_partial):
+                continue
+            (blocked if status not in (NOT_STARTED, IN_PROGRESS) else pending).append(f"{up} ({status})")
+        if blocked:
+            return "will not start automatically: upstream " + ", ".join(blocked) + " did not succeed"
+        if pending:
+            return "waiting for upstream " + ", ".join(pending)
+    return None
+

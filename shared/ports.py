@@ -1,0 +1,86 @@
+"""What the services need from the outside world. Adapters implement these; unit tests fake them.
+
+Only `shared/adapters/` talks to Azure SDKs; services see these small interfaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.domain.target import Target
+
+
+class TargetError(Exception):
+    """A call to a deployment target failed.
+
+    `retryable` is True for throttling, 5xx and network errors (try again later, after
+    `retry_after` seconds when the service said so); False for errors that will not go away
+    by themselves (404 site, 403 forbidden, bad request).
+    """
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    """What a slot is now: its public URL and its app settings."""
+
+    url: str
+    app_settings: dict[str, str]
+    state: str = "Running"
+
+
+class AppServicePort(Protocol):
+    """App Service sites and slots through ARM (azure-mgmt-web)."""
+
+    def read_slot(self, target: Target) -> SlotInfo:
+        """The slot's URL and current app settings. Raises TargetError."""
+        ...
+
+    def write_app_settings(self, target: Target, settings: dict[str, str]) -> None:
+        """Replace the slot's app settings with `settings` (ARM replaces them all). Raises TargetError."""
+        ...
+
+
+class PackagePort(Protocol):
+    """Build packages kept in Blob storage."""
+
+    def read_url(self, blob_name: str) -> str:
+        """A read-only, time-limited URL of the package, for WEBSITE_RUN_FROM_PACKAGE."""
+        ...
+
+    def exists(self, blob_name: str) -> bool: ...
+
+
+class LogPort(Protocol):
+    """Per-step logs as append blobs."""
+
+    def append(self, name: str, lines: list[str]) -> None: ...
+
+    def read(self, name: str) -> str | None:
+        """The whole log, or None when the step wrote nothing yet."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    status: int | None
+    body: str
+    error: str | None = None
+
+
+class HttpProbePort(Protocol):
+    def get(self, url: str, timeout_seconds: float) -> ProbeResult:
+        """GET a URL; network errors come back in `error`, never raised."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC time."""
+        ...
