@@ -11,6 +11,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+STEPS_QUEUE = "slipway-steps"
+"""Deployment steps, one message per step run. Bound by name in the queue trigger."""
+STEPS_POISON_QUEUE = f"{STEPS_QUEUE}-poison"
 
 @dataclass(frozen=True)
 class Settings:
@@ -25,7 +28,6 @@ class Settings:
     storage_client_id: str = ""
     """`AzureWebJobsStorage__clientId`: the user-assigned identity used for storage."""
     table_name: str = "Slipway"
-    steps_queue: str = "slipway-steps"
     packages_container: str = "packages"
     logs_container: str = "logs"
     sweep_schedule: str = "0 * * * * *"
@@ -57,7 +59,6 @@ ENV_NAMES: dict[str, str] = {
     "blob_service_uri": "AzureWebJobsStorage__blobServiceUri",
     "storage_client_id": "AzureWebJobsStorage__clientId",
     "table_name": "SLIPWAY_TABLE",
-    "steps_queue": "SLIPWAY_STEPS_QUEUE",
     "packages_container": "SLIPWAY_PACKAGES_CONTAINER",
     "logs_container": "SLIPWAY_LOGS_CONTAINER",
     "sweep_schedule": "SLIPWAY_SWEEP_SCHEDULE",

@@ -84,3 +84,9 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Aware UTC time."""
         ...
+
+
+class MessageBus(Protocol):
+    def send(self, queue: str, body: str, delay_seconds: float = 0.0) -> None:
+        """Send a message, invisible for `delay_seconds` (a durable timer)."""
+        ...

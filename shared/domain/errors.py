@@ -27,3 +27,7 @@ class Invalid(Exception):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
         self.errors = errors
+
+
+class PreconditionFailed(Exception):
+    """If-Match named another version than the current one (HTTP 412)."""

@@ -1,0 +1,1 @@
+"""Thin triggers: parse the input, call one service, format the answer."""

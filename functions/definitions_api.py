@@ -1,0 +1,77 @@
+"""HTTP API: release definitions and their revisions."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.http import api, body_json, caller, cursor_param, int_param, json_response, page, problem, route_int
+from shared import bootstrap
+from shared.domain.errors import FieldError, Invalid
+from shared.schemas.fields import Name
+from shared.services import definitions
+from shared.services.definitions import etag_of
+
+bp = func.Blueprint()
+
+
+def _with_etag(body: dict, status: int = 200) -> func.HttpResponse:  # type: ignore[type-arg]
+    return json_response(body, status, headers={"ETag": etag_of(body["revision"])})
+
+
+@bp.route(route="definitions", methods=["GET", "POST"])
+@api
+def definitions_collection(req: func.HttpRequest) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    if req.method == "POST":
+        created = definitions.create(deps, body_json(req), by=caller(req))
+        resp = _with_etag(created, 201)
+        resp.headers["Location"] = f"/api/definitions/{created['id']}"
+        return resp
+    items, nxt = definitions.list_page(deps, cursor=cursor_param(req), limit=int_param(req, "top", 50, high=200) or 50)
+    return json_response(page(items, nxt))
+
+
+@bp.route(route="definitions/{definitionId:int}", methods=["GET", "PUT", "DELETE"])
+@api
+def definition_item(req: func.HttpRequest) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    definition_id = route_int(req, "definitionId")
+    if_match = req.headers.get("If-Match")
+    if req.method == "PUT":
+        return _with_etag(definitions.update(deps, definition_id, body_json(req), by=caller(req), if_match=if_match))
+    if req.method == "DELETE":
+        definitions.delete(deps, definition_id, by=caller(req), if_match=if_match)
+        return func.HttpResponse(status_code=204)
+    return _with_etag(definitions.get(deps, definition_id))
+
+
+@bp.route(route="definitions/{definitionId:int}/revisions", methods=["GET"])
+@api
+def definition_revisions(req: func.HttpRequest) -> func.HttpResponse:
+    items = definitions.revisions(bootstrap.deps(), route_int(req, "definitionId"))
+    return json_response(page(items, None))
+
+
+@bp.route(route="definitions/{definitionId:int}/revisions/{revision:int}", methods=["GET"])
+@api
+def definition_revision(req: func.HttpRequest) -> func.HttpResponse:
+    body = definitions.get(bootstrap.deps(), route_int(req, "definitionId"), route_int(req, "revision"))
+    return json_response(body)
+
+
+@bp.route(route="definitions/{definitionId:int}/stages/{stage}/clone", methods=["POST"])
+@api
+def clone_stage(req: func.HttpRequest) -> func.HttpResponse:
+    body = body_json(req)
+    if not isinstance(body, dict) or "name" not in body:
+        raise Invalid([FieldError("name", "the new stage's name is required")])
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        name = TypeAdapter(Name).validate_python(body["name"])
+    except ValidationError as exc:
+        return problem(400, "Invalid request", "bad stage name",
+                       [FieldError("name", e["msg"].removeprefix("Value error, ")) for e in exc.errors()])
+    updated = definitions.clone_stage(bootstrap.deps(), route_int(req, "definitionId"), req.route_params["stage"],
+                                      name, by=caller(req), if_match=req.headers.get("If-Match"))
+    return _with_etag(updated, 201)

@@ -1,0 +1,115 @@
+"""HTTP plumbing shared by the API functions: JSON in and out, RFC 7807 problems, paging, caller.
+
+Every domain error maps to a 4xx problem naming the field; anything unexpected is logged and
+answered with a generic 500 problem that carries no stack trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, PreconditionFailed
+
+logger = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+MAX_BODY = 1024 * 1024
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(data, indent=None), status_code=status, headers=headers,
+                             mimetype="application/json", charset="utf-8")
+
+
+def problem(status: int, title: str, detail: str, errors: list[FieldError] | None = None) -> func.HttpResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype=PROBLEM, charset="utf-8")
+
+
+def api(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """Map domain errors to problems. Keeps the function's signature (the worker inspects it)."""
+
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except Invalid as exc:
+            return problem(400, "Invalid request", str(exc), exc.errors)
+        except NotFound as exc:
+            return problem(404, "Not found", str(exc))
+        except Conflict as exc:
+            return problem(409, "Conflict", str(exc))
+        except PreconditionFailed as exc:
+            return problem(412, "Precondition failed", str(exc))
+        except Exception:
+            logger.exception("unexpected error in %s %s", req.method, req.url)
+            return problem(500, "Internal error", "Slipway could not complete the request; it was logged.")
+
+    return wrapper
+
+
+def body_json(req: func.HttpRequest) -> Any:
+    raw = req.get_body() or b""
+    if len(raw) > MAX_BODY:
+        raise Invalid([FieldError("body", f"larger than {MAX_BODY} bytes")])
+    if not raw.strip():
+        raise Invalid([FieldError("body", "a JSON body is required")])
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid([FieldError("body", f"not valid JSON: {exc}")]) from None
+
+
+def int_param(req: func.HttpRequest, name: str, default: int | None = None, *, low: int = 1,
+              high: int = 2**31 - 1) -> int | None:
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid([FieldError(name, "must be an integer")]) from None
+    if not low <= value <= high:
+        raise Invalid([FieldError(name, f"must be between {low} and {high}")])
+    return value
+
+
+def route_int(req: func.HttpRequest, name: str) -> int:
+    try:
+        return int(req.route_params[name])
+    except (KeyError, ValueError):
+        raise NotFound(f"no such {name}") from None
+
+
+def cursor_param(req: func.HttpRequest) -> dict[str, str] | None:
+    raw = req.params.get("continuationToken")
+    if not raw:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return value
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        pass
+    raise Invalid([FieldError("continuationToken", "not a token this API issued")])
+
+
+def page(items: list[Any], cursor: Any) -> dict[str, Any]:
+    token = None
+    if cursor:
+        token = base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode().rstrip("=")
+    return {"count": len(items), "value": items, "continuationToken": token}
+
+
+def caller(req: func.HttpRequest) -> str:
+    """Who is asking: App Service authentication's principal name, else 'anonymous'."""
+    return req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME") or "anonymous"

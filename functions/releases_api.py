@@ -1,0 +1,104 @@
+"""HTTP API: releases, their stages, history and step logs; the artifact webhook."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import azure.functions as func
+
+from functions.http import api, body_json, caller, cursor_param, int_param, json_response, page, route_int
+from shared import bootstrap
+from shared.domain.errors import FieldError, Invalid, NotFound
+from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, parse
+from shared.services import releases
+from shared.services.steps import log_name
+from shared.services.views import release_summary, release_view
+
+bp = func.Blueprint()
+
+
+@bp.route(route="releases", methods=["GET", "POST"])
+@api
+def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    if req.method == "POST":
+        body = parse(ReleaseIn, body_json(req))
+        key = req.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 200:
+            raise Invalid([FieldError("Idempotency-Key", "must be 1 to 200 characters")])
+        release, created = releases.create(deps, body, by=caller(req), idempotency_key=key)
+        return json_response(release_view(release), 201 if created else 200,
+                             headers={"Location": f"/api/releases/{release.id}"})
+    status = req.params.get("status")
+    if status not in (None, "active", "abandoned"):
+        raise Invalid([FieldError("status", "must be active or abandoned")])
+    since = req.params.get("createdSince")
+    if since:
+        try:
+            since = datetime.fromisoformat(since.replace("Z", "+00:00")).isoformat()
+        except ValueError:
+            raise Invalid([FieldError("createdSince", "must be an ISO-8601 time")]) from None
+    items, nxt = releases.list_page(deps, definition_id=int_param(req, "definitionId"), status=status, since=since,
+                                    cursor=cursor_param(req), limit=int_param(req, "top", 50, high=200) or 50)
+    return json_response(page([release_summary(r) for r in items], nxt))
+
+
+@bp.route(route="releases/{releaseId:int}", methods=["GET"])
+@api
+def release_item(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(release_view(releases.get(bootstrap.deps(), route_int(req, "releaseId"))))
+
+
+@bp.route(route="releases/{releaseId:int}/abandon", methods=["POST"])
+@api
+def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
+    body = body_json(req) if req.get_body() else {}
+    comment = body.get("comment", "") if isinstance(body, dict) else ""
+    if not isinstance(comment, str) or len(comment) > 4000:
+        raise Invalid([FieldError("comment", "must be text of at most 4000 characters")])
+    release = releases.abandon(bootstrap.deps(), route_int(req, "releaseId"), by=caller(req), comment=comment)
+    return json_response(release_view(release))
+
+
+@bp.route(route="releases/{releaseId:int}/stages/{stage}/deploy", methods=["POST"])
+@api
+def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
+    release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
+                                    by=caller(req))
+    return json_response(release_view(release), 202)
+
+
+@bp.route(route="releases/{releaseId:int}/events", methods=["GET"])
+@api
+def release_events(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(page(releases.events(bootstrap.deps(), route_int(req, "releaseId")), None))
+
+
+@bp.route(route="releases/{releaseId:int}/stages/{stage}/deployments/{attempt:int}/steps/{step:int}/log",
+          methods=["GET"])
+@api
+def step_log(req: func.HttpRequest) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    release = releases.get(deps, route_int(req, "releaseId"))
+    stage, attempt, step = req.route_params["stage"], route_int(req, "attempt"), route_int(req, "step")
+    run = release.stages.get(stage)
+    if run is None or not 1 <= attempt <= len(run.deployments) or run.deployments[attempt - 1].step(step) is None:
+        raise NotFound(f"release {release.id} has no step {step} in attempt {attempt} of stage '{stage}'")
+    text = deps.logs.read(log_name(release, stage, attempt, step)) or ""
+    return func.HttpResponse(text, status_code=200, mimetype="text/plain", charset="utf-8")
+
+
+@bp.route(route="artifacts", methods=["POST"])
+@api
+def artifact_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    """A build finished: register its version and release it where continuous deployment asks."""
+    hook = parse(ArtifactWebhookIn, body_json(req))
+    created = releases.from_build(bootstrap.deps(), hook, by=caller(req))
+    return json_response({"source": hook.source, "version": hook.version,
+                          "releases": [release_summary(r) for r in created]}, 201 if created else 200)
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response({"status": "ok"})
+

@@ -1,0 +1,26 @@
+"""Queue triggers: run deployment steps; fail the deployments whose step message was poisoned."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared import bootstrap
+from shared.config import STEPS_POISON_QUEUE, STEPS_QUEUE
+from shared.services import steps
+
+bp = func.Blueprint()
+logger = logging.getLogger(__name__)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=STEPS_QUEUE, connection="AzureWebJobsStorage")
+def run_step(msg: func.QueueMessage) -> None:
+    outcome = steps.handle(bootstrap.deps(), msg.get_body().decode())
+    logger.info("step message %s (delivery %s): %s", msg.id, msg.dequeue_count, outcome)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=STEPS_POISON_QUEUE, connection="AzureWebJobsStorage")
+def step_poisoned(msg: func.QueueMessage) -> None:
+    outcome = steps.handle_poisoned(bootstrap.deps(), msg.get_body().decode(), msg.dequeue_count)
+    logger.warning("poisoned step message %s: %s", msg.id, outcome)

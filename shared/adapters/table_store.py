@@ -1,0 +1,300 @@
+"""The pipeline store on Azure Table Storage: one partition per definition.
+
+Row keys in a definition's partition:
+  `definition`                       the head (name, latest revision, release counter)
+  `revision|0000000003`              a revision's body
+  `release|0000000042`               a release with its stages, deployments and steps
+  `event|0000000042|00000007`        the release's history, appended with every change
+  `outbox|0000000042|<id>`           messages to send once the change committed
+  `idem|<sha256 of key>`             idempotency keys (insert-only)
+The index table holds cross-definition lists and counters; it may lag the partition for a moment.
+Large JSON is split over several properties (a string property holds at most 32K characters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from shared.adapters.storage_clients import StorageClients
+from shared.domain.release import Release
+from shared.domain.transitions import Event
+from shared.records import Changes, ConcurrentChange, Head, OutboxItem
+
+CHUNK = 30_000
+MAX_BATCH = 100
+
+
+def pk(definition_id: int) -> str:
+    return f"{definition_id:010d}"
+
+
+def release_key(release_id: int) -> str:
+    return f"release|{release_id:010d}"
+
+
+def key_hash(text: str) -> str:
+    """Keys never hold raw user text."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def put_json(entity: dict[str, Any], value: Any) -> dict[str, Any]:
+    text = json.dumps(value, separators=(",", ":"))
+    for i in range(0, max(len(text), 1), CHUNK):
+        entity[f"json{i // CHUNK}"] = text[i:i + CHUNK]
+    return entity
+
+
+def get_json(entity: dict[str, Any]) -> Any:
+    parts, i = [], 0
+    while f"json{i}" in entity:
+        parts.append(entity[f"json{i}"])
+        i += 1
+    return json.loads("".join(parts))
+
+
+class TableStore:
+    def __init__(self, clients: StorageClients, table_name: str) -> None:
+        self.clients = clients
+        self.table_name = table_name
+
+    def _table(self, name: str) -> TableClient:
+        client = self.clients.tables.get_table_client(name)
+        try:
+            client.create_table()
+        except ResourceExistsError:
+            pass
+        return client
+
+    @cached_property
+    def table(self) -> TableClient:
+        return self._table(self.table_name)
+
+    @cached_property
+    def index(self) -> TableClient:
+        return self._table(f"{self.table_name}Index")
+
+    # -- ids
+
+    def next_id(self, kind: str) -> int:
+        """A new integer id from an ETag-guarded counter row; ids are never reused."""
+        while True:
+            try:
+                row = self.index.get_entity("counters", kind)
+            except ResourceNotFoundError:
+                try:
+                    self.index.create_entity({"PartitionKey": "counters", "RowKey": kind, "value": 1})
+                    return 1
+                except ResourceExistsError:
+                    continue
+            row["value"] += 1
+            try:
+                self.index.update_entity(row, mode=UpdateMode.REPLACE, match_condition=MatchConditions.IfNotModified)
+                return int(row["value"])
+            except ResourceModifiedError:
+                continue
+
+    # -- reads
+
+    def head(self, definition_id: int) -> Head | None:
+        try:
+            row = self.table.get_entity(pk(definition_id), "definition")
+        except ResourceNotFoundError:
+            return None
+        return Head(id=definition_id, name=row["name"], revision=row["revision"],
+                    release_counter=row.get("releaseCounter", 0), deleted=row.get("deleted", False),
+                    created_at=row.get("createdAt", ""), updated_at=row.get("updatedAt", ""),
+                    etag=row.metadata["etag"])
+
+    def revision(self, definition_id: int, revision: int) -> dict[str, Any] | None:
+        try:
+            return get_json(self.table.get_entity(pk(definition_id), f"revision|{revision:010d}"))  # type: ignore[no-any-return]
+        except ResourceNotFoundError:
+            return None
+
+    def revisions(self, definition_id: int) -> list[dict[str, Any]]:
+        rows = self._range(pk(definition_id), "revision|")
+        return [{"revision": int(r["RowKey"].split("|")[1]), "createdAt": r.get("createdAt"),
+                 "createdBy": r.get("createdBy")} for r in rows]
+
+    def release(self, definition_id: int, release_id: int) -> tuple[Release, str] | None:
+        try:
+            row = self.table.get_entity(pk(definition_id), release_key(release_id))
+        except ResourceNotFoundError:
+            return None
+        return Release.from_dict(get_json(row)), row.metadata["etag"]
+
+    def releases(self, definition_id: int, *, cursor: dict[str, str] | None, limit: int,
+                 since: str | None = None, status: str | None = None) -> tuple[list[Release], dict[str, str] | None]:
+        """Newest first is not possible within a partition scan; releases come oldest first."""
+        flt = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params: dict[str, Any] = {"pk": pk(definition_id), "lo": "release|", "hi": "release}"}
+        if since:
+            flt += " and createdAt ge @since"
+            params["since"] = since
+        if status:
+            flt += " and status eq @status"
+            params["status"] = status
+        pages = self.table.query_entities(flt, parameters=params, results_per_page=limit).by_page(
+            continuation_token=cursor)
+        rows = list(next(pages, []))
+        return [Release.from_dict(get_json(r)) for r in rows], pages.continuation_token
+
+    def events(self, definition_id: int, release_id: int) -> list[dict[str, Any]]:
+        rows = self._range(pk(definition_id), f"event|{release_id:010d}|")
+        return [{"seq": int(r["RowKey"].rsplit("|", 1)[1]), **get_json(r)} for r in rows]
+
+    def idempotent_result(self, definition_id: int, key: str) -> str | None:
+        try:
+            return str(self.table.get_entity(pk(definition_id), f"idem|{key_hash(key)}")["result"])
+        except ResourceNotFoundError:
+            return None
+
+    def outbox(self, definition_id: int, release_id: int | None = None) -> list[OutboxItem]:
+        prefix = "outbox|" if release_id is None else f"outbox|{release_id:010d}|"
+        return [_outbox_item(r) for r in self._range(pk(definition_id), prefix)]
+
+    def stale_outbox(self, older_than: datetime) -> list[tuple[int, OutboxItem]]:
+        """Outbox rows of every definition left unsent since `older_than` (a scan: the sweeper's job)."""
+        rows = self.table.query_entities("RowKey ge @lo and RowKey lt @hi and createdAt lt @t",
+                                         parameters={"lo": "outbox|", "hi": "outbox}", "t": older_than.isoformat()})
+        return [(int(r["PartitionKey"]), _outbox_item(r)) for r in rows]
+
+    def in_flight(self) -> list[tuple[int, int]]:
+        """(definition, release) pairs with a deployment in progress (a scan: the sweeper's job)."""
+        rows = self.table.query_entities("RowKey ge @lo and RowKey lt @hi and inFlight eq true",
+                                         parameters={"lo": "release|", "hi": "release}"},
+                                         select=["PartitionKey", "RowKey"])
+        return [(int(r["PartitionKey"]), int(r["RowKey"].split("|")[1])) for r in rows]
+
+    def _range(self, partition: str, prefix: str) -> list[dict[str, Any]]:
+        hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return list(self.table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                                              parameters={"pk": partition, "lo": prefix, "hi": hi}))
+
+    # -- the one write
+
+    def commit(self, changes: Changes) -> None:
+        ops = self._operations(changes)
+        if len(ops) > MAX_BATCH:
+            raise ValueError(f"one change writes {len(ops)} rows; a transaction holds at most {MAX_BATCH}")
+        try:
+            self.table.submit_transaction(ops)
+        except TableTransactionError as exc:
+            if exc.status_code in (409, 412):
+                raise ConcurrentChange(str(exc.message)) from None
+            raise
+
+    def _operations(self, c: Changes) -> list[Any]:
+        part = pk(c.definition_id)
+        ops: list[Any] = []
+        if c.head is not None:
+            h = c.head
+            row = {"PartitionKey": part, "RowKey": "definition", "name": h.name, "revision": h.revision,
+                   "releaseCounter": h.release_counter, "deleted": h.deleted, "createdAt": h.created_at,
+                   "updatedAt": h.updated_at}
+            ops.append(_guarded(row, h.etag))
+        if c.revision is not None:
+            rev, body = c.revision
+            row = {"PartitionKey": part, "RowKey": f"revision|{rev:010d}", "createdAt": body.get("modifiedOn", ""),
+                   "createdBy": body.get("modifiedBy", "")}
+            ops.append(("create", put_json(row, body)))
+        if c.release is not None:
+            r = c.release
+            row = {"PartitionKey": part, "RowKey": release_key(r.id), "status": r.status,
+                   "createdAt": r.created_at, "inFlight": _in_flight(r)}
+            ops.append(_guarded(put_json(row, r.to_dict()), c.release_etag))
+            first = r.event_seq - len(c.events) + 1
+            for seq, event in enumerate(c.events, start=first):
+                row = {"PartitionKey": part, "RowKey": f"event|{r.id:010d}|{seq:08d}"}
+                ops.append(("create", put_json(row, asdict(event))))
+        for item in c.outbox:
+            ops.append(("create", {"PartitionKey": part, "RowKey": _outbox_key(item), "kind": item.kind,
+                                   "queue": item.queue, "body": item.body, "delay": float(item.delay),
+                                   "createdAt": item.created_at}))
+        if c.idempotency is not None:
+            key, result = c.idempotency
+            ops.append(("create", {"PartitionKey": part, "RowKey": f"idem|{key_hash(key)}", "result": result}))
+        return ops
+
+    def delete_outbox(self, definition_id: int, items: list[OutboxItem]) -> None:
+        part = pk(definition_id)
+        for i in range(0, len(items), MAX_BATCH):
+            chunk = items[i:i + MAX_BATCH]
+            try:
+                self.table.submit_transaction(
+                    [("delete", {"PartitionKey": part, "RowKey": _outbox_key(it)}) for it in chunk])
+            except TableTransactionError:
+                # Someone else sent and deleted some of them: delete the rest one by one.
+                for it in chunk:
+                    self.table.delete_entity(part, _outbox_key(it))
+
+    # -- artifact versions (insert-only: a version's digest never changes)
+
+    def artifact(self, source: str, version: str) -> dict[str, Any] | None:
+        row = self.index_row(_artifact_pk(source), key_hash(version))
+        return None if row is None else get_json(row)  # type: ignore[no-any-return]
+
+    def register_artifact(self, source: str, record: dict[str, Any]) -> None:
+        row = put_json({"PartitionKey": _artifact_pk(source), "RowKey": key_hash(record["version"])}, record)
+        try:
+            self.index.create_entity(row)
+        except ResourceExistsError:
+            raise ConcurrentChange(f"{source} {record['version']} is already registered") from None
+        self.index.upsert_entity(put_json({"PartitionKey": _artifact_pk(source), "RowKey": "latest"}, record),
+                                 mode=UpdateMode.REPLACE)
+
+    def latest_artifact(self, source: str) -> dict[str, Any] | None:
+        row = self.index_row(_artifact_pk(source), "latest")
+        return None if row is None else get_json(row)  # type: ignore[no-any-return]
+
+    # -- the index (derived data: upserts are fine here)
+
+    def upsert_index(self, row: dict[str, Any]) -> None:
+        self.index.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    def index_row(self, partition: str, row_key: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.index.get_entity(partition, row_key))
+        except ResourceNotFoundError:
+            return None
+
+    def index_page(self, partition: str, *, cursor: dict[str, str] | None, limit: int,
+                   extra_filter: str = "", params: dict[str, Any] | None = None,
+                   ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        flt = "PartitionKey eq @pk" + (f" and {extra_filter}" if extra_filter else "")
+        pages = self.index.query_entities(flt, parameters={"pk": partition, **(params or {})},
+                                          results_per_page=limit).by_page(continuation_token=cursor)
+        return [dict(r) for r in next(pages, [])], pages.continuation_token
+
+
+def _artifact_pk(source: str) -> str:
+    return "artifact|" + key_hash(source)[:40]
+
+
+def _guarded(row: dict[str, Any], etag: str | None) -> tuple[Any, ...]:
+    if etag is None:
+        return ("create", row)
+    return ("update", row, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified})
+
+
+def _in_flight(release: Release) -> bool:
+    return any(s.current is not None and s.current.status == "inProgress" for s in release.stages.values())
+
+
+def _outbox_key(item: OutboxItem) -> str:
+    return f"outbox|{item.release_id:010d}|{item.id}"
+
+
+def _outbox_item(row: dict[str, Any]) -> OutboxItem:
+    _, release, ident = row["RowKey"].split("|")
+    return OutboxItem(id=ident, release_id=int(release), kind=row["kind"], body=row["body"],
+                      created_at=row["createdAt"], queue=row.get("queue", ""), delay=float(row.get("delay", 0.0)))

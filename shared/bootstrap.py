@@ -1,0 +1,69 @@
+"""The composition root: the one place that picks real adapters from the settings.
+
+Adapters (and the Azure SDKs behind them) are built on first use, not at import, so that a
+bad setting cannot stop the Functions host from indexing the app and cold starts stay short.
+Tests call `build` with their own settings, policies or adapters.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from shared.config import Settings
+from shared.services.deps import Deps
+
+_lock = threading.Lock()
+_deps: Deps | None = None
+
+
+def build(settings: Settings | None = None, *, storage_policies: list[Any] | None = None,
+          **overrides: Any) -> Deps:
+    """Real adapters for every port not given in `overrides`."""
+    from shared.adapters.storage_clients import StorageClients
+
+    settings = settings or Settings.from_env()
+    clients = StorageClients(settings, storage_policies)
+
+    def store() -> Any:
+        from shared.adapters.table_store import TableStore
+        return TableStore(clients, settings.table_name)
+
+    def bus() -> Any:
+        from shared.adapters.queue_bus import QueueBus
+        return QueueBus(clients)
+
+    def clock() -> Any:
+        from shared.adapters.clock import SystemClock
+        return SystemClock()
+
+    def app_service() -> Any:
+        from shared.adapters.app_service import ArmAppService
+        return ArmAppService(settings)
+
+    def packages() -> Any:
+        from shared.adapters.packages import BlobPackages
+        return BlobPackages(settings)
+
+    def logs() -> Any:
+        from shared.adapters.blob_logs import BlobLogs
+        return BlobLogs(clients, settings.logs_container)
+
+    def probe() -> Any:
+        from shared.adapters.http_probe import HttpxProbe
+        return HttpxProbe()
+
+    factories = {"store": store, "bus": bus, "clock": clock, "app_service": app_service, "packages": packages,
+                 "logs": logs, "probe": probe}
+    parts = {name: overrides[name] if name in overrides else make() for name, make in factories.items()}
+    return Deps(settings=settings, **parts)
+
+
+def deps() -> Deps:
+    """The process-wide dependencies, built once from the environment."""
+    global _deps
+    if _deps is None:
+        with _lock:
+            if _deps is None:
+                _deps = build()
+    return _deps

@@ -1,0 +1,174 @@
+"""A release definition as the API accepts it: stages with targets, triggers and steps."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shared.domain.errors import FieldError, Invalid
+from shared.domain.plan import graph_errors
+from shared.schemas.fields import (
+    Guid,
+    LongName,
+    Name,
+    ResourceGroup,
+    SiteName,
+    SlotName,
+    Text,
+    Token,
+    field_errors,
+)
+
+NAME_TOKENS = re.compile(r"\$\((rev:r+|Build\.BuildNumber|Release\.DefinitionName)\)")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TargetIn(Strict):
+    subscriptionId: Guid
+    resourceGroup: ResourceGroup
+    site: SiteName
+    slot: SlotName | None = None
+
+
+class TriggerIn(Strict):
+    type: Literal["afterRelease", "afterStages", "manual"]
+    stages: list[Name] = Field(default_factory=list, max_length=20)
+    allowPartialSuccess: bool = False
+
+    @model_validator(mode="after")
+    def _stages_only_after_stages(self) -> TriggerIn:
+        if self.type == "afterStages" and not self.stages:
+            raise ValueError("an afterStages trigger names at least one stage in `stages`")
+        if self.type != "afterStages" and self.stages:
+            raise ValueError("`stages` is only allowed with type afterStages")
+        return self
+
+
+class StepBase(Strict):
+    name: Name | None = None
+    continueOnError: bool = False
+
+
+class DeployPackageStep(StepBase):
+    """Set the slot to run the artifact's package (WEBSITE_RUN_FROM_PACKAGE)."""
+
+    type: Literal["deploy-package"]
+    artifact: Token | None = None
+    """Alias of the artifact to deploy; the primary artifact when omitted."""
+
+
+class HttpCheckStep(StepBase):
+    """A URL answers the expected status (and text) before the timeout."""
+
+    type: Literal["http-check"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = None
+    path: Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)] | None = None
+    """Relative to the stage's slot URL; used when `url` is not given (default `/`)."""
+    expectStatus: int = Field(200, ge=100, le=599)
+    expectText: Annotated[str, Field(max_length=1000)] | None = None
+    timeoutSeconds: int = Field(300, ge=0, le=86400)
+    intervalSeconds: int = Field(10, ge=1, le=3600)
+    requestTimeoutSeconds: int = Field(10, ge=1, le=120)
+
+    @model_validator(mode="after")
+    def _url_or_path(self) -> HttpCheckStep:
+        if self.url and self.path:
+            raise ValueError("give `url` or `path`, not both")
+        return self
+
+
+class WaitStep(StepBase):
+    type: Literal["wait"]
+    seconds: int = Field(ge=0, le=30 * 86400)
+
+
+Step = Annotated[DeployPackageStep | HttpCheckStep | WaitStep, Field(discriminator="type")]
+
+
+class StageIn(Strict):
+    name: Name
+    target: TargetIn
+    trigger: TriggerIn = TriggerIn(type="manual")
+    steps: list[Step] = Field(default_factory=list, max_length=50)
+
+
+class BranchFilter(Strict):
+    include: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default_factory=lambda: ["*"])
+    exclude: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default_factory=list)
+
+
+class ContinuousDeployment(Strict):
+    enabled: bool = True
+    branches: BranchFilter = BranchFilter()
+
+
+class ArtifactIn(Strict):
+    alias: Token
+    source: Token
+    """The build that produces it: the artifact webhook names builds by source."""
+    isPrimary: bool = False
+    trigger: ContinuousDeployment | None = None
+
+
+class DefinitionIn(Strict):
+    name: LongName
+    description: Text = ""
+    releaseNameFormat: Annotated[str, Field(min_length=1, max_length=256)] = "Release-$(rev:r)"
+    artifacts: list[ArtifactIn] = Field(default_factory=list, max_length=10)
+    stages: list[StageIn] = Field(min_length=1, max_length=50)
+
+
+def parse_definition(body: Any) -> dict[str, Any]:
+    """Validate a definition body; return it normalised (defaults filled) or raise Invalid."""
+    try:
+        model = DefinitionIn.model_validate(body)
+    except ValidationError as exc:
+        raise Invalid(field_errors(exc)) from None
+    data = model.model_dump(mode="json", exclude_none=True)
+    errors = cross_field_errors(data)
+    if errors:
+        raise Invalid(errors)
+    primary = [a for a in data["artifacts"] if a["isPrimary"]]
+    if data["artifacts"] and not primary:
+        data["artifacts"][0]["isPrimary"] = True
+    return data
+
+
+def cross_field_errors(data: dict[str, Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    errors += _duplicates([s["name"].casefold() for s in data["stages"]], "stages[{}].name", "stage name")
+    aliases = [a["alias"] for a in data["artifacts"]]
+    errors += _duplicates(aliases, "artifacts[{}].alias", "artifact alias")
+    if sum(a["isPrimary"] for a in data["artifacts"]) > 1:
+        errors.append(FieldError("artifacts", "only one artifact can be primary"))
+    leftover = NAME_TOKENS.sub("", data["releaseNameFormat"])
+    if "$(" in leftover:
+        errors.append(FieldError("releaseNameFormat", "unknown variable; use $(rev:r), $(Build.BuildNumber) "
+                                                      "or $(Release.DefinitionName)"))
+    for i, stage in enumerate(data["stages"]):
+        for j, step in enumerate(stage["steps"]):
+            if step["type"] != "deploy-package":
+                continue
+            alias = step.get("artifact")
+            if alias is None and not aliases:
+                errors.append(FieldError(f"stages[{i}].steps[{j}]", "deploy-package needs an artifact; "
+                                                                    "the definition has none"))
+            elif alias is not None and alias not in aliases:
+                errors.append(FieldError(f"stages[{i}].steps[{j}].artifact", f"unknown artifact alias '{alias}'"))
+    errors += graph_errors(data["stages"])
+    return errors
+
+
+def _duplicates(values: list[str], field: str, what: str) -> list[FieldError]:
+    seen: set[str] = set()
+    errors = []
+    for i, value in enumerate(values):
+        if value in seen:
+            errors.append(FieldError(field.format(i), f"duplicate {what} '{value}'"))
+        seen.add(value)
+    return errors

@@ -1,0 +1,57 @@
+"""Constrained string types shared by the request schemas, and pydantic errors as field errors."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, StringConstraints, ValidationError
+
+from shared.domain.errors import FieldError
+
+
+def _printable(value: str) -> str:
+    if value != value.strip():
+        raise ValueError("must not start or end with spaces")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_printable)]
+LongName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_printable)]
+Text = Annotated[str, StringConstraints(max_length=4000)]
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+"""Identifier-like names: artifact aliases and sources."""
+Guid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
+ResourceGroup = Annotated[str, StringConstraints(pattern=r"^[-\w._()]{0,89}[-\w_()]$", max_length=90)]
+SiteName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,58}[A-Za-z0-9])?$")]
+SlotName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}[A-Za-z0-9])?$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-after", "tagged-union")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, "type")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "union_tag_invalid":
+            message = f"unknown type; expected one of {err['ctx']['expected_tags']}"
+        errors.append(FieldError(field_path(loc), message))
+    return errors

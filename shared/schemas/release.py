@@ -1,0 +1,62 @@
+"""Bodies that create releases: by a person or pipeline (POST /releases) or by a build (webhook)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from shared.domain.errors import Invalid
+from shared.schemas.definition import Strict
+from shared.schemas.fields import Sha256, Text, Token, field_errors
+
+Version = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")]
+Ref = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Commit = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{7,64}$")]
+BlobName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,1000}$")]
+Url = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
+
+
+class BuildIn(Strict):
+    """One version of a build's output: what the artifact webhook receives, and what a release snapshots."""
+
+    version: Version
+    buildId: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")] | None = None
+    branch: Ref | None = None
+    commit: Commit | None = None
+    package: BlobName | None = None
+    """Blob name in the packages container."""
+    packageUrl: Url | None = None
+    """Or a package elsewhere, fetched by App Service as it is."""
+    sha256: Sha256 | None = None
+
+    @model_validator(mode="after")
+    def _package_with_digest(self) -> BuildIn:
+        if self.package and self.packageUrl:
+            raise ValueError("give `package` or `packageUrl`, not both")
+        if (self.package or self.packageUrl) and not self.sha256:
+            raise ValueError("a package needs its `sha256`")
+        return self
+
+
+class ArtifactWebhookIn(BuildIn):
+    source: Token
+
+
+class ArtifactVersionIn(BuildIn):
+    alias: Token
+    version: Version | None = None  # type: ignore[assignment]
+    """Omitted: the newest registered version of the artifact's source."""
+
+
+class ReleaseIn(Strict):
+    definitionId: int = Field(ge=1)
+    description: Text = ""
+    artifacts: list[ArtifactVersionIn] = Field(default_factory=list, max_length=10)
+
+
+def parse(model: type[Strict], body: Any) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise Invalid(field_errors(exc)) from None

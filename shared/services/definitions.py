@@ -1,0 +1,125 @@
+"""Release definitions: every change is a new revision; old revisions stay readable.
+
+The API's ETag of a definition is its revision number: `If-Match: "3"` updates only revision 3.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, PreconditionFailed
+from shared.records import Changes, ConcurrentChange, Head
+from shared.schemas.definition import parse_definition
+from shared.services import outbox
+from shared.services.deps import Deps
+
+
+def etag_of(revision: int) -> str:
+    return f'"{revision}"'
+
+
+def _index_row(head: Head) -> dict[str, Any]:
+    return {"PartitionKey": "definitions", "RowKey": f"{head.id:010d}", "id": head.id, "name": head.name,
+            "revision": head.revision, "deleted": head.deleted, "updatedAt": head.updated_at}
+
+
+def _stamp(body: dict[str, Any], definition_id: int, revision: int, by: str, now: str) -> dict[str, Any]:
+    return {**body, "id": definition_id, "revision": revision, "modifiedBy": by, "modifiedOn": now}
+
+
+def create(deps: Deps, body: Any, *, by: str, idempotency_key: str | None = None) -> dict[str, Any]:
+    data = parse_definition(body)
+    now = deps.clock.now().isoformat()
+    definition_id = deps.store.next_id("definition")
+    head = Head(id=definition_id, name=data["name"], revision=1, created_at=now, updated_at=now)
+    stored = _stamp(data, definition_id, 1, by, now)
+    items = [outbox.index_item(deps, 0, _index_row(head))]
+    deps.store.commit(Changes(definition_id, head=head, revision=(1, stored), outbox=items))
+    outbox.flush(deps, definition_id, items)
+    return stored
+
+
+def current_head(deps: Deps, definition_id: int) -> Head:
+    head = deps.store.head(definition_id)
+    if head is None or head.deleted:
+        raise NotFound(f"definition {definition_id} not found")
+    return head
+
+
+def get(deps: Deps, definition_id: int, revision: int | None = None) -> dict[str, Any]:
+    head = deps.store.head(definition_id)
+    if head is None or (head.deleted and revision is None):
+        raise NotFound(f"definition {definition_id} not found")
+    body = deps.store.revision(definition_id, revision or head.revision)
+    if body is None:
+        raise NotFound(f"definition {definition_id} has no revision {revision}")
+    return body  # type: ignore[no-any-return]
+
+
+def revisions(deps: Deps, definition_id: int) -> list[dict[str, Any]]:
+    current_head(deps, definition_id)
+    return deps.store.revisions(definition_id)  # type: ignore[no-any-return]
+
+
+def list_page(deps: Deps, *, cursor: dict[str, str] | None, limit: int) -> tuple[list[dict[str, Any]], Any]:
+    rows, nxt = deps.store.index_page("definitions", cursor=cursor, limit=limit, extra_filter="deleted eq false")
+    return [{k: r[k] for k in ("id", "name", "revision", "updatedAt")} for r in rows], nxt
+
+
+def update(deps: Deps, definition_id: int, body: Any, *, by: str, if_match: str | None) -> dict[str, Any]:
+    data = parse_definition(body)
+    return _new_revision(deps, definition_id, lambda _old: data, by=by, if_match=if_match)
+
+
+def clone_stage(deps: Deps, definition_id: int, stage: str, new_name: Any, *, by: str,
+                if_match: str | None) -> dict[str, Any]:
+    def edit(old: dict[str, Any]) -> dict[str, Any]:
+        source = next((s for s in old["stages"] if s["name"] == stage), None)
+        if source is None:
+            raise NotFound(f"definition {definition_id} has no stage '{stage}'")
+        data = {k: v for k, v in old.items() if k not in ("id", "revision", "modifiedBy", "modifiedOn")}
+        clone = {**copy.deepcopy(source), "name": new_name}
+        data["stages"] = [*data["stages"], clone]
+        try:
+            return parse_definition(data)
+        except Invalid as exc:
+            # Errors point into the whole definition; the caller only sent `name`.
+            last = f"stages[{len(data['stages']) - 1}].name"
+            raise Invalid([FieldError("name", e.message) if e.field == last else e for e in exc.errors]) from None
+    return _new_revision(deps, definition_id, edit, by=by, if_match=if_match)
+
+
+def delete(deps: Deps, definition_id: int, *, by: str, if_match: str | None) -> None:
+    head = current_head(deps, definition_id)
+    _check_if_match(head, if_match)
+    head.deleted, head.updated_at = True, deps.clock.now().isoformat()
+    items = [outbox.index_item(deps, 0, _index_row(head))]
+    try:
+        deps.store.commit(Changes(definition_id, head=head, outbox=items))
+    except ConcurrentChange:
+        raise Conflict(f"definition {definition_id} changed meanwhile; read it again") from None
+    outbox.flush(deps, definition_id, items)
+
+
+def _check_if_match(head: Head, if_match: str | None) -> None:
+    if if_match is not None and if_match.strip() not in ("*", etag_of(head.revision), str(head.revision)):
+        raise PreconditionFailed(f"definition {head.id} is at revision {head.revision}, not {if_match}")
+
+
+def _new_revision(deps: Deps, definition_id: int, edit: Any, *, by: str, if_match: str | None) -> dict[str, Any]:
+    head = current_head(deps, definition_id)
+    _check_if_match(head, if_match)
+    old = deps.store.revision(definition_id, head.revision)
+    data = edit(old)
+    now = deps.clock.now().isoformat()
+    head.revision += 1
+    head.name, head.updated_at = data["name"], now
+    stored = _stamp(data, definition_id, head.revision, by, now)
+    items = [outbox.index_item(deps, 0, _index_row(head))]
+    try:
+        deps.store.commit(Changes(definition_id, head=head, revision=(head.revision, stored), outbox=items))
+    except ConcurrentChange:
+        raise PreconditionFailed(f"definition {definition_id} changed meanwhile; read it again") from None
+    outbox.flush(deps, definition_id, items)
+    return stored

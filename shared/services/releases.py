@@ -1,0 +1,205 @@
+"""Releases: created by a person, a pipeline or a build; read with why each stage waits."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from typing import Any
+
+from shared.domain.errors import Conflict, FieldError, Invalid, NotFound
+from shared.domain.release import Release
+from shared.domain.transitions import Abandon, DeployStage, Event, StartRelease, decide
+from shared.records import Changes, ConcurrentChange
+from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
+from shared.services import artifacts, outbox
+from shared.services.apply import apply, outbox_for
+from shared.services.definitions import current_head
+from shared.services.deps import Deps
+
+logger = logging.getLogger(__name__)
+MAX_TRIES = 20
+
+
+def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual",
+           idempotency_key: str | None = None) -> tuple[Release, bool]:
+    """Create a release and fire its `afterRelease` stages. Returns (release, created now?)."""
+    definition_id = body.definitionId
+    if idempotency_key:
+        earlier = _earlier(deps, definition_id, idempotency_key)
+        if earlier is not None:
+            return earlier, False
+    head = current_head(deps, definition_id)
+    definition = deps.store.revision(definition_id, head.revision)
+    snapshot = _artifacts(deps, definition, body.artifacts)
+    release_id = deps.store.next_id("release")
+    for _ in range(MAX_TRIES):
+        head = current_head(deps, definition_id)
+        definition = deps.store.revision(definition_id, head.revision)
+        head.release_counter += 1
+        release = Release.new(id=release_id, definition_id=str(definition_id), revision=head.revision,
+                              name=release_name(definition, head.release_counter, snapshot),
+                              created_at=deps.clock.now().isoformat(), created_by=by, reason=reason,
+                              description=body.description, artifacts=snapshot, definition=definition)
+        decision = decide(release, StartRelease(), deps.clock.now())
+        created = Event("releaseCreated", decision.release.created_at, by=by, message=reason)
+        events = [created, *decision.events]
+        decision.release.event_seq = len(events)
+        items = outbox_for(deps, None, decision)
+        try:
+            deps.store.commit(Changes(definition_id, head=head, release=decision.release, events=events,
+                                      outbox=items,
+                                      idempotency=(idempotency_key, str(release_id)) if idempotency_key else None))
+        except ConcurrentChange:
+            if idempotency_key:
+                earlier = _earlier(deps, definition_id, idempotency_key)
+                if earlier is not None:
+                    return earlier, False
+            continue
+        outbox.flush(deps, definition_id, items)
+        logger.info("created release %s (%s) of definition %s", release_id, release.name, definition_id)
+        return decision.release, True
+    raise Conflict(f"definition {definition_id} kept changing; try again")
+
+
+def _earlier(deps: Deps, definition_id: int, key: str) -> Release | None:
+    result = deps.store.idempotent_result(definition_id, key)
+    if result is None:
+        return None
+    loaded = deps.store.release(definition_id, int(result))
+    return None if loaded is None else loaded[0]
+
+
+def _artifacts(deps: Deps, definition: dict[str, Any], given: list[ArtifactVersionIn]) -> list[dict[str, Any]]:
+    """Snapshot one version of every artifact the definition declares."""
+    declared = {a["alias"]: a for a in definition.get("artifacts", [])}
+    errors, by_alias = [], {}
+    for i, item in enumerate(given):
+        if item.alias not in declared:
+            errors.append(FieldError(f"artifacts[{i}].alias", f"the definition has no artifact '{item.alias}'"))
+        elif item.alias in by_alias:
+            errors.append(FieldError(f"artifacts[{i}].alias", f"artifact '{item.alias}' given twice"))
+        else:
+            by_alias[item.alias] = (i, item)
+    if errors:
+        raise Invalid(errors)
+    snapshot = []
+    for alias, decl in declared.items():
+        i, item = by_alias.get(alias, (None, None))
+        field = f"artifacts[{i}].version" if i is not None else "artifacts"
+        if item is not None and item.version and item.sha256:
+            build = BuildIn(**item.model_dump(exclude={"alias"}, exclude_none=True))
+            record = artifacts.register(deps, decl["source"], build, field=f"artifacts[{i}]")
+        else:
+            record = artifacts.resolve(deps, decl["source"], item.version if item else None, field)
+        snapshot.append({"alias": alias, "isPrimary": decl.get("isPrimary", False),
+                         **{k: v for k, v in record.items() if k != "registeredAt"}})
+    return snapshot
+
+
+def release_name(definition: dict[str, Any], counter: int, snapshot: list[dict[str, Any]]) -> str:
+    primary = next((a for a in snapshot if a.get("isPrimary")), snapshot[0] if snapshot else {})
+
+    def value(match: re.Match[str]) -> str:
+        token = match[1]
+        if token.startswith("rev:"):
+            return str(counter).zfill(len(token) - 4)
+        if token == "Build.BuildNumber":
+            return str(primary.get("buildId") or primary.get("version") or "")
+        return str(definition.get("name", ""))
+
+    return re.sub(r"\$\(([^)]*)\)", value, definition.get("releaseNameFormat", "Release-$(rev:r)"))[:256]
+
+
+def from_build(deps: Deps, hook: ArtifactWebhookIn, *, by: str) -> list[Release]:
+    """The continuous-deployment trigger: register the build, then release it to every definition
+    that consumes its source on a matching branch. A build delivered twice creates nothing new."""
+    build = BuildIn(**hook.model_dump(exclude={"source"}, exclude_none=True))
+    artifacts.register(deps, hook.source, build)
+    created = []
+    for definition_id in _consumers(deps):
+        definition = deps.store.revision(definition_id, current_head(deps, definition_id).revision)
+        for art in definition.get("artifacts", []):
+            trigger = art.get("trigger")
+            if art["source"] != hook.source or not trigger or not trigger.get("enabled", True):
+                continue
+            if not branch_matches(hook.branch, trigger.get("branches", {})):
+                logger.info("build %s %s on %s filtered out for definition %s", hook.source, hook.version,
+                            hook.branch, definition_id)
+                continue
+            body = ReleaseIn(definitionId=definition_id, description=f"Continuous deployment of {hook.source} "
+                             f"{hook.version}", artifacts=[ArtifactVersionIn(alias=art["alias"], version=hook.version)])
+            release, _ = create(deps, body, by=by, reason="continuousIntegration",
+                                idempotency_key=f"build|{hook.source}|{hook.version}|{art['alias']}")
+            created.append(release)
+    return created
+
+
+def _consumers(deps: Deps) -> list[int]:
+    ids, cursor = [], None
+    while True:
+        rows, cursor = deps.store.index_page("definitions", cursor=cursor, limit=1000, extra_filter="deleted eq false")
+        ids += [int(r["id"]) for r in rows]
+        if not cursor:
+            return ids
+
+
+def branch_matches(branch: str | None, filters: dict[str, list[str]]) -> bool:
+    """Include and exclude globs on the branch name (with or without `refs/heads/`); exclude wins."""
+    include, exclude = filters.get("include", ["*"]), filters.get("exclude", [])
+    if branch is None:
+        return include == ["*"] and not exclude
+    names = {branch, branch.removeprefix("refs/heads/")}
+
+    def hit(patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(n, p.removeprefix("refs/heads/")) or fnmatch.fnmatchcase(n, p)
+                   for n in names for p in patterns)
+
+    return hit(include) and not hit(exclude)
+
+
+# -- reading and acting on one release
+
+def locate(deps: Deps, release_id: int) -> int:
+    """The definition a release belongs to, from the index."""
+    row = deps.store.index_row("releases", f"{10**10 - release_id:010d}")
+    if row is None:
+        raise NotFound(f"release {release_id} not found")
+    return int(row["definitionId"])
+
+
+def get(deps: Deps, release_id: int) -> Release:
+    loaded = deps.store.release(locate(deps, release_id), release_id)
+    if loaded is None:
+        raise NotFound(f"release {release_id} not found")
+    return loaded[0]  # type: ignore[no-any-return]
+
+
+def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str) -> Release:
+    return apply(deps, locate(deps, release_id), release_id, DeployStage(stage, by)).release
+
+
+def abandon(deps: Deps, release_id: int, *, by: str, comment: str) -> Release:
+    return apply(deps, locate(deps, release_id), release_id, Abandon(by, comment)).release
+
+
+def events(deps: Deps, release_id: int) -> list[dict[str, Any]]:
+    return deps.store.events(locate(deps, release_id), release_id)  # type: ignore[no-any-return]
+
+
+def list_page(deps: Deps, *, definition_id: int | None, status: str | None, since: str | None,
+              cursor: dict[str, str] | None, limit: int) -> tuple[list[Release], Any]:
+    if definition_id is not None:
+        current_head(deps, definition_id)
+        return deps.store.releases(definition_id, cursor=cursor, limit=limit, since=since, status=status)  # type: ignore[no-any-return]
+    clauses, params = [], {}
+    if status:
+        clauses.append("status eq @status")
+        params["status"] = status
+    if since:
+        clauses.append("createdAt ge @since")
+        params["since"] = since
+    rows, nxt = deps.store.index_page("releases", cursor=cursor, limit=limit, extra_filter=" and ".join(clauses),
+                                      params=params)
+    found = [deps.store.release(int(r["definitionId"]), int(r["id"])) for r in rows]
+    return [f[0] for f in found if f is not None], nxt

@@ -1,0 +1,114 @@
+"""Run one step of a deployment from its queue message, and fail the ones whose message was poisoned.
+
+A message carries ids only. The handler reads the release, drops the message if it is stale
+(another run of the step, a finished or superseded deployment), runs the step, appends its log,
+and applies the outcome through the state machine. A crash anywhere is redelivered by the queue
+and converges: the step reconciles before acting, and the outcome applies only once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from shared.domain.release import IN_PROGRESS, Release
+from shared.domain.transitions import CompleteStep, DeferStep, FailStep
+from shared.ports import TargetError
+from shared.services import outbox
+from shared.services.apply import apply
+from shared.services.deps import Deps
+from shared.services.step_kinds import KINDS, Outcome, StepContext
+
+logger = logging.getLogger(__name__)
+MAX_TARGET_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class StepMessage:
+    definition_id: int
+    release_id: int
+    stage: str
+    attempt: int
+    step: int
+    run: int
+
+    @classmethod
+    def parse(cls, body: str) -> StepMessage | None:
+        try:
+            d = json.loads(body)
+            return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]),
+                       int(d["step"]), int(d["run"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def log_name(release: Release, stage: str, attempt: int, step: int) -> str:
+    stage_key = "".join(c if c.isalnum() else "_" for c in stage)
+    return f"{release.definition_id}/{release.id}/{stage_key}/{attempt}/{step}.log"
+
+
+def handle(deps: Deps, body: str) -> str:
+    """Run the step a message names. Returns what happened, for the invocation log."""
+    msg = StepMessage.parse(body)
+    if msg is None:
+        logger.error("dropping a step message that is not ours: %.200s", body)
+        return "malformed"
+    loaded = deps.store.release(msg.definition_id, msg.release_id)
+    if loaded is None:
+        return "no such release"
+    release, _ = loaded
+    ctx = _context(release, msg, deps)
+    if ctx is None:
+        outbox.flush_pending(deps, msg.definition_id, msg.release_id)
+        return "stale"
+    outcome = _run(deps, ctx)
+    deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step),
+                     [f"--- run {msg.run} ---", *ctx.lines, f"=> {outcome.kind}: {outcome.message}"])
+    apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome))
+    return outcome.kind
+
+
+def _context(release: Release, msg: StepMessage, deps: Deps) -> StepContext | None:
+    run = release.stages.get(msg.stage)
+    dep = run.current if run else None
+    if dep is None or dep.attempt != msg.attempt or dep.status != IN_PROGRESS:
+        return None
+    step = dep.step(msg.step)
+    if step is None or step.status != IN_PROGRESS or step.run != msg.run:
+        return None
+    stage = release.plan.stage(msg.stage)
+    assert stage is not None
+    return StepContext(release, stage, stage.steps[msg.step], step, deps.clock.now())
+
+
+def _run(deps: Deps, ctx: StepContext) -> Outcome:
+    try:
+        return KINDS[ctx.step.type](deps, ctx)
+    except TargetError as exc:
+        tries = int(ctx.run.state.get("targetErrors", 0)) + 1
+        ctx.log(f"target error ({'retryable' if exc.retryable else 'final'}): {exc}")
+        if not exc.retryable or tries > MAX_TARGET_RETRIES:
+            return Outcome.fail(str(exc) if not exc.retryable else f"{exc} (after {tries - 1} retries)")
+        delay = exc.retry_after if exc.retry_after is not None else min(300.0, 2.0 ** tries)
+        return Outcome.retry(f"{exc}; retrying in {delay:g}s", delay, {**ctx.run.state, "targetErrors": tries})
+
+
+def _command(msg: StepMessage, outcome: Outcome) -> Any:
+    if outcome.kind == "retry":
+        return DeferStep(msg.stage, msg.attempt, msg.step, msg.run, outcome.delay, outcome.message, outcome.state)
+    return CompleteStep(msg.stage, msg.attempt, msg.step, msg.run, outcome.kind == "succeeded", outcome.message)
+
+
+def handle_poisoned(deps: Deps, body: str, dequeue_count: int | None) -> str:
+    """A step message failed every delivery: fail its deployment with the reason, once."""
+    msg = StepMessage.parse(body)
+    if msg is None:
+        logger.error("dropping a poisoned message that is not ours: %.200s", body)
+        return "malformed"
+    reason = "the step's message failed every delivery and was moved to the poison queue"
+    if deps.store.release(msg.definition_id, msg.release_id) is None:
+        return "no such release"
+    apply(deps, msg.definition_id, msg.release_id, FailStep(msg.stage, msg.attempt, msg.step, reason))
+    return "failed"

@@ -1,0 +1,34 @@
+"""The minute sweeper: sends outbox items left behind by a crash and redelivers lost step messages."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from shared.domain.transitions import Sweep
+from shared.records import OutboxItem
+from shared.services import outbox
+from shared.services.apply import apply
+from shared.services.deps import Deps
+
+logger = logging.getLogger(__name__)
+STALE_AFTER = timedelta(minutes=1)
+
+
+def sweep(deps: Deps) -> dict[str, int]:
+    now = deps.clock.now()
+    stale: dict[int, list[OutboxItem]] = defaultdict(list)
+    for definition_id, item in deps.store.stale_outbox(now - STALE_AFTER):
+        stale[definition_id].append(item)
+    for definition_id, items in stale.items():
+        outbox.flush(deps, definition_id, items)
+    redelivered = 0
+    command = Sweep(deps.settings.step_lease_seconds, deps.settings.max_step_redeliveries)
+    for definition_id, release_id in deps.store.in_flight():
+        decision = apply(deps, definition_id, release_id, command)
+        redelivered += len(decision.effects)
+    counts = {"outbox": sum(len(v) for v in stale.values()), "redelivered": redelivered}
+    if any(counts.values()):
+        logger.warning("sweeper: sent %(outbox)s stale outbox items, redelivered %(redelivered)s steps", counts)
+    return counts

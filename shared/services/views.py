@@ -1,0 +1,63 @@
+"""JSON shapes the API answers with (names follow Azure DevOps where it has one)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from shared.domain.release import Deployment, Release
+from shared.domain.waiting import why
+
+
+def release_view(release: Release, base: str = "/api") -> dict[str, Any]:
+    href = f"{base}/releases/{release.id}"
+    return {
+        "id": release.id,
+        "name": release.name,
+        "status": release.status,
+        "definitionId": int(release.definition_id),
+        "definitionRevision": release.revision,
+        "definitionName": release.definition.get("name"),
+        "description": release.description,
+        "reason": release.reason,
+        "createdBy": release.created_by,
+        "createdOn": release.created_at,
+        "artifacts": release.artifacts,
+        "stages": [
+            {
+                "name": name,
+                "status": run.status,
+                "waitingFor": why(release, name),
+                "target": next((s.get("target") for s in release.definition["stages"] if s["name"] == name), None),
+                "deployments": [_deployment(d, f"{href}/stages/{quote(name, safe='')}") for d in run.deployments],
+            }
+            for name, run in release.stages.items()
+        ],
+        "links": {"self": href, "events": f"{href}/events"},
+    }
+
+
+def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
+    href = f"{stage_href}/deployments/{dep.attempt}"
+    return {
+        "attempt": dep.attempt,
+        "status": dep.status,
+        "reason": dep.reason,
+        "requestedBy": dep.requested_by,
+        "queuedOn": dep.queued_at,
+        "startedOn": dep.started_at,
+        "finishedOn": dep.finished_at,
+        "failure": dep.failure,
+        "steps": [
+            {"index": s.index, "name": s.name, "type": s.type, "status": s.status, "startedOn": s.started_at,
+             "finishedOn": s.finished_at, "message": s.message, "log": f"{href}/steps/{s.index}/log"}
+            for s in dep.steps
+        ],
+    }
+
+
+def release_summary(release: Release) -> dict[str, Any]:
+    return {"id": release.id, "name": release.name, "status": release.status,
+            "definitionId": int(release.definition_id), "createdOn": release.created_at,
+            "createdBy": release.created_by, "reason": release.reason,
+            "stages": {name: run.status for name, run in release.stages.items()}}

@@ -1,0 +1,62 @@
+"""Fakes at the ports, for service tests: they keep state and let tests look at outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from shared.domain.target import Target
+from shared.ports import ProbeResult, SlotInfo, TargetError
+
+
+class FakeAppService:
+    """Slots with app settings; `failures` are raised by the next calls, one each."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, dict[str, str]] = {}
+        self.failures: list[TargetError] = []
+        self.writes = 0
+
+    def _fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def read_slot(self, target: Target) -> SlotInfo:
+        self._fail()
+        return SlotInfo(f"https://{target.site}-{target.slot}.example", dict(self.settings.get(target.resource_id, {})))
+
+    def write_app_settings(self, target: Target, settings: dict[str, str]) -> None:
+        self._fail()
+        self.writes += 1
+        self.settings[target.resource_id] = dict(settings)
+
+
+class FakeProbe:
+    def __init__(self) -> None:
+        self.answers: dict[str, list[ProbeResult]] = {}
+
+    def get(self, url: str, timeout_seconds: float) -> ProbeResult:
+        queue = self.answers.get(url) or [ProbeResult(200, "ok")]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+class FakePackages:
+    def __init__(self) -> None:
+        self.blobs: set[str] = set()
+
+    def read_url(self, blob_name: str) -> str:
+        return f"https://packages.example/{blob_name}?sig=read"
+
+    def exists(self, blob_name: str) -> bool:
+        return blob_name in self.blobs
+
+
+@dataclass
+class FakeClock:
+    at: datetime = field(default_factory=lambda: datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
