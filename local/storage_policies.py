@@ -6,10 +6,10 @@ Added to every storage client through the SDK's public `per_call_policies` optio
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 
-from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
@@ -39,18 +39,25 @@ class CountingPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
 
 
 class CrashPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
-    """Fails the `crash_at`-th request from now (1-based) before it is sent, as a crash would."""
+    """Fails the `crash_at`-th request from now (1-based) before it is sent, as a crash would.
+
+    With `match` (a regular expression), only requests whose "METHOD URL" it matches are counted.
+    """
 
     def __init__(self) -> None:
         self.crash_at: int | None = None
+        self.match: str | None = None
         self.seen = 0
         self._lock = threading.Lock()
 
-    def arm(self, crash_at: int | None) -> None:
+    def arm(self, crash_at: int | None, match: str | None = None) -> None:
         with self._lock:
-            self.crash_at, self.seen = crash_at, 0
+            self.crash_at, self.match, self.seen = crash_at, match, 0
 
     def on_request(self, request: PipelineRequest) -> None:  # type: ignore[type-arg]
+        http = request.http_request
+        if self.match is not None and not re.search(self.match, f"{http.method} {http.url}"):
+            return
         with self._lock:
             self.seen += 1
             if self.crash_at is not None and self.seen == self.crash_at:
@@ -59,8 +66,9 @@ class CrashPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
                                     f"{request.http_request.method} {request.http_request.url}")
 
 
-class InjectedCrash(ServiceRequestError):
-    """Raised by CrashPolicy; the handler sees a storage call fail as if the process died there."""
+class InjectedCrash(Exception):
+    """Raised by CrashPolicy. Not an AzureError, so no SDK retry policy swallows it: the handler
+    stops at that storage call as if the process died there."""
 
 
 def _service(host: str) -> str:

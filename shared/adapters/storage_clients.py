@@ -2,8 +2,10 @@
 
 A connection string is used when `AzureWebJobsStorage` holds one (Azurite, the local stack);
 otherwise the service URIs with the managed identity, as the Functions host does with
-identity-based connections. `policies` are extra azure-core per-call policies added to every
-client: tests and benchmarks count storage operations or inject failures with them.
+identity-based connections. `policies` are objects with an azure-core `on_request(request)`
+called before every request of every client (through the public `raw_request_hook` option,
+which azure-data-tables honours where it ignores `per_call_policies`): tests and benchmarks
+count storage operations or inject failures with them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ class StorageClients:
         self.policies = list(policies or [])
 
     def _options(self) -> dict[str, Any]:
-        return {"per_call_policies": self.policies} if self.policies else {}
+        if not self.policies:
+            return {}
+
+        def hook(request: Any) -> None:
+            for policy in self.policies:
+                policy.on_request(request)
+
+        return {"raw_request_hook": hook}
 
     @cached_property
     def credential(self) -> Any:
