@@ -67,3 +67,10 @@ def deps() -> Deps:
             if _deps is None:
                 _deps = build()
     return _deps
+
+
+def use(chosen: Deps | None) -> None:
+    """Install the dependencies the functions use (tests; None rebuilds from the environment)."""
+    global _deps
+    with _lock:
+        _deps = chosen

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, StringConstraints, ValidationError
 
 from shared.domain.errors import FieldError
+from shared.domain.plan import STEP_TYPES
 
 
 def _printable(value: str) -> str:
@@ -31,11 +32,12 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
+    """pydantic's error location as the dotted path a user reads (union tags left out)."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).startswith(("function-after", "tagged-union")):
+        elif str(part).startswith(("function-after", "tagged-union")) or part in STEP_TYPES:
             continue
         else:
             out += ("." if out else "") + str(part)

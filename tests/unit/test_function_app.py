@@ -1,0 +1,76 @@
+"""The app indexes: every function is registered with the trigger we mean, schedules are NCRONTAB."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from croniter import croniter
+
+REPO = Path(__file__).resolve().parents[2]
+EXPECTED = {
+    "definitions_collection": ("httpTrigger", "definitions"),
+    "definition_item": ("httpTrigger", "definitions/{definitionId:int}"),
+    "definition_revisions": ("httpTrigger", "definitions/{definitionId:int}/revisions"),
+    "definition_revision": ("httpTrigger", "definitions/{definitionId:int}/revisions/{revision:int}"),
+    "clone_stage": ("httpTrigger", "definitions/{definitionId:int}/stages/{stage}/clone"),
+    "releases_collection": ("httpTrigger", "releases"),
+    "release_item": ("httpTrigger", "releases/{releaseId:int}"),
+    "abandon_release": ("httpTrigger", "releases/{releaseId:int}/abandon"),
+    "deploy_stage": ("httpTrigger", "releases/{releaseId:int}/stages/{stage}/deploy"),
+    "release_events": ("httpTrigger", "releases/{releaseId:int}/events"),
+    "step_log": ("httpTrigger",
+                 "releases/{releaseId:int}/stages/{stage}/deployments/{attempt:int}/steps/{step:int}/log"),
+    "artifact_webhook": ("httpTrigger", "artifacts"),
+    "health": ("httpTrigger", "health"),
+    "run_step": ("queueTrigger", "slipway-steps"),
+    "step_poisoned": ("queueTrigger", "slipway-steps-poison"),
+    "sweep": ("timerTrigger", "%SLIPWAY_SWEEP_SCHEDULE%"),
+}
+
+
+@pytest.fixture(scope="module")
+def functions() -> dict[str, object]:
+    import function_app
+
+    function_app.app.functions_bindings = {}  # get_functions() works once per app object
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def test_registered_functions_and_triggers(functions: dict[str, object]) -> None:
+    seen = {}
+    for name, f in functions.items():
+        trigger = f.get_trigger()  # type: ignore[attr-defined]
+        where = getattr(trigger, "route", None) or getattr(trigger, "queue_name", None) or trigger.schedule
+        seen[name] = (trigger.get_binding_name(), where)
+    assert seen == EXPECTED
+
+
+def test_queue_triggers_use_the_storage_connection(functions: dict[str, object]) -> None:
+    for f in functions.values():
+        trigger = f.get_trigger()  # type: ignore[attr-defined]
+        if trigger.get_binding_name() == "queueTrigger":
+            assert trigger.connection == "AzureWebJobsStorage"
+
+
+def test_every_timer_schedule_is_six_field_ncrontab_after_setting_expansion(functions: dict[str, object]) -> None:
+    values = json.loads((REPO / "local.settings.example.json").read_text())["Values"]
+    timers = [f.get_trigger() for f in functions.values()  # type: ignore[attr-defined]
+              if f.get_trigger().get_binding_name() == "timerTrigger"]  # type: ignore[attr-defined]
+    assert timers
+    for trigger in timers:
+        schedule = re.sub(r"%([^%]+)%", lambda m: values[m[1]], trigger.schedule)
+        assert len(schedule.split()) == 6, schedule
+        assert croniter.is_valid(schedule, second_at_beginning=True), schedule
+        assert trigger.run_on_startup is False
+
+
+def test_http_functions_keep_their_request_parameter_name(functions: dict[str, object]) -> None:
+    import inspect
+
+    for f in functions.values():
+        trigger = f.get_trigger()  # type: ignore[attr-defined]
+        params = list(inspect.signature(f.get_user_function()).parameters)  # type: ignore[attr-defined]
+        assert params == [trigger.name]
