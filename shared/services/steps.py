@@ -65,7 +65,7 @@ def handle(deps: Deps, body: str) -> str:
         return "stale"
     outcome = _run(deps, ctx)
     deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step),
-                     [f"--- run {msg.run} ---", *ctx.lines, f"=> {outcome.kind}: {outcome.message}"])
+                     [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines, f"=> {outcome.kind}: {outcome.message}"])
     apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome))
     return outcome.kind
 
