@@ -26,7 +26,6 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.adapters.storage_clients import StorageClients
 from shared.domain.release import Release
-from shared.domain.transitions import Event
 from shared.records import Changes, ConcurrentChange, Head, OutboxItem
 
 CHUNK = 30_000

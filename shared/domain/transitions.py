@@ -32,7 +32,6 @@ from shared.domain.release import (
     StepRun,
 )
 
-
 # ---- commands -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -64,8 +64,9 @@ def handle(deps: Deps, body: str) -> str:
         outbox.flush_pending(deps, msg.definition_id, msg.release_id)
         return "stale"
     outcome = _run(deps, ctx)
-    deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step),
-                     [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines, f"=> {outcome.kind}: {outcome.message}"])
+    lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
+             f"=> {outcome.kind}: {outcome.message}"]
+    deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines)
     apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome))
     return outcome.kind
 

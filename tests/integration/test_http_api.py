@@ -112,7 +112,7 @@ def test_definition_revisions_update_delete_and_clone(api: World) -> None:
 
 
 def test_releases_by_api_and_webhook(api: World) -> None:
-    did = call(defs.definitions_collection, "POST", GOOD)[1]["id"]
+    assert call(defs.definitions_collection, "POST", GOOD)[0] == 201
     api.deps.packages.blobs.add("tailspin-web/1.0.0.zip")  # type: ignore[attr-defined]
     hook = {"source": "tailspin-web", "version": "1.0.0", "buildId": "20261123.1", "branch": "refs/heads/main",
             "commit": "a1b2c3d4", "package": "tailspin-web/1.0.0.zip", "sha256": "ab" * 32}

@@ -7,7 +7,7 @@ import pytest
 from shared.domain.errors import Conflict, Invalid
 from shared.ports import ProbeResult, TargetError
 from shared.services import releases
-from shared.services.step_kinds import DIGEST_MARK, RELEASE_MARK, RUN_FROM_PACKAGE
+from shared.services.step_kinds import RELEASE_MARK, RUN_FROM_PACKAGE
 from tests.integration.conftest import World, stage
 
 
@@ -22,8 +22,8 @@ def test_release_deploys_dev_then_test_and_leaves_manual_production_waiting(worl
     assert rel.name == "Release-1"
     world.pump()
     assert statuses(world, rel.id) == {"Dev": "succeeded", "Test": "succeeded", "Production": "notStarted"}
-    dev = world.app_service.settings[f"/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/"
-                                     f"rg-tailspin/providers/Microsoft.Web/sites/tailspin/slots/dev"]
+    dev = world.app_service.settings["/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/"
+                                     "rg-tailspin/providers/Microsoft.Web/sites/tailspin/slots/dev"]
     assert dev[RUN_FROM_PACKAGE] == "https://packages.example/tailspin-web/1.4.0.zip?sig=read"
     assert dev[RELEASE_MARK] == str(rel.id)
     events = [e["type"] for e in releases.events(world.deps, rel.id)]
