@@ -168,8 +168,8 @@ class _Decider:
     # -- people and triggers
 
     def start_release(self) -> None:
-        if any(s.deployments for s in self.release.stages.values()):
-            return  # already started: a repeated start decides nothing
+        if self.release.status == ABANDONED or any(s.deployments for s in self.release.stages.values()):
+            return  # abandoned, or already started: a repeated start decides nothing
         for stage in self.plan.stages:
             if stage.trigger == AFTER_RELEASE:
                 self.start_deployment(stage, reason="automated", by="system")
