@@ -60,7 +60,9 @@ class PackagePort(Protocol):
 class LogPort(Protocol):
     """Per-step logs as append blobs."""
 
-    def append(self, name: str, lines: list[str]) -> None: ...
+    def append(self, name: str, lines: list[str], *, new: bool = False) -> None:
+        """Append lines to the named log; `new` hints that this is its first write."""
+        ...
 
     def read(self, name: str) -> str | None:
         """The whole log, or None when the step wrote nothing yet."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobClient, ContainerClient
 
 from shared.adapters.storage_clients import StorageClients
 
@@ -26,19 +26,26 @@ class BlobLogs:
             pass
         return client
 
-    def append(self, name: str, lines: list[str]) -> None:
+    def append(self, name: str, lines: list[str], *, new: bool = False) -> None:
+        """Append lines; `new` says the blob most likely does not exist yet (saves a failed call)."""
         if not lines:
             return
         data = "".join(line.rstrip("\n") + "\n" for line in lines).encode()[:MAX_BLOCK]
         blob = self.container.get_blob_client(name)
+        if new:
+            self._create(blob)
         try:
             blob.append_block(data)
         except ResourceNotFoundError:
-            try:
-                blob.create_append_blob(if_none_match="*")
-            except ResourceExistsError:
-                pass
+            self._create(blob)
             blob.append_block(data)
+
+    @staticmethod
+    def _create(blob: BlobClient) -> None:
+        try:
+            blob.create_append_blob(if_none_match="*")
+        except ResourceExistsError:
+            pass
 
     def read(self, name: str) -> str | None:
         try:

@@ -66,7 +66,7 @@ def handle(deps: Deps, body: str) -> str:
     outcome = _run(deps, ctx)
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
-    deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines)
+    deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1)
     apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome))
     return outcome.kind
 
