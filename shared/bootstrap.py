@@ -38,12 +38,12 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
         return SystemClock()
 
     def app_service() -> Any:
-        from shared.adapters.app_service import ArmAppService
+        from shared.adapters.arm_app_service import ArmAppService
         return ArmAppService(settings)
 
     def packages() -> Any:
-        from shared.adapters.packages import BlobPackages
-        return BlobPackages(settings)
+        from shared.adapters.blob_packages import BlobPackages
+        return BlobPackages(settings, clients)
 
     def logs() -> Any:
         from shared.adapters.blob_logs import BlobLogs

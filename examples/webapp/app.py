@@ -1,0 +1,27 @@
+"""The sample web app that the sample pipeline deploys: it shows its version and has /health.
+
+Plain WSGI, standard library only. The build writes `version.txt` next to this file.
+"""
+
+import json
+from pathlib import Path
+
+VERSION = (Path(__file__).with_name("version.txt").read_text().strip()
+           if Path(__file__).with_name("version.txt").exists() else "dev")
+PAGE = """<!doctype html>
+<html><head><title>Sample web app {version}</title></head>
+<body><h1>Sample web app</h1><p>Version <strong id="version">{version}</strong></p></body></html>"""
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/health":
+        body, kind = json.dumps({"status": "ok", "version": VERSION}), "application/json"
+    elif path == "/":
+        body, kind = PAGE.format(version=VERSION), "text/html; charset=utf-8"
+    else:
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found"]
+    data = body.encode()
+    start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(data)))])
+    return [data]

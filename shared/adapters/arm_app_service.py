@@ -1,0 +1,136 @@
+"""App Service slots through ARM with `azure-mgmt-web`.
+
+One management client per subscription, built on first use (the SDK is heavy: importing it at
+module load would slow every cold start). The SDK's own retries are off: a throttled or failing
+call becomes a `TargetError` and the step decides when to try again, without holding an
+invocation. `arm_auth = local-emulator` sends a fixed token over http, and is only for the local
+App Service emulator.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from shared.config import Settings
+from shared.domain.target import Target
+from shared.ports import SlotInfo, TargetError
+
+SCOPE = "https://management.azure.com/.default"
+
+
+class _EmulatorToken:
+    """A credential that satisfies the SDK's constructor; the emulator checks no token."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("local-emulator", 2**31 - 1)
+
+
+class _EmulatorAuthPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    def on_request(self, request: Any) -> None:
+        request.http_request.headers["Authorization"] = "Bearer local-emulator"
+
+
+class ArmAppService:
+    def __init__(self, settings: Settings, credential: Any = None) -> None:
+        self.settings = settings
+        self._credential = credential
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, subscription_id: str) -> Any:
+        with self._lock:
+            if subscription_id not in self._clients:
+                from azure.mgmt.web import WebSiteManagementClient
+
+                options: dict[str, Any] = {"base_url": self.settings.arm_endpoint, "retry_total": 0,
+                                           "polling_interval": 1, "credential_scopes": [SCOPE]}
+                if self.settings.arm_auth == "local-emulator":
+                    credential = _EmulatorToken()
+                    options["authentication_policy"] = _EmulatorAuthPolicy()
+                else:
+                    credential = self._credential or self._managed_identity()
+                self._clients[subscription_id] = WebSiteManagementClient(credential, subscription_id, **options)
+            return self._clients[subscription_id]
+
+    def _managed_identity(self) -> Any:
+        from azure.identity import ManagedIdentityCredential
+
+        return ManagedIdentityCredential(client_id=self.settings.managed_identity_client_id or None)
+
+    def read_slot(self, target: Target) -> SlotInfo:
+        web = self._client(target.subscription_id).web_apps
+        with _errors(target):
+            if target.is_production:
+                site = web.get(target.resource_group, target.site)
+                settings = web.list_application_settings(target.resource_group, target.site)
+            else:
+                site = web.get_slot(target.resource_group, target.site, target.slot)
+                settings = web.list_application_settings_slot(target.resource_group, target.site, target.slot)
+        return SlotInfo(url=f"{self.settings.slot_url_scheme}://{site.default_host_name}",
+                        app_settings=dict(settings.properties or {}), state=site.state or "")
+
+    def write_app_settings(self, target: Target, settings: dict[str, str]) -> None:
+        from azure.mgmt.web.models import StringDictionary
+
+        web = self._client(target.subscription_id).web_apps
+        body = StringDictionary(properties=dict(settings))
+        with _errors(target):
+            if target.is_production:
+                web.update_application_settings(target.resource_group, target.site, body)
+            else:
+                web.update_application_settings_slot(target.resource_group, target.site, target.slot, body)
+
+
+class _errors:
+    """Turn SDK errors into TargetError: retryable for throttling, 5xx and network trouble."""
+
+    def __init__(self, target: Target) -> None:
+        self.where = f"{target.site}/{target.slot or 'production'}"
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, ResourceNotFoundError):
+            raise TargetError(f"{self.where}: not found ({_reason(exc)})", retryable=False) from exc
+        if isinstance(exc, ClientAuthenticationError):
+            raise TargetError(f"{self.where}: not authorised ({_reason(exc)}); Slipway's identity needs "
+                              f"Website Contributor on the app", retryable=False) from exc
+        if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            raise TargetError(f"{self.where}: ARM unreachable ({exc})", retryable=True) from exc
+        if isinstance(exc, HttpResponseError):
+            status = exc.status_code or 0
+            retry_after = _retry_after(exc)
+            retryable = status == 429 or status >= 500 or status == 409
+            raise TargetError(f"{self.where}: ARM answered {status} ({_reason(exc)})", retryable=retryable,
+                              retry_after=retry_after) from exc
+        return False
+
+
+def _reason(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    if error is not None and getattr(error, "code", None):
+        return f"{error.code}: {error.message}"
+    return str(exc.reason or exc.message or "").splitlines()[0][:300]
+
+
+def _retry_after(exc: HttpResponseError) -> float | None:
+    response = exc.response
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
