@@ -1,0 +1,44 @@
+"""`python -m local` (what `make run` calls): start the local stack and keep it running until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from local.stack import LocalStack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    parser.add_argument("--no-sample", action="store_true", help="do not create the sample pipeline")
+    parser.add_argument("--in-memory", action="store_true", help="keep no Azurite data between runs")
+    parser.add_argument("--polling", type=float, default=None,
+                        help="queue polling ceiling in seconds (host.json's maxPollingInterval otherwise)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stack = LocalStack(persistent=not args.in_memory, seed=not args.no_sample, max_polling_interval=args.polling)
+    with stack:
+        print(f"\nSlipway is running.\n  API:        {stack.api}\n  ARM (App Service emulator): "
+              f"{stack.emulator.url if stack.emulator else ''}")
+        if stack.definition_id is not None:
+            print(f"  Sample pipeline: {stack.api}/definitions/{stack.definition_id}")
+            for slot, url in stack.slot_urls().items():
+                print(f"  sample-webapp {slot:<10} {url}")
+            print("\nBuild and release a new version:  make sample-build VERSION=1.0.1")
+        print("Stop with Ctrl-C.\n", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    print("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

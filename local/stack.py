@@ -1,0 +1,116 @@
+"""The whole local stack in one object: Azurite, the App Service emulator, the Functions host,
+and the sample pipeline. `python -m local` runs it for people; tests and benchmarks use it too."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from local.app_service_emulator import AppServiceEmulator
+from local.azurite import REPO, Azurite
+from local.functions_host import FunctionsHost
+
+logger = logging.getLogger(__name__)
+SAMPLE = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
+SAMPLE_TARGET = SAMPLE["stages"][0]["target"]
+SAMPLE_SLOTS = [s["target"].get("slot") for s in SAMPLE["stages"] if s["target"].get("slot")]
+
+
+class LocalStack:
+    """Starts every part; `stop()` (or leaving the `with` block) stops every process it started.
+
+    `persistent` keeps Azurite's data in `.slipway/azurite`; `fixed_ports` uses the ports
+    people expect (Azurite's 10000-10002, the API on 7071, the ARM emulator on 7073); tests use
+    neither, so parallel runs never collide.
+    """
+
+    def __init__(self, *, persistent: bool = True, fixed_ports: bool = True, seed: bool = True,
+                 max_polling_interval: float | None = None, workdir: Path = REPO / ".slipway",
+                 extra_settings: dict[str, str] | None = None) -> None:
+        self.persistent, self.fixed_ports, self.seed_sample = persistent, fixed_ports, seed
+        self.max_polling_interval = max_polling_interval
+        self.workdir = workdir
+        self.extra_settings = extra_settings or {}
+        self.azurite: Azurite | None = None
+        self.emulator: AppServiceEmulator | None = None
+        self.host: FunctionsHost | None = None
+        self.definition_id: int | None = None
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        ports = {"blob_port": 10000, "queue_port": 10001, "table_port": 10002} if self.fixed_ports else {}
+        location = self.workdir / "azurite" if self.persistent else None
+        self.azurite = Azurite(location=location, **ports).start()
+        self.emulator = AppServiceEmulator(**({"port": 7073} if self.fixed_ports else {}))
+        self.emulator.start()
+        self.emulator.add_site(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"], SAMPLE_TARGET["site"],
+                               slots=SAMPLE_SLOTS)
+        settings = {"AzureWebJobsStorage": self.azurite.connection_string,
+                    "SLIPWAY_ARM_ENDPOINT": self.emulator.url, "SLIPWAY_ARM_AUTH": "local-emulator",
+                    "SLIPWAY_SLOT_URL_SCHEME": "http", **self.extra_settings}
+        self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
+                                  max_polling_interval=self.max_polling_interval)
+        from shared import bootstrap
+
+        bootstrap.use(None)  # the app builds its adapters again from this stack's settings
+        self.host.start()
+        if self.seed_sample:
+            self.definition_id = self.seed()
+
+    @property
+    def api(self) -> str:
+        assert self.host is not None
+        return f"{self.host.base_url}/api"
+
+    def seed(self) -> int:
+        """Create the sample pipeline unless a definition of that name exists."""
+        listed = httpx.get(f"{self.api}/definitions", params={"top": "200"}, timeout=30).json()
+        for item in listed["value"]:
+            if item["name"] == SAMPLE["name"]:
+                return int(item["id"])
+        created = httpx.post(f"{self.api}/definitions", json=SAMPLE, timeout=30)
+        created.raise_for_status()
+        return int(created.json()["id"])
+
+    def slot_urls(self) -> dict[str, str]:
+        """Public URL of each slot of the sample app, production included."""
+        assert self.emulator is not None
+        return self.emulator.slot_urls(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"],
+                                       SAMPLE_TARGET["site"])
+
+    def wait_for(self, release_id: int, predicate: Any, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll a release until `predicate(release_json)` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            release = httpx.get(f"{self.api}/releases/{release_id}", timeout=30).json()
+            if predicate(release):
+                return release  # type: ignore[no-any-return]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"release {release_id} did not get there: {json.dumps(release)[:2000]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for part in (self.host, self.emulator, self.azurite):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:  # stop the rest whatever happens to one
+                    logger.exception("could not stop %s", part)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
