@@ -89,7 +89,8 @@ class FunctionsHost:
             elif kind == "queueTrigger":
                 starters.append(lambda f=f, t=trigger: self._queue_listener(f, t))
             else:
-                starters.append(lambda f=f, t=trigger: self._timer(f, t))
+                schedule = self._schedule(f, trigger)
+                starters.append(lambda f=f, t=trigger, s=schedule: self._timer(f, t, s))
         self._serve_http()
         for start in starters:
             start()
@@ -223,11 +224,15 @@ class FunctionsHost:
 
     # -- timers
 
-    def _timer(self, function: Any, trigger: Any) -> None:
+    @staticmethod
+    def _schedule(function: Any, trigger: Any) -> str:
         schedule = expand(trigger.schedule, dict(os.environ))
         if len(schedule.split()) != 6 or not croniter.is_valid(schedule, second_at_beginning=True):
             raise HostError(f"function {function.get_function_name()}: schedule '{schedule}' is not a 6-field "
                             f"NCRONTAB expression ('{{second}} {{minute}} {{hour}} {{day}} {{month}} {{day-of-week}}')")
+        return schedule
+
+    def _timer(self, function: Any, trigger: Any, schedule: str) -> None:
         thread = threading.Thread(target=self._run_timer, args=(function, trigger, schedule),
                                   name=f"timer:{function.get_function_name()}", daemon=True)
         self._threads.append(thread)
