@@ -78,6 +78,6 @@ def test_any_interleaving_keeps_the_invariants(steps: list[tuple[object, int]]) 
         check_invariants(rel, nxt)
         assert decision.changed or nxt == rel  # no silent changes
         rel = nxt
-    for name, run in rel.stages.items():
+    for run in rel.stages.values():
         if run.status == NOT_STARTED:
             assert not run.deployments
