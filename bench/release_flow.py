@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import statistics
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from local.azurite import REPO
 from local.stack import LocalStack
@@ -79,6 +81,44 @@ def latencies(stack: LocalStack, release: dict[str, Any]) -> list[float]:
     return out
 
 
+def count_per_message(stack: LocalStack, counter: CountingPolicy, did: int,
+                      artifact: dict[str, str]) -> list[tuple[str, int]]:
+    """Stop the host, create a release, and handle its step messages one by one, counting each."""
+    from shared import bootstrap
+    from shared.config import STEPS_QUEUE
+    from shared.schemas.release import ReleaseIn
+    from shared.services import releases, steps
+
+    assert stack.host is not None and stack.azurite is not None
+    stack.host.stop()
+    deps = bootstrap.deps()
+    counter.reset()
+    release, _ = releases.create(deps, ReleaseIn(definitionId=did, artifacts=[artifact]), by="bench")  # type: ignore[list-item]
+    out = [("create the release (service call)", counter.total)]
+    queue = QueueClient.from_connection_string(stack.azurite.connection_string, STEPS_QUEUE,
+                                               message_decode_policy=TextBase64DecodePolicy())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rel = deps.store.release(did, release.id)[0]
+        if all(s.status == "succeeded" for s in rel.stages.values()):
+            break
+        msg = next(iter(queue.receive_messages(max_messages=1, visibility_timeout=30)), None)
+        if msg is None:
+            time.sleep(0.05)
+            continue
+        body = json.loads(msg.content)
+        counter.reset()
+        outcome = steps.handle(deps, msg.content)
+        ops = counter.total
+        queue.delete_message(msg)
+        after = deps.store.release(did, release.id)[0]
+        note = ""
+        if after.stages[body["stage"]].status == "succeeded" and outcome == "succeeded":
+            note = " (finishes the stage and starts the next)"
+        out.append((f"{body['stage']} step {body['step']} run {body['run']}: {outcome}{note}", ops))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--releases", type=int, default=60)
@@ -120,11 +160,15 @@ def main() -> None:
             results = list(pool.map(lambda _: finished(create()), range(args.releases)))
         lat = sorted(x for r in results for x in latencies(stack, r))
         failed = [r["id"] for r in results if any(s["status"] != "succeeded" for s in r["stages"])]
+        per_message = count_per_message(stack, counter, did, artifact)
     print(f"import function_app: median {statistics.median(imports) * 1000:.0f} ms, max {max(imports) * 1000:.0f} ms")
     print(f"storage ops: create release {ops['create']}; run through 3 stages ~{run_ops} "
           f"(~{run_ops / 3:.1f} per stage of 2 steps, ~{run_ops / 6:.1f} per step) -- counted by the request hook")
     print(f"event to action over {len(results)} releases ({len(lat)} transitions, {args.parallel} in parallel): "
           f"p50 {statistics.median(lat):.0f} ms, p95 {lat[int(len(lat) * 0.95) - 1]:.0f} ms, max {lat[-1]:.0f} ms")
+    print("storage ops per step message (host stopped, messages handled one by one):")
+    for what, ops_count in per_message:
+        print(f"  {ops_count:>3}  {what}")
     print(f"releases not fully succeeded: {failed or 'none'}; single release stages: "
           f"{[s['status'] for s in single['stages']]}")
 

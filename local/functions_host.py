@@ -63,10 +63,18 @@ class FunctionsHost:
         self._threads: list[threading.Thread] = []
         self._pools: list[ThreadPoolExecutor] = []
         self._server: ThreadingHTTPServer | None = None
+        self._displaced: tuple[str, Any] | None = None
 
     # -- lifecycle
 
     def start(self) -> FunctionsHost:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> FunctionsHost:
         self.host_json = load_host_json(self.app_dir)
         os.environ.update(load_local_settings(self.app_dir))
         os.environ.update(self.overrides)
@@ -112,6 +120,13 @@ class FunctionsHost:
             thread.join(timeout=2)
         for pool in self._pools:
             pool.shutdown(wait=True, cancel_futures=True)
+        if self._displaced is not None:
+            name, previous = self._displaced
+            if previous is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
+            self._displaced = None
 
     def __enter__(self) -> FunctionsHost:
         return self.start()
@@ -127,6 +142,9 @@ class FunctionsHost:
         try:
             module = sys.modules.get(module_name)
             if module is None or Path(getattr(module, "__file__", "")).resolve() != script.resolve():
+                # Another app of that name was loaded in this process (tests host several apps):
+                # put it back on stop().
+                self._displaced = (module_name, module)
                 spec = importlib.util.spec_from_file_location(module_name, script)
                 assert spec is not None and spec.loader is not None
                 module = importlib.util.module_from_spec(spec)

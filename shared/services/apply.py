@@ -39,9 +39,12 @@ def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[O
     return items
 
 
-def apply(deps: Deps, definition_id: int, release_id: int, command: Command) -> Decision:
+def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
+          read: tuple[Release, str] | None = None) -> Decision:
+    """`read` is the release as the caller just read it (with its ETag): it saves one read, and a
+    write that finds it stale re-reads as usual."""
     for _ in range(MAX_TRIES):
-        loaded = deps.store.release(definition_id, release_id)
+        loaded, read = read or deps.store.release(definition_id, release_id), None
         if loaded is None:
             raise NotFound(f"release {release_id} not found")
         release, etag = loaded

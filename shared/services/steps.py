@@ -67,7 +67,7 @@ def handle(deps: Deps, body: str) -> str:
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
     deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1)
-    apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome))
+    apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome), read=loaded)
     return outcome.kind
 
 
