@@ -33,9 +33,13 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual",
     definition = deps.store.revision(definition_id, head.revision)
     snapshot = _artifacts(deps, definition, body.artifacts)
     release_id = deps.store.next_id("release")
-    for _ in range(MAX_TRIES):
-        head = current_head(deps, definition_id)
-        definition = deps.store.revision(definition_id, head.revision)
+    for attempt in range(MAX_TRIES):
+        if attempt:  # someone else changed the definition meanwhile: read it again
+            revision = head.revision
+            head = current_head(deps, definition_id)
+            definition = deps.store.revision(definition_id, head.revision)
+            if head.revision != revision:
+                snapshot = _artifacts(deps, definition, body.artifacts)
         head.release_counter += 1
         release = Release.new(id=release_id, definition_id=str(definition_id), revision=head.revision,
                               name=release_name(definition, head.release_counter, snapshot),

@@ -113,3 +113,18 @@ def test_abandon_cancels_and_drops_queued_step_messages(world: World) -> None:
     world.pump()
     assert world.app_service.writes == 0
     assert world.get(rel.id).status == "abandoned" and statuses(world, rel.id) == {"Dev": "canceled"}
+
+
+def test_concurrent_creations_get_distinct_ids_and_names(world: World) -> None:
+    import threading
+
+    d = world.define([stage("Dev", {"type": "manual"})])
+    world.release(d["id"], "1.0.0")
+    made: list[object] = []
+    threads = [threading.Thread(target=lambda: made.append(world.release(d["id"], "1.0.0"))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.id for r in made}) == 6  # type: ignore[attr-defined]
+    assert sorted(r.name for r in made) == [f"Release-{i}" for i in range(2, 8)]  # type: ignore[attr-defined]
