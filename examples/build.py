@@ -67,15 +67,22 @@ def publish(*, version: str, branch: str = "main", commit: str | None = None, so
     return httpx.post(f"{api.rstrip('/')}/artifacts", json=hook, timeout=60)
 
 
+def running_stack() -> dict[str, str]:
+    """What `make run` wrote about itself, if it is running."""
+    path = APP.parent.parent / ".slipway" / "stack.json"
+    return json.loads(path.read_text()) if path.exists() else {}  # type: ignore[no-any-return]
+
+
 def main() -> int:
+    stack = running_stack()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", required=True)
     parser.add_argument("--branch", default="main")
     parser.add_argument("--commit", default=None)
     parser.add_argument("--source", default="sample-webapp")
-    parser.add_argument("--storage-connection", default=os.environ.get("AzureWebJobsStorage",
-                                                                       "UseDevelopmentStorage=true"))
-    parser.add_argument("--api", default=os.environ.get("SLIPWAY_API", "http://localhost:7071/api"))
+    parser.add_argument("--storage-connection", default=os.environ.get(
+        "AzureWebJobsStorage", stack.get("storage", "UseDevelopmentStorage=true")))
+    parser.add_argument("--api", default=os.environ.get("SLIPWAY_API", stack.get("api", "http://localhost:7071/api")))
     args = parser.parse_args()
     response = publish(version=args.version, branch=args.branch, commit=args.commit, source=args.source,
                        storage_connection=args.storage_connection, api=args.api)

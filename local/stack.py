@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,14 @@ from local.functions_host import FunctionsHost
 logger = logging.getLogger(__name__)
 SAMPLE = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
 SAMPLE_TARGET = SAMPLE["stages"][0]["target"]
+STACK_FILE = REPO / ".slipway" / "stack.json"
+"""Where a running `make run` says how to reach it (read by `examples/build.py`)."""
 SAMPLE_SLOTS = [s["target"].get("slot") for s in SAMPLE["stages"] if s["target"].get("slot")]
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 class LocalStack:
@@ -50,8 +58,12 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        ports = {"blob_port": 10000, "queue_port": 10001, "table_port": 10002} if self.fixed_ports else {}
         location = self.workdir / "azurite" if self.persistent else None
+        ports = {"blob_port": 10000, "queue_port": 10001, "table_port": 10002}
+        if not self.fixed_ports or not all(_free(p) for p in ports.values()):
+            if self.fixed_ports:
+                logger.warning("Azurite's usual ports 10000-10002 are taken: using free ports")
+            ports = {}
         self.azurite = Azurite(location=location, **ports).start()
         self.emulator = AppServiceEmulator(**({"port": 7073} if self.fixed_ports else {}))
         self.emulator.start()
@@ -68,6 +80,9 @@ class LocalStack:
         self.host.start()
         if self.seed_sample:
             self.definition_id = self.seed()
+        if self.persistent:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            STACK_FILE.write_text(json.dumps({"api": self.api, "storage": self.azurite.connection_string}))
 
     @property
     def api(self) -> str:
@@ -102,6 +117,8 @@ class LocalStack:
             time.sleep(0.1)
 
     def stop(self) -> None:
+        if self.persistent:
+            STACK_FILE.unlink(missing_ok=True)
         for part in (self.host, self.emulator, self.azurite):
             if part is not None:
                 try:
