@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
+
 from local.slot_server import SlotServer
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,19 @@ class Fault:
     status: int
     count: int
     headers: dict[str, str]
+    after: bool
+    """Answer `status` only after doing the operation: a timeout or error after success."""
+
+
+@dataclass
+class Operation:
+    """A long-running operation (a swap): done after `polls` more status checks."""
+
+    polls: int
+    finish: Any
+    """Called once when the operation completes; returns an ARM error body if it failed."""
+    error: dict[str, Any] | None = None
+    done: bool = False
 
 
 class AppServiceEmulator:
@@ -56,6 +71,10 @@ class AppServiceEmulator:
         self.sites: dict[tuple[str, str, str], Site] = {}
         self.requests: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
+        self.operations: dict[str, Operation] = {}
+        self.operation_polls = 0
+        """How many status checks a swap takes before it completes (0: done at the first check)."""
+        self.preview_backup: dict[int, dict[str, str]] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -122,10 +141,13 @@ class AppServiceEmulator:
         return {name: f"http://{slot.server.host_name}" for name, slot in found.slots.items()}
 
     def inject_faults(self, method: str, path_regex: str, status: int, count: int = 1,
-                      headers: dict[str, str] | None = None) -> None:
-        """The next `count` requests matching answer `status` (e.g. 429 with Retry-After)."""
+                      headers: dict[str, str] | None = None, *, after: bool = False) -> None:
+        """The next `count` requests matching answer `status` (e.g. 429 with Retry-After).
+
+        With `after`, the request is carried out first and then answered with `status`, as when a
+        call times out or fails after the service did the work."""
         with self._lock:
-            self._faults.append(Fault(method.upper(), re.compile(path_regex), status, count, headers or {}))
+            self._faults.append(Fault(method.upper(), re.compile(path_regex), status, count, headers or {}, after))
 
     # -- ARM
 
@@ -133,16 +155,23 @@ class AppServiceEmulator:
         path = urlparse(raw_path).path
         with self._lock:
             self.requests.append((method, path))
-            for fault in self._faults:
-                if fault.count > 0 and fault.method == method and fault.path.search(path):
-                    fault.count -= 1
-                    return fault.status, _error("Injected", f"injected {fault.status}"), fault.headers
+            fault = next((f for f in self._faults
+                          if f.count > 0 and f.method == method and f.path.search(path)), None)
+            if fault is not None:
+                fault.count -= 1
+                if fault.after:
+                    self._handle(method, path, raw, base)
+                return fault.status, _error("Injected", f"injected {fault.status}"), fault.headers
+            return self._handle(method, path, raw, base)
+
+    def _handle(self, method: str, path: str, raw: bytes, base: str) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 return 400, _error("InvalidRequestContent", "body is not JSON"), {}
-            if re.match(r"^/operations/[0-9a-f]+$", path):
-                return 200, None, {}
+            if m := re.match(r"^/operations/([0-9a-f]+)$", path):
+                return self._poll(m[1], path, base)
             m = re.match(SITE, path)
             if m is None:
                 return 404, _error("NotFound", f"no route {path}"), {}
@@ -190,14 +219,64 @@ class AppServiceEmulator:
             other = site.slots.get(target)
             if other is None or other is slot:
                 return 400, _error("BadRequest", f"cannot swap slot '{name}' with '{target}'"), {}
-            self._swap(site, slot, other)
             op = uuid.uuid4().hex
+            self.operations[op] = Operation(self.operation_polls, lambda: self._swap(site, slot, other))
+            if self.operation_polls == 0:
+                self._complete(self.operations[op])
             return 202, None, {"Location": f"{base}/operations/{op}?api-version={API_VERSION}", "Retry-After": "0"}
+        if rest == "/applySlotConfig" and method == "POST":
+            # Swap with preview, phase 1: the source slot takes the target's sticky settings.
+            source_name = name if name != "production" else str((body or {}).get("targetSlot") or "").lower()
+            source = site.slots.get(source_name)
+            if source is None or source_name == "production":
+                return 400, _error("BadRequest", "applySlotConfig needs a deployment slot"), {}
+            self.preview_backup.setdefault(id(source), dict(source.settings))
+            production = site.slots["production"].settings
+            source.settings.update({k: v for k, v in production.items() if k in site.sticky})
+            return 200, None, {}
+        if rest == "/resetSlotConfig" and method == "POST":
+            for candidate in site.slots.values() if name == "production" else [slot]:
+                backup = self.preview_backup.pop(id(candidate), None)
+                if backup is not None:
+                    candidate.settings = backup
+            return 200, None, {}
         return 404, _error("NotFound", f"{method} {rest or '/'} is not emulated"), {}
 
+    def _poll(self, op_id: str, path: str, base: str) -> tuple[int, Any, dict[str, str]]:
+        op = self.operations.get(op_id)
+        if op is None:
+            return 404, _error("NotFound", f"no operation {op_id}"), {}
+        if not op.done and op.polls > 0:
+            op.polls -= 1
+            return 202, None, {"Location": f"{base}{path}?api-version={API_VERSION}", "Retry-After": "0"}
+        self._complete(op)
+        return (400, op.error, {}) if op.error else (200, None, {})
+
     @staticmethod
-    def _swap(site: Site, a: Slot, b: Slot) -> None:
-        """Non-sticky settings and the running content change places; sticky settings stay."""
+    def _complete(op: Operation) -> None:
+        if not op.done:
+            op.done = True
+            op.error = op.finish()
+
+    def _swap(self, site: Site, a: Slot, b: Slot) -> dict[str, Any] | None:
+        """Warm up the source, then exchange content and non-sticky settings; sticky ones stay."""
+        path = a.settings.get("WEBSITE_SWAP_WARMUP_PING_PATH")
+        if path:
+            allowed = [s.strip() for s in a.settings.get("WEBSITE_SWAP_WARMUP_PING_STATUSES", "").split(",") if s]
+            try:
+                status = str(httpx.get(f"http://{a.server.host_name}{path}", timeout=10).status_code)
+            except httpx.HTTPError as exc:
+                status = f"error {exc}"
+            if allowed and status not in allowed:
+                return _error("SwapWarmupFailed", f"warm-up request to {path} answered {status}, expected one of "
+                                                  f"{','.join(allowed)}: swap aborted")
+        self.preview_backup.pop(id(a), None)
+        self.preview_backup.pop(id(b), None)
+        self._exchange(site, a, b)
+        return None
+
+    @staticmethod
+    def _exchange(site: Site, a: Slot, b: Slot) -> None:
         def split(settings: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
             sticky = {k: v for k, v in settings.items() if k in site.sticky}
             return sticky, {k: v for k, v in settings.items() if k not in site.sticky}

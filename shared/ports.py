@@ -35,8 +35,39 @@ class SlotInfo:
     state: str = "Running"
 
 
+@dataclass(frozen=True)
+class SwapProgress:
+    """Where a slot swap stands: done, or still running with the token to look at it again."""
+
+    done: bool
+    token: str | None = None
+
+
 class AppServicePort(Protocol):
-    """App Service sites and slots through ARM (azure-mgmt-web)."""
+    """App Service sites and slots through ARM (azure-mgmt-web). Every call raises TargetError."""
+
+    def slots(self, site: Target) -> list[str]:
+        """Names of the site's slots, "production" included."""
+        ...
+
+    def swap(self, site: Target, source: str, target: str, *, preserve_vnet: bool = True,
+             token: str | None = None) -> SwapProgress:
+        """Start a swap of two slots (or look again at the one `token` names); never waits long."""
+        ...
+
+    def restart(self, target: Target) -> None: ...
+
+    def sticky_names(self, site: Target) -> list[str]: ...
+
+    def set_sticky_names(self, site: Target, names: list[str]) -> None: ...
+
+    def apply_slot_config(self, site: Target, source: str) -> None:
+        """Swap with preview, phase 1: `source` takes production's slot-sticky settings."""
+        ...
+
+    def reset_slot_config(self, site: Target, source: str) -> None:
+        """Cancel a swap with preview."""
+        ...
 
     def read_slot(self, target: Target) -> SlotInfo:
         """The slot's URL and current app settings. Raises TargetError."""

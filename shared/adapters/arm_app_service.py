@@ -24,7 +24,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 from shared.config import Settings
 from shared.domain.target import Target
-from shared.ports import SlotInfo, TargetError
+from shared.ports import SlotInfo, SwapProgress, TargetError
 
 SCOPE = "https://management.azure.com/.default"
 
@@ -42,6 +42,9 @@ class _EmulatorAuthPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
 
 
 class ArmAppService:
+    wait_seconds = 5.0
+    """How long one invocation waits for a swap before it stores the continuation token instead."""
+
     def __init__(self, settings: Settings, credential: Any = None) -> None:
         self.settings = settings
         self._credential = credential
@@ -92,11 +95,76 @@ class ArmAppService:
                 web.update_application_settings_slot(target.resource_group, target.site, target.slot, body)
 
 
+    def slots(self, site: Target) -> list[str]:
+        web = self._client(site.subscription_id).web_apps
+        with _errors(site):
+            names = [str(s.name).rsplit("/", 1)[-1].lower() for s in web.list_slots(site.resource_group, site.site)]
+        return ["production", *names]
+
+    def swap(self, site: Target, source: str, target: str, *, preserve_vnet: bool = True,
+             token: str | None = None) -> SwapProgress:
+        from azure.mgmt.web.models import CsmSlotEntity
+
+        web = self._client(site.subscription_id).web_apps
+        if source == "production":  # a swap is symmetric: always start it from the deployment slot
+            source, target = target, source
+        entity = CsmSlotEntity(target_slot=target, preserve_vnet=preserve_vnet)
+        where = Target(site.subscription_id, site.resource_group, site.site, source)
+        with _errors(where, during="swap"):
+            if token:
+                poller = web.begin_swap_slot(site.resource_group, site.site, source, entity, continuation_token=token)
+            else:
+                poller = web.begin_swap_slot(site.resource_group, site.site, source, entity)
+        with _errors(where, during="swap", operation=True):
+            poller.wait(timeout=self.wait_seconds)
+            if poller.done():
+                poller.result()
+                return SwapProgress(done=True)
+        return SwapProgress(done=False, token=poller.continuation_token())
+
+    def restart(self, target: Target) -> None:
+        web = self._client(target.subscription_id).web_apps
+        with _errors(target):
+            if target.is_production:
+                web.restart(target.resource_group, target.site)
+            else:
+                web.restart_slot(target.resource_group, target.site, target.slot)
+
+    def sticky_names(self, site: Target) -> list[str]:
+        web = self._client(site.subscription_id).web_apps
+        with _errors(site):
+            names = web.list_slot_configuration_names(site.resource_group, site.site)
+        return list(names.app_setting_names or [])
+
+    def set_sticky_names(self, site: Target, names: list[str]) -> None:
+        from azure.mgmt.web.models import SlotConfigNamesResource
+
+        web = self._client(site.subscription_id).web_apps
+        with _errors(site):
+            web.update_slot_configuration_names(site.resource_group, site.site,
+                                                SlotConfigNamesResource(app_setting_names=names))
+
+    def apply_slot_config(self, site: Target, source: str) -> None:
+        from azure.mgmt.web.models import CsmSlotEntity
+
+        web = self._client(site.subscription_id).web_apps
+        with _errors(site):
+            web.apply_slot_config_to_production(site.resource_group, site.site, CsmSlotEntity(target_slot=source))
+
+    def reset_slot_config(self, site: Target, source: str) -> None:
+        web = self._client(site.subscription_id).web_apps
+        with _errors(site):
+            web.reset_production_slot_config(site.resource_group, site.site)
+            web.reset_slot_configuration_slot(site.resource_group, site.site, source)
+
+
 class _errors:
     """Turn SDK errors into TargetError: retryable for throttling, 5xx and network trouble."""
 
-    def __init__(self, target: Target) -> None:
-        self.where = f"{target.site}/{target.slot or 'production'}"
+    def __init__(self, target: Target, *, during: str = "", operation: bool = False) -> None:
+        self.where = f"{target.site}/{target.slot or 'production'}" + (f" {during}" if during else "")
+        self.operation = operation
+        """True while polling a long-running operation: its failure is the operation's own verdict."""
 
     def __enter__(self) -> None:
         return None
@@ -113,6 +181,8 @@ class _errors:
             raise TargetError(f"{self.where}: ARM unreachable ({exc})", retryable=True) from exc
         if isinstance(exc, HttpResponseError):
             status = exc.status_code or 0
+            if self.operation and status < 500 and status != 429:
+                raise TargetError(f"{self.where} failed: {_reason(exc)}", retryable=False) from exc
             retry_after = _retry_after(exc)
             retryable = status == 429 or status >= 500 or status == 409
             raise TargetError(f"{self.where}: ARM answered {status} ({_reason(exc)})", retryable=retryable,

@@ -86,3 +86,80 @@ def test_an_unknown_site_is_final_and_named(settings: Settings) -> None:
 
 def test_the_build_is_deterministic() -> None:
     assert build_package("3.1.4") == build_package("3.1.4") != build_package("3.1.5")
+
+
+PROD = Target(SUB, "rg-web", "tailspin")
+SITE = PROD
+
+
+def deploy(settings: Settings, target: Target, version: str) -> None:
+    upload(build_package(version), f"web/{version}.zip", settings.storage_connection, settings.packages_container)
+    arm = ArmAppService(settings)
+    current = arm.read_slot(target).app_settings
+    url = BlobPackages(settings).read_url(f"web/{version}.zip")
+    arm.write_app_settings(target, {**current, "WEBSITE_RUN_FROM_PACKAGE": url, "MARK": version})
+
+
+def serving(settings: Settings, target: Target) -> str:
+    return str(httpx.get(f"{ArmAppService(settings).read_slot(target).url}/health").json()["version"])
+
+
+def test_swap_exchanges_content_and_non_sticky_settings(settings: Settings) -> None:
+    arm = ArmAppService(settings)
+    deploy(settings, PROD, "1.0.0")
+    deploy(settings, DEV, "1.1.0")
+    arm.set_sticky_names(SITE, ["SLOT_NAME"])
+    arm.write_app_settings(DEV, {**arm.read_slot(DEV).app_settings, "SLOT_NAME": "dev"})
+    arm.write_app_settings(PROD, {**arm.read_slot(PROD).app_settings, "SLOT_NAME": "prod"})
+    assert arm.slots(SITE) == ["production", "dev", "test"]
+    progress = arm.swap(SITE, "dev", "production")
+    assert progress.done
+    assert serving(settings, PROD) == "1.1.0" and serving(settings, DEV) == "1.0.0"
+    assert arm.read_slot(PROD).app_settings["MARK"] == "1.1.0"
+    assert arm.read_slot(PROD).app_settings["SLOT_NAME"] == "prod"  # sticky stays
+    assert arm.sticky_names(SITE) == ["SLOT_NAME"]
+
+
+def test_a_slow_swap_hands_back_a_token_to_look_again(settings: Settings, emulator: AppServiceEmulator) -> None:
+    deploy(settings, PROD, "1.0.0")
+    deploy(settings, DEV, "1.1.0")
+    arm = ArmAppService(settings)
+    arm.wait_seconds = 0
+    emulator.operation_polls = 3
+    progress = arm.swap(SITE, "dev", "production")
+    assert not progress.done and progress.token
+    assert serving(settings, PROD) == "1.0.0"  # not swapped yet
+    arm.wait_seconds = 2
+    progress = arm.swap(SITE, "dev", "production", token=progress.token)
+    assert progress.done and serving(settings, PROD) == "1.1.0"
+    assert [p for m, p in emulator.requests if m == "POST" and p.endswith("slotsswap")] == \
+        [f"/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.Web/sites/tailspin/slots/dev/slotsswap"]
+
+
+def test_a_failing_warm_up_aborts_the_swap(settings: Settings) -> None:
+    arm = ArmAppService(settings)
+    deploy(settings, PROD, "1.0.0")
+    deploy(settings, DEV, "1.1.0")
+    arm.write_app_settings(DEV, {**arm.read_slot(DEV).app_settings, "WEBSITE_SWAP_WARMUP_PING_PATH": "/missing",
+                                 "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200"})
+    with pytest.raises(TargetError) as err:
+        arm.swap(SITE, "dev", "production")
+    assert not err.value.retryable and "warm-up" in str(err.value)
+    assert serving(settings, PROD) == "1.0.0"
+
+
+def test_preview_applies_production_sticky_settings_and_reset_restores(settings: Settings) -> None:
+    arm = ArmAppService(settings)
+    arm.set_sticky_names(SITE, ["DB"])
+    arm.write_app_settings(PROD, {"DB": "prod-db"})
+    arm.write_app_settings(DEV, {"DB": "dev-db", "OTHER": "x"})
+    arm.apply_slot_config(SITE, "dev")
+    assert arm.read_slot(DEV).app_settings == {"DB": "prod-db", "OTHER": "x"}
+    arm.reset_slot_config(SITE, "dev")
+    assert arm.read_slot(DEV).app_settings == {"DB": "dev-db", "OTHER": "x"}
+
+
+def test_restart_reloads_the_package(settings: Settings) -> None:
+    deploy(settings, DEV, "1.0.0")
+    ArmAppService(settings).restart(DEV)
+    assert serving(settings, DEV) == "1.0.0"
