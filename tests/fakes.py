@@ -16,6 +16,11 @@ class FakeAppService:
         self.settings: dict[str, dict[str, str]] = {}
         self.failures: list[TargetError] = []
         self.writes = 0
+        self.known_slots = ["production", "dev", "test", "qa", "preprod", "staging"]
+
+    def slots(self, site: Target) -> list[str]:
+        self._fail()
+        return list(self.known_slots)
 
     def _fail(self) -> None:
         if self.failures:

@@ -16,7 +16,10 @@ AFTER_RELEASE = "afterRelease"
 AFTER_STAGES = "afterStages"
 MANUAL = "manual"
 TRIGGER_TYPES = (AFTER_RELEASE, AFTER_STAGES, MANUAL)
-STEP_TYPES = ("deploy-package", "http-check", "wait")
+STEP_TYPES = ("deploy-package", "http-check", "wait", "swap", "start-swap", "complete-swap", "cancel-swap",
+              "restart", "set-app-settings")
+SWAP_TYPES = ("swap", "complete-swap")
+"""Steps after which a failing post-swap check swaps back."""
 
 
 @dataclass(frozen=True)

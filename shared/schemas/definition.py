@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.plan import graph_errors
@@ -69,6 +69,10 @@ class HttpCheckStep(StepBase):
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)] | None = None
     path: Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)] | None = None
     """Relative to the stage's slot URL; used when `url` is not given (default `/`)."""
+    slot: SlotName | None = None
+    """Probe another slot of the stage's app (with `path`), e.g. the source slot before a swap."""
+    postSwap: bool = False
+    """A failing post-swap check swaps the slots back and fails the deployment."""
     expectStatus: int = Field(200, ge=100, le=599)
     expectText: Annotated[str, Field(max_length=1000)] | None = None
     timeoutSeconds: int = Field(300, ge=0, le=86400)
@@ -87,7 +91,55 @@ class WaitStep(StepBase):
     seconds: int = Field(ge=0, le=30 * 86400)
 
 
-Step = Annotated[DeployPackageStep | HttpCheckStep | WaitStep, Field(discriminator="type")]
+class SwapBase(StepBase):
+    slot: SlotName | None = None
+    """The source slot; the stage's own slot when omitted."""
+    targetSlot: SlotName = "production"
+    preserveVnet: bool = True
+    artifact: Token | None = None
+    """Whose version must end up in `targetSlot`; the primary artifact when omitted."""
+
+
+class SwapStep(SwapBase):
+    """Swap the source slot into the target slot (zero downtime); a no-op when it is already there."""
+
+    type: Literal["swap"]
+
+
+class StartSwapStep(SwapBase):
+    """Swap with preview, phase 1: the source slot runs with the target's slot-sticky settings."""
+
+    type: Literal["start-swap"]
+
+
+class CompleteSwapStep(SwapBase):
+    type: Literal["complete-swap"]
+
+
+class CancelSwapStep(SwapBase):
+    type: Literal["cancel-swap"]
+
+
+class RestartStep(StepBase):
+    type: Literal["restart"]
+    slot: SlotName | None = None
+
+
+SettingName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")]
+
+
+class SetAppSettingsStep(StepBase):
+    """Merge app settings into the slot; `sticky` names stay with their slot on swaps."""
+
+    type: Literal["set-app-settings"]
+    slot: SlotName | None = None
+    settings: dict[SettingName, Annotated[str, StringConstraints(max_length=4000)]] = Field(default_factory=dict)
+    remove: list[SettingName] = Field(default_factory=list)
+    sticky: list[SettingName] = Field(default_factory=list)
+
+
+Step = Annotated[DeployPackageStep | HttpCheckStep | WaitStep | SwapStep | StartSwapStep | CompleteSwapStep
+                 | CancelSwapStep | RestartStep | SetAppSettingsStep, Field(discriminator="type")]
 
 
 class StageIn(Strict):
@@ -152,16 +204,44 @@ def cross_field_errors(data: dict[str, Any]) -> list[FieldError]:
                                                       "or $(Release.DefinitionName)"))
     for i, stage in enumerate(data["stages"]):
         for j, step in enumerate(stage["steps"]):
-            if step["type"] != "deploy-package":
+            errors += _swap_errors(stage, step, f"stages[{i}].steps[{j}]")
+            if step["type"] not in ("deploy-package", "swap", "complete-swap"):
                 continue
             alias = step.get("artifact")
             if alias is None and not aliases:
-                errors.append(FieldError(f"stages[{i}].steps[{j}]", "deploy-package needs an artifact; "
+                errors.append(FieldError(f"stages[{i}].steps[{j}]", f"{step['type']} needs an artifact; "
                                                                     "the definition has none"))
             elif alias is not None and alias not in aliases:
                 errors.append(FieldError(f"stages[{i}].steps[{j}].artifact", f"unknown artifact alias '{alias}'"))
     errors += graph_errors(data["stages"])
     return errors
+
+
+def _swap_errors(stage: dict[str, Any], step: dict[str, Any], field: str) -> list[FieldError]:
+    if not step["type"].endswith("swap"):
+        return []
+    source = (step.get("slot") or stage["target"].get("slot") or "production").lower()
+    target = step.get("targetSlot", "production").lower()
+    if source == target == "production":
+        return [FieldError(f"{field}.slot", "a swap needs a deployment slot: the stage targets the production "
+                                            "slot, so name the source `slot`")]
+    if source == target:
+        return [FieldError(f"{field}.targetSlot", f"cannot swap slot '{source}' with itself")]
+    return []
+
+
+def referenced_slots(data: dict[str, Any]) -> list[tuple[str, dict[str, str], str]]:
+    """(field, stage target, slot) for every slot a definition names, to check against the app."""
+    out = []
+    for i, stage in enumerate(data["stages"]):
+        target = stage["target"]
+        if target.get("slot"):
+            out.append((f"stages[{i}].target.slot", target, target["slot"]))
+        for j, step in enumerate(stage["steps"]):
+            for key in ("slot", "targetSlot"):
+                if step.get(key):
+                    out.append((f"stages[{i}].steps[{j}].{key}", target, step[key]))
+    return out
 
 
 def _duplicates(values: list[str], field: str, what: str) -> list[FieldError]:

@@ -187,3 +187,28 @@ def test_unknown_things_are_404(api: World) -> None:
     assert call(rels.release_item, "GET", releaseId=424242)[0] == 404
     assert call(rels.releases_collection, "POST", {"definitionId": 999})[0] == 404
     assert call(defs.definition_item, "GET", definitionId=999)[0] == 404
+
+
+SWAP_STAGE = {**stage("Production", {"type": "manual"}, slot="production"),
+              "steps": [{"type": "swap", "slot": "preprod"}]}
+BAD_SLOTS = [
+    (with_("stages", [{**SWAP_STAGE, "steps": [{"type": "swap"}]}]), "stages[0].steps[0].slot"),
+    (with_("stages", [{**SWAP_STAGE, "steps": [{"type": "swap", "slot": "dev", "targetSlot": "dev"}]}]),
+     "stages[0].steps[0].targetSlot"),
+    (with_("stages", [{**SWAP_STAGE, "steps": [{"type": "swap", "slot": "nowhere"}]}]), "stages[0].steps[0].slot"),
+    (with_("stages.0.target.slot", "ghost"), "stages[0].target.slot"),
+]
+
+
+@pytest.mark.parametrize("body, field", BAD_SLOTS, ids=[f for _, f in BAD_SLOTS])
+def test_swaps_and_slots_are_checked_when_the_definition_is_saved(api: World, body: Any, field: str) -> None:
+    status, problem = call(defs.definitions_collection, "POST", body)
+    assert status == 400, problem
+    assert field in [e["field"] for e in problem["errors"]]
+
+
+def test_an_unreachable_arm_does_not_block_saving(api: World) -> None:
+    from shared.ports import TargetError
+
+    api.app_service.failures = [TargetError("ARM unreachable", retryable=True)]
+    assert call(defs.definitions_collection, "POST", with_("stages", [SWAP_STAGE]))[0] == 201
