@@ -7,7 +7,7 @@ import azure.functions as func
 from functions.http import api, body_json, caller, cursor_param, int_param, json_response, page, route_int
 from shared import bootstrap
 from shared.domain.errors import FieldError, Invalid
-from shared.services import definitions
+from shared.services import definitions, environments
 from shared.services.definitions import etag_of
 
 bp = func.Blueprint()
@@ -67,3 +67,12 @@ def clone_stage(req: func.HttpRequest) -> func.HttpResponse:
     updated = definitions.clone_stage(bootstrap.deps(), route_int(req, "definitionId"), req.route_params["stage"],
                                       body["name"], by=caller(req), if_match=req.headers.get("If-Match"))
     return _with_etag(updated, 201)
+
+
+@bp.route(route="definitions/{definitionId:int}/environments", methods=["GET"])
+@api
+def definition_environments(req: func.HttpRequest) -> func.HttpResponse:
+    """What runs where; `?verify=true` also reads every slot to show drift."""
+    verify = (req.params.get("verify") or "").lower() in ("1", "true", "yes")
+    return json_response(environments.what_runs_where(bootstrap.deps(), route_int(req, "definitionId"),
+                                                      verify=verify))

@@ -63,8 +63,13 @@ def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="releases/{releaseId:int}/stages/{stage}/deploy", methods=["POST"])
 @api
 def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
+    """Deploy now; `{"reason": "rollback"}` marks an earlier release deployed again."""
+    body = body_json(req) if req.get_body() else {}
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if reason not in (None, "manual", "redeploy", "rollback"):
+        raise Invalid([FieldError("reason", "must be manual, redeploy or rollback")])
     release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
-                                    by=caller(req))
+                                    by=caller(req), reason=reason)
     return json_response(release_view(release), 202)
 
 

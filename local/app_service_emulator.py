@@ -205,6 +205,7 @@ class AppServiceEmulator:
             if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
                 return 400, _error("BadRequest", "properties must be an object"), {}
             slot.settings = {str(k): str(v) for k, v in body["properties"].items()}
+            slot.server.show_settings(slot.settings)
             slot.server.run_package(slot.settings.get(RUN_FROM_PACKAGE))
             return 200, {"id": f"{resource}/config/appsettings", "properties": dict(slot.settings)}, {}
         if rest == "/config/slotConfigNames" and name == "production":
@@ -285,6 +286,8 @@ class AppServiceEmulator:
         b_sticky, b_moving = split(b.settings)
         a.settings, b.settings = {**b_moving, **a_sticky}, {**a_moving, **b_sticky}
         a.server.take(b.server)
+        a.server.show_settings(a.settings)
+        b.server.show_settings(b.settings)
 
     @staticmethod
     def _resource(resource: str, site_name: str, name: str, slot: Slot) -> dict[str, Any]:

@@ -98,6 +98,8 @@ class SlotServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app: Wsgi = DEFAULT_PAGE
+        self.env: dict[str, str] = {}
+        """App settings as App Service shows them to the app (`APPSETTING_<name>`)."""
         self.package_url: str | None = None
         self._root: Path | None = None
         self._server = make_server(host, port, self._dispatch, server_class=_ThreadingWSGIServer,
@@ -106,7 +108,10 @@ class SlotServer:
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
 
     def _dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return self.app(environ, start_response)
+        return self.app({**environ, **self.env}, start_response)
+
+    def show_settings(self, settings: dict[str, str]) -> None:
+        self.env = {f"APPSETTING_{k}": v for k, v in settings.items()}
 
     def run_package(self, url: str | None) -> None:
         if url == self.package_url:

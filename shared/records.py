@@ -59,6 +59,8 @@ class Changes:
     outbox: list[OutboxItem] = field(default_factory=list)
     idempotency: tuple[str, str] | None = None
     """(key, result): insert-only, so a second request with the same key fails and reads the first result."""
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    """What now runs in which slot (the what-runs-where records), written with the change that did it."""
 
 
 class PipelineStore(Protocol):

@@ -8,6 +8,9 @@ from pathlib import Path
 
 VERSION = (Path(__file__).with_name("version.txt").read_text().strip()
            if Path(__file__).with_name("version.txt").exists() else "dev")
+DEFECT = (Path(__file__).with_name("defect.txt").read_text().strip()
+          if Path(__file__).with_name("defect.txt").exists() else None)
+"""A deliberately broken build names the environment it fails in (for rollback demos and tests)."""
 PAGE = """<!doctype html>
 <html><head><title>Sample web app {version}</title></head>
 <body><h1>Sample web app</h1><p>Version <strong id="version">{version}</strong></p></body></html>"""
@@ -15,6 +18,11 @@ PAGE = """<!doctype html>
 
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "/")
+    environment = environ.get("APPSETTING_ENVIRONMENT", "")
+    if path == "/health" and DEFECT and DEFECT == environment:
+        data = json.dumps({"status": "failing", "version": VERSION, "environment": environment}).encode()
+        start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+        return [data]
     if path == "/health":
         body, kind = json.dumps({"status": "ok", "version": VERSION}), "application/json"
     elif path == "/":

@@ -151,6 +151,10 @@ class TableStore:
         rows = self._range(pk(definition_id), f"event|{release_id:010d}|")
         return [{"seq": int(r["RowKey"].rsplit("|", 1)[1]), **get_json(r)} for r in rows]
 
+    def slot_records(self, definition_id: int) -> list[dict[str, Any]]:
+        """What Slipway last put in each slot this definition deploys to."""
+        return [get_json(r) for r in self._range(pk(definition_id), "slot|")]
+
     def idempotent_result(self, definition_id: int, key: str) -> str | None:
         try:
             return str(self.table.get_entity(pk(definition_id), f"idem|{key_hash(key)}")["result"])
@@ -219,6 +223,10 @@ class TableStore:
             ops.append(("create", {"PartitionKey": part, "RowKey": _outbox_key(item), "kind": item.kind,
                                    "queue": item.queue, "body": item.body, "delay": float(item.delay),
                                    "createdAt": item.created_at}))
+        latest = {record["slot"]: record for record in c.slots}
+        for resource_id, record in latest.items():
+            # A projection of the events in this same transaction, so last-writer-wins is right here.
+            ops.append(("upsert", put_json({"PartitionKey": part, "RowKey": _slot_key(resource_id)}, record)))
         if c.idempotency is not None:
             key, result = c.idempotency
             ops.append(("create", {"PartitionKey": part, "RowKey": f"idem|{key_hash(key)}", "result": result}))
@@ -273,6 +281,10 @@ class TableStore:
         pages = self.index.query_entities(flt, parameters={"pk": partition, **(params or {})},
                                           results_per_page=limit).by_page(continuation_token=cursor)
         return [dict(r) for r in next(pages, [])], pages.continuation_token
+
+
+def _slot_key(resource_id: str) -> str:
+    return "slot|" + key_hash(resource_id.lower())[:40]
 
 
 def _artifact_pk(source: str) -> str:

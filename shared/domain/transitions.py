@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.errors import Conflict, NotFound
-from shared.domain.plan import AFTER_RELEASE, StagePlan
+from shared.domain.plan import AFTER_RELEASE, SWAP_TYPES, StagePlan
 from shared.domain.release import (
     ABANDONED,
     CANCELED,
@@ -32,6 +32,10 @@ from shared.domain.release import (
     StepRun,
 )
 
+SWAP_BACK = "swap-back"
+"""A step the engine adds itself when a post-swap check fails."""
+
+
 # ---- commands -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -41,10 +45,12 @@ class StartRelease:
 
 @dataclass(frozen=True)
 class DeployStage:
-    """Deploy a stage now, whatever its trigger: a manual deployment or a redeploy."""
+    """Deploy a stage now, whatever its trigger: a manual deployment, a redeploy, or a rollback
+    (an earlier release deployed again)."""
 
     stage: str
     by: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,10 @@ class CompleteStep:
     run: int
     succeeded: bool
     message: str = ""
+    slots: tuple[dict[str, Any], ...] = ()
+    """What the step left in which slot: {"slot": resource id, "releaseId", "version", "how"}."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """The step's scratch data to keep (a swap remembers what the target ran before)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,8 @@ class Decision:
     release: Release
     events: list[Event] = field(default_factory=list)
     effects: list[EnqueueStep] = field(default_factory=list)
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    """Slot contents to record (what runs where), from the steps this decision accepted."""
 
     @property
     def changed(self) -> bool:
@@ -183,7 +195,8 @@ class _Decider:
         run = self.release.stages[stage.name]
         if run.current is not None and run.current.status == IN_PROGRESS:
             raise Conflict(f"stage '{stage.name}' is already deploying (attempt {run.current.attempt})")
-        self.start_deployment(stage, reason="redeploy" if run.deployments else "manual", by=cmd.by)
+        reason = cmd.reason or ("redeploy" if run.deployments else "manual")
+        self.start_deployment(stage, reason=reason, by=cmd.by)
 
     def abandon(self, cmd: Abandon) -> None:
         if self.release.status == ABANDONED:
@@ -218,8 +231,17 @@ class _Decider:
         dep, step = found
         step.status = SUCCEEDED if cmd.succeeded else FAILED
         step.finished_at, step.message = self.stamp, cmd.message
+        if cmd.state:
+            step.state = dict(cmd.state)
         self.emit("stepSucceeded" if cmd.succeeded else "stepFailed", stage=cmd.stage, attempt=dep.attempt,
                   step=step.index, message=cmd.message)
+        for slot in cmd.slots:
+            by = "Slipway (automatic swap-back)" if step.type == SWAP_BACK else dep.requested_by
+            record = {**slot, "stage": cmd.stage, "attempt": dep.attempt, "by": by, "at": self.stamp}
+            self.decision.slots.append(record)
+            self.emit("slotChanged", stage=cmd.stage, attempt=dep.attempt, step=step.index, by=by,
+                      message=f"{slot['slot'].rsplit('/', 1)[-1]} now runs release {slot.get('releaseId')} "
+                              f"({slot.get('version')}) after {slot.get('how')}")
         self.after_step(cmd.stage, dep, step)
 
     def defer_step(self, cmd: DeferStep) -> None:
@@ -288,6 +310,21 @@ class _Decider:
     def after_step(self, stage: str, dep: Deployment, step: StepRun) -> None:
         stage_plan = self.plan.stage(stage)
         assert stage_plan is not None
+        if step.type == SWAP_BACK:
+            outcome = "swapped back automatically" if step.status == SUCCEEDED else "swap-back failed"
+            self.finish_deployment(stage, dep, FAILED, failure=f"{dep.failure}; {outcome}: {step.message}")
+            return
+        config = stage_plan.steps[step.index].config
+        swapped = [s for s in dep.steps[:step.index] if s.type in SWAP_TYPES and s.status == SUCCEEDED]
+        if step.status == FAILED and config.get("postSwap") and swapped:
+            for rest in dep.steps[step.index + 1:]:
+                rest.status = SKIPPED
+            dep.failure = f"post-swap check '{step.name}' failed: {step.message}"
+            back = StepRun(len(dep.steps), SWAP_BACK, "Swap back", state={"swapStep": swapped[-1].index})
+            dep.steps.append(back)
+            self.emit("swapBackStarted", stage=stage, attempt=dep.attempt, step=back.index, message=dep.failure)
+            self.start_step(stage, dep, back)
+            return
         if step.status == FAILED and not stage_plan.steps[step.index].continue_on_error:
             for rest in dep.steps[step.index + 1:]:
                 rest.status = SKIPPED

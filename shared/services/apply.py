@@ -56,7 +56,7 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
         items = outbox_for(deps, release, decision)
         try:
             deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
-                                      events=decision.events, outbox=items))
+                                      events=decision.events, outbox=items, slots=decision.slots))
         except ConcurrentChange:
             continue
         outbox.flush(deps, definition_id, items)

@@ -179,8 +179,8 @@ def get(deps: Deps, release_id: int) -> Release:
     return loaded[0]  # type: ignore[no-any-return]
 
 
-def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str) -> Release:
-    return apply(deps, locate(deps, release_id), release_id, DeployStage(stage, by)).release
+def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str, reason: str | None = None) -> Release:
+    return apply(deps, locate(deps, release_id), release_id, DeployStage(stage, by, reason)).release
 
 
 def abandon(deps: Deps, release_id: int, *, by: str, comment: str) -> Release:

@@ -30,10 +30,13 @@ class Outcome:
     message: str
     delay: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    """What runs in which slot now, for the what-runs-where records."""
 
     @classmethod
-    def ok(cls, message: str) -> Outcome:
-        return cls("succeeded", message)
+    def ok(cls, message: str, slots: list[dict[str, Any]] | None = None,
+           state: dict[str, Any] | None = None) -> Outcome:
+        return cls("succeeded", message, state=state or {}, slots=slots or [])
 
     @classmethod
     def fail(cls, message: str) -> Outcome:
@@ -57,35 +60,57 @@ class StepContext:
     def target(self) -> Target:
         return Target.from_dict(self.stage.target)
 
+    def slot(self, name: str | None) -> Target:
+        """The stage's app, at slot `name` (the stage's own slot when None)."""
+        if name is None:
+            return self.target
+        t = self.target
+        return Target(t.subscription_id, t.resource_group, t.site, None if name == "production" else name)
+
+    def artifact(self) -> dict[str, Any] | None:
+        alias = self.step.config.get("artifact")
+        return next((a for a in self.release.artifacts
+                     if a["alias"] == alias or (alias is None and a.get("isPrimary"))), None)
+
     def log(self, text: str) -> None:
         self.lines.append(f"{self.now.strftime('%H:%M:%S')} {text}")
 
 
+def holds(settings: dict[str, str], release_id: int | str, artifact: dict[str, Any]) -> bool:
+    """Does a slot with these settings run this release's package? (The markers move with swaps.)"""
+    return settings.get(RELEASE_MARK) == str(release_id) and settings.get(DIGEST_MARK) == artifact.get("sha256", "")
+
+
+def slot_record(target: Target, settings: dict[str, str], how: str) -> dict[str, Any]:
+    release = settings.get(RELEASE_MARK)
+    return {"slot": target.resource_id, "releaseId": int(release) if release and release.isdigit() else None,
+            "version": settings.get(VERSION_MARK), "sha256": settings.get(DIGEST_MARK), "how": how}
+
+
 def deploy_package(deps: Deps, ctx: StepContext) -> Outcome:
+    artifact = ctx.artifact()
     alias = ctx.step.config.get("artifact")
-    artifact = next((a for a in ctx.release.artifacts if a["alias"] == alias or (alias is None and a["isPrimary"])),
-                    None)
     if artifact is None:
         return Outcome.fail(f"release has no artifact '{alias or 'primary'}'")
     target = ctx.target
     where = f"{target.site}/{target.slot or 'production'}"
     slot = deps.app_service.read_slot(target)
     settings = dict(slot.app_settings)
-    if settings.get(DIGEST_MARK) == artifact.get("sha256") and settings.get(RELEASE_MARK) == str(ctx.release.id):
+    if holds(settings, ctx.release.id, artifact):
         ctx.log(f"{where} already runs {artifact['alias']} {artifact['version']} of release {ctx.release.id}")
-        return Outcome.ok(f"{artifact['version']} already on {where}")
+        return Outcome.ok(f"{artifact['version']} already on {where}", [slot_record(target, settings, "deployment")])
     url = artifact.get("packageUrl") or deps.packages.read_url(artifact["package"])
     settings.update({RUN_FROM_PACKAGE: url, DIGEST_MARK: artifact.get("sha256", ""),
                      RELEASE_MARK: str(ctx.release.id), VERSION_MARK: artifact["version"]})
     ctx.log(f"setting {where} to run {artifact['alias']} {artifact['version']} (sha256 {artifact.get('sha256')})")
     deps.app_service.write_app_settings(target, settings)
     ctx.log(f"{where} now runs {artifact['version']}")
-    return Outcome.ok(f"deployed {artifact['version']} to {where}")
+    return Outcome.ok(f"deployed {artifact['version']} to {where}", [slot_record(target, settings, "deployment")])
 
 
 def http_check(deps: Deps, ctx: StepContext) -> Outcome:
     cfg = ctx.step.config
-    url = cfg.get("url") or deps.app_service.read_slot(ctx.target).url.rstrip("/") + cfg.get("path", "/")
+    url = cfg.get("url") or deps.app_service.read_slot(ctx.slot(cfg.get("slot"))).url.rstrip("/") + cfg.get("path", "/")
     deadline = datetime.fromisoformat(ctx.run.state.get("deadline") or
                                       (ctx.now + timedelta(seconds=cfg.get("timeoutSeconds", 300))).isoformat())
     expect, text = cfg.get("expectStatus", 200), cfg.get("expectText")
@@ -118,8 +143,120 @@ def wait(deps: Deps, ctx: StepContext) -> Outcome:
     return Outcome.retry(f"waiting until {until.isoformat()}", left, {"until": until.isoformat()})
 
 
+def _swap_ends(ctx: StepContext) -> tuple[Target, str, str]:
+    cfg = ctx.step.config
+    source = (cfg.get("slot") or ctx.stage.target.get("slot") or "production").lower()
+    return ctx.target, source, (cfg.get("targetSlot") or "production").lower()
+
+
+def swap(deps: Deps, ctx: StepContext) -> Outcome:
+    """Swap until the target slot runs this release. Reconcile first, so that a swap retried after an
+    ambiguous failure (a timeout after the swap happened) never swaps the old version back."""
+    artifact = ctx.artifact()
+    if artifact is None:
+        return Outcome.fail("release has no artifact to swap")
+    site, source, target = _swap_ends(ctx)
+    return _swap_until(deps, ctx, site, source, target, lambda s: holds(s, ctx.release.id, artifact),
+                       f"release {ctx.release.id} ({artifact['version']})", "swap")
+
+
+def swap_back(deps: Deps, ctx: StepContext) -> Outcome:
+    """Undo the deployment's swap: the target slot runs what it ran before again."""
+    state = ctx.run.state
+    swapped = ctx.release.stages[ctx.stage.name].current
+    assert swapped is not None
+    before = swapped.steps[state["swapStep"]].state.get("previous") or {}
+    site, source, target = _swap_ends(ctx)
+
+    def restored(settings: dict[str, str]) -> bool:
+        return (settings.get(RELEASE_MARK) == before.get(RELEASE_MARK)
+                and settings.get(DIGEST_MARK) == before.get(DIGEST_MARK))
+
+    what = f"release {before.get(RELEASE_MARK) or '(none)'} ({before.get(VERSION_MARK) or 'unknown version'})"
+    return _swap_until(deps, ctx, site, source, target, restored, what, "automatic swap-back")
+
+
+def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target: str, done: Callable[..., bool],
+                what: str, how: str) -> Outcome:
+    state = dict(ctx.run.state)
+    src_t, dst_t = ctx.slot(source), ctx.slot(target)
+    dst = deps.app_service.read_slot(dst_t).app_settings
+    if done(dst):
+        src = deps.app_service.read_slot(src_t).app_settings
+        ctx.log(f"{target} runs {what}")
+        return Outcome.ok(f"{target} runs {what}", [slot_record(dst_t, dst, how), slot_record(src_t, src, how)],
+                          state)
+    token = state.get("token")
+    if token is None:
+        state.setdefault("previous", {k: dst.get(k, "") for k in (RELEASE_MARK, DIGEST_MARK, VERSION_MARK)})
+        ctx.run.state.update(state)  # kept even if the swap call fails below
+        ctx.log(f"swapping {source} into {target} to run {what}")
+    progress = deps.app_service.swap(site, source, target, preserve_vnet=ctx.step.config.get("preserveVnet", True),
+                                     token=token)
+    if not progress.done:
+        ctx.log(f"swap of {source} and {target} still running")
+        return Outcome.retry("swap running", 5, {**state, "token": progress.token})
+    state.pop("token", None)
+    dst = deps.app_service.read_slot(dst_t).app_settings
+    if not done(dst):
+        return Outcome.fail(f"the swap finished but {target} does not run {what} "
+                            f"(it runs release {dst.get(RELEASE_MARK) or 'none'})")
+    src = deps.app_service.read_slot(src_t).app_settings
+    ctx.log(f"swapped: {target} runs {what}")
+    return Outcome.ok(f"swapped {source} into {target}: {target} runs {what}",
+                      [slot_record(dst_t, dst, how), slot_record(src_t, src, how)], state)
+
+
+def start_swap(deps: Deps, ctx: StepContext) -> Outcome:
+    site, source, _ = _swap_ends(ctx)
+    deps.app_service.apply_slot_config(site, source)
+    ctx.log(f"preview: {source} now runs with production's slot settings")
+    return Outcome.ok(f"{source} runs with production's settings: complete or cancel the swap")
+
+
+def cancel_swap(deps: Deps, ctx: StepContext) -> Outcome:
+    site, source, _ = _swap_ends(ctx)
+    deps.app_service.reset_slot_config(site, source)
+    ctx.log(f"preview canceled: {source} has its own settings again")
+    return Outcome.ok("swap with preview canceled")
+
+
+def restart(deps: Deps, ctx: StepContext) -> Outcome:
+    target = ctx.slot(ctx.step.config.get("slot"))
+    deps.app_service.restart(target)
+    ctx.log(f"restarted {target.site}/{target.slot or 'production'}")
+    return Outcome.ok("restarted")
+
+
+def set_app_settings(deps: Deps, ctx: StepContext) -> Outcome:
+    cfg = ctx.step.config
+    target = ctx.slot(cfg.get("slot"))
+    current = deps.app_service.read_slot(target).app_settings
+    wanted = {k: v for k, v in {**current, **cfg.get("settings", {})}.items() if k not in cfg.get("remove", [])}
+    changed = sorted(k for k in set(wanted) | set(current) if wanted.get(k) != current.get(k))
+    if changed:
+        deps.app_service.write_app_settings(target, wanted)
+    sticky = cfg.get("sticky", [])
+    if sticky:
+        site = ctx.slot("production")
+        names = deps.app_service.sticky_names(site)
+        missing = [n for n in sticky if n not in names]
+        if missing:
+            deps.app_service.set_sticky_names(site, names + missing)
+            ctx.log(f"slot-sticky now: {', '.join(missing)}")
+    ctx.log(f"changed settings: {', '.join(changed) or 'none'}")  # names only: values may be secrets
+    return Outcome.ok(f"{len(changed)} settings changed")
+
+
 KINDS: dict[str, Callable[[Deps, StepContext], Outcome]] = {
     "deploy-package": deploy_package,
     "http-check": http_check,
     "wait": wait,
+    "swap": swap,
+    "complete-swap": swap,
+    "start-swap": start_swap,
+    "cancel-swap": cancel_swap,
+    "restart": restart,
+    "set-app-settings": set_app_settings,
+    "swap-back": swap_back,
 }

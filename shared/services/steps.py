@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from shared.domain.plan import StepPlan
 from shared.domain.release import IN_PROGRESS, Release
 from shared.domain.transitions import CompleteStep, DeferStep, FailStep
 from shared.ports import TargetError
@@ -81,7 +82,12 @@ def _context(release: Release, msg: StepMessage, deps: Deps) -> StepContext | No
         return None
     stage = release.plan.stage(msg.stage)
     assert stage is not None
-    return StepContext(release, stage, stage.steps[msg.step], step, deps.clock.now())
+    if msg.step < len(stage.steps):
+        plan = stage.steps[msg.step]
+    else:  # a step the engine added (swap-back): it acts with the settings of the swap it undoes
+        swapped = stage.steps[step.state["swapStep"]]
+        plan = StepPlan(msg.step, step.type, step.name, False, swapped.config)
+    return StepContext(release, stage, plan, step, deps.clock.now())
 
 
 def _run(deps: Deps, ctx: StepContext) -> Outcome:
@@ -99,7 +105,8 @@ def _run(deps: Deps, ctx: StepContext) -> Outcome:
 def _command(msg: StepMessage, outcome: Outcome) -> Any:
     if outcome.kind == "retry":
         return DeferStep(msg.stage, msg.attempt, msg.step, msg.run, outcome.delay, outcome.message, outcome.state)
-    return CompleteStep(msg.stage, msg.attempt, msg.step, msg.run, outcome.kind == "succeeded", outcome.message)
+    return CompleteStep(msg.stage, msg.attempt, msg.step, msg.run, outcome.kind == "succeeded", outcome.message,
+                        tuple(outcome.slots), outcome.state)
 
 
 def handle_poisoned(deps: Deps, body: str, dequeue_count: int | None) -> str:

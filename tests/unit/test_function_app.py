@@ -16,6 +16,7 @@ EXPECTED = {
     "definition_revisions": ("httpTrigger", "definitions/{definitionId:int}/revisions"),
     "definition_revision": ("httpTrigger", "definitions/{definitionId:int}/revisions/{revision:int}"),
     "clone_stage": ("httpTrigger", "definitions/{definitionId:int}/stages/{stage}/clone"),
+    "definition_environments": ("httpTrigger", "definitions/{definitionId:int}/environments"),
     "releases_collection": ("httpTrigger", "releases"),
     "release_item": ("httpTrigger", "releases/{releaseId:int}"),
     "abandon_release": ("httpTrigger", "releases/{releaseId:int}/abandon"),
