@@ -156,8 +156,17 @@ def swap(deps: Deps, ctx: StepContext) -> Outcome:
     if artifact is None:
         return Outcome.fail("release has no artifact to swap")
     site, source, target = _swap_ends(ctx)
-    return _swap_until(deps, ctx, site, source, target, lambda s: holds(s, ctx.release.id, artifact),
-                       f"release {ctx.release.id} ({artifact['version']})", "swap")
+    what = f"release {ctx.release.id} ({artifact['version']})"
+
+    def release_in(settings: dict[str, str]) -> bool:
+        return holds(settings, ctx.release.id, artifact)
+
+    if "token" not in ctx.run.state and not release_in(deps.app_service.read_slot(ctx.slot(target)).app_settings):
+        src = deps.app_service.read_slot(ctx.slot(source)).app_settings
+        if not release_in(src):
+            return Outcome.fail(f"{source} does not run {what} (it runs release {src.get(RELEASE_MARK) or 'none'}): "
+                                f"deploy the release to {source} first")
+    return _swap_until(deps, ctx, site, source, target, release_in, what, "swap")
 
 
 def swap_back(deps: Deps, ctx: StepContext) -> Outcome:
