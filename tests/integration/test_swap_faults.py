@@ -1,0 +1,150 @@
+"""Swaps under faults, with the real azure-mgmt-web client against the App Service emulator: after
+any of them production runs the old or the new release, the records say which, and nothing is
+swapped blindly twice."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local.app_service_emulator import AppServiceEmulator
+from local.azurite import REPO
+from local.storage_policies import InjectedCrash
+from shared.adapters.arm_app_service import ArmAppService
+from shared.adapters.blob_packages import BlobPackages
+from shared.adapters.http_probe import HttpxProbe
+from shared.domain.target import Target
+from shared.schemas.release import ReleaseIn
+from shared.services import environments, releases, steps
+from tests.integration.conftest import World
+
+sys.path.insert(0, str(REPO / "examples"))
+from build import build_package, upload  # type: ignore[import-not-found]  # noqa: E402
+
+SUB, RG, SITE = "00000000-0000-0000-0000-0000000000dd", "rg-swap", "tailspin"
+SWAPS = r"/slotsswap$"
+
+
+@pytest.fixture
+def slots(world: World) -> Iterator[tuple[World, AppServiceEmulator]]:
+    with AppServiceEmulator() as emulator:
+        emulator.add_site(SUB, RG, SITE, slots=["preprod"])
+        settings = world.deps.settings.__class__(**{**world.deps.settings.__dict__, "arm_endpoint": emulator.url,
+                                                    "arm_auth": "local-emulator", "slot_url_scheme": "http"})
+        arm = ArmAppService(settings)
+        arm.wait_seconds = 2
+        world.deps.settings = settings
+        world.deps.app_service = arm
+        world.deps.packages = BlobPackages(settings, world.deps.store.clients)
+        world.deps.probe = HttpxProbe()
+        yield world, emulator
+
+
+def define(world: World) -> int:
+    target = {"subscriptionId": SUB, "resourceGroup": RG, "site": SITE}
+    body = {"name": "Swap", "artifacts": [{"alias": "web", "source": "web"}], "stages": [
+        {"name": "Preprod", "target": {**target, "slot": "preprod"}, "trigger": {"type": "afterRelease"},
+         "steps": [{"type": "deploy-package"}]},
+        {"name": "Production", "target": target, "trigger": {"type": "afterStages", "stages": ["Preprod"]},
+         "steps": [{"type": "swap", "slot": "preprod"}]}]}
+    from shared.services import definitions
+    return int(definitions.create(world.deps, body, by="amita")["id"])
+
+
+def release(world: World, did: int, version: str) -> int:
+    data = build_package(version)
+    settings = world.deps.settings
+    upload(data, f"web/{version}.zip", settings.storage_connection, settings.packages_container)
+    art = {"alias": "web", "version": version, "package": f"web/{version}.zip",
+           "sha256": hashlib.sha256(data).hexdigest()}
+    return releases.create(world.deps, ReleaseIn(definitionId=did, artifacts=[art]), by="amita")[0].id  # type: ignore[list-item]
+
+
+def production(world: World) -> dict[str, Any]:
+    return world.deps.app_service.read_slot(Target(SUB, RG, SITE)).app_settings
+
+
+def recorded(world: World, did: int) -> Any:
+    where = environments.what_runs_where(world.deps, did, verify=True)
+    return next(s for s in where["stages"] if s["stage"] == "Production")
+
+
+def swaps(emulator: AppServiceEmulator) -> int:
+    return sum(1 for method, path in emulator.requests if method == "POST" and path.endswith("/slotsswap"))
+
+
+def first_release_in_production(world: World) -> tuple[int, int]:
+    did = define(world)
+    first = release(world, did, "1.0.0")
+    world.pump()
+    assert production(world)["SLIPWAY_VERSION"] == "1.0.0"
+    return did, first
+
+
+@pytest.mark.parametrize("fault", ["timeout-after-swap", "throttled", "server-error", "slow"])
+def test_swap_faults_converge_without_a_blind_second_swap(slots: tuple[World, AppServiceEmulator],
+                                                          fault: str) -> None:
+    world, emulator = slots
+    did, _ = first_release_in_production(world)
+    before = swaps(emulator)
+    if fault == "timeout-after-swap":
+        emulator.inject_faults("POST", SWAPS, 504, after=True)
+    elif fault == "throttled":
+        emulator.inject_faults("POST", SWAPS, 429, headers={"Retry-After": "3"})
+    elif fault == "server-error":
+        emulator.inject_faults("POST", SWAPS, 500)
+    else:
+        emulator.operation_polls = 50
+        world.deps.app_service.wait_seconds = 0  # type: ignore[attr-defined]
+    second = release(world, did, "1.1.0")
+    for _ in range(20):  # the slow swap completes while the step keeps looking with its token
+        world.pump()
+        if world.get(second).stages["Production"].status != "inProgress":
+            break
+        emulator.operation_polls = 0
+        world.deps.app_service.wait_seconds = 2  # type: ignore[attr-defined]
+    got = world.get(second)
+    assert got.stages["Production"].status == "succeeded", got.stages["Production"].current
+    assert production(world)["SLIPWAY_VERSION"] == "1.1.0"
+    expected_swaps = 1 if fault in ("timeout-after-swap", "slow") else 2  # refused calls did nothing
+    assert swaps(emulator) - before == expected_swaps
+    assert recorded(world, did)["recorded"]["releaseId"] == second and recorded(world, did)["drift"] is False
+
+
+def test_a_crash_at_any_storage_call_of_the_swap_step_converges(slots: tuple[World, AppServiceEmulator]) -> None:
+    world, emulator = slots
+    did, _ = first_release_in_production(world)
+    crash_at, previous = 0, "1.0.0"
+    while True:
+        crash_at += 1
+        version = f"1.{crash_at}.0"
+        rel = release(world, did, version)
+        [msg] = world.receive()  # Preprod's deploy step
+        steps.handle(world.deps, msg.content)
+        world.queue().delete_message(msg)
+        [msg] = world.receive()  # Production's swap step
+        before = swaps(emulator)
+        world.crash.arm(crash_at)
+        try:
+            steps.handle(world.deps, msg.content)
+            crashed = False
+        except InjectedCrash:
+            crashed = True
+        world.crash.arm(None)
+        if crashed:
+            assert production(world)["SLIPWAY_VERSION"] in (previous, version)
+            steps.handle(world.deps, msg.content)  # redelivered
+        world.queue().delete_message(msg)
+        world.pump()
+        assert world.get(rel).stages["Production"].status == "succeeded", f"crash at {crash_at}"
+        assert production(world)["SLIPWAY_VERSION"] == version
+        assert swaps(emulator) - before == 1, f"crash at {crash_at}"
+        assert recorded(world, did)["recorded"]["releaseId"] == rel
+        previous = version
+        if not crashed:
+            break
+    assert crash_at > 4
