@@ -46,7 +46,9 @@ def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="releases/{releaseId:int}", methods=["GET"])
 @api
 def release_item(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(release_view(releases.get(bootstrap.deps(), route_int(req, "releaseId"))))
+    deps = bootstrap.deps()
+    release = releases.get(deps, route_int(req, "releaseId"))
+    return json_response(release_view(release, running=releases.running(deps, release)))
 
 
 @bp.route(route="releases/{releaseId:int}/abandon", methods=["POST"])

@@ -179,6 +179,11 @@ def get(deps: Deps, release_id: int) -> Release:
     return loaded[0]  # type: ignore[no-any-return]
 
 
+def running(deps: Deps, release: Release) -> dict[str, dict[str, Any]]:
+    """What Slipway last put in each slot of the release's definition, by slot resource id."""
+    return {r["slot"].lower(): r for r in deps.store.slot_records(int(release.definition_id))}
+
+
 def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str, reason: str | None = None) -> Release:
     return apply(deps, locate(deps, release_id), release_id, DeployStage(stage, by, reason)).release
 

@@ -6,11 +6,15 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.domain.release import Deployment, Release
+from shared.domain.target import Target
 from shared.domain.waiting import why
 
 
-def release_view(release: Release, base: str = "/api") -> dict[str, Any]:
+def release_view(release: Release, base: str = "/api",
+                 running: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`running` maps slot resource ids (lower case) to what Slipway last put there."""
     href = f"{base}/releases/{release.id}"
+    running = running or {}
     return {
         "id": release.id,
         "name": release.name,
@@ -28,13 +32,25 @@ def release_view(release: Release, base: str = "/api") -> dict[str, Any]:
                 "name": name,
                 "status": run.status,
                 "waitingFor": why(release, name),
-                "target": next((s.get("target") for s in release.definition["stages"] if s["name"] == name), None),
+                "target": (target := _target(release, name)),
+                "nowRunning": _now_running(running, target),
                 "deployments": [_deployment(d, f"{href}/stages/{quote(name, safe='')}") for d in run.deployments],
             }
             for name, run in release.stages.items()
         ],
         "links": {"self": href, "events": f"{href}/events"},
     }
+
+
+def _target(release: Release, stage: str) -> dict[str, Any] | None:
+    return next((s.get("target") for s in release.definition["stages"] if s["name"] == stage), None)
+
+
+def _now_running(running: dict[str, dict[str, Any]], target: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not target:
+        return None
+    record = running.get(Target.from_dict(target).resource_id.lower())
+    return None if record is None else {k: record.get(k) for k in ("releaseId", "version", "how", "at")}
 
 
 def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:

@@ -94,6 +94,8 @@ def test_releases_swap_into_production_and_a_bad_one_is_swapped_back(stack: Loca
     assert f"release {r2['id']} (1.1.0)" in production["failure"]
     assert [s["type"] for s in production["steps"]][-1] == "swap-back"
     assert serving(stack, "production") == "1.1.0"
+    shown = httpx.get(f"{stack.api}/releases/{r3['id']}", timeout=30).json()["stages"][3]["nowRunning"]
+    assert shown["releaseId"] == r2["id"] and shown["version"] == "1.1.0"
 
     where = httpx.get(f"{stack.api}/definitions/{did}/environments", params={"verify": "true"}, timeout=30).json()
     by_stage = {s["stage"]: s for s in where["stages"]}

@@ -165,3 +165,46 @@ def test_sweep_redelivers_overdue_steps_then_fails_them() -> None:
     assert d.effects == [EnqueueStep("Dev", 1, 0, 2, 0)]
     d2 = decide(d.release, Sweep(900, 1), later + timedelta(seconds=901))
     assert d2.release.stages["Dev"].status == "failed"
+
+
+def swap_release() -> Release:
+    prod = {"name": "Production", "target": TARGET, "trigger": {"type": "afterRelease"},
+            "steps": [{"type": "swap", "name": "Swap", "slot": "preprod"},
+                      {"type": "http-check", "name": "Check", "postSwap": True},
+                      {"type": "wait", "name": "After", "seconds": 0}]}
+    return decide(release(prod), StartRelease(), NOW).release
+
+
+def test_a_failing_post_swap_check_adds_a_swap_back_step_then_fails_with_both_reasons() -> None:
+    rel = swap_release()
+    rel = decide(rel, CompleteStep("Production", 1, 0, 1, True, "swapped"), NOW).release
+    d = decide(rel, CompleteStep("Production", 1, 1, 1, False, "503 from /health"), NOW)
+    dep = d.release.stages["Production"].current
+    assert dep is not None and [s.type for s in dep.steps] == ["swap", "http-check", "wait", "swap-back"]
+    assert [s.status for s in dep.steps] == ["succeeded", "failed", "skipped", "inProgress"]
+    assert d.effects == [EnqueueStep("Production", 1, 3, 1, 0.0)] and dep.status == "inProgress"
+    done = decide(d.release, CompleteStep("Production", 1, 3, 1, True, "production runs release 6 again"), NOW)
+    dep = done.release.stages["Production"].current
+    assert dep is not None and dep.status == "failed"
+    assert dep.failure == ("post-swap check 'Check' failed: 503 from /health; swapped back automatically: "
+                           "production runs release 6 again")
+
+
+def test_a_failing_check_before_any_swap_just_fails() -> None:
+    rel = swap_release()
+    d = decide(rel, CompleteStep("Production", 1, 0, 1, False, "preprod does not run release 7"), NOW)
+    dep = d.release.stages["Production"].current
+    assert dep is not None and dep.status == "failed" and len(dep.steps) == 3
+
+
+def test_slot_records_come_only_with_an_accepted_completion() -> None:
+    rel = swap_release()
+    slots = ({"slot": "/x/slots/preprod", "releaseId": 7, "version": "1.1", "how": "swap"},)
+    d = decide(rel, CompleteStep("Production", 1, 0, 1, True, "swapped", slots), NOW)
+    assert d.slots[0]["by"] == "system" and d.slots[0]["stage"] == "Production"
+    assert not decide(d.release, CompleteStep("Production", 1, 0, 1, True, "again", slots), NOW).slots
+
+
+def test_rollback_is_a_deployment_reason() -> None:
+    rel = decide(release(stage("Dev", {"type": "manual"})), DeployStage("Dev", "tim", "rollback"), NOW).release
+    assert rel.stages["Dev"].deployments[0].reason == "rollback"
