@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  Sample pipeline: {stack.api}/definitions/{stack.definition_id}")
             for slot, url in stack.slot_urls().items():
                 print(f"  sample-webapp {slot:<10} {url}")
+            assert stack.emulator is not None
+            from local.stack import TAILSPIN_TARGET as T
+            for slot, url in stack.emulator.slot_urls(T["subscriptionId"], T["resourceGroup"], T["site"]).items():
+                print(f"  tailspin      {slot:<10} {url}")
             print("\nBuild and release a new version:  make sample-build VERSION=1.0.1")
         print("Stop with Ctrl-C.\n", flush=True)
         try:

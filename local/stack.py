@@ -19,6 +19,7 @@ from local.functions_host import FunctionsHost
 logger = logging.getLogger(__name__)
 SAMPLE = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
 SAMPLE_TARGET = SAMPLE["stages"][0]["target"]
+TAILSPIN_TARGET = json.loads((REPO / "examples" / "tailspin-pipeline.json").read_text())["stages"][0]["target"]
 STACK_FILE = REPO / ".slipway" / "stack.json"
 """Where a running `make run` says how to reach it (read by `examples/build.py`)."""
 SAMPLE_SLOTS = [s["target"].get("slot") for s in SAMPLE["stages"] if s["target"].get("slot")]
@@ -69,6 +70,8 @@ class LocalStack:
         self.emulator.start()
         self.emulator.add_site(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"], SAMPLE_TARGET["site"],
                                slots=SAMPLE_SLOTS)
+        self.emulator.add_site(TAILSPIN_TARGET["subscriptionId"], TAILSPIN_TARGET["resourceGroup"],
+                               TAILSPIN_TARGET["site"], slots=["dev", "test", "preprod"])
         settings = {"AzureWebJobsStorage": self.azurite.connection_string,
                     "SLIPWAY_ARM_ENDPOINT": self.emulator.url, "SLIPWAY_ARM_AUTH": "local-emulator",
                     "SLIPWAY_SLOT_URL_SCHEME": "http", **self.extra_settings}

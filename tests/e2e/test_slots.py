@@ -3,6 +3,7 @@ a release that fails its post-swap check is swapped back automatically."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -14,44 +15,17 @@ from local.azurite import REPO
 from local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
-SUB, RG, SITE = "00000000-0000-0000-0000-0000000000ee", "rg-tailspin", "tailspin"
 
 
-def environment(name: str, slot: str | None) -> dict[str, Any]:
-    return {"type": "set-app-settings", "name": "Slot settings", "settings": {"ENVIRONMENT": name},
-            "sticky": ["ENVIRONMENT"], **({"slot": slot} if slot else {})}
-
-
-def slot_stage(name: str, after: str | None) -> dict[str, Any]:
-    slot = name.lower()
-    return {"name": name, "target": {"subscriptionId": SUB, "resourceGroup": RG, "site": SITE, "slot": slot},
-            "trigger": {"type": "afterStages", "stages": [after]} if after else {"type": "afterRelease"},
-            "steps": [environment(slot, None), {"type": "deploy-package"},
-                      {"type": "http-check", "name": "Health", "path": "/health", "intervalSeconds": 1,
-                       "timeoutSeconds": 20}]}
-
-
-TAILSPIN = {
-    "name": "Tailspin",
-    "artifacts": [{"alias": "web", "source": "tailspin-web", "trigger": {"enabled": True}}],
-    "stages": [
-        slot_stage("Dev", None), slot_stage("Test", "Dev"), slot_stage("Preprod", "Test"),
-        {"name": "Production", "target": {"subscriptionId": SUB, "resourceGroup": RG, "site": SITE},
-         "trigger": {"type": "afterStages", "stages": ["Preprod"]},
-         "steps": [environment("production", None),
-                   {"type": "swap", "name": "Swap preprod into production", "slot": "preprod"},
-                   {"type": "http-check", "name": "Post-swap health", "path": "/health", "postSwap": True,
-                    "intervalSeconds": 1, "timeoutSeconds": 3}]},
-    ],
-}
+TAILSPIN = json.loads((REPO / "examples" / "tailspin-pipeline.json").read_text())
+TARGET = TAILSPIN["stages"][0]["target"]
+SUB, RG, SITE = TARGET["subscriptionId"], TARGET["resourceGroup"], TARGET["site"]
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     with LocalStack(persistent=False, fixed_ports=False, seed=False, max_polling_interval=0.1) as running:
-        assert running.emulator is not None
-        running.emulator.add_site(SUB, RG, SITE, slots=["dev", "test", "preprod"])
-        yield running
+        yield running  # the stack seeds the tailspin app with its dev, test and preprod slots
 
 
 def build(stack: LocalStack, version: str, defect_in: str | None = None) -> int:
