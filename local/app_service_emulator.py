@@ -271,9 +271,17 @@ class AppServiceEmulator:
             if allowed and status not in allowed:
                 return _error("SwapWarmupFailed", f"warm-up request to {path} answered {status}, expected one of "
                                                   f"{','.join(allowed)}: swap aborted")
-        self.preview_backup.pop(id(a), None)
-        self.preview_backup.pop(id(b), None)
+        backups = {id(x): self.preview_backup.pop(id(x), None) for x in (a, b)}
         self._exchange(site, a, b)
+        for slot in (a, b):  # after a swap with preview, each slot has its own sticky settings again
+            backup = backups[id(slot)]
+            if backup is not None:
+                for name in site.sticky:
+                    if name in backup:
+                        slot.settings[name] = backup[name]
+                    else:
+                        slot.settings.pop(name, None)
+                slot.server.show_settings(slot.settings)
         return None
 
     @staticmethod

@@ -148,3 +148,44 @@ def test_a_crash_at_any_storage_call_of_the_swap_step_converges(slots: tuple[Wor
         if not crashed:
             break
     assert crash_at > 4
+
+
+def define_with(world: World, production_steps: list[dict[str, Any]]) -> int:
+    target = {"subscriptionId": SUB, "resourceGroup": RG, "site": SITE}
+    body = {"name": "Preview", "artifacts": [{"alias": "web", "source": "web"}], "stages": [
+        {"name": "Preprod", "target": {**target, "slot": "preprod"}, "trigger": {"type": "afterRelease"},
+         "steps": [{"type": "set-app-settings", "settings": {"DB": "preprod-db", "FEATURE": "on"},
+                    "sticky": ["DB"]}, {"type": "deploy-package"}, {"type": "restart"}]},
+        {"name": "Production", "target": target, "trigger": {"type": "afterStages", "stages": ["Preprod"]},
+         "steps": production_steps}]}
+    from shared.services import definitions
+    return int(definitions.create(world.deps, body, by="amita")["id"])
+
+
+def test_swap_with_preview_checks_the_source_with_production_settings(
+        slots: tuple[World, AppServiceEmulator]) -> None:
+    world, emulator = slots
+    world.deps.app_service.write_app_settings(Target(SUB, RG, SITE), {"DB": "prod-db"})
+    did = define_with(world, [{"type": "start-swap", "slot": "preprod"},
+                              {"type": "http-check", "slot": "preprod", "path": "/health"},
+                              {"type": "complete-swap", "slot": "preprod"}])
+    rel = release(world, did, "2.0.0")
+    world.pump()
+    assert world.get(rel).stages["Production"].status == "succeeded"
+    prod = production(world)
+    assert prod["SLIPWAY_VERSION"] == "2.0.0" and prod["DB"] == "prod-db" and prod["FEATURE"] == "on"
+    preprod = world.deps.app_service.read_slot(Target(SUB, RG, SITE, "preprod")).app_settings
+    assert preprod["DB"] == "preprod-db"  # sticky settings stayed with their slots
+
+
+def test_a_canceled_preview_leaves_production_alone(slots: tuple[World, AppServiceEmulator]) -> None:
+    world, emulator = slots
+    world.deps.app_service.write_app_settings(Target(SUB, RG, SITE), {"DB": "prod-db"})
+    did = define_with(world, [{"type": "start-swap", "slot": "preprod"}, {"type": "cancel-swap", "slot": "preprod"}])
+    rel = release(world, did, "3.0.0")
+    world.pump()
+    assert world.get(rel).stages["Production"].status == "succeeded"
+    assert production(world) == {"DB": "prod-db"}
+    preprod = world.deps.app_service.read_slot(Target(SUB, RG, SITE, "preprod")).app_settings
+    assert preprod["DB"] == "preprod-db" and preprod["SLIPWAY_VERSION"] == "3.0.0"
+    assert swaps(emulator) == 0
