@@ -65,6 +65,9 @@ def deps() -> Deps:
     if _deps is None:
         with _lock:
             if _deps is None:
+                from shared import telemetry
+
+                telemetry.configure()
                 _deps = build()
     return _deps
 

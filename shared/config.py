@@ -40,6 +40,11 @@ class Settings:
     step_lease_seconds: int = 900
     """How long a step message may stay unanswered before the sweeper redelivers it."""
     max_step_redeliveries: int = 3
+    email_endpoint: str = ""
+    """Azure Communication Services endpoint for approval mails (identity-based); empty: no mail."""
+    email_sender: str = ""
+    app_insights_connection: str = ""
+    """Set by the platform in Azure: telemetry goes to Application Insights; empty locally."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,4 +74,7 @@ ENV_NAMES: dict[str, str] = {
     "package_sas_hours": "SLIPWAY_PACKAGE_SAS_HOURS",
     "step_lease_seconds": "SLIPWAY_STEP_LEASE_SECONDS",
     "max_step_redeliveries": "SLIPWAY_MAX_STEP_REDELIVERIES",
+    "email_endpoint": "SLIPWAY_EMAIL_ENDPOINT",
+    "email_sender": "SLIPWAY_EMAIL_SENDER",
+    "app_insights_connection": "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }

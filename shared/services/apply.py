@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared import telemetry
 from shared.config import STEPS_QUEUE
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.release import Release
@@ -60,5 +61,6 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
         except ConcurrentChange:
             continue
         outbox.flush(deps, definition_id, items)
+        telemetry.transitions(decision.release, decision.events)
         return decision
     raise Conflict(f"release {release_id} kept changing while we tried to update it; try again")

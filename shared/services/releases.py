@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Any
 
+from shared import telemetry
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound
 from shared.domain.release import Release
 from shared.domain.transitions import Abandon, DeployStage, Event, StartRelease, decide
@@ -61,6 +62,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual",
                     return earlier, False
             continue
         outbox.flush(deps, definition_id, items)
+        telemetry.transitions(decision.release, events)
         logger.info("created release %s (%s) of definition %s", release_id, release.name, definition_id)
         return decision.release, True
     raise Conflict(f"definition {definition_id} kept changing; try again")

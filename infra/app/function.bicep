@@ -1,0 +1,100 @@
+// The function app on Flex Consumption (Python 3.11). Every connection is identity-based:
+// storage through the AzureWebJobsStorage__* settings, ARM and Azure Monitor through the same
+// user-assigned identity. The app settings here are the ones shared/config.py reads.
+param name string
+param location string
+param tags object
+param storageAccountName string
+param deploymentContainerName string
+param identityId string
+param identityClientId string
+param appInsightsConnectionString string
+param emailEndpoint string = ''
+param emailSender string = ''
+
+@description('Most instances Flex Consumption may run.')
+param maximumInstanceCount int = 40
+
+@description('Memory of one instance in MB.')
+param instanceMemoryMB int = 2048
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-${name}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identityId}': {} }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      appSettings: [
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
+        { name: 'AzureWebJobsStorage__blobServiceUri', value: storage.properties.primaryEndpoints.blob }
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue }
+        { name: 'AzureWebJobsStorage__tableServiceUri', value: storage.properties.primaryEndpoints.table }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
+        { name: 'SLIPWAY_TABLE', value: 'Slipway' }
+        { name: 'SLIPWAY_PACKAGES_CONTAINER', value: 'packages' }
+        { name: 'SLIPWAY_LOGS_CONTAINER', value: 'logs' }
+        { name: 'SLIPWAY_SWEEP_SCHEDULE', value: '0 * * * * *' }
+        { name: 'SLIPWAY_ARM_ENDPOINT', value: environment().resourceManager }
+        { name: 'SLIPWAY_ARM_AUTH', value: 'managed-identity' }
+        { name: 'SLIPWAY_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }
+        { name: 'SLIPWAY_SLOT_URL_SCHEME', value: 'https' }
+        { name: 'SLIPWAY_PACKAGE_SAS_HOURS', value: '168' }
+        { name: 'SLIPWAY_STEP_LEASE_SECONDS', value: '900' }
+        { name: 'SLIPWAY_MAX_STEP_REDELIVERIES', value: '3' }
+        { name: 'SLIPWAY_EMAIL_ENDPOINT', value: emailEndpoint }
+        { name: 'SLIPWAY_EMAIL_SENDER', value: emailSender }
+      ]
+    }
+  }
+}
+
+output name string = app.name
+output defaultHostName string = app.properties.defaultHostName
