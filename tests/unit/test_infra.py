@@ -1,0 +1,85 @@
+"""Offline checks of the deployment: Bicep parses, settings agree everywhere, the package is lean."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycep import BicepParser
+
+from shared.config import ENV_NAMES
+
+REPO = Path(__file__).resolve().parents[2]
+BICEP = sorted((REPO / "infra").rglob("*.bicep"))
+HOST_OWNED = {"FUNCTIONS_WORKER_RUNTIME", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
+"""Settings the Functions host or the Azure Monitor SDK read, not shared/config.py."""
+IDENTITY_STORAGE = {"AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
+                    "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri",
+                    "AzureWebJobsStorage__tableServiceUri"}
+
+
+def parse(path: Path) -> dict[str, Any]:
+    return BicepParser().parse(file_path=path)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("path", BICEP, ids=[p.relative_to(REPO).as_posix() for p in BICEP])
+def test_every_bicep_file_parses(path: Path) -> None:
+    assert parse(path)["resources"] or parse(path)["modules"]
+
+
+def test_main_is_at_subscription_scope_and_every_module_exists() -> None:
+    main = parse(REPO / "infra" / "main.bicep")
+    assert main["globals"]["scope"]["value"] == "subscription"
+    for module in main["modules"].values():
+        assert (REPO / "infra" / module["detail"]["path"]).exists()
+
+
+def bicep_app_settings() -> dict[str, str]:
+    text = (REPO / "infra" / "app" / "function.bicep").read_text()
+    return dict(re.findall(r"\{ name: '([^']+)', value: ([^}]+?) \}", text))
+
+
+def local_settings() -> dict[str, str]:
+    return json.loads((REPO / "local.settings.example.json").read_text())["Values"]  # type: ignore[no-any-return]
+
+
+def test_the_config_module_local_settings_and_bicep_declare_the_same_settings() -> None:
+    declared = set(ENV_NAMES.values())
+    local, azure = set(local_settings()) - HOST_OWNED, set(bicep_app_settings()) - HOST_OWNED
+    slipway = {n for n in declared if n.startswith(("SLIPWAY_", "APPLICATIONINSIGHTS_"))}
+    assert local - {"AzureWebJobsStorage"} == slipway
+    assert azure - IDENTITY_STORAGE == slipway
+    # storage: a connection string locally, identity-based in Azure; both read by shared/config.py
+    assert "AzureWebJobsStorage" in declared and "AzureWebJobsStorage" in local
+    assert IDENTITY_STORAGE - {"AzureWebJobsStorage__credential"} <= declared
+    assert IDENTITY_STORAGE <= azure
+
+
+def test_azure_uses_no_secret_and_no_shared_key() -> None:
+    settings = bicep_app_settings()
+    assert settings["AzureWebJobsStorage__credential"] == "'managedidentity'"
+    assert settings["SLIPWAY_ARM_AUTH"] == "'managed-identity'"
+    assert not any("AccountKey" in v or "SharedAccessSignature" in v for v in settings.values())
+    storage = parse(REPO / "infra" / "app" / "storage.bicep")["resources"]["account"]["config"]
+    assert storage["properties"]["allowSharedKeyAccess"] is False
+
+
+def test_the_readme_documents_exactly_the_main_parameters() -> None:
+    params = set(parse(REPO / "infra" / "main.bicep")["parameters"])
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Parameters", 1)[1].split("\n#", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Za-z]+)` \|", section, re.MULTILINE))
+    assert documented == params
+
+
+def test_funcignore_keeps_development_files_out_of_the_package() -> None:
+    ignored = set((REPO / ".funcignore").read_text().split())
+    assert {"tests", "local", "bench", "infra", "local.settings.json", "examples", ".venv*"} <= ignored
+
+
+def test_azd_deploys_the_function_app_from_the_repository_root() -> None:
+    text = (REPO / "azure.yaml").read_text()
+    assert "host: function" in text and "project: ." in text and "language: python" in text
