@@ -1,0 +1,1 @@
+"""`slipway`: the command line for pipelines and people. Talks to the HTTP API only."""

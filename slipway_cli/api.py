@@ -1,0 +1,39 @@
+"""A small client of Slipway's HTTP API: JSON in and out, problems turned into readable errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    """The API answered with a problem (or not at all); the message says what and which field."""
+
+
+class Client:
+    def __init__(self, endpoint: str, key: str | None = None, timeout: float = 60.0) -> None:
+        headers = {"x-functions-key": key} if key else {}
+        self.http = httpx.Client(base_url=endpoint.rstrip("/"), headers=headers, timeout=timeout)
+
+    def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> Any:
+        try:
+            response = self.http.request(method, path, json=json, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach {self.http.base_url}: {exc}") from None
+        if response.status_code >= 400:
+            raise ApiError(_problem(response))
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+
+def _problem(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:500]}"
+    lines = [f"HTTP {response.status_code} {body.get('title', '')}: {body.get('detail', '')}".strip()]
+    lines += [f"  {e['field']}: {e['message']}" for e in body.get("errors", [])]
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""slipway: create releases, wait for stages, deploy, read logs.
+
+The endpoint and key come from --endpoint/--key or SLIPWAY_ENDPOINT/SLIPWAY_KEY. Exit codes:
+0 done (the awaited stage succeeded), 1 the awaited stage failed, was rejected or canceled,
+2 bad usage or an API error, 3 timed out waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+from slipway_cli.api import ApiError, Client
+
+FINISHED = {"succeeded", "partiallySucceeded", "failed", "rejected", "canceled"}
+GOOD = {"succeeded", "partiallySucceeded"}
+EXIT_OK, EXIT_STAGE_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slipway", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoint", default=os.environ.get("SLIPWAY_ENDPOINT", "http://localhost:7071/api"))
+    parser.add_argument("--key", default=os.environ.get("SLIPWAY_KEY"), help="function key (x-functions-key)")
+    parser.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    release = groups.add_parser("release", help="create, list and show releases").add_subparsers(
+        dest="command", required=True)
+    create = release.add_parser("create", help="create a release (and optionally wait for a stage)")
+    create.add_argument("--definition", "-d", type=int, required=True, help="definition id")
+    create.add_argument("--artifact", "-a", action="append", default=[], metavar="ALIAS=VERSION",
+                        help="artifact version; the newest registered version when omitted")
+    create.add_argument("--description", default="")
+    create.add_argument("--idempotency-key", default=None,
+                        help="retrying with the same key returns the first release (default: a new key)")
+    create.add_argument("--wait-for", metavar="STAGE", help="wait until this stage finishes; fail if it fails")
+    create.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
+    listing = release.add_parser("list", help="list releases, newest first")
+    listing.add_argument("--definition", "-d", type=int)
+    listing.add_argument("--status", choices=["active", "abandoned"])
+    listing.add_argument("--top", type=int, default=25)
+    show = release.add_parser("show", help="one release with its stages")
+    show.add_argument("release", type=int)
+    wait = release.add_parser("wait", help="wait for a stage of a release")
+    wait.add_argument("release", type=int)
+    wait.add_argument("stage")
+    wait.add_argument("--timeout", type=float, default=3600)
+
+    stage = groups.add_parser("stage", help="deploy a stage of a release").add_subparsers(
+        dest="command", required=True)
+    for name, reason in (("deploy", None), ("redeploy", "redeploy"), ("rollback", "rollback")):
+        cmd = stage.add_parser(name, help=f"{name} a stage now" + (" (an earlier release)" if reason == "rollback"
+                                                                    else ""))
+        cmd.add_argument("release", type=int)
+        cmd.add_argument("stage")
+        cmd.add_argument("--wait", action="store_true", help="wait until the stage finishes")
+        cmd.add_argument("--timeout", type=float, default=3600)
+        cmd.set_defaults(reason=reason)
+
+    logs = groups.add_parser("logs", help="print the logs of a stage's deployment")
+    logs.add_argument("release", type=int)
+    logs.add_argument("stage")
+    logs.add_argument("--attempt", type=int, help="deployment attempt (default: the latest)")
+    logs.add_argument("--step", type=int, help="one step only (default: every step)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    client = Client(args.endpoint, args.key)
+    try:
+        return COMMANDS[(args.group, getattr(args, "command", None))](client, args)
+    except ApiError as exc:
+        print(f"slipway: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def emit(args: argparse.Namespace, data: Any, table: str) -> None:
+    print(json.dumps(data, indent=2) if args.output == "json" else table)
+
+
+def stage_table(release: dict[str, Any]) -> str:
+    lines = [f"{release['name']} (id {release['id']}, {release['status']}) of definition {release['definitionId']}",
+             "  artifacts: " + ", ".join(f"{a['alias']} {a['version']}" for a in release["artifacts"])]
+    for stage in release["stages"]:
+        why = f"  - {stage['waitingFor']}" if stage.get("waitingFor") else ""
+        lines.append(f"  {stage['name']:<20} {stage['status']:<20}{why}")
+    return "\n".join(lines)
+
+
+def release_create(client: Client, args: argparse.Namespace) -> int:
+    artifacts = []
+    for item in args.artifact:
+        alias, sep, version = item.partition("=")
+        if not sep or not alias or not version:
+            print(f"slipway: --artifact takes ALIAS=VERSION, not '{item}'", file=sys.stderr)
+            return EXIT_ERROR
+        artifacts.append({"alias": alias, "version": version})
+    body = {"definitionId": args.definition, "description": args.description, "artifacts": artifacts}
+    key = args.idempotency_key or str(uuid.uuid4())
+    release = client.call("POST", "/releases", json=body, headers={"Idempotency-Key": key})
+    emit(args, release, stage_table(release))
+    if args.wait_for:
+        return wait_for(client, args, release["id"], args.wait_for, args.timeout)
+    return EXIT_OK
+
+
+def wait_for(client: Client, args: argparse.Namespace, release_id: int, stage: str, timeout: float) -> int:
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        release = client.call("GET", f"/releases/{release_id}")
+        found = next((s for s in release["stages"] if s["name"].casefold() == stage.casefold()), None)
+        if found is None:
+            print(f"slipway: release {release_id} has no stage '{stage}'", file=sys.stderr)
+            return EXIT_ERROR
+        state = (found["status"], found.get("waitingFor"))
+        if state != last and args.output == "table":
+            print(f"{found['name']}: {found['status']}" + (f" - {found['waitingFor']}" if found.get("waitingFor")
+                                                           else ""), flush=True)
+            last = state
+        if found["status"] in FINISHED:
+            if args.output == "json":
+                print(json.dumps(found, indent=2))
+            if found["status"] in GOOD:
+                return EXIT_OK
+            failure = (found["deployments"][-1].get("failure") if found["deployments"] else None) or found["status"]
+            print(f"slipway: stage {found['name']} {found['status']}: {failure}", file=sys.stderr)
+            return EXIT_STAGE_FAILED
+        if time.monotonic() > deadline:
+            print(f"slipway: gave up waiting for stage {found['name']} after {timeout:g}s "
+                  f"(it is {found['status']})", file=sys.stderr)
+            return EXIT_TIMEOUT
+        time.sleep(2 if timeout > 60 else 0.5)
+
+
+def release_list(client: Client, args: argparse.Namespace) -> int:
+    params = {"top": args.top, "definitionId": args.definition, "status": args.status}
+    page = client.call("GET", "/releases", params={k: v for k, v in params.items() if v is not None})
+    rows = [f"{r['id']:>6}  {r['name']:<20} {r['status']:<10} {r['createdOn'][:19]}  " +
+            " ".join(f"{k}:{v}" for k, v in r["stages"].items()) for r in page["value"]]
+    emit(args, page, "\n".join(rows) or "no releases")
+    return EXIT_OK
+
+
+def release_show(client: Client, args: argparse.Namespace) -> int:
+    release = client.call("GET", f"/releases/{args.release}")
+    emit(args, release, stage_table(release))
+    return EXIT_OK
+
+
+def release_wait(client: Client, args: argparse.Namespace) -> int:
+    return wait_for(client, args, args.release, args.stage, args.timeout)
+
+
+def stage_deploy(client: Client, args: argparse.Namespace) -> int:
+    body = {"reason": args.reason} if args.reason else None
+    release = client.call("POST", f"/releases/{args.release}/stages/{args.stage}/deploy", json=body)
+    emit(args, release, stage_table(release))
+    if args.wait:
+        return wait_for(client, args, args.release, args.stage, args.timeout)
+    return EXIT_OK
+
+
+def logs(client: Client, args: argparse.Namespace) -> int:
+    release = client.call("GET", f"/releases/{args.release}")
+    stage = next((s for s in release["stages"] if s["name"].casefold() == args.stage.casefold()), None)
+    if stage is None or not stage["deployments"]:
+        print(f"slipway: release {args.release} has no deployment of stage '{args.stage}'", file=sys.stderr)
+        return EXIT_ERROR
+    attempt = args.attempt or stage["deployments"][-1]["attempt"]
+    if not 1 <= attempt <= len(stage["deployments"]):
+        print(f"slipway: stage '{args.stage}' has no attempt {attempt}", file=sys.stderr)
+        return EXIT_ERROR
+    for step in stage["deployments"][attempt - 1]["steps"]:
+        if args.step is not None and step["index"] != args.step:
+            continue
+        text = client.call("GET", f"/releases/{args.release}/stages/{stage['name']}/deployments/{attempt}/steps/"
+                                  f"{step['index']}/log")
+        print(f"=== step {step['index']}: {step['name']} ({step['status']}) ===")
+        print(text.rstrip() or "(no log yet)")
+    return EXIT_OK
+
+
+COMMANDS = {
+    ("release", "create"): release_create,
+    ("release", "list"): release_list,
+    ("release", "show"): release_show,
+    ("release", "wait"): release_wait,
+    ("stage", "deploy"): stage_deploy,
+    ("stage", "redeploy"): stage_deploy,
+    ("stage", "rollback"): stage_deploy,
+    ("logs", None): logs,
+}
