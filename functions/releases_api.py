@@ -109,3 +109,10 @@ def artifact_webhook(req: func.HttpRequest) -> func.HttpResponse:
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"status": "ok"})
 
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.openapi import document
+
+    return json_response(document())
+

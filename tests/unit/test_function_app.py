@@ -26,6 +26,7 @@ EXPECTED = {
                  "releases/{releaseId:int}/stages/{stage}/deployments/{attempt:int}/steps/{step:int}/log"),
     "artifact_webhook": ("httpTrigger", "artifacts"),
     "health": ("httpTrigger", "health"),
+    "openapi_document": ("httpTrigger", "openapi.json"),
     "run_step": ("queueTrigger", "slipway-steps"),
     "step_poisoned": ("queueTrigger", "slipway-steps-poison"),
     "sweep": ("timerTrigger", "%SLIPWAY_SWEEP_SCHEDULE%"),
@@ -75,3 +76,25 @@ def test_http_functions_keep_their_request_parameter_name(functions: dict[str, o
         trigger = f.get_trigger()  # type: ignore[attr-defined]
         params = list(inspect.signature(f.get_user_function()).parameters)  # type: ignore[attr-defined]
         assert params == [trigger.name]
+
+
+def test_the_api_document_covers_exactly_the_registered_routes(functions: dict[str, object]) -> None:
+    from shared.openapi import document
+
+    registered = set()
+    for f in functions.values():
+        trigger = f.get_trigger()  # type: ignore[attr-defined]
+        if trigger.get_binding_name() != "httpTrigger":
+            continue
+        path = "/" + re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", trigger.route)
+        registered |= {(path, str(getattr(m, "value", m)).lower()) for m in trigger.methods}
+    documented = {(path, method) for path, ops in document()["paths"].items() for method in ops}
+    assert documented == registered
+
+
+def test_the_api_document_is_valid_openapi_31() -> None:
+    from openapi_spec_validator import validate
+
+    from shared.openapi import document
+
+    validate(document())

@@ -1,0 +1,123 @@
+"""The API document (OpenAPI 3.1), built from the request schemas so it cannot drift from them.
+
+`ROUTES` lists every HTTP operation once; a test checks it against the functions the app
+registers, and schemathesis checks the running API against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.schemas.definition import DefinitionIn
+from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
+
+JSON, PROBLEM, TEXT = "application/json", "application/problem+json", "text/plain"
+ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema}
+
+
+PAGING = [_param("top", "query", {"type": "integer", "minimum": 1, "maximum": 200}),
+          _param("continuationToken", "query", {"type": "string"})]
+IF_MATCH = _param("If-Match", "header", {"type": "string"})
+
+# (path, method, operation id, summary, request body schema name, success status, success type, parameters)
+ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[str, Any]]]] = [
+    ("/definitions", "get", "listDefinitions", "List definitions", None, 200, JSON, PAGING),
+    ("/definitions", "post", "createDefinition", "Create a definition (revision 1)", "Definition", 201, JSON, []),
+    ("/definitions/{definitionId}", "get", "getDefinition", "The current revision", None, 200, JSON, []),
+    ("/definitions/{definitionId}", "put", "updateDefinition", "A new revision", "Definition", 200, JSON, [IF_MATCH]),
+    ("/definitions/{definitionId}", "delete", "deleteDefinition", "Delete (releases keep their snapshot)", None, 204,
+     None, [IF_MATCH]),
+    ("/definitions/{definitionId}/revisions", "get", "listRevisions", "Every revision", None, 200, JSON, []),
+    ("/definitions/{definitionId}/revisions/{revision}", "get", "getRevision", "One revision", None, 200, JSON, []),
+    ("/definitions/{definitionId}/stages/{stage}/clone", "post", "cloneStage", "Copy a stage under a new name",
+     "CloneStage", 201, JSON, [IF_MATCH]),
+    ("/definitions/{definitionId}/environments", "get", "whatRunsWhere", "What runs where, and drift", None, 200,
+     JSON, [_param("verify", "query", {"type": "boolean"})]),
+    ("/releases", "get", "listReleases", "List releases, newest first", None, 200, JSON,
+     [*PAGING, _param("definitionId", "query", ID), _param("status", "query", {"enum": ["active", "abandoned"]}),
+      _param("createdSince", "query", {"type": "string", "format": "date-time"})]),
+    ("/releases", "post", "createRelease", "Create a release", "Release", 201, JSON,
+     [_param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 200})]),
+    ("/releases/{releaseId}", "get", "getRelease", "A release with its stages and why they wait", None, 200, JSON,
+     []),
+    ("/releases/{releaseId}/abandon", "post", "abandonRelease", "Abandon; running deployments are canceled",
+     "Comment", 200, JSON, []),
+    ("/releases/{releaseId}/stages/{stage}/deploy", "post", "deployStage", "Deploy a stage now", "Deploy", 202, JSON,
+     []),
+    ("/releases/{releaseId}/events", "get", "listEvents", "The release's history", None, 200, JSON, []),
+    ("/releases/{releaseId}/stages/{stage}/deployments/{attempt}/steps/{step}/log", "get", "getStepLog",
+     "One step's log", None, 200, TEXT, []),
+    ("/artifacts", "post", "buildCompleted", "The build webhook: register a version, release it", "Build", 201,
+     JSON, []),
+    ("/health", "get", "health", "Liveness", None, 200, JSON, []),
+    ("/openapi.json", "get", "openapi", "This document", None, 200, JSON, []),
+]
+
+PATH_PARAMS = {"definitionId": ID, "releaseId": ID, "revision": ID, "attempt": ID,
+               "step": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+               "stage": {"type": "string", "minLength": 1, "maxLength": 64}}
+
+
+def _bodies() -> dict[str, Any]:
+    def schema(model: Any) -> dict[str, Any]:
+        return model.model_json_schema(ref_template="#/components/schemas/{model}")  # type: ignore[no-any-return]
+
+    return {
+        "Definition": schema(DefinitionIn),
+        "Release": schema(ReleaseIn),
+        "Build": schema(ArtifactWebhookIn),
+        "CloneStage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+        "Comment": {"type": "object", "properties": {"comment": {"type": "string", "maxLength": 4000}}},
+        "Deploy": {"type": "object", "properties": {"reason": {"enum": ["manual", "redeploy", "rollback"]}}},
+        "Problem": {"type": "object", "required": ["title", "status"],
+                    "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                   "status": {"type": "integer"}, "detail": {"type": "string"},
+                                   "errors": {"type": "array", "items": {
+                                       "type": "object", "required": ["field", "message"],
+                                       "properties": {"field": {"type": "string"},
+                                                      "message": {"type": "string"}}}}}},
+    }
+
+
+def document() -> dict[str, Any]:
+    bodies = _bodies()
+    components: dict[str, Any] = {}
+    for name, schema in bodies.items():
+        components.update(schema.pop("$defs", {}))
+        components[name] = schema
+    paths: dict[str, Any] = {}
+    problem = {"content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for path, method, op_id, summary, body, status, kind, params in ROUTES:
+        in_path = [_param(p, "path", PATH_PARAMS[p]) for p in PATH_PARAMS if "{" + p + "}" in path]
+        success: dict[str, Any] = {"description": "done"}
+        if kind == JSON:
+            success["content"] = {JSON: {"schema": {"type": "object"}}}
+        elif kind == TEXT:
+            success["content"] = {TEXT: {"schema": {"type": "string"}}}
+        responses: dict[str, Any] = {str(status): success}
+        if status == 201 and op_id in ("createRelease", "buildCompleted"):
+            responses["200"] = {"description": "already created (same key or build)",
+                                "content": {JSON: {"schema": {"type": "object"}}}}
+        for code, text in (("400", "invalid input, each bad field named"), ("404", "not found"),
+                           ("409", "conflicts with the current state"), ("412", "If-Match names another version"),
+                           ("500", "unexpected error, logged")):
+            responses[code] = {"description": text, **problem}
+        operation: dict[str, Any] = {"operationId": op_id, "summary": summary, "parameters": in_path + params,
+                                     "responses": responses}
+        if body is not None:
+            operation["requestBody"] = {"required": body not in ("Comment", "Deploy"),
+                                        "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+        paths.setdefault(path, {})[method] = operation
+    return {"openapi": "3.1.0",
+            "info": {"title": "Slipway", "version": "0.1.0",
+                     "description": "Multi-stage releases to Azure App Service slots."},
+            "servers": [{"url": "/api"}],
+            "paths": paths,
+            "components": {"schemas": components,
+                           "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header",
+                                                               "name": "x-functions-key"}}},
+            "security": [{"functionKey": []}, {}]}
