@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http import api, body_json, caller, cursor_param, int_param, json_response, page, route_int
+from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page, route_int
 from shared import bootstrap
+from shared.domain.access import ADMIN, READER
 from shared.domain.errors import FieldError, Invalid
 from shared.services import definitions, environments
 from shared.services.definitions import etag_of
@@ -22,10 +23,12 @@ def _with_etag(body: dict, status: int = 200) -> func.HttpResponse:  # type: ign
 def definitions_collection(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
     if req.method == "POST":
-        created = definitions.create(deps, body_json(req), by=caller(req))
+        who = authorize(req, ADMIN, "create definitions")
+        created = definitions.create(deps, body_json(req), by=who.name)
         resp = _with_etag(created, 201)
         resp.headers["Location"] = f"/api/definitions/{created['id']}"
         return resp
+    authorize(req, READER, "read definitions")
     items, nxt = definitions.list_page(deps, cursor=cursor_param(req), limit=int_param(req, "top", 50, high=200) or 50)
     return json_response(page(items, nxt))
 
@@ -37,16 +40,20 @@ def definition_item(req: func.HttpRequest) -> func.HttpResponse:
     definition_id = route_int(req, "definitionId")
     if_match = req.headers.get("If-Match")
     if req.method == "PUT":
-        return _with_etag(definitions.update(deps, definition_id, body_json(req), by=caller(req), if_match=if_match))
+        who = authorize(req, ADMIN, "change definitions")
+        return _with_etag(definitions.update(deps, definition_id, body_json(req), by=who.name, if_match=if_match))
     if req.method == "DELETE":
-        definitions.delete(deps, definition_id, by=caller(req), if_match=if_match)
+        who = authorize(req, ADMIN, "delete definitions")
+        definitions.delete(deps, definition_id, by=who.name, if_match=if_match)
         return func.HttpResponse(status_code=204)
+    authorize(req, READER, "read definitions")
     return _with_etag(definitions.get(deps, definition_id))
 
 
 @bp.route(route="definitions/{definitionId:int}/revisions", methods=["GET"])
 @api
 def definition_revisions(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, READER, "read definitions")
     items = definitions.revisions(bootstrap.deps(), route_int(req, "definitionId"))
     return json_response(page(items, None))
 
@@ -54,6 +61,7 @@ def definition_revisions(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="definitions/{definitionId:int}/revisions/{revision:int}", methods=["GET"])
 @api
 def definition_revision(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, READER, "read definitions")
     body = definitions.get(bootstrap.deps(), route_int(req, "definitionId"), route_int(req, "revision"))
     return json_response(body)
 
@@ -61,11 +69,12 @@ def definition_revision(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="definitions/{definitionId:int}/stages/{stage}/clone", methods=["POST"])
 @api
 def clone_stage(req: func.HttpRequest) -> func.HttpResponse:
+    who = authorize(req, ADMIN, "change definitions")
     body = body_json(req)
     if not isinstance(body, dict) or "name" not in body:
         raise Invalid([FieldError("name", "the new stage's name is required")])
     updated = definitions.clone_stage(bootstrap.deps(), route_int(req, "definitionId"), req.route_params["stage"],
-                                      body["name"], by=caller(req), if_match=req.headers.get("If-Match"))
+                                      body["name"], by=who.name, if_match=req.headers.get("If-Match"))
     return _with_etag(updated, 201)
 
 
@@ -73,6 +82,7 @@ def clone_stage(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def definition_environments(req: func.HttpRequest) -> func.HttpResponse:
     """What runs where; `?verify=true` also reads every slot to show drift."""
+    authorize(req, READER, "read what runs where")
     verify = (req.params.get("verify") or "").lower() in ("1", "true", "yes")
     return json_response(environments.what_runs_where(bootstrap.deps(), route_int(req, "definitionId"),
                                                       verify=verify))

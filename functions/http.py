@@ -16,6 +16,8 @@ from typing import Any
 
 import azure.functions as func
 
+from shared import bootstrap
+from shared.domain.access import Forbidden, Principal, Unauthenticated
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, PreconditionFailed
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,10 @@ def api(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[f
             return problem(409, "Conflict", str(exc))
         except PreconditionFailed as exc:
             return problem(412, "Precondition failed", str(exc))
+        except Unauthenticated as exc:
+            return problem(401, "Unauthenticated", str(exc))
+        except Forbidden as exc:
+            return problem(403, "Forbidden", str(exc))
         except Exception:
             logger.exception("unexpected error in %s %s", req.method, req.url)
             return problem(500, "Internal error", "Slipway could not complete the request; it was logged.")
@@ -110,6 +116,11 @@ def page(items: list[Any], cursor: Any) -> dict[str, Any]:
     return {"count": len(items), "value": items, "continuationToken": token}
 
 
-def caller(req: func.HttpRequest) -> str:
-    """Who is asking: App Service authentication's principal name, else 'anonymous'."""
-    return req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME") or "anonymous"
+def authorize(req: func.HttpRequest, role: str, action: str) -> Principal:
+    """Who is asking, refused (401/403) unless they hold `role`."""
+    from functions.identity import principal_of
+    from shared.domain.access import require
+
+    who = principal_of(req, bootstrap.deps().settings)
+    require(who, role, action)
+    return who

@@ -6,8 +6,9 @@ from datetime import datetime
 
 import azure.functions as func
 
-from functions.http import api, body_json, caller, cursor_param, int_param, json_response, page, route_int
+from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page, route_int
 from shared import bootstrap
+from shared.domain.access import READER, RELEASE_MANAGER
 from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, parse
 from shared.services import releases
@@ -22,13 +23,15 @@ bp = func.Blueprint()
 def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
     if req.method == "POST":
+        who = authorize(req, RELEASE_MANAGER, "create releases")
         body = parse(ReleaseIn, body_json(req))
         key = req.headers.get("Idempotency-Key")
         if key is not None and not 1 <= len(key) <= 200:
             raise Invalid([FieldError("Idempotency-Key", "must be 1 to 200 characters")])
-        release, created = releases.create(deps, body, by=caller(req), idempotency_key=key)
+        release, created = releases.create(deps, body, by=who.name, idempotency_key=key)
         return json_response(release_view(release), 201 if created else 200,
                              headers={"Location": f"/api/releases/{release.id}"})
+    authorize(req, READER, "read releases")
     status = req.params.get("status")
     if status not in (None, "active", "abandoned"):
         raise Invalid([FieldError("status", "must be active or abandoned")])
@@ -46,6 +49,7 @@ def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="releases/{releaseId:int}", methods=["GET"])
 @api
 def release_item(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, READER, "read releases")
     deps = bootstrap.deps()
     release = releases.get(deps, route_int(req, "releaseId"))
     return json_response(release_view(release, running=releases.running(deps, release)))
@@ -54,11 +58,12 @@ def release_item(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="releases/{releaseId:int}/abandon", methods=["POST"])
 @api
 def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
+    who = authorize(req, RELEASE_MANAGER, "abandon releases")
     body = body_json(req) if req.get_body() else {}
     comment = body.get("comment", "") if isinstance(body, dict) else ""
     if not isinstance(comment, str) or len(comment) > 4000:
         raise Invalid([FieldError("comment", "must be text of at most 4000 characters")])
-    release = releases.abandon(bootstrap.deps(), route_int(req, "releaseId"), by=caller(req), comment=comment)
+    release = releases.abandon(bootstrap.deps(), route_int(req, "releaseId"), by=who.name, comment=comment)
     return json_response(release_view(release))
 
 
@@ -66,18 +71,20 @@ def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     """Deploy now; `{"reason": "rollback"}` marks an earlier release deployed again."""
+    who = authorize(req, RELEASE_MANAGER, "deploy stages")
     body = body_json(req) if req.get_body() else {}
     reason = body.get("reason") if isinstance(body, dict) else None
     if reason not in (None, "manual", "redeploy", "rollback"):
         raise Invalid([FieldError("reason", "must be manual, redeploy or rollback")])
     release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
-                                    by=caller(req), reason=reason)
+                                    by=who.name, reason=reason)
     return json_response(release_view(release), 202)
 
 
 @bp.route(route="releases/{releaseId:int}/events", methods=["GET"])
 @api
 def release_events(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, READER, "read releases")
     return json_response(page(releases.events(bootstrap.deps(), route_int(req, "releaseId")), None))
 
 
@@ -85,6 +92,7 @@ def release_events(req: func.HttpRequest) -> func.HttpResponse:
           methods=["GET"])
 @api
 def step_log(req: func.HttpRequest) -> func.HttpResponse:
+    authorize(req, READER, "read logs")
     deps = bootstrap.deps()
     release = releases.get(deps, route_int(req, "releaseId"))
     stage, attempt, step = req.route_params["stage"], route_int(req, "attempt"), route_int(req, "step")
@@ -99,8 +107,9 @@ def step_log(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def artifact_webhook(req: func.HttpRequest) -> func.HttpResponse:
     """A build finished: register its version and release it where continuous deployment asks."""
+    who = authorize(req, RELEASE_MANAGER, "register builds")
     hook = parse(ArtifactWebhookIn, body_json(req))
-    created = releases.from_build(bootstrap.deps(), hook, by=caller(req))
+    created = releases.from_build(bootstrap.deps(), hook, by=who.name)
     return json_response({"source": hook.source, "version": hook.version,
                           "releases": [release_summary(r) for r in created]}, 201 if created else 200)
 

@@ -74,7 +74,7 @@ class LocalStack:
                                TAILSPIN_TARGET["site"], slots=["dev", "test", "preprod"])
         settings = {"AzureWebJobsStorage": self.azurite.connection_string,
                     "SLIPWAY_ARM_ENDPOINT": self.emulator.url, "SLIPWAY_ARM_AUTH": "local-emulator",
-                    "SLIPWAY_SLOT_URL_SCHEME": "http", **self.extra_settings}
+                    "SLIPWAY_SLOT_URL_SCHEME": "http", "SLIPWAY_AUTH_MODE": "development", **self.extra_settings}
         self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
                                   max_polling_interval=self.max_polling_interval)
         from shared import bootstrap

@@ -43,6 +43,17 @@ class Settings:
     email_endpoint: str = ""
     """Azure Communication Services endpoint for approval mails (identity-based); empty: no mail."""
     email_sender: str = ""
+    auth_mode: str = "appservice"
+    """`appservice`: identities come from App Service authentication (Azure). `development`: the
+    local stack, where a request without a principal acts as `dev_identity`."""
+    dev_identity: str = "developer@localhost (development identity)"
+    admins: str = ""
+    """Comma-separated names or groups granted the admin role (besides the Slipway.Admin app role)."""
+    release_managers: str = ""
+    readers: str = "*"
+    """'*' lets every signed-in user read."""
+    key_roles: str = "releaseManager"
+    """Roles of automation calling with a function key."""
     app_insights_connection: str = ""
     """Set by the platform in Azure: telemetry goes to Application Insights; empty locally."""
 
@@ -76,5 +87,11 @@ ENV_NAMES: dict[str, str] = {
     "max_step_redeliveries": "SLIPWAY_MAX_STEP_REDELIVERIES",
     "email_endpoint": "SLIPWAY_EMAIL_ENDPOINT",
     "email_sender": "SLIPWAY_EMAIL_SENDER",
+    "auth_mode": "SLIPWAY_AUTH_MODE",
+    "dev_identity": "SLIPWAY_DEV_IDENTITY",
+    "admins": "SLIPWAY_ADMINS",
+    "release_managers": "SLIPWAY_RELEASE_MANAGERS",
+    "readers": "SLIPWAY_READERS",
+    "key_roles": "SLIPWAY_KEY_ROLES",
     "app_insights_connection": "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }

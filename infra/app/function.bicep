@@ -12,6 +12,12 @@ param appInsightsConnectionString string
 param emailEndpoint string = ''
 param emailSender string = ''
 
+@description('Comma-separated users or groups granted the admin role.')
+param admins string = ''
+
+@description('Comma-separated users or groups granted the release manager role.')
+param releaseManagers string = ''
+
 @description('Most instances Flex Consumption may run.')
 param maximumInstanceCount int = 40
 
@@ -91,6 +97,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_MAX_STEP_REDELIVERIES', value: '3' }
         { name: 'SLIPWAY_EMAIL_ENDPOINT', value: emailEndpoint }
         { name: 'SLIPWAY_EMAIL_SENDER', value: emailSender }
+        { name: 'SLIPWAY_AUTH_MODE', value: 'appservice' }
+        { name: 'SLIPWAY_DEV_IDENTITY', value: '' }
+        { name: 'SLIPWAY_ADMINS', value: admins }
+        { name: 'SLIPWAY_RELEASE_MANAGERS', value: releaseManagers }
+        { name: 'SLIPWAY_READERS', value: '*' }
+        { name: 'SLIPWAY_KEY_ROLES', value: 'releaseManager' }
       ]
     }
   }

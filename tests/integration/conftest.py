@@ -95,7 +95,7 @@ class World:
 @pytest.fixture
 def world(azurite: Azurite, unique: str) -> Iterator[World]:
     settings = Settings(storage_connection=azurite.connection_string, table_name=f"T{unique}",
-                        packages_container=f"p{unique}", logs_container=f"l{unique}")
+                        packages_container=f"p{unique}", logs_container=f"l{unique}", auth_mode="development")
     hosts = {f"127.0.0.1:{port}": name for name, port in azurite.ports.items()}
     counter, crash = CountingPolicy(hosts), CrashPolicy()
     deps = bootstrap.build(settings, storage_policies=[counter, crash], clock=FakeClock(),

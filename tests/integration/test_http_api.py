@@ -212,3 +212,35 @@ def test_an_unreachable_arm_does_not_block_saving(api: World) -> None:
 
     api.app_service.failures = [TargetError("ARM unreachable", retryable=True)]
     assert call(defs.definitions_collection, "POST", with_("stages", [SWAP_STAGE]))[0] == 201
+
+
+def as_(name: str, roles: list[str] | None = None, groups: list[str] | None = None) -> dict[str, str]:
+    from functions.identity import encode_principal
+
+    return {"X-MS-CLIENT-PRINCIPAL": encode_principal(name, roles, groups)}
+
+
+def test_roles_are_checked_on_every_kind_of_endpoint(api: World) -> None:
+    did = call(defs.definitions_collection, "POST", GOOD)[1]["id"]
+    reader = as_("rita@contoso.com")
+    assert call(defs.definition_item, "GET", definitionId=did, headers=reader)[0] == 200  # everyone reads
+    status, problem = call(defs.definitions_collection, "POST", GOOD, headers=reader)
+    assert status == 403 and "admin" in problem["detail"]
+    assert call(rels.releases_collection, "POST", {"definitionId": did}, headers=reader)[0] == 403
+    manager = as_("amita@contoso.com", roles=["Slipway.ReleaseManager"])
+    assert call(defs.definition_item, "PUT", GOOD, definitionId=did, headers=manager)[0] == 403
+    assert call(rels.releases_collection, "POST", {"definitionId": did}, headers=manager)[0] != 403
+    admin_by_group = as_("tim@contoso.com", groups=["release-admins"])
+    assert call(defs.definitions_collection, "POST", GOOD, headers=admin_by_group)[0] == 403
+    api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "admins": "release-admins"})
+    assert call(defs.definitions_collection, "POST", GOOD, headers=admin_by_group)[0] == 201
+
+
+def test_without_an_identity_azure_answers_401_and_a_key_is_automation(api: World) -> None:
+    api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "auth_mode": "appservice"})
+    status, problem = call(defs.definitions_collection, "GET")
+    assert status == 401 and problem["title"] == "Unauthenticated"
+    assert call(rels.releases_collection, "GET", headers={"x-functions-key": "checked-by-the-host"})[0] == 200
+    status, problem = call(defs.definitions_collection, "POST", GOOD, headers={"x-functions-key": "k"})
+    assert status == 403 and "automation" in problem["detail"]
+    assert call(defs.definitions_collection, "GET", headers={"X-MS-CLIENT-PRINCIPAL": "%%%"})[0] == 401
