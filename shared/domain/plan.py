@@ -40,6 +40,8 @@ class StagePlan:
     allow_partial: bool
     steps: tuple[StepPlan, ...]
     target: dict[str, str]
+    pre_approvals: dict[str, Any] | None = None
+    post_approvals: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def _stage(data: dict[str, Any]) -> StagePlan:
         allow_partial=bool(trigger.get("allowPartialSuccess", False)),
         steps=steps,
         target=data.get("target", {}),
+        pre_approvals=data.get("preApprovals") or None,
+        post_approvals=data.get("postApprovals") or None,
     )
 
 

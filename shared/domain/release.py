@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared.domain.approvals import Approval
 from shared.domain.plan import Plan
 
 # Stage and deployment statuses, named as Azure DevOps names them.
@@ -68,6 +69,10 @@ class Deployment:
     finished_at: str | None = None
     failure: str | None = None
     steps: list[StepRun] = field(default_factory=list)
+    phase: str = "steps"
+    """preApproval, deferred, steps or postApproval: where an in-progress deployment stands."""
+    approvals: dict[str, Approval] = field(default_factory=dict)
+    """The deployment's approvals by kind (pre, post)."""
 
     def step(self, index: int) -> StepRun | None:
         return self.steps[index] if 0 <= index < len(self.steps) else None
@@ -116,7 +121,9 @@ class Release:
                 name=s["name"],
                 status=s["status"],
                 deployments=[
-                    Deployment(**{**d, "steps": [StepRun(**st) for st in d["steps"]]}) for d in s["deployments"]
+                    Deployment(**{**d, "steps": [StepRun(**st) for st in d["steps"]],
+                                  "approvals": {k: Approval.from_dict(a) for k, a in d.get("approvals", {}).items()}})
+                    for d in s["deployments"]
                 ],
             )
             for name, s in data["stages"].items()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain import approvals
+from shared.domain.access import ADMIN, Forbidden, Principal
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.plan import AFTER_RELEASE, SWAP_TYPES, StagePlan
 from shared.domain.release import (
@@ -25,6 +27,7 @@ from shared.domain.release import (
     NOT_STARTED,
     PARTIALLY_SUCCEEDED,
     PENDING,
+    REJECTED,
     SKIPPED,
     SUCCEEDED,
     Deployment,
@@ -91,6 +94,48 @@ class FailStep:
 
 
 @dataclass(frozen=True)
+class Decide:
+    """An approver's (or, with `override`, an admin's) decision on a pending approval."""
+
+    stage: str
+    attempt: int
+    kind: str
+    who: Principal
+    decision: str
+    comment: str = ""
+    override: bool = False
+
+
+@dataclass(frozen=True)
+class Defer:
+    """An approver defers the deployment: it starts no earlier than `until` once approved."""
+
+    stage: str
+    attempt: int
+    who: Principal
+    until: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Reassign:
+    stage: str
+    attempt: int
+    kind: str
+    who: Principal
+    to: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Wake:
+    """A durable timer fired: an approval may have timed out, a deferral may be over."""
+
+    stage: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class Abandon:
     by: str
     comment: str = ""
@@ -104,7 +149,8 @@ class Sweep:
     max_redeliveries: int
 
 
-Command = StartRelease | DeployStage | CompleteStep | DeferStep | FailStep | Abandon | Sweep
+Command = (StartRelease | DeployStage | CompleteStep | DeferStep | FailStep | Abandon | Sweep | Decide | Defer
+           | Reassign | Wake)
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -131,11 +177,20 @@ class EnqueueStep:
     delay_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class ArmTimer:
+    """Wake the deployment at `due` (an approval's timeout, the end of a deferral)."""
+
+    stage: str
+    attempt: int
+    due: str
+
+
 @dataclass
 class Decision:
     release: Release
     events: list[Event] = field(default_factory=list)
-    effects: list[EnqueueStep] = field(default_factory=list)
+    effects: list[EnqueueStep | ArmTimer] = field(default_factory=list)
     slots: list[dict[str, Any]] = field(default_factory=list)
     """Slot contents to record (what runs where), from the steps this decision accepted."""
 
@@ -163,6 +218,14 @@ def decide(release: Release, command: Command, now: datetime) -> Decision:
             d.abandon(command)
         case Sweep():
             d.sweep(command)
+        case Decide():
+            d.decide(command)
+        case Defer():
+            d.defer(command)
+        case Reassign():
+            d.reassign(command)
+        case Wake():
+            d.wake(command.stage, command.attempt)
     return d.decision
 
 
@@ -208,6 +271,9 @@ class _Decider:
                 for step in dep.steps:
                     if step.status in (PENDING, IN_PROGRESS):
                         step.status, step.finished_at = CANCELED, self.stamp
+                for approval in dep.approvals.values():
+                    if approval.status == approvals.PENDING:
+                        approval.status = approvals.CANCELED
                 self.finish_deployment(run.name, dep, CANCELED, failure="release abandoned", cascade=False)
         self.emit("releaseAbandoned", by=cmd.by, message=cmd.comment)
 
@@ -268,6 +334,9 @@ class _Decider:
             dep = run.current
             if dep is None or dep.status != IN_PROGRESS:
                 continue
+            if dep.phase != "steps":
+                self.wake(name, dep.attempt)  # a lost timer: approvals time out, deferrals end
+                continue
             for step in dep.steps:
                 if step.status != IN_PROGRESS or step.visible_at is None:
                     continue
@@ -293,10 +362,152 @@ class _Decider:
         run.deployments.append(dep)
         run.status = IN_PROGRESS
         self.emit("deploymentStarted", stage=stage.name, attempt=dep.attempt, by=by, message=reason)
-        if dep.steps:
-            self.start_step(stage.name, dep, dep.steps[0])
+        if stage.pre_approvals and not self.skip_pre_approval(stage, dep):
+            self.request_approval(stage.name, dep, "pre", stage.pre_approvals)
         else:
-            self.finish_deployment(stage.name, dep, SUCCEEDED)
+            self.begin_steps(stage.name, dep)
+
+    def begin_steps(self, stage: str, dep: Deployment) -> None:
+        pre = dep.approvals.get("pre")
+        if pre is not None and pre.deferred_until and self.now < datetime.fromisoformat(pre.deferred_until):
+            dep.phase = "deferred"
+            self.decision.effects.append(ArmTimer(stage, dep.attempt, pre.deferred_until))
+            return
+        dep.phase = "steps"
+        if dep.steps:
+            self.start_step(stage, dep, dep.steps[0])
+        else:
+            self.steps_done(stage, dep)
+
+    def steps_done(self, stage: str, dep: Deployment) -> None:
+        plan = self.plan.stage(stage)
+        if plan is not None and plan.post_approvals and "post" not in dep.approvals:
+            self.request_approval(stage, dep, "post", plan.post_approvals)
+            return
+        partial = any(s.status == FAILED for s in dep.steps)
+        self.finish_deployment(stage, dep, PARTIALLY_SUCCEEDED if partial else SUCCEEDED)
+
+    def request_approval(self, stage: str, dep: Deployment, kind: str, settings: dict[str, Any]) -> None:
+        minutes = settings.get("timeoutMinutes") or approvals.DEFAULT_TIMEOUT_MINUTES
+        deadline = (self.now + timedelta(minutes=minutes)).isoformat()
+        policy = settings.get("policy", "allInAnyOrder")
+        approvers = list(settings.get("approvers", []))
+        dep.approvals[kind] = approvals.Approval(
+            kind=kind, status=approvals.PENDING, approvers=approvers, policy=policy,
+            required=int(settings.get("required") or len(approvers)),
+            requester_cannot_approve=settings.get("requesterCannotApprove", True), requested_at=self.stamp,
+            deadline=deadline)
+        dep.phase = f"{kind}Approval"
+        self.emit("approvalRequested", stage=stage, attempt=dep.attempt,
+                  message=f"{kind}-deployment approval by {', '.join(approvers)} ({policy}); times out {deadline}")
+        self.decision.effects.append(ArmTimer(stage, dep.attempt, deadline))
+
+    def skip_pre_approval(self, stage: StagePlan, dep: Deployment) -> bool:
+        """Skip when the same approver approved the previous stage (an option; automatic starts only)."""
+        settings = stage.pre_approvals or {}
+        if not settings.get("skipIfApprovedInPreviousStage") or dep.reason != "automated":
+            return False
+        voters = {v.by.casefold() for up in stage.after for d in self.release.stages[up].deployments[-1:]
+                  for a in d.approvals.values() for v in a.votes if v.decision == "approve"}
+        if voters & {a.casefold() for a in settings.get("approvers", [])}:
+            dep.approvals["pre"] = approvals.Approval(
+                kind="pre", status=approvals.SKIPPED, approvers=list(settings.get("approvers", [])),
+                policy=settings.get("policy", "allInAnyOrder"), required=0, requester_cannot_approve=False,
+                requested_at=self.stamp, deadline=self.stamp)
+            self.emit("approvalSkipped", stage=stage.name, attempt=dep.attempt,
+                      message="the same approver approved the previous stage")
+            return True
+        return False
+
+    # -- approvals
+
+    def live_approval(self, stage: str, attempt: int, kind: str) -> tuple[Deployment, approvals.Approval]:
+        run = self.release.stages.get(stage)
+        if run is None:
+            raise NotFound(f"release {self.release.id} has no stage '{stage}'")
+        if self.release.status == ABANDONED:
+            raise Conflict(f"release {self.release.id} is abandoned")
+        dep = run.current
+        if dep is None or dep.attempt != attempt:
+            raise Conflict(f"attempt {attempt} of stage '{stage}' is not the current one"
+                           + (f" (attempt {dep.attempt} is)" if dep else ""))
+        approval = dep.approvals.get(kind)
+        if approval is None or approval.status != approvals.PENDING or dep.status != IN_PROGRESS:
+            raise Conflict(f"stage '{stage}' has no pending {kind}-deployment approval")
+        return dep, approval
+
+    def decide(self, cmd: Decide) -> None:
+        dep, approval = self.live_approval(cmd.stage, cmd.attempt, cmd.kind)
+        if cmd.decision not in ("approve", "reject"):
+            raise Conflict("decision must be approve or reject")
+        if cmd.override:
+            if not cmd.who.has(ADMIN):
+                raise Forbidden(f"{cmd.who.name} may not override approvals: it needs the admin role")
+            entry = "override"
+        else:
+            entry = approvals.check_voter(approval, cmd.who, {self.release.created_by, dep.requested_by})
+        approval.votes.append(approvals.Vote(cmd.who.name, cmd.decision, cmd.comment, self.stamp, entry,
+                                             cmd.override))
+        kind = {"approve": "approvalApproved", "reject": "approvalRejected"}[cmd.decision]
+        self.emit("approvalOverridden" if cmd.override else kind, stage=cmd.stage,
+                  attempt=dep.attempt, by=cmd.who.name, message=f"{cmd.kind}: {cmd.comment}".rstrip(": "))
+        self.settle(cmd.stage, dep, approval)
+
+    def settle(self, stage: str, dep: Deployment, approval: approvals.Approval, reason: str | None = None) -> None:
+        verdict = approvals.REJECTED if reason else approvals.outcome(approval)
+        if verdict is None:
+            return
+        approval.status = verdict
+        if verdict == approvals.REJECTED:
+            vote = next((v for v in approval.votes if v.decision == "reject"), None)
+            why = reason or (f"rejected by {vote.by}" + (f": {vote.comment}" if vote and vote.comment else "")
+                             if vote else "rejected")
+            if reason:
+                self.emit("approvalTimedOut", stage=stage, attempt=dep.attempt, message=why)
+            self.finish_deployment(stage, dep, REJECTED, failure=f"{approval.kind}-deployment approval: {why}")
+            return
+        self.emit("approvalCompleted", stage=stage, attempt=dep.attempt, message=f"{approval.kind}: approved")
+        if approval.kind == "pre":
+            self.begin_steps(stage, dep)
+        else:
+            partial = any(s.status == FAILED for s in dep.steps)
+            self.finish_deployment(stage, dep, PARTIALLY_SUCCEEDED if partial else SUCCEEDED)
+
+    def defer(self, cmd: Defer) -> None:
+        dep, approval = self.live_approval(cmd.stage, cmd.attempt, "pre")
+        if not any(cmd.who.is_(a) for a in approval.approvers) and not cmd.who.has(ADMIN):
+            raise Forbidden(f"{cmd.who.name} is not an approver of this stage")
+        approval.deferred_until = cmd.until
+        approval.history.append({"action": "defer", "by": cmd.who.name, "at": self.stamp, "until": cmd.until,
+                                 "comment": cmd.comment})
+        self.emit("deploymentDeferred", stage=cmd.stage, attempt=dep.attempt, by=cmd.who.name,
+                  message=f"until {cmd.until}: {cmd.comment}".rstrip(": "))
+
+    def reassign(self, cmd: Reassign) -> None:
+        dep, approval = self.live_approval(cmd.stage, cmd.attempt, cmd.kind)
+        mine = [a for a in approval.waiting_for() if cmd.who.is_(a)]
+        if not mine and not cmd.who.has(ADMIN):
+            raise Forbidden(f"{cmd.who.name} has no open approval here to reassign")
+        entry = mine[0] if mine else approval.waiting_for()[0]
+        approval.approvers[approval.approvers.index(entry)] = cmd.to
+        approval.history.append({"action": "reassign", "by": cmd.who.name, "at": self.stamp, "from": entry,
+                                 "to": cmd.to, "comment": cmd.comment})
+        self.emit("approvalReassigned", stage=cmd.stage, attempt=dep.attempt, by=cmd.who.name,
+                  message=f"{entry} -> {cmd.to}: {cmd.comment}".rstrip(": "))
+
+    def wake(self, stage: str, attempt: int) -> None:
+        run = self.release.stages.get(stage)
+        dep = run.current if run else None
+        if dep is None or dep.attempt != attempt or dep.status != IN_PROGRESS:
+            return
+        if dep.phase in ("preApproval", "postApproval"):
+            approval = dep.approvals[dep.phase.removesuffix("Approval")]
+            if approval.status == approvals.PENDING and self.now >= datetime.fromisoformat(approval.deadline):
+                self.settle(stage, dep, approval, reason=f"timed out at {approval.deadline}")
+        elif dep.phase == "deferred":
+            until = dep.approvals["pre"].deferred_until
+            if until is None or self.now >= datetime.fromisoformat(until):
+                self.begin_steps(stage, dep)
 
     def start_step(self, stage: str, dep: Deployment, step: StepRun) -> None:
         step.status, step.started_at = IN_PROGRESS, self.stamp
@@ -334,8 +545,7 @@ class _Decider:
         if nxt is not None:
             self.start_step(stage, dep, nxt)
             return
-        partial = any(s.status == FAILED for s in dep.steps)
-        self.finish_deployment(stage, dep, PARTIALLY_SUCCEEDED if partial else SUCCEEDED)
+        self.steps_done(stage, dep)
 
     def finish_deployment(self, stage: str, dep: Deployment, status: str, *, failure: str | None = None,
                           cascade: bool = True) -> None:

@@ -1,0 +1,91 @@
+"""Pre- and post-deployment approvals: who may decide, and when an approval is complete.
+
+Approvers are names of users or groups (one member of a group is enough). Policies:
+anyOne; allInAnyOrder; allInSequence (each in the listed order); count (`required` distinct
+people). Every identity counts once, whatever groups it belongs to. Any eligible rejection
+rejects. The requester of the release or deployment cannot approve when the setting says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.domain.access import Forbidden, Principal
+from shared.domain.errors import Conflict
+
+PENDING, APPROVED, REJECTED, CANCELED, SKIPPED = "pending", "approved", "rejected", "canceled", "skipped"
+POLICIES = ("anyOne", "allInAnyOrder", "allInSequence", "count")
+DEFAULT_TIMEOUT_MINUTES = 30 * 24 * 60
+MAX_TIMEOUT_MINUTES = 365 * 24 * 60
+
+
+@dataclass
+class Vote:
+    by: str
+    decision: str
+    """approve | reject"""
+    comment: str
+    at: str
+    entry: str
+    """The approver entry (user or group) this vote stands for."""
+    override: bool = False
+
+
+@dataclass
+class Approval:
+    kind: str
+    """pre | post"""
+    status: str
+    approvers: list[str]
+    policy: str
+    required: int
+    requester_cannot_approve: bool
+    requested_at: str
+    deadline: str
+    votes: list[Vote] = field(default_factory=list)
+    deferred_until: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Reassignments and deferrals, never removed."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Approval:
+        return cls(**{**data, "votes": [Vote(**v) for v in data.get("votes", [])]})
+
+    def satisfied(self) -> set[str]:
+        return {v.entry for v in self.votes if v.decision == "approve"}
+
+    def waiting_for(self) -> list[str]:
+        left = [a for a in self.approvers if a not in self.satisfied()]
+        return left[:1] if self.policy == "allInSequence" else left
+
+
+def check_voter(approval: Approval, who: Principal, requesters: set[str]) -> str:
+    """The approver entry `who` may decide for now; raises Forbidden or Conflict otherwise."""
+    if approval.status != PENDING:
+        raise Conflict(f"the {approval.kind}-deployment approval is {approval.status}, not pending")
+    if any(v.by.casefold() == who.name.casefold() for v in approval.votes):
+        raise Conflict(f"{who.name} has already decided on this approval")
+    if approval.requester_cannot_approve and who.name.casefold() in {r.casefold() for r in requesters}:
+        raise Forbidden(f"{who.name} requested this deployment and cannot approve it")
+    open_entries = approval.waiting_for()
+    mine = [a for a in open_entries if who.is_(a)]
+    if not mine:
+        if any(who.is_(a) for a in approval.approvers):
+            raise Forbidden(f"waiting for {', '.join(open_entries)} first (approvals in sequence)")
+        raise Forbidden(f"{who.name} is not an approver of this stage (approvers: {', '.join(approval.approvers)})")
+    return mine[0]
+
+
+def outcome(approval: Approval) -> str | None:
+    """approved, rejected, or None while more votes are needed."""
+    if any(v.decision == "reject" for v in approval.votes):
+        return REJECTED
+    approvals = [v for v in approval.votes if v.decision == "approve"]
+    if any(v.override for v in approvals):
+        return APPROVED
+    if approval.policy == "anyOne":
+        return APPROVED if approvals else None
+    if approval.policy == "count":
+        return APPROVED if len({v.by.casefold() for v in approvals}) >= approval.required else None
+    return APPROVED if set(approval.approvers) <= approval.satisfied() else None
