@@ -18,7 +18,14 @@ import azure.functions as func
 
 from shared import bootstrap
 from shared.domain.access import Forbidden, Principal, Unauthenticated
-from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, PreconditionFailed
+from shared.domain.errors import (
+    Conflict,
+    FieldError,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 
 logger = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -52,6 +59,8 @@ def api(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[f
             return problem(409, "Conflict", str(exc))
         except PreconditionFailed as exc:
             return problem(412, "Precondition failed", str(exc))
+        except PreconditionRequired as exc:
+            return problem(428, "Precondition required", str(exc))
         except Unauthenticated as exc:
             return problem(401, "Unauthenticated", str(exc))
         except Forbidden as exc:

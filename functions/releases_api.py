@@ -51,8 +51,8 @@ def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
 def release_item(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read releases")
     deps = bootstrap.deps()
-    release = releases.get(deps, route_int(req, "releaseId"))
-    return json_response(release_view(release, running=releases.running(deps, release)))
+    release, etag = releases.read(deps, route_int(req, "releaseId"))
+    return json_response(release_view(release, running=releases.running(deps, release)), headers={"ETag": etag})
 
 
 @bp.route(route="releases/{releaseId:int}/abandon", methods=["POST"])

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 STEPS_QUEUE = "slipway-steps"
 """Deployment steps, one message per step run. Bound by name in the queue trigger."""
 STEPS_POISON_QUEUE = f"{STEPS_QUEUE}-poison"
+EVENTS_QUEUE = "slipway-events"
+"""Durable timers (approval timeouts, the end of deferrals), as delayed messages."""
 
 @dataclass(frozen=True)
 class Settings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, OverrideIn, ReassignIn
 from shared.schemas.definition import DefinitionIn
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
 
@@ -51,6 +52,18 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
     ("/releases/{releaseId}/events", "get", "listEvents", "The release's history", None, 200, JSON, []),
     ("/releases/{releaseId}/stages/{stage}/deployments/{attempt}/steps/{step}/log", "get", "getStepLog",
      "One step's log", None, 200, TEXT, []),
+    ("/releases/{releaseId}/stages/{stage}/approvals/{kind}", "post", "decideApproval",
+     "Approve or reject as an approver (If-Match: the release's ETag)", "Decision", 200, JSON, [IF_MATCH]),
+    ("/releases/{releaseId}/stages/{stage}/approvals/{kind}/override", "post", "overrideApproval",
+     "An admin decides regardless of the approvers", "Override", 200, JSON, [IF_MATCH]),
+    ("/releases/{releaseId}/stages/{stage}/approvals/{kind}/reassign", "post", "reassignApproval",
+     "Hand an approval to someone else", "Reassign", 200, JSON, [IF_MATCH]),
+    ("/releases/{releaseId}/stages/{stage}/defer", "post", "deferDeployment",
+     "Start the deployment no earlier than a time", "DeferUntil", 200, JSON, [IF_MATCH]),
+    ("/approvals", "get", "listApprovals", "The approvals inbox", None, 200, JSON,
+     [*PAGING, _param("mine", "query", {"type": "boolean"}), _param("definitionId", "query", ID),
+      _param("status", "query", {"enum": ["pending", "approved", "rejected", "canceled", "skipped", "all"]})]),
+    ("/approvals/batch", "post", "decideApprovals", "Approve or reject several at once", "Batch", 200, JSON, []),
     ("/artifacts", "post", "buildCompleted", "The build webhook: register a version, release it", "Build", 201,
      JSON, []),
     ("/health", "get", "health", "Liveness", None, 200, JSON, []),
@@ -59,6 +72,7 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
 
 PATH_PARAMS = {"definitionId": ID, "releaseId": ID, "revision": ID, "attempt": ID,
                "step": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+               "kind": {"enum": ["pre", "post"]},
                "stage": {"type": "string", "minLength": 1, "maxLength": 64}}
 
 
@@ -70,6 +84,11 @@ def _bodies() -> dict[str, Any]:
         "Definition": schema(DefinitionIn),
         "Release": schema(ReleaseIn),
         "Build": schema(ArtifactWebhookIn),
+        "Decision": schema(DecisionIn),
+        "Override": schema(OverrideIn),
+        "Reassign": schema(ReassignIn),
+        "DeferUntil": schema(DeferIn),
+        "Batch": schema(BatchIn),
         "CloneStage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
         "Comment": {"type": "object", "properties": {"comment": {"type": "string", "maxLength": 4000}}},
         "Deploy": {"type": "object", "properties": {"reason": {"enum": ["manual", "redeploy", "rollback"]}}},
@@ -102,7 +121,9 @@ def document() -> dict[str, Any]:
         if status == 201 and op_id in ("createRelease", "buildCompleted"):
             responses["200"] = {"description": "already created (same key or build)",
                                 "content": {JSON: {"schema": {"type": "object"}}}}
-        for code, text in (("400", "invalid input, each bad field named"), ("404", "not found"),
+        for code, text in (("400", "invalid input, each bad field named"), ("401", "no identity"),
+                           ("403", "the caller lacks the role or is not an eligible approver"), ("404", "not found"),
+                           ("428", "If-Match is required"),
                            ("409", "conflicts with the current state"), ("412", "If-Match names another version"),
                            ("500", "unexpected error, logged")):
             responses[code] = {"description": text, **problem}

@@ -13,7 +13,6 @@ Large JSON is split over several properties (a string property holds at most 32K
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 from datetime import datetime
@@ -25,6 +24,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.adapters.storage_clients import StorageClients
+from shared.domain.keys import key_hash
 from shared.domain.release import Release
 from shared.records import Changes, ConcurrentChange, Head, OutboxItem
 
@@ -38,11 +38,6 @@ def pk(definition_id: int) -> str:
 
 def release_key(release_id: int) -> str:
     return f"release|{release_id:010d}"
-
-
-def key_hash(text: str) -> str:
-    """Keys never hold raw user text."""
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def put_json(entity: dict[str, Any], value: Any) -> dict[str, Any]:

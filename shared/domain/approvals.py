@@ -66,14 +66,14 @@ def check_voter(approval: Approval, who: Principal, requesters: set[str]) -> str
         raise Conflict(f"the {approval.kind}-deployment approval is {approval.status}, not pending")
     if any(v.by.casefold() == who.name.casefold() for v in approval.votes):
         raise Conflict(f"{who.name} has already decided on this approval")
+    if not any(who.is_(a) for a in approval.approvers):
+        raise Forbidden(f"{who.name} is not an approver of this stage (approvers: {', '.join(approval.approvers)})")
     if approval.requester_cannot_approve and who.name.casefold() in {r.casefold() for r in requesters}:
         raise Forbidden(f"{who.name} requested this deployment and cannot approve it")
     open_entries = approval.waiting_for()
     mine = [a for a in open_entries if who.is_(a)]
     if not mine:
-        if any(who.is_(a) for a in approval.approvers):
-            raise Forbidden(f"waiting for {', '.join(open_entries)} first (approvals in sequence)")
-        raise Forbidden(f"{who.name} is not an approver of this stage (approvers: {', '.join(approval.approvers)})")
+        raise Forbidden(f"waiting for {', '.join(open_entries)}; {who.name} has nothing left to approve here")
     return mine[0]
 
 

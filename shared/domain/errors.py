@@ -31,3 +31,7 @@ class Invalid(Exception):
 
 class PreconditionFailed(Exception):
     """If-Match named another version than the current one (HTTP 412)."""
+
+
+class PreconditionRequired(Exception):
+    """A change that must name the version it was made on came without If-Match (HTTP 428)."""

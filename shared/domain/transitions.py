@@ -196,7 +196,7 @@ class Decision:
 
     @property
     def changed(self) -> bool:
-        return bool(self.events)
+        return bool(self.events or self.effects)
 
 
 # ---- the rules ------------------------------------------------------------------------------
@@ -507,6 +507,7 @@ class _Decider:
         elif dep.phase == "deferred":
             until = dep.approvals["pre"].deferred_until
             if until is None or self.now >= datetime.fromisoformat(until):
+                self.emit("deferralEnded", stage=stage, attempt=dep.attempt, message=f"deferred until {until}")
                 self.begin_steps(stage, dep)
 
     def start_step(self, stage: str, dep: Deployment, step: StepRun) -> None:

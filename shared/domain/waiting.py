@@ -21,6 +21,12 @@ def why(release: Release, stage_name: str) -> str | None:
         return None
     if run.status == IN_PROGRESS and run.current is not None:
         dep = run.current
+        if dep.phase in ("preApproval", "postApproval"):
+            approval = dep.approvals[dep.phase.removesuffix("Approval")]
+            return (f"waiting for {approval.kind}-deployment approval by {', '.join(approval.waiting_for())} "
+                    f"since {approval.requested_at} (times out {approval.deadline})")
+        if dep.phase == "deferred":
+            return f"deferred until {dep.approvals['pre'].deferred_until}"
         step = next((s for s in dep.steps if s.status == IN_PROGRESS), None)
         if step is None:
             return "finishing"

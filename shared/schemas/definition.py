@@ -142,11 +142,37 @@ Step = Annotated[DeployPackageStep | HttpCheckStep | WaitStep | SwapStep | Start
                  | CancelSwapStep | RestartStep | SetAppSettingsStep, Field(discriminator="type")]
 
 
+class ApprovalsIn(Strict):
+    """Who must sign off before (pre) or after (post) a stage deploys."""
+
+    approvers: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(min_length=1,
+                                                                                           max_length=50)
+    """Users (sign-in names) or groups; one member of a group is enough."""
+    policy: Literal["anyOne", "allInAnyOrder", "allInSequence", "count"] = "allInAnyOrder"
+    required: int | None = Field(None, ge=1, le=50)
+    """With policy `count`: how many distinct people must approve."""
+    requesterCannotApprove: bool = True
+    skipIfApprovedInPreviousStage: bool = False
+    timeoutMinutes: int = Field(30 * 24 * 60, ge=1, le=365 * 24 * 60)
+    order: Literal["beforeGates", "afterGates"] | None = None
+    """Relative to gates; pre: beforeGates and post: afterGates by default."""
+
+    @model_validator(mode="after")
+    def _required_fits(self) -> ApprovalsIn:
+        if self.policy == "count" and self.required is None:
+            raise ValueError("policy count needs `required`")
+        if self.required is not None and self.required > len(self.approvers):
+            raise ValueError(f"`required` ({self.required}) is more than the {len(self.approvers)} approvers")
+        return self
+
+
 class StageIn(Strict):
     name: Name
     target: TargetIn
     trigger: TriggerIn = TriggerIn(type="manual")
     steps: list[Step] = Field(default_factory=list, max_length=50)
+    preApprovals: ApprovalsIn | None = None
+    postApprovals: ApprovalsIn | None = None
 
 
 class BranchFilter(Strict):
@@ -214,6 +240,11 @@ def cross_field_errors(data: dict[str, Any]) -> list[FieldError]:
             elif alias is not None and alias not in aliases:
                 errors.append(FieldError(f"stages[{i}].steps[{j}].artifact", f"unknown artifact alias '{alias}'"))
     errors += graph_errors(data["stages"])
+    for i, stage in enumerate(data["stages"]):
+        post = stage.get("postApprovals") or {}
+        if post.get("skipIfApprovedInPreviousStage"):
+            errors.append(FieldError(f"stages[{i}].postApprovals.skipIfApprovedInPreviousStage",
+                                     "only pre-deployment approvals can be skipped"))
     return errors
 
 

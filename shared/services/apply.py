@@ -6,13 +6,15 @@ from a person (HTTP), a step message (queue) or the sweeper (timer).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from shared import telemetry
-from shared.config import STEPS_QUEUE
-from shared.domain.errors import Conflict, NotFound
+from shared.config import EVENTS_QUEUE, STEPS_QUEUE
+from shared.domain.errors import Conflict, NotFound, PreconditionFailed
+from shared.domain.keys import key_hash
 from shared.domain.release import Release
-from shared.domain.transitions import Command, Decision, EnqueueStep, decide
+from shared.domain.transitions import ArmTimer, Command, Decision, EnqueueStep, decide
 from shared.records import Changes, ConcurrentChange, OutboxItem
 from shared.services import outbox
 from shared.services.deps import Deps
@@ -31,24 +33,67 @@ def release_index_row(release: Release) -> dict[str, Any]:
             "createdAt": release.created_at, "createdBy": release.created_by}
 
 
+def timer_message(release: Release, effect: ArmTimer) -> dict[str, Any]:
+    return {"kind": "wake", "definitionId": int(release.definition_id), "releaseId": release.id,
+            "stage": effect.stage, "attempt": effect.attempt, "due": effect.due}
+
+
 def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[OutboxItem]:
     rel = decision.release
-    items = [outbox.queue_item(deps, rel.id, STEPS_QUEUE, step_message(rel, e), e.delay_seconds)
-             for e in decision.effects]
+    now = deps.clock.now()
+    items = []
+    for effect in decision.effects:
+        if isinstance(effect, EnqueueStep):
+            items.append(outbox.queue_item(deps, rel.id, STEPS_QUEUE, step_message(rel, effect),
+                                           effect.delay_seconds))
+        else:
+            delay = max(0.0, (datetime.fromisoformat(effect.due) - now).total_seconds())
+            items.append(outbox.queue_item(deps, rel.id, EVENTS_QUEUE, timer_message(rel, effect), delay))
     if before is None or before.status != rel.status:
         items.append(outbox.index_item(deps, rel.id, release_index_row(rel)))
+    for row in approval_rows(before, rel):
+        items.append(outbox.index_item(deps, rel.id, row))
     return items
 
 
+def approval_rows(before: Release | None, after: Release) -> list[dict[str, Any]]:
+    """Index rows for approvals that appeared or changed status (the approvals inbox reads them)."""
+    def states(release: Release | None) -> dict[tuple[str, int, str], str]:
+        if release is None:
+            return {}
+        return {(name, d.attempt, kind): a.status + "|" + ",".join(a.approvers)
+                for name, run in release.stages.items() for d in run.deployments for kind, a in d.approvals.items()}
+
+    old = states(before)
+    rows = []
+    for name, run in after.stages.items():
+        for dep in run.deployments:
+            for kind, approval in dep.approvals.items():
+                key = (name, dep.attempt, kind)
+                if old.get(key) == approval.status + "|" + ",".join(approval.approvers):
+                    continue
+                rows.append({"PartitionKey": "approvals",
+                             "RowKey": f"{10**10 - after.id:010d}|{key_hash(name)[:16]}|{dep.attempt}|{kind}",
+                             "releaseId": after.id, "releaseName": after.name,
+                             "definitionId": int(after.definition_id), "stage": name, "attempt": dep.attempt,
+                             "kind": kind, "status": approval.status, "approvers": "\n".join(approval.approvers),
+                             "requestedAt": approval.requested_at, "deadline": approval.deadline,
+                             "requestedBy": dep.requested_by})
+    return rows
+
+
 def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
-          read: tuple[Release, str] | None = None) -> Decision:
+          read: tuple[Release, str] | None = None, if_match: str | None = None) -> Decision:
     """`read` is the release as the caller just read it (with its ETag): it saves one read, and a
-    write that finds it stale re-reads as usual."""
+    write that finds it stale re-reads as usual. `if_match` (a person's decision) must name the
+    version they saw: anything else is a 412, never a retry."""
     for _ in range(MAX_TRIES):
         loaded, read = read or deps.store.release(definition_id, release_id), None
         if loaded is None:
             raise NotFound(f"release {release_id} not found")
         release, etag = loaded
+        if if_match is not None and if_match.strip() not in ("*", etag):
+            raise PreconditionFailed(f"release {release_id} changed since you read it; read it again")
         decision = decide(release, command, deps.clock.now())
         if not decision.changed:
             outbox.flush_pending(deps, definition_id, release_id)

@@ -175,10 +175,15 @@ def locate(deps: Deps, release_id: int) -> int:
 
 
 def get(deps: Deps, release_id: int) -> Release:
+    return read(deps, release_id)[0]
+
+
+def read(deps: Deps, release_id: int) -> tuple[Release, str]:
+    """The release and its ETag (what a decision's If-Match names)."""
     loaded = deps.store.release(locate(deps, release_id), release_id)
     if loaded is None:
         raise NotFound(f"release {release_id} not found")
-    return loaded[0]  # type: ignore[no-any-return]
+    return loaded  # type: ignore[no-any-return]
 
 
 def running(deps: Deps, release: Release) -> dict[str, dict[str, Any]]:

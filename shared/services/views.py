@@ -64,6 +64,14 @@ def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
         "startedOn": dep.started_at,
         "finishedOn": dep.finished_at,
         "failure": dep.failure,
+        "phase": dep.phase,
+        "approvals": {kind: {"status": a.status, "approvers": a.approvers, "policy": a.policy,
+                             "requestedAt": a.requested_at, "deadline": a.deadline,
+                             "waitingFor": a.waiting_for() if a.status == "pending" else [],
+                             "deferredUntil": a.deferred_until, "history": a.history,
+                             "votes": [{"by": v.by, "decision": v.decision, "comment": v.comment, "at": v.at,
+                                        "override": v.override} for v in a.votes]}
+                      for kind, a in dep.approvals.items()},
         "steps": [
             {"index": s.index, "name": s.name, "type": s.type, "status": s.status, "startedOn": s.started_at,
              "finishedOn": s.finished_at, "message": s.message, "log": f"{href}/steps/{s.index}/log"}

@@ -20,7 +20,7 @@ from local.storage_policies import CountingPolicy, CrashPolicy
 from shared import bootstrap
 from shared.adapters.queue_bus import QueueBus
 from shared.adapters.storage_clients import StorageClients
-from shared.config import STEPS_POISON_QUEUE, STEPS_QUEUE, Settings
+from shared.config import EVENTS_QUEUE, STEPS_POISON_QUEUE, STEPS_QUEUE, Settings
 from shared.schemas.release import ReleaseIn
 from shared.services import definitions, releases, steps
 from shared.services.deps import Deps
@@ -102,7 +102,7 @@ def world(azurite: Azurite, unique: str) -> Iterator[World]:
                            app_service=FakeAppService(), packages=FakePackages(), probe=FakeProbe())
     clients = deps.store.clients
     deps.bus = bus = TimeWarpBus(clients)
-    for name in (STEPS_QUEUE, STEPS_POISON_QUEUE):
+    for name in (STEPS_QUEUE, STEPS_POISON_QUEUE, EVENTS_QUEUE):
         q = clients.queue(name)
         try:
             q.create_queue()

@@ -1,0 +1,114 @@
+"""HTTP API: approve, reject, override, defer, reassign; the approvals inbox; decisions in bulk."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page
+from shared import bootstrap
+from shared.domain.access import ADMIN, READER, Forbidden
+from shared.domain.errors import (
+    Conflict,
+    FieldError,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, OverrideIn, ReassignIn
+from shared.schemas.release import parse
+from shared.services import approvals
+from shared.services.views import release_view
+
+bp = func.Blueprint()
+BASE = "releases/{releaseId:int}/stages/{stage}"
+
+
+def _if_match(req: func.HttpRequest) -> str:
+    value = req.headers.get("If-Match")
+    if not value:
+        raise PreconditionRequired("send If-Match with the release's ETag (from GET /releases/{id})")
+    return value
+
+
+def _answer(release: object) -> func.HttpResponse:
+    return json_response(release_view(release))  # type: ignore[arg-type]
+
+
+@bp.route(route=BASE + "/approvals/{kind}", methods=["POST"])
+@api
+def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
+    """Approve or reject a pending approval as one of its approvers."""
+    who = authorize(req, READER, "decide approvals")
+    body = parse(DecisionIn, body_json(req))
+    release = approvals.decide(bootstrap.deps(), int(req.route_params["releaseId"]), req.route_params["stage"],
+                               req.route_params["kind"], who, body.decision, body.comment, attempt=body.attempt,
+                               if_match=_if_match(req))
+    return _answer(release)
+
+
+@bp.route(route=BASE + "/approvals/{kind}/override", methods=["POST"])
+@api
+def override_approval(req: func.HttpRequest) -> func.HttpResponse:
+    who = authorize(req, ADMIN, "override approvals")
+    body = parse(OverrideIn, body_json(req))
+    release = approvals.decide(bootstrap.deps(), int(req.route_params["releaseId"]), req.route_params["stage"],
+                               req.route_params["kind"], who, body.decision, body.reason, attempt=body.attempt,
+                               if_match=_if_match(req), override=True)
+    return _answer(release)
+
+
+@bp.route(route=BASE + "/approvals/{kind}/reassign", methods=["POST"])
+@api
+def reassign_approval(req: func.HttpRequest) -> func.HttpResponse:
+    who = authorize(req, READER, "reassign approvals")
+    body = parse(ReassignIn, body_json(req))
+    release = approvals.reassign(bootstrap.deps(), int(req.route_params["releaseId"]), req.route_params["stage"],
+                                 req.route_params["kind"], who, body.to, body.comment, attempt=body.attempt,
+                                 if_match=_if_match(req))
+    return _answer(release)
+
+
+@bp.route(route=BASE + "/defer", methods=["POST"])
+@api
+def defer_deployment(req: func.HttpRequest) -> func.HttpResponse:
+    who = authorize(req, READER, "defer deployments")
+    body = parse(DeferIn, body_json(req))
+    release = approvals.defer(bootstrap.deps(), int(req.route_params["releaseId"]), req.route_params["stage"], who,
+                              body.until, body.comment, attempt=body.attempt, if_match=_if_match(req))
+    return _answer(release)
+
+
+@bp.route(route="approvals", methods=["GET"])
+@api
+def list_approvals(req: func.HttpRequest) -> func.HttpResponse:
+    """Pending approvals (`?mine=true` for the caller's own; `status`, `definitionId` filters)."""
+    who = authorize(req, READER, "read approvals")
+    mine = (req.params.get("mine") or "").lower() in ("1", "true", "yes")
+    status = req.params.get("status", "pending")
+    if status not in ("pending", "approved", "rejected", "canceled", "skipped", "all"):
+        raise Invalid([FieldError("status", "must be pending, approved, rejected, canceled, skipped or all")])
+    items, nxt = approvals.pending(bootstrap.deps(), who=who if mine else None,
+                                   definition_id=int_param(req, "definitionId"),
+                                   status=None if status == "all" else status, cursor=cursor_param(req),
+                                   limit=int_param(req, "top", 50, high=200) or 50)
+    return json_response(page(items, nxt))
+
+
+@bp.route(route="approvals/batch", methods=["POST"])
+@api
+def batch_decide(req: func.HttpRequest) -> func.HttpResponse:
+    """Approve or reject several approvals at once; each item carries its release's ETag."""
+    who = authorize(req, READER, "decide approvals")
+    body = parse(BatchIn, body_json(req))
+    deps, results = bootstrap.deps(), []
+    for item in body.items:
+        try:
+            approvals.decide(deps, item.releaseId, item.stage, item.kind, who, body.decision, body.comment,
+                             attempt=item.attempt, if_match=item.etag)
+            results.append({**item.model_dump(), "status": 200})
+        except (Conflict, NotFound, PreconditionFailed, Invalid, Forbidden) as exc:
+            code = {Conflict: 409, NotFound: 404, PreconditionFailed: 412, Invalid: 400, Forbidden: 403}[type(exc)]
+            results.append({**item.model_dump(), "status": code, "detail": str(exc)})
+    return json_response({"count": len(results), "value": results})
+

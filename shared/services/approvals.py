@@ -1,0 +1,76 @@
+"""Approvals as people act on them: decide (approve, reject, override), defer, reassign, list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.domain.access import Principal
+from shared.domain.errors import FieldError, Invalid
+from shared.domain.release import Release
+from shared.domain.transitions import Decide, Defer, Reassign
+from shared.services.apply import apply
+from shared.services.deps import Deps
+from shared.services.releases import locate
+
+
+def _attempt(deps: Deps, release_id: int, stage: str, attempt: int | None) -> int:
+    if attempt is not None:
+        return attempt
+    loaded = deps.store.release(locate(deps, release_id), release_id)
+    run = loaded[0].stages.get(stage) if loaded else None
+    return run.current.attempt if run and run.current else 0
+
+
+def decide(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, decision: str, comment: str, *,
+           attempt: int | None, if_match: str | None, override: bool = False) -> Release:
+    if kind not in ("pre", "post"):
+        raise Invalid([FieldError("kind", "must be pre or post")])
+    definition_id = locate(deps, release_id)
+    command = Decide(stage, _attempt(deps, release_id, stage, attempt), kind, who, decision, comment, override)
+    return apply(deps, definition_id, release_id, command, if_match=if_match).release
+
+
+def defer(deps: Deps, release_id: int, stage: str, who: Principal, until: str, comment: str, *,
+          attempt: int | None, if_match: str | None) -> Release:
+    try:
+        when = datetime.fromisoformat(until.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid([FieldError("until", "must be an ISO-8601 time with a zone")]) from None
+    if when.tzinfo is None:
+        raise Invalid([FieldError("until", "must say its time zone (for example 2026-12-01T03:00:00Z)")])
+    if when <= deps.clock.now():
+        raise Invalid([FieldError("until", "must be in the future")])
+    command = Defer(stage, _attempt(deps, release_id, stage, attempt), who, when.isoformat(), comment)
+    return apply(deps, locate(deps, release_id), release_id, command, if_match=if_match).release
+
+
+def reassign(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, to: str, comment: str, *,
+             attempt: int | None, if_match: str | None) -> Release:
+    command = Reassign(stage, _attempt(deps, release_id, stage, attempt), kind, who, to, comment)
+    return apply(deps, locate(deps, release_id), release_id, command, if_match=if_match).release
+
+
+def pending(deps: Deps, *, who: Principal | None, definition_id: int | None, status: str | None,
+            cursor: dict[str, str] | None, limit: int) -> tuple[list[dict[str, Any]], Any]:
+    """Approvals from the index (newest release first); `who` keeps those they can decide."""
+    clauses, params = [], {}
+    if status:
+        clauses.append("status eq @status")
+        params["status"] = status
+    if definition_id is not None:
+        clauses.append("definitionId eq @definition")
+        params["definition"] = definition_id
+    rows, nxt = deps.store.index_page("approvals", cursor=cursor, limit=limit, extra_filter=" and ".join(clauses),
+                                      params=params)
+    items = [_view(r) for r in rows]
+    if who is not None:
+        items = [i for i in items if any(who.is_(a) for a in i["approvers"])]
+    return items, nxt
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"releaseId": row["releaseId"], "releaseName": row.get("releaseName"),
+            "definitionId": row["definitionId"], "stage": row["stage"], "attempt": row["attempt"],
+            "kind": row["kind"], "status": row["status"], "approvers": row["approvers"].split("\n"),
+            "requestedAt": row["requestedAt"], "deadline": row["deadline"], "requestedBy": row.get("requestedBy")}

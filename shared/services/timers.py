@@ -1,0 +1,34 @@
+"""Durable timers: a delayed message on the events queue wakes a deployment (an approval's
+timeout, the end of a deferral). A message that arrives early (queues cap delays at 7 days)
+sends itself again for the rest; a lost one is covered by the sweeper."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+
+from shared.config import EVENTS_QUEUE
+from shared.domain.transitions import Wake
+from shared.services.apply import apply
+from shared.services.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+
+def handle(deps: Deps, body: str) -> str:
+    try:
+        msg = json.loads(body)
+        definition_id, release_id = int(msg["definitionId"]), int(msg["releaseId"])
+        stage, attempt, due = str(msg["stage"]), int(msg["attempt"]), datetime.fromisoformat(msg["due"])
+    except (ValueError, KeyError, TypeError):
+        logger.error("dropping an event message that is not ours: %.200s", body)
+        return "malformed"
+    left = (due - deps.clock.now()).total_seconds()
+    if left > 1:
+        deps.bus.send(EVENTS_QUEUE, body, left)
+        return "re-armed"
+    if deps.store.release(definition_id, release_id) is None:
+        return "no such release"
+    decision = apply(deps, definition_id, release_id, Wake(stage, attempt))
+    return "woke" if decision.changed else "nothing due"

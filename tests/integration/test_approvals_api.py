@@ -1,0 +1,170 @@
+"""Approvals over HTTP with Azurite: the Tim and Amita scenario, If-Match, races, the inbox, timers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from functions import approvals_api as appr
+from functions import definitions_api as defs
+from functions import releases_api as rels
+from shared.config import EVENTS_QUEUE
+from shared.services import sweeper, timers
+from tests.integration.conftest import World, stage
+from tests.integration.test_http_api import api, as_, call  # noqa: F401  (fixture)
+
+AMITA = as_("amita@contoso.com", roles=["Slipway.ReleaseManager"])
+TIM = as_("tim@contoso.com")
+MARIA = as_("maria@contoso.com", groups=["management"])
+
+
+def pipeline(world: World, approvals: dict[str, Any]) -> int:
+    production = {**stage("Production", {"type": "manual"}, slot="production"), "preApprovals": approvals}
+    body = {"name": "Tailspin", "artifacts": [{"alias": "web", "source": "tailspin-web"}], "stages": [production]}
+    status, created = call(defs.definitions_collection, "POST", body)
+    assert status == 201, created
+    return int(created["id"])
+
+
+def release_in_production(world: World, approvals: dict[str, Any]) -> tuple[int, str]:
+    did = pipeline(world, approvals)
+    world.deps.packages.blobs.add("tailspin-web/1.0.zip")  # type: ignore[attr-defined]
+    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip", "sha256": "ab" * 32}
+    status, rel = call(rels.releases_collection, "POST", {"definitionId": did, "artifacts": [art]}, headers=AMITA)
+    assert status == 201, rel
+    status, _ = call(rels.deploy_stage, "POST", releaseId=rel["id"], stage="Production", headers=AMITA)
+    assert status == 202
+    return rel["id"], etag(rel["id"])
+
+
+def etag(release_id: int) -> str:
+    from shared import bootstrap
+    from shared.services import releases
+    return releases.read(bootstrap.deps(), release_id)[1]
+
+
+def decide(release_id: int, who: dict[str, str], decision: str = "approve", tag: str | None = None,
+           **body: Any) -> tuple[int, Any]:
+    headers = {**who, **({"If-Match": tag} if tag else {})}
+    return call(appr.decide_approval, "POST", {"decision": decision, **body}, headers=headers,
+                releaseId=release_id, stage="Production", kind="pre")
+
+
+def production(world: World, release_id: int) -> Any:
+    return world.get(release_id).stages["Production"]
+
+
+def test_tim_approves_amita_cannot_and_production_deploys(api: World) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com", "management"], "policy": "anyOne"})
+    assert production(api, rid).current.phase == "preApproval"
+    status, problem = decide(rid, AMITA, tag=tag)
+    assert status == 403 and "not an approver" in problem["detail"]
+    status, inbox = call(appr.list_approvals, "GET", params={"mine": "true"}, headers=TIM)
+    assert [(i["releaseId"], i["stage"], i["status"]) for i in inbox["value"]] == [(rid, "Production", "pending")]
+    assert call(appr.list_approvals, "GET", params={"mine": "true"}, headers=as_("eve@contoso.com"))[1]["count"] == 0
+    status, shown = call(rels.release_item, "GET", releaseId=rid)
+    assert "waiting for pre-deployment approval by tim@contoso.com, management" in shown["stages"][0]["waitingFor"]
+    assert decide(rid, TIM)[0] == 428  # no If-Match
+    status, after = decide(rid, TIM, tag=tag, comment="looks good")
+    assert status == 200, after
+    api.pump()
+    got = production(api, rid)
+    assert got.status == "succeeded" and got.current.approvals["pre"].votes[0].comment == "looks good"
+    assert call(appr.list_approvals, "GET", params={"mine": "true"}, headers=TIM)[1]["count"] == 0
+    events = [e["type"] for e in call(rels.release_events, "GET", releaseId=rid)[1]["value"]]
+    assert "approvalRequested" in events and "approvalApproved" in events and "approvalCompleted" in events
+
+
+def test_requester_cannot_approve_their_own_release(api: World) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["amita@contoso.com", "tim@contoso.com"]})
+    status, problem = decide(rid, AMITA, tag=tag)
+    assert status == 403 and "requested this deployment" in problem["detail"]
+
+
+def test_stale_if_match_is_412_and_a_second_vote_409(api: World) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com", "management"],
+                                            "policy": "allInAnyOrder"})
+    assert decide(rid, MARIA, tag=tag)[0] == 200
+    assert decide(rid, TIM, tag=tag)[0] == 412  # the release changed since that ETag
+    status, problem = decide(rid, MARIA, tag=etag(rid))
+    assert status == 409 and "already decided" in problem["detail"]
+
+
+def test_twenty_approvers_at_once_count_once_each(api: World) -> None:  # noqa: F811
+    people = [f"p{i}@contoso.com" for i in range(20)]
+    rid, _ = release_in_production(api, {"approvers": ["reviewers"], "policy": "count", "required": 1})
+    api.deps.settings = api.deps.settings  # same settings
+    results: list[int] = []
+
+    def vote(name: str) -> None:
+        results.append(decide(rid, as_(name, groups=["reviewers"]), tag="*")[0])
+
+    threads = [threading.Thread(target=vote, args=(p,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(200) == 1 and set(results) <= {200, 409, 403}
+    assert len(production(api, rid).current.approvals["pre"].votes) == 1
+
+
+def test_an_approval_times_out_through_the_timer_or_the_sweeper(api: World) -> None:  # noqa: F811
+    rid, _ = release_in_production(api, {"approvers": ["tim@contoso.com"], "timeoutMinutes": 5})
+    [msg] = api.receive(EVENTS_QUEUE)
+    assert timers.handle(api.deps, msg.content) == "re-armed"  # it came early (the queue sent it at once)
+    api.clock.advance(301)
+    assert timers.handle(api.deps, msg.content) == "woke"
+    got = production(api, rid)
+    assert got.status == "rejected" and "timed out" in got.current.failure
+    rid2, _ = release_in_production(api, {"approvers": ["tim@contoso.com"], "timeoutMinutes": 5})
+    api.clock.advance(301)
+    sweeper.sweep(api.deps)  # the timer was lost: the sweeper rejects it
+    assert production(api, rid2).status == "rejected"
+
+
+def test_defer_then_approve_waits_until_the_time(api: World) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    until = (api.clock.now() + timedelta(hours=2)).isoformat()
+    status, _ = call(appr.defer_deployment, "POST", {"until": until, "comment": "after 6"},
+                     headers={**TIM, "If-Match": tag}, releaseId=rid, stage="Production")
+    assert status == 200
+    assert decide(rid, TIM, tag=etag(rid))[0] == 200
+    assert production(api, rid).current.phase == "deferred"
+    api.clock.advance(2 * 3600 + 1)
+    for msg in api.receive(EVENTS_QUEUE):
+        timers.handle(api.deps, msg.content)
+    api.pump()
+    assert production(api, rid).status == "succeeded"
+
+
+def test_override_reassign_and_batch(api: World) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    status, _ = call(appr.override_approval, "POST", {"decision": "approve", "reason": "incident 7"},
+                     headers={**TIM, "If-Match": tag}, releaseId=rid, stage="Production", kind="pre")
+    assert status == 403  # not an admin
+    status, _ = call(appr.reassign_approval, "POST", {"to": "maria@contoso.com", "comment": "holiday"},
+                     headers={**TIM, "If-Match": tag}, releaseId=rid, stage="Production", kind="pre")
+    assert status == 200
+    rid2, tag2 = release_in_production(api, {"approvers": ["maria@contoso.com"]})
+    items = [{"releaseId": rid, "stage": "Production", "kind": "pre", "attempt": 1, "etag": etag(rid)},
+             {"releaseId": rid2, "stage": "Production", "kind": "pre", "attempt": 1, "etag": tag2},
+             {"releaseId": rid2, "stage": "Production", "kind": "pre", "attempt": 9, "etag": "*"}]
+    status, out = call(appr.batch_decide, "POST", {"decision": "approve", "items": items}, headers=MARIA)
+    assert [r["status"] for r in out["value"]] == [200, 200, 409]
+    admin = as_("ada@contoso.com", roles=["Slipway.Admin"])
+    rid3, tag3 = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    status, _ = call(appr.override_approval, "POST", {"decision": "approve", "reason": "incident 7"},
+                     headers={**admin, "If-Match": tag3}, releaseId=rid3, stage="Production", kind="pre")
+    assert status == 200 and production(api, rid3).current.approvals["pre"].votes[0].override
+
+
+@pytest.mark.parametrize("body, field", [({"decision": "maybe"}, "decision"), ({}, "decision"),
+                                         ({"decision": "approve", "attempt": 0}, "attempt")])
+def test_bad_decisions_name_the_field(api: World, body: dict[str, Any], field: str) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    status, problem = call(appr.decide_approval, "POST", body, headers={**TIM, "If-Match": tag}, releaseId=rid,
+                           stage="Production", kind="pre")
+    assert status == 400 and problem["errors"][0]["field"] == field
