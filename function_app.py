@@ -2,10 +2,18 @@
 
 import azure.functions as func
 
-from functions import approvals_api, definitions_api, events_queue, releases_api, steps_queue, sweeper_timer
+from functions import (
+    approval_links,
+    approvals_api,
+    definitions_api,
+    events_queue,
+    releases_api,
+    steps_queue,
+    sweeper_timer,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (definitions_api.bp, releases_api.bp, approvals_api.bp, steps_queue.bp, events_queue.bp,
-                  sweeper_timer.bp):
-    app.register_functions(blueprint)
+for module in (definitions_api, releases_api, approvals_api, approval_links, steps_queue, events_queue,
+               sweeper_timer):
+    app.register_functions(module.bp)

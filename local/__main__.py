@@ -24,8 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stack = LocalStack(persistent=not args.in_memory, seed=not args.no_sample, max_polling_interval=args.polling)
     with stack:
-        print(f"\nSlipway is running.\n  API:        {stack.api}\n  ARM (App Service emulator): "
-              f"{stack.emulator.url if stack.emulator else ''}")
+        arm = stack.emulator.url if stack.emulator else ""
+        mail = stack.mail.page_url if stack.mail else ""
+        print(f"\nSlipway is running.\n  API:        {stack.api}\n  ARM (App Service emulator): {arm}\n"
+              f"  Mail caught: {mail}")
         if stack.definition_id is not None:
             print(f"  Sample pipeline: {stack.api}/definitions/{stack.definition_id}")
             for slot, url in stack.slot_urls().items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 from local.app_service_emulator import AppServiceEmulator
 from local.azurite import REPO, Azurite
 from local.functions_host import FunctionsHost
+from local.mail_sink import MailSink
 
 logger = logging.getLogger(__name__)
 SAMPLE = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
@@ -48,6 +50,7 @@ class LocalStack:
         self.azurite: Azurite | None = None
         self.emulator: AppServiceEmulator | None = None
         self.host: FunctionsHost | None = None
+        self.mail: MailSink | None = None
         self.definition_id: int | None = None
 
     def start(self) -> LocalStack:
@@ -66,6 +69,7 @@ class LocalStack:
                 logger.warning("Azurite's usual ports 10000-10002 are taken: using free ports")
             ports = {}
         self.azurite = Azurite(location=location, **ports).start()
+        self.mail = MailSink(page_port=7074 if self.fixed_ports and _free(7074) else 0).start()
         self.emulator = AppServiceEmulator(**({"port": 7073} if self.fixed_ports else {}))
         self.emulator.start()
         self.emulator.add_site(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"], SAMPLE_TARGET["site"],
@@ -74,13 +78,16 @@ class LocalStack:
                                TAILSPIN_TARGET["site"], slots=["dev", "test", "preprod"])
         settings = {"AzureWebJobsStorage": self.azurite.connection_string,
                     "SLIPWAY_ARM_ENDPOINT": self.emulator.url, "SLIPWAY_ARM_AUTH": "local-emulator",
-                    "SLIPWAY_SLOT_URL_SCHEME": "http", "SLIPWAY_AUTH_MODE": "development", **self.extra_settings}
+                    "SLIPWAY_SLOT_URL_SCHEME": "http", "SLIPWAY_AUTH_MODE": "development",
+                    "SLIPWAY_SMTP_HOST": "127.0.0.1", "SLIPWAY_SMTP_PORT": str(self.mail.smtp_port),
+                    **self.extra_settings}
         self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
                                   max_polling_interval=self.max_polling_interval)
+        self.host.start()
+        os.environ["SLIPWAY_PUBLIC_URL"] = self.host.base_url  # the links in mails point at this host
         from shared import bootstrap
 
         bootstrap.use(None)  # the app builds its adapters again from this stack's settings
-        self.host.start()
         if self.seed_sample:
             self.definition_id = self.seed()
         if self.persistent:
@@ -122,7 +129,7 @@ class LocalStack:
     def stop(self) -> None:
         if self.persistent:
             STACK_FILE.unlink(missing_ok=True)
-        for part in (self.host, self.emulator, self.azurite):
+        for part in (self.host, self.emulator, self.mail, self.azurite):
             if part is not None:
                 try:
                     part.stop()

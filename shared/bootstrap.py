@@ -53,8 +53,14 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
         from shared.adapters.http_probe import HttpxProbe
         return HttpxProbe()
 
+    def mailer() -> Any:
+        from shared.adapters.mailers import AcsMailer, LogMailer, SmtpMailer
+        if settings.email_endpoint:
+            return AcsMailer(settings)
+        return SmtpMailer(settings) if settings.smtp_host else LogMailer()
+
     factories = {"store": store, "bus": bus, "clock": clock, "app_service": app_service, "packages": packages,
-                 "logs": logs, "probe": probe}
+                 "logs": logs, "probe": probe, "mailer": mailer}
     parts = {name: overrides[name] if name in overrides else make() for name, make in factories.items()}
     return Deps(settings=settings, **parts)
 

@@ -45,6 +45,15 @@ class Settings:
     email_endpoint: str = ""
     """Azure Communication Services endpoint for approval mails (identity-based); empty: no mail."""
     email_sender: str = ""
+    smtp_host: str = ""
+    """SMTP server for mails when Communication Services is not configured (the local stack's sink)."""
+    smtp_port: int = 25
+    public_url: str = ""
+    """Base URL of this app for links in mails; `https://$WEBSITE_HOSTNAME` in Azure when empty."""
+    website_hostname: str = ""
+    """Set by App Service itself."""
+    link_hours: int = 72
+    """How long an approval link in a mail works (never past the approval's timeout)."""
     auth_mode: str = "appservice"
     """`appservice`: identities come from App Service authentication (Azure). `development`: the
     local stack, where a request without a principal acts as `dev_identity`."""
@@ -89,6 +98,11 @@ ENV_NAMES: dict[str, str] = {
     "max_step_redeliveries": "SLIPWAY_MAX_STEP_REDELIVERIES",
     "email_endpoint": "SLIPWAY_EMAIL_ENDPOINT",
     "email_sender": "SLIPWAY_EMAIL_SENDER",
+    "smtp_host": "SLIPWAY_SMTP_HOST",
+    "smtp_port": "SLIPWAY_SMTP_PORT",
+    "public_url": "SLIPWAY_PUBLIC_URL",
+    "website_hostname": "WEBSITE_HOSTNAME",
+    "link_hours": "SLIPWAY_LINK_HOURS",
     "auth_mode": "SLIPWAY_AUTH_MODE",
     "dev_identity": "SLIPWAY_DEV_IDENTITY",
     "admins": "SLIPWAY_ADMINS",

@@ -12,7 +12,7 @@ from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, OverrideIn, Re
 from shared.schemas.definition import DefinitionIn
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
 
-JSON, PROBLEM, TEXT = "application/json", "application/problem+json", "text/plain"
+JSON, PROBLEM, TEXT, HTML = "application/json", "application/problem+json", "text/plain", "text/html"
 ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
@@ -66,11 +66,16 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
     ("/approvals/batch", "post", "decideApprovals", "Approve or reject several at once", "Batch", 200, JSON, []),
     ("/artifacts", "post", "buildCompleted", "The build webhook: register a version, release it", "Build", 201,
      JSON, []),
+    ("/approve/{token}", "get", "approvalPage", "The page an approval mail links to (shows only)", None, 200,
+     HTML, []),
+    ("/approve/{token}", "post", "approvalPageDecide", "The signed-in approver decides, once", "ApprovalForm", 200,
+     HTML, []),
     ("/health", "get", "health", "Liveness", None, 200, JSON, []),
     ("/openapi.json", "get", "openapi", "This document", None, 200, JSON, []),
 ]
 
-PATH_PARAMS = {"definitionId": ID, "releaseId": ID, "revision": ID, "attempt": ID,
+PATH_PARAMS = {"token": {"type": "string", "minLength": 1, "maxLength": 200},
+               "definitionId": ID, "releaseId": ID, "revision": ID, "attempt": ID,
                "step": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                "kind": {"enum": ["pre", "post"]},
                "stage": {"type": "string", "minLength": 1, "maxLength": 64}}
@@ -89,6 +94,9 @@ def _bodies() -> dict[str, Any]:
         "Reassign": schema(ReassignIn),
         "DeferUntil": schema(DeferIn),
         "Batch": schema(BatchIn),
+        "ApprovalForm": {"type": "object",
+                         "properties": {"decision": {"enum": ["approve", "reject"]}, "comment": {"type": "string"},
+                                        "etag": {"type": "string"}}},
         "CloneStage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
         "Comment": {"type": "object", "properties": {"comment": {"type": "string", "maxLength": 4000}}},
         "Deploy": {"type": "object", "properties": {"reason": {"enum": ["manual", "redeploy", "rollback"]}}},
@@ -115,23 +123,26 @@ def document() -> dict[str, Any]:
         success: dict[str, Any] = {"description": "done"}
         if kind == JSON:
             success["content"] = {JSON: {"schema": {"type": "object"}}}
-        elif kind == TEXT:
-            success["content"] = {TEXT: {"schema": {"type": "string"}}}
+        elif kind in (TEXT, HTML):
+            success["content"] = {kind: {"schema": {"type": "string"}}}
         responses: dict[str, Any] = {str(status): success}
         if status == 201 and op_id in ("createRelease", "buildCompleted"):
             responses["200"] = {"description": "already created (same key or build)",
                                 "content": {JSON: {"schema": {"type": "object"}}}}
-        for code, text in (("400", "invalid input, each bad field named"), ("401", "no identity"),
-                           ("403", "the caller lacks the role or is not an eligible approver"), ("404", "not found"),
-                           ("428", "If-Match is required"),
-                           ("409", "conflicts with the current state"), ("412", "If-Match names another version"),
-                           ("500", "unexpected error, logged")):
-            responses[code] = {"description": text, **problem}
+        errors = (("400", "invalid input, each bad field named"), ("401", "no identity"),
+                  ("403", "the caller lacks the role or is not an eligible approver"), ("404", "not found"),
+                  ("409", "conflicts with the current state"), ("410", "the link was used or expired"),
+                  ("412", "If-Match names another version"), ("428", "If-Match is required"),
+                  ("500", "unexpected error, logged"))
+        for code, text in errors:
+            page = {"content": {HTML: {"schema": {"type": "string"}}}}
+            responses[code] = {"description": text, **(page if kind == HTML else problem)}
         operation: dict[str, Any] = {"operationId": op_id, "summary": summary, "parameters": in_path + params,
                                      "responses": responses}
         if body is not None:
+            media = "application/x-www-form-urlencoded" if body == "ApprovalForm" else JSON
             operation["requestBody"] = {"required": body not in ("Comment", "Deploy"),
-                                        "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+                                        "content": {media: {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
         paths.setdefault(path, {})[method] = operation
     return {"openapi": "3.1.0",
             "info": {"title": "Slipway", "version": "0.1.0",

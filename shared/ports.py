@@ -123,3 +123,9 @@ class MessageBus(Protocol):
     def send(self, queue: str, body: str, delay_seconds: float = 0.0) -> None:
         """Send a message, invisible for `delay_seconds` (a durable timer)."""
         ...
+
+
+class Mailer(Protocol):
+    def send(self, to: list[str], subject: str, text: str, html: str) -> None:
+        """Send one mail; raises on failure (the outbox tries again later)."""
+        ...

@@ -65,3 +65,11 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.at += timedelta(seconds=seconds)
+
+
+class FakeMailer:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, object]] = []
+
+    def send(self, to: list[str], subject: str, text: str, html: str) -> None:
+        self.sent.append({"to": to, "subject": subject, "text": text, "html": html})

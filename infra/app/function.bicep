@@ -97,6 +97,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_MAX_STEP_REDELIVERIES', value: '3' }
         { name: 'SLIPWAY_EMAIL_ENDPOINT', value: emailEndpoint }
         { name: 'SLIPWAY_EMAIL_SENDER', value: emailSender }
+        { name: 'SLIPWAY_SMTP_HOST', value: '' }
+        { name: 'SLIPWAY_SMTP_PORT', value: '25' }
+        { name: 'SLIPWAY_PUBLIC_URL', value: '' }
+        { name: 'SLIPWAY_LINK_HOURS', value: '72' }
         { name: 'SLIPWAY_AUTH_MODE', value: 'appservice' }
         { name: 'SLIPWAY_DEV_IDENTITY', value: '' }
         { name: 'SLIPWAY_ADMINS', value: admins }

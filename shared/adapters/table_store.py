@@ -258,6 +258,27 @@ class TableStore:
         row = self.index_row(_artifact_pk(source), "latest")
         return None if row is None else get_json(row)  # type: ignore[no-any-return]
 
+    # -- approval links (only their hash is stored)
+
+    def create_link(self, token_hash: str, record: dict[str, Any]) -> None:
+        self.index.create_entity(put_json({"PartitionKey": "links", "RowKey": token_hash, "used": False}, record))
+
+    def link(self, token_hash: str) -> tuple[dict[str, Any], bool, str] | None:
+        """(record, used, etag) of a link, or None."""
+        try:
+            row = self.index.get_entity("links", token_hash)
+        except ResourceNotFoundError:
+            return None
+        return get_json(row), bool(row.get("used")), row.metadata["etag"]
+
+    def use_link(self, token_hash: str, etag: str) -> None:
+        """Mark a link used, once: a second use (or a race) raises ConcurrentChange."""
+        try:
+            self.index.update_entity({"PartitionKey": "links", "RowKey": token_hash, "used": True},
+                                     mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrentChange("the link was used meanwhile") from None
+
     # -- the index (derived data: upserts are fine here)
 
     def upsert_index(self, row: dict[str, Any]) -> None:

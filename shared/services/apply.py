@@ -53,6 +53,14 @@ def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[O
         items.append(outbox.index_item(deps, rel.id, release_index_row(rel)))
     for row in approval_rows(before, rel):
         items.append(outbox.index_item(deps, rel.id, row))
+    for event in decision.events:
+        if event.type in ("approvalRequested", "deploymentRejected", "deploymentFailed"):
+            run = rel.stages[event.stage or ""]
+            dep = run.deployments[(event.attempt or 1) - 1]
+            kind = dep.phase.removesuffix("Approval") if event.type == "approvalRequested" else None
+            items.append(outbox.notify_item(deps, rel.id, {
+                "event": event.type, "definitionId": int(rel.definition_id), "releaseId": rel.id,
+                "stage": event.stage, "attempt": event.attempt, "kind": kind}))
     return items
 
 

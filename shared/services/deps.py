@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config import Settings
-from shared.ports import AppServicePort, Clock, HttpProbePort, LogPort, MessageBus, PackagePort
+from shared.ports import AppServicePort, Clock, HttpProbePort, LogPort, Mailer, MessageBus, PackagePort
 
 
 @dataclass
@@ -20,3 +20,4 @@ class Deps:
     packages: PackagePort
     logs: LogPort
     probe: HttpProbePort
+    mailer: Mailer

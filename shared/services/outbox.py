@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 
 from shared.records import OutboxItem
+from shared.services import notifications
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -28,19 +29,33 @@ def index_item(deps: Deps, release_id: int, row: dict[str, object]) -> OutboxIte
                       body=json.dumps(row, separators=(",", ":")), created_at=deps.clock.now().isoformat())
 
 
+def notify_item(deps: Deps, release_id: int, note: dict[str, object]) -> OutboxItem:
+    return OutboxItem(id=uuid.uuid4().hex, release_id=release_id, kind="notify",
+                      body=json.dumps(note, separators=(",", ":")), created_at=deps.clock.now().isoformat())
+
+
 def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
     if not items:
         return
     now = deps.clock.now()
+    done = []
     for item in items:
-        if item.kind == "queue":
+        if item.kind == "notify":
+            try:
+                notifications.dispatch(deps, json.loads(item.body))
+            except Exception:  # a mail server being down must not stop a release: the sweeper retries
+                logger.exception("notification %s failed; the sweeper sends it again", item.id)
+                continue
+        elif item.kind == "queue":
             waited = (now - datetime.fromisoformat(item.created_at)).total_seconds()
             deps.bus.send(item.queue, item.body, max(0.0, item.delay - waited))
         elif item.kind == "index":
             deps.store.upsert_index(json.loads(item.body))
         else:
             logger.error("unknown outbox item kind %s in definition %s", item.kind, definition_id)
-    deps.store.delete_outbox(definition_id, items)
+        done.append(item)
+    if done:
+        deps.store.delete_outbox(definition_id, done)
 
 
 def flush_pending(deps: Deps, definition_id: int, release_id: int) -> None:

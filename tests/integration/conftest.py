@@ -24,7 +24,7 @@ from shared.config import EVENTS_QUEUE, STEPS_POISON_QUEUE, STEPS_QUEUE, Setting
 from shared.schemas.release import ReleaseIn
 from shared.services import definitions, releases, steps
 from shared.services.deps import Deps
-from tests.fakes import FakeAppService, FakeClock, FakePackages, FakeProbe
+from tests.fakes import FakeAppService, FakeClock, FakeMailer, FakePackages, FakeProbe
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -99,7 +99,8 @@ def world(azurite: Azurite, unique: str) -> Iterator[World]:
     hosts = {f"127.0.0.1:{port}": name for name, port in azurite.ports.items()}
     counter, crash = CountingPolicy(hosts), CrashPolicy()
     deps = bootstrap.build(settings, storage_policies=[counter, crash], clock=FakeClock(),
-                           app_service=FakeAppService(), packages=FakePackages(), probe=FakeProbe())
+                           app_service=FakeAppService(), packages=FakePackages(), probe=FakeProbe(),
+                           mailer=FakeMailer())
     clients = deps.store.clients
     deps.bus = bus = TimeWarpBus(clients)
     for name in (STEPS_QUEUE, STEPS_POISON_QUEUE, EVENTS_QUEUE):

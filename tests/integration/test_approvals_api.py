@@ -168,3 +168,70 @@ def test_bad_decisions_name_the_field(api: World, body: dict[str, Any], field: s
     status, problem = call(appr.decide_approval, "POST", body, headers={**TIM, "If-Match": tag}, releaseId=rid,
                            stage="Production", kind="pre")
     assert status == 400 and problem["errors"][0]["field"] == field
+
+
+def link_page(token: str, method: str = "GET", form: str = "", headers: dict[str, str] | None = None) -> Any:
+    import azure.functions as func
+
+    from functions import approval_links
+
+    req = func.HttpRequest(method, f"http://localhost/api/approve/{token}", body=form.encode(),
+                           headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
+                           route_params={"token": token})
+    resp = approval_links.approval_page(req)
+    return resp.status_code, resp.get_body().decode()
+
+
+def mailed_token(world: World, to: str) -> str:
+    import re
+
+    mail = next(m for m in reversed(world.deps.mailer.sent) if m["to"] == [to])  # type: ignore[attr-defined]
+    return re.search(r"/api/approve/([A-Za-z0-9_-]+)", str(mail["text"]))[1]  # type: ignore[index]
+
+
+def test_the_mailed_link_shows_and_only_the_signed_in_approver_decides_once(api: World) -> None:  # noqa: F811
+    from urllib.parse import urlencode
+
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"], "timeoutMinutes": 600})
+    token = mailed_token(api, "tim@contoso.com")
+    for _ in range(100):  # mail scanners fetch links, again and again
+        status, page = link_page(token, headers={"User-Agent": "Mozilla/5.0 (compatible; SafeLinks)"})
+        assert status == 200
+    assert "Approve Release-1 to Production?" in page and "<form method='post'>" in page
+    assert production(api, rid).current.approvals["pre"].status == "pending" and etag(rid) == tag
+    form = urlencode({"decision": "approve", "comment": "ok <b>", "etag": tag})
+    assert link_page(token, "POST", form)[0] == 403  # development mode: the development identity is not Tim
+    status, page = link_page(token, "POST", form, headers=AMITA)
+    assert status == 403 and "someone else" in page
+    status, page = link_page(token, "POST", form, headers=TIM)
+    assert status == 200 and "Approved as tim@contoso.com" in page
+    assert production(api, rid).current.approvals["pre"].votes[0].comment == "ok <b>"
+    assert link_page(token, "POST", form, headers=TIM)[0] == 410  # used
+    assert link_page(token)[0] == 410
+    assert link_page(token[:-2] + "xx")[0] == 404  # tampered
+
+
+def test_an_expired_link_changes_nothing(api: World) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"], "timeoutMinutes": 60})
+    token = mailed_token(api, "tim@contoso.com")
+    api.clock.advance(3601)  # never past the approval's timeout
+    assert link_page(token)[0] == 410
+
+
+def test_the_page_escapes_user_text(api: World) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    token = mailed_token(api, "tim@contoso.com")
+    from urllib.parse import urlencode
+
+    link_page(token, "POST", urlencode({"decision": "reject", "comment": "<script>alert(1)</script>",
+                                        "etag": tag}), headers=TIM)
+    rid2, _ = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    status, page = link_page(mailed_token(api, "tim@contoso.com"))
+    assert "<script>" not in page
+
+
+def test_a_rejection_mails_the_requester(api: World) -> None:  # noqa: F811
+    rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    assert decide(rid, TIM, "reject", tag=tag, comment="not now")[0] == 200
+    mail = api.deps.mailer.sent[-1]  # type: ignore[attr-defined]
+    assert mail["to"] == ["amita@contoso.com"] and "rejected" in str(mail["subject"])

@@ -34,6 +34,7 @@ EXPECTED = {
     "list_approvals": ("httpTrigger", "approvals"),
     "batch_decide": ("httpTrigger", "approvals/batch"),
     "run_event": ("queueTrigger", "slipway-events"),
+    "approval_page": ("httpTrigger", "approve/{token}"),
     "run_step": ("queueTrigger", "slipway-steps"),
     "step_poisoned": ("queueTrigger", "slipway-steps-poison"),
     "sweep": ("timerTrigger", "%SLIPWAY_SWEEP_SCHEDULE%"),
