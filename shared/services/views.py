@@ -81,7 +81,11 @@ def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
 
 
 def release_summary(release: Release) -> dict[str, Any]:
+    pending = [{"stage": name, "kind": kind, "waitingFor": a.waiting_for(), "since": a.requested_at}
+               for name, run in release.stages.items() if run.current is not None
+               for kind, a in run.current.approvals.items() if a.status == "pending"]
     return {"id": release.id, "name": release.name, "status": release.status,
             "definitionId": int(release.definition_id), "createdOn": release.created_at,
             "createdBy": release.created_by, "reason": release.reason,
-            "stages": {name: run.status for name, run in release.stages.items()}}
+            "stages": {name: run.status for name, run in release.stages.items()},
+            "pendingApprovals": pending}
