@@ -92,7 +92,8 @@ class LocalStack:
             self.definition_id = self.seed()
         if self.persistent:
             self.workdir.mkdir(parents=True, exist_ok=True)
-            STACK_FILE.write_text(json.dumps({"api": self.api, "storage": self.azurite.connection_string}))
+            (self.workdir / STACK_FILE.name).write_text(json.dumps({"api": self.api,
+                                                                   "storage": self.azurite.connection_string}))
 
     @property
     def api(self) -> str:
@@ -128,7 +129,7 @@ class LocalStack:
 
     def stop(self) -> None:
         if self.persistent:
-            STACK_FILE.unlink(missing_ok=True)
+            (self.workdir / STACK_FILE.name).unlink(missing_ok=True)
         for part in (self.host, self.emulator, self.mail, self.azurite):
             if part is not None:
                 try:

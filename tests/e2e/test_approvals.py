@@ -80,3 +80,39 @@ def test_tim_approves_production_from_the_mail(stack: LocalStack) -> None:
     votes = done["stages"][2]["deployments"][0]["approvals"]["pre"]["votes"]
     assert [(v["by"], v["comment"]) for v in votes] == [("tim@contoso.com", "ship it")]
     assert httpx.post(link, data=form, headers=TIM, timeout=30).status_code == 410
+
+
+def test_a_deferral_survives_a_restart_of_the_local_stack(tmp_path: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    def start() -> LocalStack:
+        return LocalStack(persistent=True, fixed_ports=False, seed=False, max_polling_interval=0.1,
+                          workdir=tmp_path).start()
+
+    first = start()
+    try:
+        sample = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
+        production = {**sample["stages"][2], "trigger": {"type": "manual"}, "steps": [{"type": "wait", "seconds": 0}],
+                      "preApprovals": {"approvers": ["tim@contoso.com"]}}
+        body = {"name": "Deferred", "stages": [production]}
+        did = httpx.post(f"{first.api}/definitions", json=body, timeout=30).json()["id"]
+        rid = httpx.post(f"{first.api}/releases", json={"definitionId": did}, headers=AMITA, timeout=30).json()["id"]
+        httpx.post(f"{first.api}/releases/{rid}/stages/Production/deploy", headers=AMITA, timeout=30)
+        until = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+        tag = httpx.get(f"{first.api}/releases/{rid}", timeout=30).headers["ETag"]
+        deferred = httpx.post(f"{first.api}/releases/{rid}/stages/Production/defer", json={"until": until},
+                              headers={**TIM, "If-Match": tag}, timeout=30)
+        assert deferred.status_code == 200, deferred.text
+        tag = httpx.get(f"{first.api}/releases/{rid}", timeout=30).headers["ETag"]
+        approved = httpx.post(f"{first.api}/releases/{rid}/stages/Production/approvals/pre",
+                              json={"decision": "approve"}, headers={**TIM, "If-Match": tag}, timeout=30)
+        assert approved.json()["stages"][0]["waitingFor"].startswith("deferred until")
+    finally:
+        first.stop()
+    second = start()  # the timer is a delayed message in Azurite's queue: it survived
+    try:
+        done = second.wait_for(rid, lambda r: r["stages"][0]["status"] == "succeeded", timeout=60)
+        started = datetime.fromisoformat(done["stages"][0]["deployments"][0]["steps"][0]["startedOn"])
+        assert started >= datetime.fromisoformat(until)
+    finally:
+        second.stop()
