@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page
+from functions.http import KNOWN, api, authorize, body_json, cursor_param, int_param, json_response, page, status_of
 from shared import bootstrap
-from shared.domain.access import ADMIN, READER, Forbidden
+from shared.domain.access import ADMIN, READER
 from shared.domain.errors import (
-    Conflict,
     FieldError,
     Invalid,
-    NotFound,
-    PreconditionFailed,
     PreconditionRequired,
 )
 from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, OverrideIn, ReassignIn
@@ -107,8 +104,7 @@ def batch_decide(req: func.HttpRequest) -> func.HttpResponse:
             approvals.decide(deps, item.releaseId, item.stage, item.kind, who, body.decision, body.comment,
                              attempt=item.attempt, if_match=item.etag)
             results.append({**item.model_dump(), "status": 200})
-        except (Conflict, NotFound, PreconditionFailed, Invalid, Forbidden) as exc:
-            code = {Conflict: 409, NotFound: 404, PreconditionFailed: 412, Invalid: 400, Forbidden: 403}[type(exc)]
-            results.append({**item.model_dump(), "status": code, "detail": str(exc)})
+        except KNOWN as exc:
+            results.append({**item.model_dump(), "status": status_of(exc)[0], "detail": str(exc)})
     return json_response({"count": len(results), "value": results})
 

@@ -44,6 +44,28 @@ def problem(status: int, title: str, detail: str, errors: list[FieldError] | Non
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype=PROBLEM, charset="utf-8")
 
 
+ANSWERS: dict[type[Exception], tuple[int, str]] = {
+    Invalid: (400, "Invalid request"),
+    Unauthenticated: (401, "Unauthenticated"),
+    Forbidden: (403, "Forbidden"),
+    NotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    PreconditionFailed: (412, "Precondition failed"),
+    PreconditionRequired: (428, "Precondition required"),
+}
+"""How each domain error is answered."""
+KNOWN = tuple(ANSWERS)
+
+
+def status_of(exc: Exception) -> tuple[int, str]:
+    return next(answer for kind, answer in ANSWERS.items() if isinstance(exc, kind))
+
+
+def problem_for(exc: Exception) -> func.HttpResponse:
+    status, title = status_of(exc)
+    return problem(status, title, str(exc), exc.errors if isinstance(exc, Invalid) else None)
+
+
 def api(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:
     """Map domain errors to problems. Keeps the function's signature (the worker inspects it)."""
 
@@ -51,20 +73,8 @@ def api(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[f
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
             return handler(req)
-        except Invalid as exc:
-            return problem(400, "Invalid request", str(exc), exc.errors)
-        except NotFound as exc:
-            return problem(404, "Not found", str(exc))
-        except Conflict as exc:
-            return problem(409, "Conflict", str(exc))
-        except PreconditionFailed as exc:
-            return problem(412, "Precondition failed", str(exc))
-        except PreconditionRequired as exc:
-            return problem(428, "Precondition required", str(exc))
-        except Unauthenticated as exc:
-            return problem(401, "Unauthenticated", str(exc))
-        except Forbidden as exc:
-            return problem(403, "Forbidden", str(exc))
+        except KNOWN as exc:
+            return problem_for(exc)
         except Exception:
             logger.exception("unexpected error in %s %s", req.method, req.url)
             return problem(500, "Internal error", "Slipway could not complete the request; it was logged.")
