@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the API functions: JSON in and out, RFC 7807 problems, paging, caller.
+"""HTTP plumbing shared by the API functions: JSON in and out, RFC 7807 problems, paging, who calls.
 
 Every domain error maps to a 4xx problem naming the field; anything unexpected is logged and
 answered with a generic 500 problem that carries no stack trace.

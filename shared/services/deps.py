@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from shared.config import Settings
 from shared.ports import AppServicePort, Clock, HttpProbePort, LogPort, Mailer, MessageBus, PackagePort
+from shared.records import PipelineStore
 
 
 @dataclass
 class Deps:
     settings: Settings
-    store: Any
-    """A `shared.adapters.table_store.TableStore` (or a test double with the same methods)."""
+    store: PipelineStore
     bus: MessageBus
     clock: Clock
     app_service: AppServicePort
