@@ -62,6 +62,8 @@ class Changes:
     """(key, result): insert-only, so a second request with the same key fails and reads the first result."""
     slots: list[dict[str, Any]] = field(default_factory=list)
     """What now runs in which slot (the what-runs-where records), written with the change that did it."""
+    lanes: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
+    """(stage, lane, ETag it was read with or None to create): the stage queues this change moved."""
 
 
 class PipelineStore(Protocol):
@@ -80,6 +82,7 @@ class PipelineStore(Protocol):
                  status: str | None = None) -> tuple[list[Release], dict[str, str] | None]: ...
     def events(self, definition_id: int, release_id: int) -> list[dict[str, Any]]: ...
     def slot_records(self, definition_id: int) -> list[dict[str, Any]]: ...
+    def lanes(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]]: ...
     def idempotent_result(self, definition_id: int, key: str) -> str | None: ...
 
     # the one write, and the outbox it leaves

@@ -146,6 +146,14 @@ class TableStore:
         rows = self._range(pk(definition_id), f"event|{release_id:010d}|")
         return [{"seq": int(r["RowKey"].rsplit("|", 1)[1]), **get_json(r)} for r in rows]
 
+    def lanes(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]]:
+        """Each stage lane of the definition, with its ETag."""
+        out = {}
+        for row in self._range(pk(definition_id), "lane|"):
+            data = get_json(row)
+            out[data["stage"]] = (data, row.metadata["etag"])
+        return out
+
     def slot_records(self, definition_id: int) -> list[dict[str, Any]]:
         """What Slipway last put in each slot this definition deploys to."""
         return [get_json(r) for r in self._range(pk(definition_id), "slot|")]
@@ -218,6 +226,9 @@ class TableStore:
             ops.append(("create", {"PartitionKey": part, "RowKey": _outbox_key(item), "kind": item.kind,
                                    "queue": item.queue, "body": item.body, "delay": float(item.delay),
                                    "createdAt": item.created_at}))
+        for stage, lane, etag in c.lanes:
+            row = put_json({"PartitionKey": part, "RowKey": "lane|" + key_hash(stage)[:40]}, {**lane, "stage": stage})
+            ops.append(_guarded(row, etag))
         latest = {record["slot"]: record for record in c.slots}
         for resource_id, record in latest.items():
             # A projection of the events in this same transaction, so last-writer-wins is right here.

@@ -42,6 +42,8 @@ class StagePlan:
     target: dict[str, str]
     pre_approvals: dict[str, Any] | None = None
     post_approvals: dict[str, Any] | None = None
+    queue: dict[str, Any] | None = None
+    """{"parallel": N, "policy": "sequence" | "latest"}; no limit when absent."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def _stage(data: dict[str, Any]) -> StagePlan:
         target=data.get("target", {}),
         pre_approvals=data.get("preApprovals") or None,
         post_approvals=data.get("postApprovals") or None,
+        queue=data.get("queue") or None,
     )
 
 

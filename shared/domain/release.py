@@ -14,6 +14,7 @@ from shared.domain.plan import Plan
 
 # Stage and deployment statuses, named as Azure DevOps names them.
 NOT_STARTED = "notStarted"
+QUEUED = "queued"
 IN_PROGRESS = "inProgress"
 SUCCEEDED = "succeeded"
 PARTIALLY_SUCCEEDED = "partiallySucceeded"

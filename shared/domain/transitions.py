@@ -16,6 +16,7 @@ from typing import Any
 from shared.domain import approvals
 from shared.domain.access import ADMIN, Forbidden, Principal
 from shared.domain.errors import Conflict, NotFound
+from shared.domain.lanes import Lane, limit_of
 from shared.domain.plan import AFTER_RELEASE, SWAP_TYPES, StagePlan
 from shared.domain.release import (
     ABANDONED,
@@ -27,6 +28,7 @@ from shared.domain.release import (
     NOT_STARTED,
     PARTIALLY_SUCCEEDED,
     PENDING,
+    QUEUED,
     REJECTED,
     SKIPPED,
     SUCCEEDED,
@@ -136,6 +138,21 @@ class Wake:
 
 
 @dataclass(frozen=True)
+class LaneGrant:
+    """The stage's lane has room for this release now: its queued deployment goes ahead."""
+
+    stage: str
+
+
+@dataclass(frozen=True)
+class LaneSkip:
+    """A newer release took this queued deployment's place (policy `latest`)."""
+
+    stage: str
+    newer: int
+
+
+@dataclass(frozen=True)
 class Abandon:
     by: str
     comment: str = ""
@@ -150,7 +167,7 @@ class Sweep:
 
 
 Command = (StartRelease | DeployStage | CompleteStep | DeferStep | FailStep | Abandon | Sweep | Decide | Defer
-           | Reassign | Wake)
+           | Reassign | Wake | LaneGrant | LaneSkip)
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -186,11 +203,23 @@ class ArmTimer:
     due: str
 
 
+@dataclass(frozen=True)
+class LaneMessage:
+    """Tell another release of the same definition that the lane granted or skipped its deployment."""
+
+    release_id: int
+    stage: str
+    action: str
+    """grant | skip"""
+
+
 @dataclass
 class Decision:
     release: Release
     events: list[Event] = field(default_factory=list)
-    effects: list[EnqueueStep | ArmTimer] = field(default_factory=list)
+    effects: list[EnqueueStep | ArmTimer | LaneMessage] = field(default_factory=list)
+    lanes: dict[str, Lane] = field(default_factory=dict)
+    """Lanes this decision changed, to write with it (ETag-guarded)."""
     slots: list[dict[str, Any]] = field(default_factory=list)
     """Slot contents to record (what runs where), from the steps this decision accepted."""
 
@@ -201,8 +230,9 @@ class Decision:
 
 # ---- the rules ------------------------------------------------------------------------------
 
-def decide(release: Release, command: Command, now: datetime) -> Decision:
-    d = _Decider(copy.deepcopy(release), now)
+def decide(release: Release, command: Command, now: datetime, lanes: dict[str, Lane] | None = None) -> Decision:
+    """`lanes` are the current lanes of the definition's stages that limit parallel deployments."""
+    d = _Decider(copy.deepcopy(release), now, copy.deepcopy(lanes or {}))
     match command:
         case StartRelease():
             d.start_release()
@@ -226,13 +256,18 @@ def decide(release: Release, command: Command, now: datetime) -> Decision:
             d.reassign(command)
         case Wake():
             d.wake(command.stage, command.attempt)
+        case LaneGrant():
+            d.lane_grant(command.stage)
+        case LaneSkip():
+            d.lane_skip(command)
     return d.decision
 
 
 class _Decider:
-    def __init__(self, release: Release, now: datetime) -> None:
+    def __init__(self, release: Release, now: datetime, lanes: dict[str, Lane]) -> None:
         self.release = release
         self.now = now
+        self.lanes = lanes
         self.stamp = now.isoformat()
         self.decision = Decision(release)
         self.plan = release.plan
@@ -256,8 +291,8 @@ class _Decider:
         if self.release.status == ABANDONED:
             raise Conflict(f"release {self.release.id} is abandoned")
         run = self.release.stages[stage.name]
-        if run.current is not None and run.current.status == IN_PROGRESS:
-            raise Conflict(f"stage '{stage.name}' is already deploying (attempt {run.current.attempt})")
+        if run.current is not None and run.current.status in (IN_PROGRESS, QUEUED):
+            raise Conflict(f"stage '{stage.name}' is already {run.current.status} (attempt {run.current.attempt})")
         reason = cmd.reason or ("redeploy" if run.deployments else "manual")
         self.start_deployment(stage, reason=reason, by=cmd.by)
 
@@ -267,6 +302,10 @@ class _Decider:
         self.release.status = ABANDONED
         for run in self.release.stages.values():
             dep = run.current
+            if dep is not None and dep.status == QUEUED:
+                self.lane(run.name).queued.remove(self.release.id)
+                self.finish_deployment(run.name, dep, CANCELED, failure="release abandoned", cascade=False)
+                continue
             if dep is not None and dep.status == IN_PROGRESS:
                 for step in dep.steps:
                     if step.status in (PENDING, IN_PROGRESS):
@@ -361,7 +400,72 @@ class _Decider:
                          steps=[StepRun(s.index, s.type, s.name) for s in stage.steps])
         run.deployments.append(dep)
         run.status = IN_PROGRESS
+        if self.must_queue(stage, dep):
+            return
         self.emit("deploymentStarted", stage=stage.name, attempt=dep.attempt, by=by, message=reason)
+        self.proceed(stage, dep)
+
+    def lane(self, stage: str) -> Lane:
+        """The stage's lane, marked as changed by this decision."""
+        lane = self.lanes.setdefault(stage, Lane())
+        self.decision.lanes[stage] = lane
+        return lane
+
+    def must_queue(self, stage: StagePlan, dep: Deployment) -> bool:
+        limit = limit_of(stage.queue)
+        if not limit:
+            return False
+        lane, me = self.lane(stage.name), self.release.id
+        if me in lane.active:
+            return False
+        if len(lane.active) < limit and not lane.queued:
+            lane.active.append(me)
+            return False
+        if (stage.queue or {}).get("policy") == "latest":
+            for older in lane.queued:
+                self.decision.effects.append(LaneMessage(older, stage.name, "skip"))
+            lane.queued.clear()
+        lane.queued.append(me)
+        dep.status, dep.phase, dep.started_at = QUEUED, "queued", None
+        self.release.stages[stage.name].status = QUEUED
+        self.emit("deploymentQueued", stage=stage.name, attempt=dep.attempt,
+                  message=f"{len(lane.active)} deployment(s) running; at most {limit} at a time")
+        return True
+
+    def lane_grant(self, stage_name: str) -> None:
+        stage, run = self.plan.stage(stage_name), self.release.stages.get(stage_name)
+        dep = run.current if run else None
+        if stage is None or dep is None or dep.status != QUEUED:
+            lane = self.lanes.get(stage_name)
+            if lane is not None and self.release.id in lane.active:  # granted to one that left: pass it on
+                self.leave_lane(stage_name)
+            return
+        dep.status, dep.started_at = IN_PROGRESS, self.stamp
+        run.status = IN_PROGRESS  # type: ignore[union-attr]
+        self.emit("deploymentStarted", stage=stage_name, attempt=dep.attempt, by=dep.requested_by,
+                  message="its turn in the stage's queue")
+        self.proceed(stage, dep)
+
+    def lane_skip(self, cmd: LaneSkip) -> None:
+        run = self.release.stages.get(cmd.stage)
+        dep = run.current if run else None
+        if dep is None or dep.status != QUEUED:
+            return
+        self.finish_deployment(cmd.stage, dep, CANCELED, cascade=False,
+                               failure=f"skipped: release {cmd.newer} is newer (the stage deploys the latest only)")
+
+    def leave_lane(self, stage: str) -> None:
+        lane = self.lanes.get(stage)
+        if lane is None or self.release.id not in lane.active:
+            return
+        lane = self.lane(stage)
+        lane.active.remove(self.release.id)
+        if lane.queued:
+            nxt = lane.queued.pop(0)
+            lane.active.append(nxt)
+            self.decision.effects.append(LaneMessage(nxt, stage, "grant"))
+
+    def proceed(self, stage: StagePlan, dep: Deployment) -> None:
         if stage.pre_approvals and not self.skip_pre_approval(stage, dep):
             self.request_approval(stage.name, dep, "pre", stage.pre_approvals)
         else:
@@ -552,6 +656,7 @@ class _Decider:
                           cascade: bool = True) -> None:
         dep.status, dep.finished_at, dep.failure = status, self.stamp, failure
         self.release.stages[stage].status = status
+        self.leave_lane(stage)
         self.emit(f"deployment{status[0].upper()}{status[1:]}", stage=stage, attempt=dep.attempt,
                   message=failure or "")
         if cascade and status in GOOD and self.release.status != ABANDONED:

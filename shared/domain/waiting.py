@@ -8,6 +8,7 @@ from shared.domain.release import (
     IN_PROGRESS,
     NOT_STARTED,
     PARTIALLY_SUCCEEDED,
+    QUEUED,
     SUCCEEDED,
     Release,
 )
@@ -32,6 +33,9 @@ def why(release: Release, stage_name: str) -> str | None:
             return "finishing"
         text = f"running step {step.index + 1} of {len(dep.steps)}: '{step.name}'"
         return f"{text} ({step.message})" if step.message else text
+    if run.status == QUEUED:
+        limit = (stage.queue or {}).get("parallel")
+        return f"queued: the stage deploys at most {limit} release(s) at a time"
     if run.status != NOT_STARTED:
         return None
     if release.status == ABANDONED:

@@ -166,6 +166,14 @@ class ApprovalsIn(Strict):
         return self
 
 
+class QueueIn(Strict):
+    """How many deployments of this stage may run at once, and what happens to the others."""
+
+    parallel: int = Field(0, ge=0, le=100)
+    """0: no limit."""
+    policy: Literal["sequence", "latest"] = "sequence"
+
+
 class StageIn(Strict):
     name: Name
     target: TargetIn
@@ -173,6 +181,7 @@ class StageIn(Strict):
     steps: list[Step] = Field(default_factory=list, max_length=50)
     preApprovals: ApprovalsIn | None = None
     postApprovals: ApprovalsIn | None = None
+    queue: QueueIn | None = None
 
 
 class BranchFilter(Strict):

@@ -13,8 +13,9 @@ from shared import telemetry
 from shared.config import EVENTS_QUEUE, STEPS_QUEUE
 from shared.domain.errors import Conflict, NotFound, PreconditionFailed
 from shared.domain.keys import key_hash
+from shared.domain.lanes import Lane, limit_of
 from shared.domain.release import Release
-from shared.domain.transitions import ArmTimer, Command, Decision, EnqueueStep, decide
+from shared.domain.transitions import ArmTimer, Command, Decision, EnqueueStep, LaneMessage, decide
 from shared.records import Changes, ConcurrentChange, OutboxItem
 from shared.services import outbox
 from shared.services.deps import Deps
@@ -46,6 +47,10 @@ def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[O
         if isinstance(effect, EnqueueStep):
             items.append(outbox.queue_item(deps, rel.id, STEPS_QUEUE, step_message(rel, effect),
                                            effect.delay_seconds))
+        elif isinstance(effect, LaneMessage):
+            items.append(outbox.queue_item(deps, rel.id, EVENTS_QUEUE, {
+                "kind": "lane", "action": effect.action, "definitionId": int(rel.definition_id),
+                "releaseId": effect.release_id, "stage": effect.stage, "from": rel.id}))
         else:
             delay = max(0.0, (datetime.fromisoformat(effect.due) - now).total_seconds())
             items.append(outbox.queue_item(deps, rel.id, EVENTS_QUEUE, timer_message(rel, effect), delay))
@@ -90,6 +95,19 @@ def approval_rows(before: Release | None, after: Release) -> list[dict[str, Any]
     return rows
 
 
+def read_lanes(deps: Deps, definition_id: int, release: Release) -> tuple[dict[str, Lane], dict[str, str]]:
+    """The lanes of the stages that limit parallel deployments (one read, and only when some do)."""
+    if not any(limit_of(s.queue) for s in release.plan.stages):
+        return {}, {}
+    stored = deps.store.lanes(definition_id)
+    return ({stage: Lane.from_dict(data) for stage, (data, _) in stored.items()},
+            {stage: etag for stage, (_, etag) in stored.items()})
+
+
+def lane_changes(decision: Decision, etags: dict[str, str]) -> list[tuple[str, dict[str, Any], str | None]]:
+    return [(stage, lane.to_dict(), etags.get(stage)) for stage, lane in decision.lanes.items()]
+
+
 def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
           read: tuple[Release, str] | None = None, if_match: str | None = None) -> Decision:
     """`read` is the release as the caller just read it (with its ETag): it saves one read, and a
@@ -102,7 +120,8 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
         release, etag = loaded
         if if_match is not None and if_match.strip() not in ("*", etag):
             raise PreconditionFailed(f"release {release_id} changed since you read it; read it again")
-        decision = decide(release, command, deps.clock.now())
+        lanes, lane_etags = read_lanes(deps, definition_id, release)
+        decision = decide(release, command, deps.clock.now(), lanes)
         if not decision.changed:
             outbox.flush_pending(deps, definition_id, release_id)
             return decision
@@ -110,7 +129,8 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
         items = outbox_for(deps, release, decision)
         try:
             deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
-                                      events=decision.events, outbox=items, slots=decision.slots))
+                                      events=decision.events, outbox=items, slots=decision.slots,
+                                      lanes=lane_changes(decision, lane_etags)))
         except ConcurrentChange:
             continue
         outbox.flush(deps, definition_id, items)

@@ -14,7 +14,7 @@ from shared.domain.transitions import Abandon, DeployStage, Event, StartRelease,
 from shared.records import Changes, ConcurrentChange
 from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
 from shared.services import artifacts, outbox
-from shared.services.apply import apply, outbox_for
+from shared.services.apply import apply, lane_changes, outbox_for, read_lanes
 from shared.services.definitions import current_head
 from shared.services.deps import Deps
 
@@ -46,14 +46,15 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual",
                               name=release_name(definition, head.release_counter, snapshot),
                               created_at=deps.clock.now().isoformat(), created_by=by, reason=reason,
                               description=body.description, artifacts=snapshot, definition=definition)
-        decision = decide(release, StartRelease(), deps.clock.now())
+        lanes, lane_etags = read_lanes(deps, definition_id, release)
+        decision = decide(release, StartRelease(), deps.clock.now(), lanes)
         created = Event("releaseCreated", decision.release.created_at, by=by, message=reason)
         events = [created, *decision.events]
         decision.release.event_seq = len(events)
         items = outbox_for(deps, None, decision)
         try:
             deps.store.commit(Changes(definition_id, head=head, release=decision.release, events=events,
-                                      outbox=items,
+                                      outbox=items, lanes=lane_changes(decision, lane_etags),
                                       idempotency=(idempotency_key, str(release_id)) if idempotency_key else None))
         except ConcurrentChange:
             if idempotency_key:

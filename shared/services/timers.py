@@ -9,7 +9,7 @@ import logging
 from datetime import datetime
 
 from shared.config import EVENTS_QUEUE
-from shared.domain.transitions import Wake
+from shared.domain.transitions import LaneGrant, LaneSkip, Wake
 from shared.services.apply import apply
 from shared.services.deps import Deps
 
@@ -19,11 +19,17 @@ logger = logging.getLogger(__name__)
 def handle(deps: Deps, body: str) -> str:
     try:
         msg = json.loads(body)
+        if msg.get("kind") == "lane":
+            lane = (int(msg["definitionId"]), int(msg["releaseId"]), str(msg["stage"]), str(msg["action"]),
+                    int(msg["from"]))
         definition_id, release_id = int(msg["definitionId"]), int(msg["releaseId"])
-        stage, attempt, due = str(msg["stage"]), int(msg["attempt"]), datetime.fromisoformat(msg["due"])
-    except (ValueError, KeyError, TypeError):
+        if msg.get("kind") != "lane":
+            stage, attempt, due = str(msg["stage"]), int(msg["attempt"]), datetime.fromisoformat(msg["due"])
+    except (ValueError, KeyError, TypeError, AttributeError):
         logger.error("dropping an event message that is not ours: %.200s", body)
         return "malformed"
+    if msg.get("kind") == "lane":
+        return _lane(deps, *lane)
     left = (due - deps.clock.now()).total_seconds()
     if left > 1:
         deps.bus.send(EVENTS_QUEUE, body, left)
@@ -32,3 +38,11 @@ def handle(deps: Deps, body: str) -> str:
         return "no such release"
     decision = apply(deps, definition_id, release_id, Wake(stage, attempt))
     return "woke" if decision.changed else "nothing due"
+
+
+def _lane(deps: Deps, definition_id: int, release_id: int, stage: str, action: str, sender: int) -> str:
+    """Another release's deployment left the lane (grant) or a newer one came (skip)."""
+    if deps.store.release(definition_id, release_id) is None:
+        return "no such release"
+    command = LaneGrant(stage) if action == "grant" else LaneSkip(stage, sender)
+    return f"lane {action}" if apply(deps, definition_id, release_id, command).changed else "stale"

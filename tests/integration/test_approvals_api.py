@@ -234,3 +234,53 @@ def test_a_rejection_mails_the_requester(api: World) -> None:  # noqa: F811
     assert decide(rid, TIM, "reject", tag=tag, comment="not now")[0] == 200
     mail = api.deps.mailer.sent[-1]  # type: ignore[attr-defined]
     assert mail["to"] == ["amita@contoso.com"] and "rejected" in str(mail["subject"])
+
+
+def pump_events(world: World) -> None:
+    """Deliver lane messages (the events queue); timers that are not due go back unseen."""
+    for _ in range(20):
+        batch = world.receive(EVENTS_QUEUE)
+        if not batch:
+            return
+        for msg in batch:
+            timers.handle(world.deps, msg.content)
+            world.queue(EVENTS_QUEUE).delete_message(msg)
+        world.pump()
+
+
+@pytest.mark.parametrize("policy", ["sequence", "latest"])
+def test_queue_aware_approvals_r1_to_r5(api: World, policy: str) -> None:  # noqa: F811
+    qa = {**stage("QA", {"type": "manual"}, slot="qa"), "steps": [{"type": "wait", "seconds": 0}],
+          "preApprovals": {"approvers": ["tim@contoso.com"]}, "postApprovals": {"approvers": ["tim@contoso.com"]},
+          "queue": {"parallel": 1, "policy": policy}}
+    body = {"name": "Fabrikam", "artifacts": [{"alias": "web", "source": "tailspin-web"}], "stages": [qa]}
+    did = call(defs.definitions_collection, "POST", body)[1]["id"]
+    api.deps.packages.blobs.add("tailspin-web/1.0.zip")  # type: ignore[attr-defined]
+    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip", "sha256": "ab" * 32}
+    rids = []
+    for _ in range(5):
+        rid = call(rels.releases_collection, "POST", {"definitionId": did, "artifacts": [art]}, headers=AMITA)[1]["id"]
+        assert call(rels.deploy_stage, "POST", releaseId=rid, stage="QA", headers=AMITA)[0] == 202
+        rids.append(rid)
+    pump_events(api)
+
+    def inbox() -> list[int]:
+        listed = call(appr.list_approvals, "GET", params={"mine": "true"}, headers=TIM)[1]["value"]
+        return [i["releaseId"] for i in listed]
+
+    assert inbox() == [rids[0]]
+    waiting = call(rels.release_item, "GET", releaseId=rids[1])[1]["stages"][0]
+    expected = "queued" if policy == "sequence" else "canceled"
+    assert waiting["status"] == expected
+    for kind in ("pre", "post"):
+        status, _ = call(appr.decide_approval, "POST", {"decision": "approve"},
+                         headers={**TIM, "If-Match": etag(rids[0])}, releaseId=rids[0], stage="QA", kind=kind)
+        assert status == 200
+        api.pump()
+    pump_events(api)
+    assert production_of(api, rids[0]) == "succeeded"
+    assert inbox() == [rids[1] if policy == "sequence" else rids[4]]
+
+
+def production_of(world: World, rid: int) -> str:
+    return str(world.get(rid).stages["QA"].status)

@@ -1,0 +1,101 @@
+"""Queue policies, Azure DevOps' documented R1…R5 example: five releases reach QA, which has pre-
+and post-deployment approvals and runs one deployment at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain.access import Principal
+from shared.domain.lanes import Lane
+from shared.domain.release import Release
+from shared.domain.transitions import (
+    Abandon,
+    CompleteStep,
+    Decide,
+    DeployStage,
+    LaneGrant,
+    LaneMessage,
+    LaneSkip,
+    decide,
+)
+from tests.unit.test_transitions import NOW, TARGET
+
+TIM = Principal("tim@contoso.com")
+
+
+def qa_release(rid: int, policy: str) -> Release:
+    stage: dict[str, Any] = {"name": "QA", "target": TARGET, "trigger": {"type": "manual"},
+                             "steps": [{"type": "wait", "name": "w", "seconds": 0}],
+                             "preApprovals": {"approvers": ["tim@contoso.com"]},
+                             "postApprovals": {"approvers": ["tim@contoso.com"]},
+                             "queue": {"parallel": 1, "policy": policy}}
+    return Release.new(id=rid, definition_id="1", revision=1, name=f"R{rid}", created_at=NOW.isoformat(),
+                       created_by="amita", reason="manual", description="", artifacts=[],
+                       definition={"name": "Fabrikam", "stages": [stage]})
+
+
+class World:
+    """Five releases and one lane, with lane messages delivered as the events queue would."""
+
+    def __init__(self, policy: str) -> None:
+        self.releases = {rid: qa_release(rid, policy) for rid in range(1, 6)}
+        self.lanes: dict[str, Lane] = {}
+
+    def act(self, rid: int, command: Any) -> None:
+        d = decide(self.releases[rid], command, NOW, self.lanes)
+        self.releases[rid] = d.release
+        self.lanes.update(d.lanes)
+        for effect in d.effects:
+            if isinstance(effect, LaneMessage):
+                cmd = LaneGrant(effect.stage) if effect.action == "grant" else LaneSkip(effect.stage, rid)
+                self.act(effect.release_id, cmd)
+
+    def state(self, rid: int) -> tuple[str, str]:
+        dep = self.releases[rid].stages["QA"].current
+        assert dep is not None
+        return dep.status, dep.phase
+
+    def pending_approvals(self) -> list[int]:
+        return [rid for rid, rel in self.releases.items() if rel.stages["QA"].current is not None
+                and any(a.status == "pending" for a in rel.stages["QA"].current.approvals.values())]
+
+    def run_through(self, rid: int) -> None:
+        self.act(rid, Decide("QA", 1, "pre", TIM, "approve"))
+        self.act(rid, CompleteStep("QA", 1, 0, 1, True))
+        assert self.state(rid) == ("inProgress", "postApproval")
+        self.act(rid, Decide("QA", 1, "post", TIM, "approve"))
+
+
+def test_all_in_sequence_asks_the_next_approval_only_after_the_previous_release_finished() -> None:
+    w = World("sequence")
+    for rid in range(1, 6):
+        w.act(rid, DeployStage("QA", "amita"))
+    assert w.pending_approvals() == [1]
+    assert [w.state(r)[0] for r in range(2, 6)] == ["queued"] * 4
+    w.run_through(1)
+    assert w.releases[1].stages["QA"].status == "succeeded" and w.pending_approvals() == [2]
+    for rid in range(2, 6):
+        w.run_through(rid)
+    assert [w.releases[r].stages["QA"].status for r in range(1, 6)] == ["succeeded"] * 5
+    assert w.lanes["QA"] == Lane([], [])
+
+
+def test_latest_only_skips_the_ones_in_between() -> None:
+    w = World("latest")
+    for rid in range(1, 6):
+        w.act(rid, DeployStage("QA", "amita"))
+    assert [w.releases[r].stages["QA"].status for r in range(2, 5)] == ["canceled"] * 3
+    assert "skipped: release" in (w.releases[2].stages["QA"].current.failure or "")  # type: ignore[union-attr]
+    assert w.state(5) == ("queued", "queued")
+    w.run_through(1)
+    assert w.pending_approvals() == [5]
+
+
+def test_abandoning_the_running_release_hands_the_lane_on() -> None:
+    w = World("sequence")
+    w.act(1, DeployStage("QA", "amita"))
+    w.act(2, DeployStage("QA", "amita"))
+    w.act(1, Abandon("amita"))
+    assert w.pending_approvals() == [2] and w.lanes["QA"].active == [2]
+    w.act(2, Abandon("amita"))
+    assert w.lanes["QA"] == Lane([], [])
