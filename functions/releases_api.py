@@ -8,7 +8,7 @@ import azure.functions as func
 
 from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page, route_int
 from shared import bootstrap
-from shared.domain.access import READER, RELEASE_MANAGER
+from shared.domain.access import ADMIN, READER, RELEASE_MANAGER
 from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, parse
 from shared.services import releases
@@ -73,11 +73,14 @@ def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     """Deploy now; `{"reason": "rollback"}` marks an earlier release deployed again."""
     who = authorize(req, RELEASE_MANAGER, "deploy stages")
     body = body_json(req) if req.get_body() else {}
-    reason = body.get("reason") if isinstance(body, dict) else None
+    body = body if isinstance(body, dict) else {}
+    reason, glass = body.get("reason"), body.get("breakGlass")
     if reason not in (None, "manual", "redeploy", "rollback"):
         raise Invalid([FieldError("reason", "must be manual, redeploy or rollback")])
+    if glass is not None and (not isinstance(glass, str) or not 1 <= len(glass.strip()) <= 500):
+        raise Invalid([FieldError("breakGlass", "the reason to deploy outside the windows: 1 to 500 characters")])
     release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
-                                    by=who.name, reason=reason)
+                                    by=who.name, reason=reason, break_glass=glass, admin=who.has(ADMIN))
     return json_response(release_view(release), 202)
 
 

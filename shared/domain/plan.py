@@ -44,6 +44,9 @@ class StagePlan:
     post_approvals: dict[str, Any] | None = None
     queue: dict[str, Any] | None = None
     """{"parallel": N, "policy": "sequence" | "latest"}; no limit when absent."""
+    windows: tuple[dict[str, Any], ...] = ()
+    freezes: tuple[dict[str, Any], ...] = ()
+    rollback_ignores_windows: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ def _stage(data: dict[str, Any]) -> StagePlan:
         pre_approvals=data.get("preApprovals") or None,
         post_approvals=data.get("postApprovals") or None,
         queue=data.get("queue") or None,
+        windows=tuple(data.get("windows") or ()),
+        freezes=tuple(data.get("freezes") or ()),
+        rollback_ignores_windows=bool(data.get("rollbackIgnoresWindows", False)),
     )
 
 

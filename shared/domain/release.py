@@ -74,6 +74,11 @@ class Deployment:
     """preApproval, deferred, steps or postApproval: where an in-progress deployment stands."""
     approvals: dict[str, Approval] = field(default_factory=dict)
     """The deployment's approvals by kind (pre, post)."""
+    break_glass: str | None = None
+    """An admin's reason to deploy outside the stage's windows and freezes."""
+    opens_at: str | None = None
+    """While waiting for a deployment window: when it opens, and why it waits."""
+    waits_for: str | None = None
 
     def step(self, index: int) -> StepRun | None:
         return self.steps[index] if 0 <= index < len(self.steps) else None

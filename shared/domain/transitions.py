@@ -36,6 +36,7 @@ from shared.domain.release import (
     Release,
     StepRun,
 )
+from shared.domain.windows import next_opening
 
 SWAP_BACK = "swap-back"
 """A step the engine adds itself when a post-swap check fails."""
@@ -56,6 +57,9 @@ class DeployStage:
     stage: str
     by: str
     reason: str | None = None
+    break_glass: str | None = None
+    """An admin deploys outside the windows and freezes, with this reason (audited)."""
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,7 @@ class _Decider:
         self.release = release
         self.now = now
         self.lanes = lanes
+        self.break_glass: str | None = None
         self.stamp = now.isoformat()
         self.decision = Decision(release)
         self.plan = release.plan
@@ -294,6 +299,9 @@ class _Decider:
         if run.current is not None and run.current.status in (IN_PROGRESS, QUEUED):
             raise Conflict(f"stage '{stage.name}' is already {run.current.status} (attempt {run.current.attempt})")
         reason = cmd.reason or ("redeploy" if run.deployments else "manual")
+        if cmd.break_glass and not cmd.admin:
+            raise Forbidden(f"{cmd.by} may not break the glass: it needs the admin role")
+        self.break_glass = cmd.break_glass
         self.start_deployment(stage, reason=reason, by=cmd.by)
 
     def abandon(self, cmd: Abandon) -> None:
@@ -398,6 +406,9 @@ class _Decider:
         dep = Deployment(attempt=len(run.deployments) + 1, status=IN_PROGRESS, reason=reason, requested_by=by,
                          queued_at=self.stamp, started_at=self.stamp,
                          steps=[StepRun(s.index, s.type, s.name) for s in stage.steps])
+        dep.break_glass = self.break_glass
+        if dep.break_glass:
+            self.emit("glassBroken", stage=stage.name, attempt=dep.attempt, by=by, message=dep.break_glass)
         run.deployments.append(dep)
         run.status = IN_PROGRESS
         if self.must_queue(stage, dep):
@@ -472,6 +483,8 @@ class _Decider:
             self.begin_steps(stage.name, dep)
 
     def begin_steps(self, stage: str, dep: Deployment) -> None:
+        if self.outside_window(stage, dep):
+            return
         pre = dep.approvals.get("pre")
         if pre is not None and pre.deferred_until and self.now < datetime.fromisoformat(pre.deferred_until):
             dep.phase = "deferred"
@@ -482,6 +495,24 @@ class _Decider:
             self.start_step(stage, dep, dep.steps[0])
         else:
             self.steps_done(stage, dep)
+
+    def outside_window(self, stage: str, dep: Deployment) -> bool:
+        """Hold the deployment until its stage's next opening, unless the glass was broken."""
+        plan = self.plan.stage(stage)
+        if plan is None or not (plan.windows or plan.freezes) or dep.break_glass:
+            return False
+        if dep.reason == "rollback" and plan.rollback_ignores_windows:
+            return False
+        opening, why = next_opening(self.now, list(plan.windows), list(plan.freezes))
+        if opening <= self.now:
+            dep.opens_at = dep.waits_for = None
+            return False
+        if dep.phase != "window" or dep.opens_at != opening.isoformat():
+            self.emit("deploymentWaitingForWindow", stage=stage, attempt=dep.attempt,
+                      message=f"{why}; opens {opening.isoformat()}")
+        dep.phase, dep.opens_at, dep.waits_for = "window", opening.isoformat(), why
+        self.decision.effects.append(ArmTimer(stage, dep.attempt, opening.isoformat()))
+        return True
 
     def steps_done(self, stage: str, dep: Deployment) -> None:
         plan = self.plan.stage(stage)
@@ -608,6 +639,9 @@ class _Decider:
             approval = dep.approvals[dep.phase.removesuffix("Approval")]
             if approval.status == approvals.PENDING and self.now >= datetime.fromisoformat(approval.deadline):
                 self.settle(stage, dep, approval, reason=f"timed out at {approval.deadline}")
+        elif dep.phase == "window":
+            if dep.opens_at is None or self.now >= datetime.fromisoformat(dep.opens_at):
+                self.begin_steps(stage, dep)
         elif dep.phase == "deferred":
             until = dep.approvals["pre"].deferred_until
             if until is None or self.now >= datetime.fromisoformat(until):

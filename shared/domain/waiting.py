@@ -26,6 +26,8 @@ def why(release: Release, stage_name: str) -> str | None:
             approval = dep.approvals[dep.phase.removesuffix("Approval")]
             return (f"waiting for {approval.kind}-deployment approval by {', '.join(approval.waiting_for())} "
                     f"since {approval.requested_at} (times out {approval.deadline})")
+        if dep.phase == "window":
+            return f"{dep.waits_for}: next opening {dep.opens_at}"
         if dep.phase == "deferred":
             return f"deferred until {dep.approvals['pre'].deferred_until}"
         step = next((s for s in dep.steps if s.status == IN_PROGRESS), None)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.plan import graph_errors
@@ -174,6 +175,61 @@ class QueueIn(Strict):
     policy: Literal["sequence", "latest"] = "sequence"
 
 
+Clock = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+MonthDay = Annotated[str, StringConstraints(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
+
+
+def _zone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{name}' (use an IANA name such as Europe/London)") from None
+    return name
+
+
+Zone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_zone)]
+
+
+class WindowIn(Strict):
+    """When the stage may deploy: these days, from `start` to `end`, in `timeZone`."""
+
+    days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(min_length=1, max_length=7)
+    start: Clock
+    end: Clock
+    timeZone: Zone = "UTC"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WindowIn:
+        if self.end != "24:00" and self.end <= self.start:
+            raise ValueError("`end` must be after `start` on the same day")
+        return self
+
+
+class FreezeIn(Strict):
+    """No deployments: from `start` to `end` (ISO times), or every year from `from` to `to` (MM-DD)."""
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    start: datetime | None = None
+    end: datetime | None = None
+    from_: MonthDay | None = Field(None, alias="from")
+    to: MonthDay | None = None
+    timeZone: Zone = "UTC"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FreezeIn:
+        one_off, yearly = self.start is not None or self.end is not None, self.from_ is not None or self.to is not None
+        if one_off == yearly:
+            raise ValueError("give `start` and `end` (one-off) or `from` and `to` (every year)")
+        if one_off and (self.start is None or self.end is None or self.start.tzinfo is None
+                        or self.end.tzinfo is None or self.end <= self.start):
+            raise ValueError("a one-off freeze needs `start` before `end`, both with a time zone")
+        if yearly and (self.from_ is None or self.to is None):
+            raise ValueError("a yearly freeze needs `from` and `to`")
+        return self
+
+
 class StageIn(Strict):
     name: Name
     target: TargetIn
@@ -182,6 +238,9 @@ class StageIn(Strict):
     preApprovals: ApprovalsIn | None = None
     postApprovals: ApprovalsIn | None = None
     queue: QueueIn | None = None
+    windows: list[WindowIn] = Field(default_factory=list, max_length=20)
+    freezes: list[FreezeIn] = Field(default_factory=list, max_length=50)
+    rollbackIgnoresWindows: bool = False
 
 
 class BranchFilter(Strict):
@@ -216,7 +275,7 @@ def parse_definition(body: Any) -> dict[str, Any]:
         model = DefinitionIn.model_validate(body)
     except ValidationError as exc:
         raise Invalid(field_errors(exc)) from None
-    data = model.model_dump(mode="json", exclude_none=True)
+    data = model.model_dump(mode="json", exclude_none=True, by_alias=True)
     errors = cross_field_errors(data)
     if errors:
         raise Invalid(errors)

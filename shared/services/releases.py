@@ -192,8 +192,10 @@ def running(deps: Deps, release: Release) -> dict[str, dict[str, Any]]:
     return {r["slot"].lower(): r for r in deps.store.slot_records(int(release.definition_id))}
 
 
-def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str, reason: str | None = None) -> Release:
-    return apply(deps, locate(deps, release_id), release_id, DeployStage(stage, by, reason)).release
+def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str, reason: str | None = None,
+                 break_glass: str | None = None, admin: bool = False) -> Release:
+    command = DeployStage(stage, by, reason, break_glass, admin)
+    return apply(deps, locate(deps, release_id), release_id, command).release
 
 
 def abandon(deps: Deps, release_id: int, *, by: str, comment: str) -> Release:

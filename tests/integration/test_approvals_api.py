@@ -282,5 +282,49 @@ def test_queue_aware_approvals_r1_to_r5(api: World, policy: str) -> None:  # noq
     assert inbox() == [rids[1] if policy == "sequence" else rids[4]]
 
 
-def production_of(world: World, rid: int) -> str:
-    return str(world.get(rid).stages["QA"].status)
+def production_of(world: World, rid: int, stage_name: str = "QA") -> str:
+    return str(world.get(rid).stages[stage_name].status)
+
+
+def test_windows_hold_deployments_and_admins_break_the_glass(api: World) -> None:  # noqa: F811
+    prod = {**stage("Production", {"type": "manual"}, slot="production"), "steps": [{"type": "wait", "seconds": 0}],
+            "windows": [{"days": ["Tue"], "start": "09:00", "end": "16:00", "timeZone": "Europe/London"}],
+            "freezes": [{"from": "12-20", "to": "01-03", "reason": "year-end freeze", "timeZone": "Europe/London"}]}
+    body = {"name": "Windows", "artifacts": [{"alias": "web", "source": "tailspin-web"}], "stages": [prod]}
+    did = call(defs.definitions_collection, "POST", body)[1]["id"]
+    api.deps.packages.blobs.add("tailspin-web/1.0.zip")  # type: ignore[attr-defined]
+    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip", "sha256": "ab" * 32}
+    rid = call(rels.releases_collection, "POST", {"definitionId": did, "artifacts": [art]}, headers=AMITA)[1]["id"]
+    call(rels.deploy_stage, "POST", releaseId=rid, stage="Production", headers=AMITA)  # Monday 09:00 UTC
+    shown = call(rels.release_item, "GET", releaseId=rid)[1]["stages"][0]
+    assert shown["waitingFor"] == "outside its deployment windows: next opening 2026-11-24T09:00:00+00:00"
+    api.clock.advance(24 * 3600)
+    pump_events(api)
+    assert production_of(api, rid, "Production") == "succeeded"
+
+    rid2 = call(rels.releases_collection, "POST", {"definitionId": did, "artifacts": [art]}, headers=AMITA)[1]["id"]
+    api.clock.advance(3600 * 24)  # Wednesday: closed
+    status, problem = call(rels.deploy_stage, "POST", {"breakGlass": "hotfix for incident 9"}, releaseId=rid2,
+                           stage="Production", headers=AMITA)
+    assert status == 403 and "admin" in problem["detail"]
+    admin = as_("ada@contoso.com", roles=["Slipway.Admin"])
+    status, _ = call(rels.deploy_stage, "POST", {"breakGlass": "hotfix for incident 9"}, releaseId=rid2,
+                     stage="Production", headers=admin)
+    assert status == 202
+    api.pump()
+    assert production_of(api, rid2, "Production") == "succeeded"
+    events = call(rels.release_events, "GET", releaseId=rid2)[1]["value"]
+    assert any(e["type"] == "glassBroken" and e["message"] == "hotfix for incident 9" for e in events)
+
+
+@pytest.mark.parametrize("windows, field", [
+    ([{"days": ["Mon"], "start": "16:00", "end": "09:00"}], "stages[0].windows[0]"),
+    ([{"days": ["Mon"], "start": "09:00", "end": "16:00", "timeZone": "Mars/Olympus"}],
+     "stages[0].windows[0].timeZone"),
+    ([{"days": ["Funday"], "start": "09:00", "end": "16:00"}], "stages[0].windows[0].days[0]"),
+])
+def test_bad_windows_name_the_field(api: World, windows: list[dict[str, Any]], field: str) -> None:  # noqa: F811
+    prod = {**stage("Production", {"type": "manual"}, slot="production"), "windows": windows}
+    body = {"name": "Windows", "artifacts": [{"alias": "web", "source": "tailspin-web"}], "stages": [prod]}
+    status, problem = call(defs.definitions_collection, "POST", body)
+    assert status == 400 and field in [e["field"] for e in problem["errors"]], problem
