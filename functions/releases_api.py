@@ -10,6 +10,7 @@ from functions.http import api, authorize, body_json, cursor_param, int_param, j
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, RELEASE_MANAGER
 from shared.domain.errors import FieldError, Invalid, NotFound
+from shared.domain.waiting import preview
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, parse
 from shared.services import releases
 from shared.services.steps import log_name
@@ -82,6 +83,18 @@ def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
                                     by=who.name, reason=reason, break_glass=glass, admin=who.has(ADMIN))
     return json_response(release_view(release), 202)
+
+
+@bp.route(route="releases/{releaseId:int}/stages/{stage}", methods=["GET"])
+@api
+def stage_preview(req: func.HttpRequest) -> func.HttpResponse:
+    """When the stage deploys next and what it waits for (trigger, queue, approval, deferral, window)."""
+    authorize(req, READER, "read releases")
+    release = releases.get(bootstrap.deps(), route_int(req, "releaseId"))
+    stage = req.route_params["stage"]
+    if stage not in release.stages:
+        raise NotFound(f"release {release.id} has no stage '{stage}'")
+    return json_response(preview(release, stage))
 
 
 @bp.route(route="releases/{releaseId:int}/events", methods=["GET"])

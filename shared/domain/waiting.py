@@ -59,3 +59,27 @@ def why(release: Release, stage_name: str) -> str | None:
             return "waiting for upstream " + ", ".join(pending)
     return None
 
+
+
+def preview(release: Release, stage_name: str) -> dict[str, object]:
+    """What a stage waits for (trigger, queue, approval, deferral, window, running) and when it may
+    deploy next, as far as Slipway can know it."""
+    run = release.stages[stage_name]
+    dep = run.current
+    out: dict[str, object] = {"stage": stage_name, "status": run.status, "waitingFor": why(release, stage_name),
+                              "waitsOn": None, "nextDeployAt": None}
+    if dep is None or run.status not in (IN_PROGRESS, QUEUED):
+        out["waitsOn"] = "trigger" if out["waitingFor"] else None
+        return out
+    if dep.phase == "queued":
+        out["waitsOn"] = "queue"
+    elif dep.phase in ("preApproval", "postApproval"):
+        out["waitsOn"] = "approval"
+        out["approvalTimesOutAt"] = dep.approvals[dep.phase.removesuffix("Approval")].deadline
+    elif dep.phase == "deferred":
+        out["waitsOn"], out["nextDeployAt"] = "deferral", dep.approvals["pre"].deferred_until
+    elif dep.phase == "window":
+        out["waitsOn"], out["nextDeployAt"] = "window", dep.opens_at
+    else:
+        out["waitsOn"] = "running"
+    return out

@@ -38,7 +38,8 @@ def test_the_api_answers_generated_requests_within_its_document(stack: LocalStac
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)
         def check(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=stack.api, checks=CHECKS)
             calls.append(case.operation.label)

@@ -269,6 +269,7 @@ def test_queue_aware_approvals_r1_to_r5(api: World, policy: str) -> None:  # noq
         return [i["releaseId"] for i in listed]
 
     assert inbox() == [rids[0]]
+    assert call(rels.stage_preview, "GET", releaseId=rids[0], stage="QA")[1]["waitsOn"] == "approval"
     waiting = call(rels.release_item, "GET", releaseId=rids[1])[1]["stages"][0]
     expected = "queued" if policy == "sequence" else "canceled"
     assert waiting["status"] == expected
@@ -298,6 +299,10 @@ def test_windows_hold_deployments_and_admins_break_the_glass(api: World) -> None
     call(rels.deploy_stage, "POST", releaseId=rid, stage="Production", headers=AMITA)  # Monday 09:00 UTC
     shown = call(rels.release_item, "GET", releaseId=rid)[1]["stages"][0]
     assert shown["waitingFor"] == "outside its deployment windows: next opening 2026-11-24T09:00:00+00:00"
+    status, preview = call(rels.stage_preview, "GET", releaseId=rid, stage="Production")
+    assert status == 200 and preview["waitsOn"] == "window"
+    assert preview["nextDeployAt"] == "2026-11-24T09:00:00+00:00"
+    assert call(rels.stage_preview, "GET", releaseId=rid, stage="Nowhere")[0] == 404
     api.clock.advance(24 * 3600)
     pump_events(api)
     assert production_of(api, rid, "Production") == "succeeded"

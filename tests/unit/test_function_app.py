@@ -22,6 +22,7 @@ EXPECTED = {
     "abandon_release": ("httpTrigger", "releases/{releaseId:int}/abandon"),
     "deploy_stage": ("httpTrigger", "releases/{releaseId:int}/stages/{stage}/deploy"),
     "release_events": ("httpTrigger", "releases/{releaseId:int}/events"),
+    "stage_preview": ("httpTrigger", "releases/{releaseId:int}/stages/{stage}"),
     "step_log": ("httpTrigger",
                  "releases/{releaseId:int}/stages/{stage}/deployments/{attempt:int}/steps/{step:int}/log"),
     "artifact_webhook": ("httpTrigger", "artifacts"),
