@@ -12,12 +12,12 @@ from urllib.parse import parse_qs
 
 import azure.functions as func
 
-from functions.http import authorize
 from functions.identity import principal_of
 from shared import bootstrap
-from shared.domain.access import READER, Forbidden, Unauthenticated
+from shared.domain.access import READER, Forbidden, Unauthenticated, require
 from shared.domain.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from shared.domain.keys import key_hash
+from shared.domain.target import Target
 from shared.records import ConcurrentChange
 from shared.services import approvals, releases
 
@@ -70,8 +70,6 @@ def _show(record: dict[str, Any]) -> func.HttpResponse:
     e = html.escape
     running = releases.running(deps, release)
     target = next((s["target"] for s in release.definition["stages"] if s["name"] == record["stage"]), None)
-    from shared.domain.target import Target
-
     now_there = running.get(Target.from_dict(target).resource_id.lower()) if target else None
     rows = "".join(f"<tr><td>{e(a['alias'])}</td><td>{e(str(a['version']))}</td>"
                    f"<td>{e(str(a.get('commit') or ''))}</td><td>{e(str(a.get('branch') or ''))}</td></tr>"
@@ -103,7 +101,7 @@ def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.
     form = {k: v[0] for k, v in parse_qs((req.get_body() or b"").decode(errors="replace")).items()}
     try:
         who = principal_of(req, deps.settings)
-        authorize(req, READER, "decide approvals")
+        require(who, READER, "decide approvals")
     except (Unauthenticated, Forbidden) as exc:
         return _page(401, "Sign in to decide", f"<p>{html.escape(str(exc))}</p>")
     if not who.is_(record["approver"]):

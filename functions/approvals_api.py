@@ -12,6 +12,7 @@ from shared.domain.errors import (
     Invalid,
     PreconditionRequired,
 )
+from shared.domain.release import Release
 from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, OverrideIn, ReassignIn
 from shared.schemas.release import parse
 from shared.services import approvals
@@ -28,8 +29,13 @@ def _if_match(req: func.HttpRequest) -> str:
     return value
 
 
-def _answer(release: object) -> func.HttpResponse:
-    return json_response(release_view(release))  # type: ignore[arg-type]
+def _where(req: func.HttpRequest) -> tuple[int, str]:
+    """The release id and stage name the route names."""
+    return int(req.route_params["releaseId"]), req.route_params["stage"]
+
+
+def _answer(release: Release) -> func.HttpResponse:
+    return json_response(release_view(release))
 
 
 @bp.route(route=BASE + "/approvals/{kind}", methods=["POST"])
@@ -38,9 +44,8 @@ def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
     """Approve or reject a pending approval as one of its approvers."""
     who = authorize(req, READER, "decide approvals")
     body = parse(DecisionIn, body_json(req))
-    release = approvals.decide(bootstrap.deps(), int(req.route_params["releaseId"]), req.route_params["stage"],
-                               req.route_params["kind"], who, body.decision, body.comment, attempt=body.attempt,
-                               if_match=_if_match(req))
+    release = approvals.decide(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
+                               body.comment, attempt=body.attempt, if_match=_if_match(req))
     return _answer(release)
 
 
@@ -49,9 +54,8 @@ def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
 def override_approval(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, ADMIN, "override approvals")
     body = parse(OverrideIn, body_json(req))
-    release = approvals.decide(bootstrap.deps(), int(req.route_params["releaseId"]), req.route_params["stage"],
-                               req.route_params["kind"], who, body.decision, body.reason, attempt=body.attempt,
-                               if_match=_if_match(req), override=True)
+    release = approvals.decide(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
+                               body.reason, attempt=body.attempt, if_match=_if_match(req), override=True)
     return _answer(release)
 
 
@@ -60,9 +64,8 @@ def override_approval(req: func.HttpRequest) -> func.HttpResponse:
 def reassign_approval(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, READER, "reassign approvals")
     body = parse(ReassignIn, body_json(req))
-    release = approvals.reassign(bootstrap.deps(), int(req.route_params["releaseId"]), req.route_params["stage"],
-                                 req.route_params["kind"], who, body.to, body.comment, attempt=body.attempt,
-                                 if_match=_if_match(req))
+    release = approvals.reassign(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.to,
+                                 body.comment, attempt=body.attempt, if_match=_if_match(req))
     return _answer(release)
 
 
@@ -71,8 +74,8 @@ def reassign_approval(req: func.HttpRequest) -> func.HttpResponse:
 def defer_deployment(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, READER, "defer deployments")
     body = parse(DeferIn, body_json(req))
-    release = approvals.defer(bootstrap.deps(), int(req.route_params["releaseId"]), req.route_params["stage"], who,
-                              body.until, body.comment, attempt=body.attempt, if_match=_if_match(req))
+    release = approvals.defer(bootstrap.deps(), *_where(req), who, body.until, body.comment, attempt=body.attempt,
+                              if_match=_if_match(req))
     return _answer(release)
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import azure.functions as func
 
+from functions.identity import principal_of
 from shared import bootstrap
-from shared.domain.access import Forbidden, Principal, Unauthenticated
+from shared.domain.access import Forbidden, Principal, Unauthenticated, require
 from shared.domain.errors import (
     Conflict,
     FieldError,
@@ -137,9 +138,6 @@ def page(items: list[Any], cursor: Any) -> dict[str, Any]:
 
 def authorize(req: func.HttpRequest, role: str, action: str) -> Principal:
     """Who is asking, refused (401/403) unless they hold `role`."""
-    from functions.identity import principal_of
-    from shared.domain.access import require
-
     who = principal_of(req, bootstrap.deps().settings)
     require(who, role, action)
     return who

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from local.stack import LocalStack
+from local.stack import TAILSPIN_TARGET, LocalStack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
             for slot, url in stack.slot_urls().items():
                 print(f"  sample-webapp {slot:<10} {url}")
             assert stack.emulator is not None
-            from local.stack import TAILSPIN_TARGET as T
-            for slot, url in stack.emulator.slot_urls(T["subscriptionId"], T["resourceGroup"], T["site"]).items():
+            tailspin = (TAILSPIN_TARGET["subscriptionId"], TAILSPIN_TARGET["resourceGroup"], TAILSPIN_TARGET["site"])
+            for slot, url in stack.emulator.slot_urls(*tailspin).items():
                 print(f"  tailspin      {slot:<10} {url}")
             print("\nBuild and release a new version:  make sample-build VERSION=1.0.1")
         print("Stop with Ctrl-C.\n", flush=True)

@@ -311,7 +311,9 @@ class _Decider:
         for run in self.release.stages.values():
             dep = run.current
             if dep is not None and dep.status == QUEUED:
-                self.lane(run.name).queued.remove(self.release.id)
+                queue = self.lane(run.name).queued
+                if self.release.id in queue:
+                    queue.remove(self.release.id)
                 self.finish_deployment(run.name, dep, CANCELED, failure="release abandoned", cascade=False)
                 continue
             if dep is not None and dep.status == IN_PROGRESS:

@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from shared.domain.access import Principal
-from shared.domain.errors import FieldError, Invalid
+from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.domain.release import Release
-from shared.domain.transitions import Decide, Defer, Reassign
+from shared.domain.transitions import Command, Decide, Defer, Reassign
 from shared.services.apply import apply
 from shared.services.deps import Deps
 from shared.services.releases import locate
 
 
-def _attempt(deps: Deps, release_id: int, stage: str, attempt: int | None) -> int:
-    if attempt is not None:
-        return attempt
-    loaded = deps.store.release(locate(deps, release_id), release_id)
-    run = loaded[0].stages.get(stage) if loaded else None
-    return run.current.attempt if run and run.current else 0
+def _act(deps: Deps, release_id: int, stage: str, attempt: int | None, if_match: str | None,
+         command: Callable[[int], Command]) -> Release:
+    """Read the release once, name the current attempt when the caller did not, and apply."""
+    definition_id = locate(deps, release_id)
+    loaded = deps.store.release(definition_id, release_id)
+    if loaded is None:
+        raise NotFound(f"release {release_id} not found")
+    if attempt is None:
+        run = loaded[0].stages.get(stage)
+        attempt = run.current.attempt if run and run.current else 0
+    return apply(deps, definition_id, release_id, command(attempt), read=loaded, if_match=if_match).release
 
 
 def decide(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, decision: str, comment: str, *,
            attempt: int | None, if_match: str | None, override: bool = False) -> Release:
     if kind not in ("pre", "post"):
         raise Invalid([FieldError("kind", "must be pre or post")])
-    definition_id = locate(deps, release_id)
-    command = Decide(stage, _attempt(deps, release_id, stage, attempt), kind, who, decision, comment, override)
-    return apply(deps, definition_id, release_id, command, if_match=if_match).release
+    return _act(deps, release_id, stage, attempt, if_match,
+                lambda n: Decide(stage, n, kind, who, decision, comment, override))
 
 
 def defer(deps: Deps, release_id: int, stage: str, who: Principal, until: str, comment: str, *,
@@ -41,14 +46,13 @@ def defer(deps: Deps, release_id: int, stage: str, who: Principal, until: str, c
         raise Invalid([FieldError("until", "must say its time zone (for example 2026-12-01T03:00:00Z)")])
     if when <= deps.clock.now():
         raise Invalid([FieldError("until", "must be in the future")])
-    command = Defer(stage, _attempt(deps, release_id, stage, attempt), who, when.isoformat(), comment)
-    return apply(deps, locate(deps, release_id), release_id, command, if_match=if_match).release
+    return _act(deps, release_id, stage, attempt, if_match,
+                lambda n: Defer(stage, n, who, when.isoformat(), comment))
 
 
 def reassign(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, to: str, comment: str, *,
              attempt: int | None, if_match: str | None) -> Release:
-    command = Reassign(stage, _attempt(deps, release_id, stage, attempt), kind, who, to, comment)
-    return apply(deps, locate(deps, release_id), release_id, command, if_match=if_match).release
+    return _act(deps, release_id, stage, attempt, if_match, lambda n: Reassign(stage, n, kind, who, to, comment))
 
 
 def pending(deps: Deps, *, who: Principal | None, definition_id: int | None, status: str | None,

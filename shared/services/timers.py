@@ -17,32 +17,25 @@ logger = logging.getLogger(__name__)
 
 
 def handle(deps: Deps, body: str) -> str:
+    """A timer (`wake`) or a lane message (`lane`: another release granted or skipped our turn)."""
     try:
         msg = json.loads(body)
+        definition_id, release_id, stage = int(msg["definitionId"]), int(msg["releaseId"]), str(msg["stage"])
         if msg.get("kind") == "lane":
-            lane = (int(msg["definitionId"]), int(msg["releaseId"]), str(msg["stage"]), str(msg["action"]),
-                    int(msg["from"]))
-        definition_id, release_id = int(msg["definitionId"]), int(msg["releaseId"])
-        if msg.get("kind") != "lane":
-            stage, attempt, due = str(msg["stage"]), int(msg["attempt"]), datetime.fromisoformat(msg["due"])
+            command: LaneGrant | LaneSkip | Wake = (LaneGrant(stage) if msg["action"] == "grant"
+                                                    else LaneSkip(stage, int(msg["from"])))
+        else:
+            command = Wake(stage, int(msg["attempt"]))
+            left = (datetime.fromisoformat(msg["due"]) - deps.clock.now()).total_seconds()
+            if left > 1:  # early: queues cap a delay at 7 days
+                deps.bus.send(EVENTS_QUEUE, body, left)
+                return "re-armed"
     except (ValueError, KeyError, TypeError, AttributeError):
         logger.error("dropping an event message that is not ours: %.200s", body)
         return "malformed"
-    if msg.get("kind") == "lane":
-        return _lane(deps, *lane)
-    left = (due - deps.clock.now()).total_seconds()
-    if left > 1:
-        deps.bus.send(EVENTS_QUEUE, body, left)
-        return "re-armed"
     if deps.store.release(definition_id, release_id) is None:
         return "no such release"
-    decision = apply(deps, definition_id, release_id, Wake(stage, attempt))
-    return "woke" if decision.changed else "nothing due"
-
-
-def _lane(deps: Deps, definition_id: int, release_id: int, stage: str, action: str, sender: int) -> str:
-    """Another release's deployment left the lane (grant) or a newer one came (skip)."""
-    if deps.store.release(definition_id, release_id) is None:
-        return "no such release"
-    command = LaneGrant(stage) if action == "grant" else LaneSkip(stage, sender)
-    return f"lane {action}" if apply(deps, definition_id, release_id, command).changed else "stale"
+    changed = apply(deps, definition_id, release_id, command).changed
+    if isinstance(command, Wake):
+        return "woke" if changed else "nothing due"
+    return f"lane {msg['action']}" if changed else "stale"
