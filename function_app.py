@@ -5,6 +5,7 @@ import azure.functions as func
 from functions import (
     approval_links,
     approvals_api,
+    dashboard,
     definitions_api,
     events_queue,
     releases_api,
@@ -15,5 +16,5 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, steps_queue, events_queue,
-               sweeper_timer):
+               sweeper_timer, dashboard):
     app.register_functions(module.bp)

@@ -47,7 +47,7 @@ def _link(token: str) -> tuple[dict[str, Any], bool, str] | func.HttpResponse:
     return record, used, etag
 
 
-@bp.route(route="approve/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="api/approve/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def approval_page(req: func.HttpRequest) -> func.HttpResponse:
     found = _link(req.route_params.get("token", ""))
     if isinstance(found, func.HttpResponse):

@@ -19,7 +19,7 @@ from shared.services import approvals
 from shared.services.views import release_view
 
 bp = func.Blueprint()
-BASE = "releases/{releaseId:int}/stages/{stage}"
+BASE = "api/releases/{releaseId:int}/stages/{stage}"
 
 
 def _if_match(req: func.HttpRequest) -> str:
@@ -79,7 +79,7 @@ def defer_deployment(req: func.HttpRequest) -> func.HttpResponse:
     return _answer(release)
 
 
-@bp.route(route="approvals", methods=["GET"])
+@bp.route(route="api/approvals", methods=["GET"])
 @api
 def list_approvals(req: func.HttpRequest) -> func.HttpResponse:
     """Pending approvals (`?mine=true` for the caller's own; `status`, `definitionId` filters)."""
@@ -95,7 +95,7 @@ def list_approvals(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(page(items, nxt))
 
 
-@bp.route(route="approvals/batch", methods=["POST"])
+@bp.route(route="api/approvals/batch", methods=["POST"])
 @api
 def batch_decide(req: func.HttpRequest) -> func.HttpResponse:
     """Approve or reject several approvals at once; each item carries its release's ETag."""

@@ -18,7 +18,7 @@ def _with_etag(body: dict, status: int = 200) -> func.HttpResponse:  # type: ign
     return json_response(body, status, headers={"ETag": etag_of(body["revision"])})
 
 
-@bp.route(route="definitions", methods=["GET", "POST"])
+@bp.route(route="api/definitions", methods=["GET", "POST"])
 @api
 def definitions_collection(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
@@ -33,7 +33,7 @@ def definitions_collection(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(page(items, nxt))
 
 
-@bp.route(route="definitions/{definitionId:int}", methods=["GET", "PUT", "DELETE"])
+@bp.route(route="api/definitions/{definitionId:int}", methods=["GET", "PUT", "DELETE"])
 @api
 def definition_item(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
@@ -50,7 +50,7 @@ def definition_item(req: func.HttpRequest) -> func.HttpResponse:
     return _with_etag(definitions.get(deps, definition_id))
 
 
-@bp.route(route="definitions/{definitionId:int}/revisions", methods=["GET"])
+@bp.route(route="api/definitions/{definitionId:int}/revisions", methods=["GET"])
 @api
 def definition_revisions(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read definitions")
@@ -58,7 +58,7 @@ def definition_revisions(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(page(items, None))
 
 
-@bp.route(route="definitions/{definitionId:int}/revisions/{revision:int}", methods=["GET"])
+@bp.route(route="api/definitions/{definitionId:int}/revisions/{revision:int}", methods=["GET"])
 @api
 def definition_revision(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read definitions")
@@ -66,7 +66,7 @@ def definition_revision(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(body)
 
 
-@bp.route(route="definitions/{definitionId:int}/stages/{stage}/clone", methods=["POST"])
+@bp.route(route="api/definitions/{definitionId:int}/stages/{stage}/clone", methods=["POST"])
 @api
 def clone_stage(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, ADMIN, "change definitions")
@@ -78,7 +78,7 @@ def clone_stage(req: func.HttpRequest) -> func.HttpResponse:
     return _with_etag(updated, 201)
 
 
-@bp.route(route="definitions/{definitionId:int}/environments", methods=["GET"])
+@bp.route(route="api/definitions/{definitionId:int}/environments", methods=["GET"])
 @api
 def definition_environments(req: func.HttpRequest) -> func.HttpResponse:
     """What runs where; `?verify=true` also reads every slot to show drift."""

@@ -19,7 +19,7 @@ from shared.services.views import release_summary, release_view
 bp = func.Blueprint()
 
 
-@bp.route(route="releases", methods=["GET", "POST"])
+@bp.route(route="api/releases", methods=["GET", "POST"])
 @api
 def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
@@ -47,7 +47,7 @@ def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(page([release_summary(r) for r in items], nxt))
 
 
-@bp.route(route="releases/{releaseId:int}", methods=["GET"])
+@bp.route(route="api/releases/{releaseId:int}", methods=["GET"])
 @api
 def release_item(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read releases")
@@ -56,7 +56,7 @@ def release_item(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(release_view(release, running=releases.running(deps, release)), headers={"ETag": etag})
 
 
-@bp.route(route="releases/{releaseId:int}/abandon", methods=["POST"])
+@bp.route(route="api/releases/{releaseId:int}/abandon", methods=["POST"])
 @api
 def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, RELEASE_MANAGER, "abandon releases")
@@ -68,7 +68,7 @@ def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(release_view(release))
 
 
-@bp.route(route="releases/{releaseId:int}/stages/{stage}/deploy", methods=["POST"])
+@bp.route(route="api/releases/{releaseId:int}/stages/{stage}/deploy", methods=["POST"])
 @api
 def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     """Deploy now; `{"reason": "rollback"}` marks an earlier release deployed again."""
@@ -85,7 +85,7 @@ def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(release_view(release), 202)
 
 
-@bp.route(route="releases/{releaseId:int}/stages/{stage}", methods=["GET"])
+@bp.route(route="api/releases/{releaseId:int}/stages/{stage}", methods=["GET"])
 @api
 def stage_preview(req: func.HttpRequest) -> func.HttpResponse:
     """When the stage deploys next and what it waits for (trigger, queue, approval, deferral, window)."""
@@ -97,14 +97,14 @@ def stage_preview(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(preview(release, stage))
 
 
-@bp.route(route="releases/{releaseId:int}/events", methods=["GET"])
+@bp.route(route="api/releases/{releaseId:int}/events", methods=["GET"])
 @api
 def release_events(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read releases")
     return json_response(page(releases.events(bootstrap.deps(), route_int(req, "releaseId")), None))
 
 
-@bp.route(route="releases/{releaseId:int}/stages/{stage}/deployments/{attempt:int}/steps/{step:int}/log",
+@bp.route(route="api/releases/{releaseId:int}/stages/{stage}/deployments/{attempt:int}/steps/{step:int}/log",
           methods=["GET"])
 @api
 def step_log(req: func.HttpRequest) -> func.HttpResponse:
@@ -119,7 +119,7 @@ def step_log(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(text, status_code=200, mimetype="text/plain", charset="utf-8")
 
 
-@bp.route(route="artifacts", methods=["POST"])
+@bp.route(route="api/artifacts", methods=["POST"])
 @api
 def artifact_webhook(req: func.HttpRequest) -> func.HttpResponse:
     """A build finished: register its version and release it where continuous deployment asks."""
@@ -130,12 +130,12 @@ def artifact_webhook(req: func.HttpRequest) -> func.HttpResponse:
                           "releases": [release_summary(r) for r in created]}, 201 if created else 200)
 
 
-@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="api/health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"status": "ok"})
 
 
-@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="api/openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     from shared.openapi import document
 

@@ -41,7 +41,7 @@ from azure.storage.queue import QueueClient
 from croniter import croniter
 
 from local.host_settings import expand, load_host_json, load_local_settings, parse_timespan
-from local.http_routes import Route, compile_template
+from local.http_routes import Route, compile_template, precedence
 
 logger = logging.getLogger(__name__)
 SUPPORTED = {"httpTrigger", "queueTrigger", "timerTrigger"}
@@ -99,6 +99,7 @@ class FunctionsHost:
             else:
                 schedule = self._schedule(f, trigger)
                 starters.append(lambda f=f, t=trigger, s=schedule: self._timer(f, t, s))
+        self.routes.sort(key=lambda r: precedence(r.template))
         self._serve_http()
         for start in starters:
             start()

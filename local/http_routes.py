@@ -42,3 +42,17 @@ def compile_template(prefix: str, template: str) -> re.Pattern[str]:
         body = CONSTRAINTS.get(constraint or "", r"[^/]+")
         regex += f"(?:/(?P<{name}>{body}))?" if optional else f"/(?P<{name}>{body})"
     return re.compile(regex or "/")
+
+
+def precedence(template: str) -> tuple[int, ...]:
+    """Sort key as ASP.NET routing orders templates: per segment a literal beats a constrained
+    parameter, which beats a plain one, which beats an optional one; a catch-all comes last."""
+    ranks = []
+    for part in (p for p in template.strip("/").split("/") if p):
+        m = re.fullmatch(r"\{(\*?)[A-Za-z_][A-Za-z0-9_]*(:[a-z]+)?(\?)?\}", part)
+        if m is None:
+            ranks.append(0)
+        else:
+            catch_all, constraint, optional = m.groups()
+            ranks.append(4 if catch_all else 3 if optional else 1 if constraint else 2)
+    return (*ranks, 5)

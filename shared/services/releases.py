@@ -220,5 +220,16 @@ def list_page(deps: Deps, *, definition_id: int | None, status: str | None, sinc
         params["since"] = since
     rows, nxt = deps.store.index_page("releases", cursor=cursor, limit=limit, extra_filter=" and ".join(clauses),
                                       params=params)
+    return _load(deps, rows), nxt
+
+
+def newest(deps: Deps, definition_id: int, *, limit: int) -> list[Release]:
+    """The definition's newest releases first, from the index (a partition scan gives the oldest first)."""
+    rows, _next = deps.store.index_page("releases", cursor=None, limit=limit, extra_filter="definitionId eq @d",
+                                        params={"d": definition_id})
+    return _load(deps, rows)
+
+
+def _load(deps: Deps, rows: list[dict[str, Any]]) -> list[Release]:
     found = [deps.store.release(int(r["definitionId"]), int(r["id"])) for r in rows]
-    return [f[0] for f in found if f is not None], nxt
+    return [f[0] for f in found if f is not None]

@@ -14,7 +14,7 @@ from shared.config import ENV_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 BICEP = sorted((REPO / "infra").rglob("*.bicep"))
-HOST_OWNED = {"FUNCTIONS_WORKER_RUNTIME", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
+HOST_OWNED = {"FUNCTIONS_WORKER_RUNTIME", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "AzureWebJobsDisableHomepage"}
 """Settings the Functions host or the Azure Monitor SDK read, not shared/config.py."""
 IDENTITY_STORAGE = {"AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
                     "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri",

@@ -1,0 +1,281 @@
+"""The dashboard: server-rendered pages at the site root, for people in a browser.
+
+One catch-all route; the API's own routes (`api/...`) are more specific and win. Every page
+checks the caller as the API does (App Service authentication's principal, or the local stack's
+development identity) and a GET never changes anything: the forms POST, from this site only.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import azure.functions as func
+
+from functions.http import KNOWN, problem, status_of
+from functions.identity import principal_of
+from functions.web import diagram
+from functions.web.render import render, static
+from shared import bootstrap
+from shared.domain.access import ADMIN, READER, RELEASE_MANAGER, Principal, require
+from shared.domain.errors import FieldError, Invalid, NotFound
+from shared.domain.release import Release
+from shared.domain.waiting import preview
+from shared.schemas.release import ReleaseIn, parse
+from shared.services import approvals, definitions, delivery, environments, releases
+from shared.services.steps import log_name
+from shared.services.views import release_view
+
+bp = func.Blueprint()
+Handler = Callable[[func.HttpRequest, Principal, dict[str, str]], func.HttpResponse]
+PAGES: list[tuple[re.Pattern[str], Handler]] = []
+FORMS: list[tuple[re.Pattern[str], Handler]] = []
+
+
+def page(pattern: str, table: list[tuple[re.Pattern[str], Handler]] = PAGES) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        table.append((re.compile(pattern), handler))
+        return handler
+
+    return register
+
+
+def form(pattern: str) -> Callable[[Handler], Handler]:
+    return page(pattern, FORMS)
+
+
+@bp.route(route="{*path}", methods=["GET", "HEAD", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    path = (req.route_params.get("path") or "").strip("/")
+    if path == "api" or path.startswith("api/"):
+        return problem(404, "Not found", f"no API route /{path}")
+    if path.startswith("static/"):
+        return static(path.removeprefix("static/")) or _error(404, "Not found", "No such file.")
+    table = FORMS if req.method == "POST" else PAGES
+    for pattern, handler in table:
+        match = pattern.fullmatch(path)
+        if match is None:
+            continue
+        try:
+            who = principal_of(req, bootstrap.deps().settings)
+            require(who, READER, "read the dashboard")
+            if req.method == "POST":
+                _same_origin(req)
+            return handler(req, who, match.groupdict())
+        except KNOWN as exc:
+            status, title = status_of(exc)
+            return _error(status, title, str(exc), errors=getattr(exc, "errors", None))
+    return _error(404, "Not found", f"Nothing is at /{path}.")
+
+
+def _error(status: int, title: str, detail: str, errors: list[FieldError] | None = None) -> func.HttpResponse:
+    return render("error.html", status, title=title, detail=detail, errors=errors or [], who=None)
+
+
+def _same_origin(req: func.HttpRequest) -> None:
+    """Forms are answered only when the browser says they come from this site (no cross-site POST)."""
+    origin = req.headers.get("Origin")
+    if req.headers.get("Sec-Fetch-Site") == "cross-site" or (
+            origin and origin != "null" and urlsplit(origin).netloc != urlsplit(req.url).netloc):
+        raise Invalid([FieldError("Origin", "forms are accepted from this site only")])
+
+
+def _fields(req: func.HttpRequest) -> dict[str, str]:
+    raw = (req.get_body() or b"")[:65536].decode(errors="replace")
+    return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+
+def _see_other(location: str) -> func.HttpResponse:
+    return func.HttpResponse(status_code=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+# -- pages
+
+
+@page(r"")
+def pipelines(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    items, _next = definitions.list_page(deps, cursor=None, limit=200)
+    rows = []
+    for item in items:
+        latest = releases.newest(deps, item["id"], limit=1)
+        rows.append({**item, "latest": latest[0] if latest else None})
+    return render("pipelines.html", who=who, pipelines=rows)
+
+
+@page(r"pipelines/(?P<id>\d+)")
+def pipeline(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    definition = definitions.get(deps, int(route["id"]))
+    items = releases.newest(deps, int(route["id"]), limit=30)
+    statuses = {n: r.status for n, r in items[0].stages.items()} if items else {}
+    rows = [{"release": r, "stages": [(n, run.status, preview(r, n)) for n, run in r.stages.items()],
+             "pending": _pending(r)} for r in items]
+    return render("pipeline.html", who=who, definition=definition, diagram=diagram.layout(definition, statuses),
+                  box=diagram, releases=rows, can_create=who.has(RELEASE_MANAGER))
+
+
+def _pending(release: Release) -> dict[str, list[str]]:
+    """Per stage, who a pending approval waits for."""
+    out: dict[str, list[str]] = {}
+    for name, run in release.stages.items():
+        dep = run.current
+        for approval in (dep.approvals.values() if dep else []):
+            if approval.status == "pending":
+                out.setdefault(name, []).extend(approval.waiting_for())
+    return out
+
+
+@page(r"releases/(?P<id>\d+)")
+def release_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    release, etag = releases.read(deps, int(route["id"]))
+    view = release_view(release, base="", running=releases.running(deps, release))
+    context = dict(who=who, release=release, view=view, etag=etag, events=releases.events(deps, release.id),
+                   previews={n: preview(release, n) for n in release.stages},
+                   can_deploy=who.has(RELEASE_MANAGER), quote=quote, live=req.params.get("part") == "live")
+    return render("release_live.html" if context["live"] else "release.html", **context)
+
+
+@page(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/deployments/(?P<attempt>\d+)/steps/(?P<step>\d+)/log")
+def step_log(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    release = releases.get(deps, int(route["id"]))
+    stage, attempt, index = route["stage"], int(route["attempt"]), int(route["step"])
+    run = release.stages.get(stage)
+    step = run.deployments[attempt - 1].step(index) if run and 1 <= attempt <= len(run.deployments) else None
+    if step is None:
+        raise NotFound(f"release {release.id} has no step {index} in attempt {attempt} of stage '{stage}'")
+    text = deps.logs.read(log_name(release, stage, attempt, index)) or ""
+    if req.params.get("download") or req.params.get("raw"):
+        start = int(req.params["from"]) if (req.params.get("from") or "").isdigit() else 0
+        encoded = text.encode()
+        headers = {"Cache-Control": "no-store", "X-Log-Length": str(len(encoded)), "X-Step-Status": step.status,
+                   "X-Content-Type-Options": "nosniff"}
+        if req.params.get("download"):
+            headers["Content-Disposition"] = f'attachment; filename="{_file_name(release, stage, attempt, step)}"'
+        return func.HttpResponse(encoded[start:], status_code=200, mimetype="text/plain", charset="utf-8",
+                                 headers=headers)
+    return render("log.html", who=who, release=release, stage=stage, attempt=attempt, step=step, text=text,
+                  quote=quote)
+
+
+def _file_name(release: Release, stage: str, attempt: int, step: Any) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{release.name}-{stage}-{attempt}-{step.index}-{step.name}")
+    return safe[:150] + ".log"
+
+
+@page(r"releases/(?P<id>\d+)/logs\.zip")
+def logs_zip(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    """Every step log of every attempt of the release, one file each."""
+    deps = bootstrap.deps()
+    release = releases.get(deps, int(route["id"]))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, run in release.stages.items():
+            for dep in run.deployments:
+                for step in dep.steps:
+                    text = deps.logs.read(log_name(release, name, dep.attempt, step.index))
+                    if text is not None:
+                        archive.writestr(f"{_segment(name)}/attempt-{dep.attempt}/"
+                                         f"{step.index:02d}-{_segment(step.name)}.log", text)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", release.name)
+    return func.HttpResponse(buffer.getvalue(), status_code=200, mimetype="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{safe}-logs.zip"',
+                                      "Cache-Control": "no-store"})
+
+
+def _segment(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._ -]+", "_", text).strip(" .") or "_"
+
+
+@page(r"pipelines/(?P<id>\d+)/environments")
+def environments_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    """What runs where, and two releases side by side (artifacts, versions and commits)."""
+    deps = bootstrap.deps()
+    definition_id = int(route["id"])
+    where = environments.what_runs_where(deps, definition_id, verify=req.params.get("verify") == "true")
+    compare = None
+    a, b = req.params.get("a", ""), req.params.get("b", "")
+    if a.isdigit() and b.isdigit():
+        left, right = releases.get(deps, int(a)), releases.get(deps, int(b))
+        aliases = sorted({x["alias"] for x in left.artifacts} | {x["alias"] for x in right.artifacts})
+        pick = {r.id: {x["alias"]: x for x in r.artifacts} for r in (left, right)}
+        compare = {"left": left, "right": right,
+                   "rows": [(alias, pick[left.id].get(alias), pick[right.id].get(alias)) for alias in aliases]}
+    elif a or b:
+        raise Invalid([FieldError("a" if not a.isdigit() else "b", "a release id to compare")])
+    return render("environments.html", who=who, definition=definitions.get(deps, definition_id), where=where,
+                  compare=compare, a=a, b=b)
+
+
+@page(r"approvals")
+def inbox(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    mine = req.params.get("all") != "1"
+    items, _next = approvals.pending(deps, who=who if mine else None, definition_id=None, status="pending",
+                                     cursor=None, limit=100)
+    etags = {}
+    for item in items:
+        if item["releaseId"] not in etags:
+            etags[item["releaseId"]] = releases.read(deps, item["releaseId"])[1]
+    return render("approvals.html", who=who, items=items, etags=etags, mine=mine, quote=quote)
+
+
+@page(r"metrics")
+def metrics_page(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    days = req.params.get("days", "30")
+    if not days.isdigit() or not 1 <= int(days) <= 366:
+        raise Invalid([FieldError("days", "a number of days from 1 to 366")])
+    items, _next = definitions.list_page(deps, cursor=None, limit=200)
+    until = deps.clock.now()
+    results = [(item, delivery.for_definition(deps, item["id"], since=until - timedelta(days=int(days)), until=until))
+               for item in items]
+    return render("metrics.html", who=who, results=results, days=int(days))
+
+
+# -- forms (POST; each answers 303 to the page that shows the outcome)
+
+
+@form(r"pipelines/(?P<id>\d+)/releases")
+def create_release(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    require(who, RELEASE_MANAGER, "create releases")
+    fields = _fields(req)
+    artifacts = [{"alias": k.removeprefix("version:"), "version": v.strip()}
+                 for k, v in fields.items() if k.startswith("version:") and v.strip()]
+    body = parse(ReleaseIn, {"definitionId": int(route["id"]), "description": fields.get("description", ""),
+                             "artifacts": artifacts})
+    release, _created = releases.create(bootstrap.deps(), body, by=who.name,
+                                        idempotency_key=fields.get("idempotencyKey") or None)
+    return _see_other(f"/releases/{release.id}")
+
+
+@form(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/deploy")
+def deploy(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    require(who, RELEASE_MANAGER, "deploy stages")
+    fields = _fields(req)
+    glass = fields.get("breakGlass", "").strip() or None
+    releases.deploy_stage(bootstrap.deps(), int(route["id"]), route["stage"], by=who.name,
+                          reason=fields.get("reason") or None, break_glass=glass, admin=who.has(ADMIN))
+    return _see_other(f"/releases/{route['id']}")
+
+
+@form(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/approvals/(?P<kind>pre|post)")
+def decide(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    fields = _fields(req)
+    decision = fields.get("decision")
+    if decision not in ("approve", "reject"):
+        raise Invalid([FieldError("decision", "approve or reject")])
+    if not fields.get("etag"):
+        raise Invalid([FieldError("etag", "the page's version of the release; reload the page")])
+    attempt = int(fields["attempt"]) if fields.get("attempt", "").isdigit() else None
+    approvals.decide(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, decision,
+                     fields.get("comment", "")[:4000], attempt=attempt, if_match=fields["etag"])
+    back = fields.get("back", "")
+    return _see_other(back if back in ("/approvals",) else f"/releases/{route['id']}")

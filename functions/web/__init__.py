@@ -1,0 +1,1 @@
+"""The dashboard's presentation: templates, the pipeline diagram and how pages are rendered."""

@@ -1,0 +1,171 @@
+"""The dashboard's pages and forms as the host calls them: what they show, that they escape user
+text, that a GET changes nothing, and that the forms decide, create and deploy as the API does."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+from urllib.parse import urlencode
+
+import azure.functions as func
+import pytest
+from markupsafe import escape
+
+from functions import dashboard as dash
+from shared import bootstrap
+from shared.services import releases
+from tests.integration.conftest import World, stage
+from tests.integration.test_approvals_api import AMITA, TIM, release_in_production
+from tests.integration.test_http_api import api, as_  # noqa: F401  (fixture)
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def visit(path: str, method: str = "GET", form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+          params: dict[str, str] | None = None) -> func.HttpResponse:
+    data = urlencode(form or {}).encode()
+    req = func.HttpRequest(method, f"http://localhost/{path}", body=data, headers=headers or {},
+                           params=params or {}, route_params={"path": path})
+    return dash.dashboard(req)
+
+
+def text(resp: func.HttpResponse) -> str:
+    return resp.get_body().decode()
+
+
+def snapshot(world: World, release_id: int) -> tuple[Any, ...]:
+    release, etag = releases.read(world.deps, release_id)
+    return etag, release.to_dict(), releases.events(world.deps, release_id)
+
+
+def test_every_page_shows_its_content_and_escapes_user_text(api: World) -> None:  # noqa: F811
+    hostile_stage = {**stage(HOSTILE, {"type": "afterRelease"}, slot="test"),
+                     "preApprovals": {"approvers": ["tim@contoso.com"]}}
+    did = api.define([stage("Dev"), hostile_stage], description=HOSTILE)["id"]
+    release = api.release(did)
+    api.pump()
+    pages = ["", f"pipelines/{did}", f"releases/{release.id}", "approvals?all=1", f"pipelines/{did}/environments",
+             "metrics"]
+    for path in pages:
+        route, _, query = path.partition("?")
+        resp = visit(route, params=dict(p.split("=") for p in query.split("&")) if query else None)
+        body = text(resp)
+        assert resp.status_code == 200, body
+        assert resp.mimetype == "text/html"
+        assert HOSTILE not in body, path
+        assert "script-src" not in body and "'self'" in resp.headers["Content-Security-Policy"]
+    diagram = text(visit(f"pipelines/{did}"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in diagram and "<svg" in diagram
+    assert 'data-stage="Dev"' in diagram and "after release" in diagram
+    summary = text(visit(f"releases/{release.id}"))
+    assert "deployed 1.0.0 to tailspin/dev" in summary
+    assert "pre-deployment approval" in summary and "waiting for tim@contoso.com" in summary
+
+
+def test_no_get_changes_anything(api: World) -> None:  # noqa: F811
+    rid, _ = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    before = snapshot(api, rid)
+    for path in [f"releases/{rid}", f"releases/{rid}/stages/Production/approvals/pre",
+                 f"releases/{rid}/stages/Production/deploy", "approvals", f"releases/{rid}/logs.zip"]:
+        for method in ("GET", "HEAD"):
+            visit(path, method, headers=TIM)
+    assert snapshot(api, rid) == before
+
+
+def test_tim_approves_from_his_inbox_and_amita_cannot(api: World) -> None:  # noqa: F811
+    rid, etag = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    inbox = text(visit("approvals", headers=TIM))
+    assert f"/releases/{rid}/stages/Production/approvals/pre" in inbox and str(escape(etag)) in inbox
+    assert "Nothing waits for you" in text(visit("approvals", headers=AMITA))
+    form = {"decision": "approve", "comment": "ship it", "etag": etag, "attempt": "1", "back": "/approvals"}
+    refused = visit(f"releases/{rid}/stages/Production/approvals/pre", "POST", form, headers=AMITA)
+    assert refused.status_code == 403 and "Forbidden" in text(refused)
+    done = visit(f"releases/{rid}/stages/Production/approvals/pre", "POST", form, headers=TIM)
+    assert done.status_code == 303 and done.headers["Location"] == "/approvals"
+    approval = releases.get(api.deps, rid).stages["Production"].current.approvals["pre"]  # type: ignore[union-attr]
+    assert approval.status == "approved" and approval.votes[0].comment == "ship it"
+    again = visit(f"releases/{rid}/stages/Production/approvals/pre", "POST", form, headers=TIM)
+    assert again.status_code == 412  # the page was stale: nothing voted twice
+
+
+def test_a_cross_site_form_is_refused_and_changes_nothing(api: World) -> None:  # noqa: F811
+    rid, etag = release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    before = snapshot(api, rid)
+    form = {"decision": "approve", "etag": etag}
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        resp = visit(f"releases/{rid}/stages/Production/approvals/pre", "POST", form, headers={**TIM, **headers})
+        assert resp.status_code == 400 and "Origin" in text(resp)
+    assert snapshot(api, rid) == before
+
+
+def test_release_managers_create_and_deploy_from_the_page_and_readers_cannot(api: World) -> None:  # noqa: F811
+    did = api.define([stage("Dev", {"type": "manual"})])["id"]
+    api.deps.packages.blobs.add("tailspin-web/2.0.zip")  # type: ignore[attr-defined]
+    bootstrap.deps().store.register_artifact("tailspin-web", {"version": "2.0", "package": "tailspin-web/2.0.zip",
+                                                              "sha256": "cd" * 32, "registeredAt": "2026-01-01"})
+    page = text(visit(f"pipelines/{did}", headers=AMITA))
+    assert 'id="create-release"' in page
+    assert 'id="create-release"' not in text(visit(f"pipelines/{did}", headers=TIM))
+    assert visit(f"pipelines/{did}/releases", "POST", {"description": "x"}, headers=TIM).status_code == 403
+    bad = visit(f"pipelines/{did}/releases", "POST", {"version:web": "no spaces allowed"}, headers=AMITA)
+    assert bad.status_code == 400 and "artifacts[0].version" in text(bad)
+    created = visit(f"pipelines/{did}/releases", "POST", {"description": "from the page", "version:web": "2.0"},
+                    headers=AMITA)
+    assert created.status_code == 303
+    rid = int(created.headers["Location"].rsplit("/", 1)[1])
+    release = releases.get(api.deps, rid)
+    assert release.description == "from the page" and release.artifacts[0]["version"] == "2.0"
+    assert visit(f"releases/{rid}/stages/Dev/deploy", "POST", {}, headers=TIM).status_code == 403
+    assert visit(f"releases/{rid}/stages/Dev/deploy", "POST", {}, headers=AMITA).status_code == 303
+    api.pump()
+    assert releases.get(api.deps, rid).stages["Dev"].status == "succeeded"
+
+
+def test_step_logs_download_tail_and_zip(api: World) -> None:  # noqa: F811
+    did = api.define([stage("Dev"), stage("Test", {"type": "afterStages", "stages": ["Dev"]})])["id"]
+    rid = api.release(did).id
+    api.pump()
+    path = f"releases/{rid}/stages/Dev/deployments/1/steps/0/log"
+    whole = visit(path, params={"download": "1"})
+    assert whole.status_code == 200 and "attachment" in whole.headers["Content-Disposition"]
+    log = text(whole)
+    assert "1.0.0" in log
+    tail = visit(path, params={"raw": "1", "from": "5"})
+    assert text(tail) == log.encode()[5:].decode() and tail.headers["X-Log-Length"] == str(len(log.encode()))
+    assert tail.headers["X-Step-Status"] == "succeeded"
+    assert log.splitlines()[0] in text(visit(path))
+    archive = zipfile.ZipFile(io.BytesIO(visit(f"releases/{rid}/logs.zip").get_body()))
+    names = sorted(archive.namelist())
+    assert names == ["Dev/attempt-1/00-deploy-package.log", "Dev/attempt-1/01-http-check.log",
+                     "Test/attempt-1/00-deploy-package.log", "Test/attempt-1/01-http-check.log"]
+    assert archive.read("Dev/attempt-1/00-deploy-package.log").decode() == log
+    assert visit(f"releases/{rid}/stages/Dev/deployments/9/steps/0/log").status_code == 404
+
+
+def test_compare_two_releases_and_what_runs_where(api: World) -> None:  # noqa: F811
+    did = api.define([stage("Dev")])["id"]
+    first, second = api.release(did, "1.0.0"), api.release(did, "1.1.0")
+    api.pump()
+    page = text(visit(f"pipelines/{did}/environments", params={"a": str(first.id), "b": str(second.id)}))
+    assert "differs" in page and "1.1.0" in page
+    same = text(visit(f"pipelines/{did}/environments", params={"a": str(first.id), "b": str(first.id)}))
+    assert "same build" in same
+    bad = visit(f"pipelines/{did}/environments", params={"a": "x", "b": "1"})
+    assert bad.status_code == 400 and "<code>a</code>" in text(bad)
+
+
+@pytest.mark.parametrize("path", ["nowhere", "releases/999999", "static/../function_app.py"])
+def test_unknown_pages_are_404_pages(api: World, path: str) -> None:  # noqa: F811
+    resp = visit(path)
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+
+
+def test_api_paths_never_fall_through_to_the_dashboard(api: World) -> None:  # noqa: F811
+    resp = visit("api/nothing-here")
+    assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
+
+
+def test_signed_out_callers_get_401(api: World) -> None:  # noqa: F811
+    api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "auth_mode": "appservice"})
+    assert visit("").status_code == 401
