@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import azure.functions as func
 
 from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page, route_int
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER
 from shared.domain.errors import FieldError, Invalid
-from shared.services import definitions, environments
+from shared.services import definitions, delivery, environments
 from shared.services.definitions import etag_of
 
 bp = func.Blueprint()
@@ -86,3 +88,20 @@ def definition_environments(req: func.HttpRequest) -> func.HttpResponse:
     verify = (req.params.get("verify") or "").lower() in ("1", "true", "yes")
     return json_response(environments.what_runs_where(bootstrap.deps(), route_int(req, "definitionId"),
                                                       verify=verify))
+
+
+@bp.route(route="api/definitions/{definitionId:int}/metrics", methods=["GET"])
+@api
+def definition_metrics(req: func.HttpRequest) -> func.HttpResponse:
+    """Delivery metrics over the last `days` (default 30): frequency, lead time, change failure
+    rate, time to restore, and waits apart from execution; `stage` keeps one stage."""
+    authorize(req, READER, "read delivery metrics")
+    deps = bootstrap.deps()
+    days = int_param(req, "days", 30, high=366) or 30
+    stage = req.params.get("stage") or None
+    if stage is not None and len(stage) > 64:
+        raise Invalid([FieldError("stage", "a stage name of at most 64 characters")])
+    until = deps.clock.now()
+    since = until - timedelta(days=days)
+    return json_response(delivery.for_definition(deps, route_int(req, "definitionId"), since=since, until=until,
+                                                 stage=stage))

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--artifact", "-a", action="append", default=[], metavar="ALIAS=VERSION",
                         help="artifact version; the newest registered version when omitted")
     create.add_argument("--description", default="")
+    create.add_argument("--debug", action="store_true", help="verbose step logs for this release")
     create.add_argument("--idempotency-key", default=None,
                         help="retrying with the same key returns the first release (default: a new key)")
     create.add_argument("--wait-for", metavar="STAGE", help="wait until this stage finishes; fail if it fails")
@@ -102,7 +103,8 @@ def release_create(client: Client, args: argparse.Namespace) -> int:
             print(f"slipway: --artifact takes ALIAS=VERSION, not '{item}'", file=sys.stderr)
             return EXIT_ERROR
         artifacts.append({"alias": alias, "version": version})
-    body = {"definitionId": args.definition, "description": args.description, "artifacts": artifacts}
+    body = {"definitionId": args.definition, "description": args.description, "artifacts": artifacts,
+            "debug": args.debug}
     key = args.idempotency_key or str(uuid.uuid4())
     release = client.call("POST", "/releases", json=body, headers={"Idempotency-Key": key})
     emit(args, release, stage_table(release))

@@ -103,6 +103,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_LINK_HOURS', value: '72' }
         { name: 'SLIPWAY_AUTH_MODE', value: 'appservice' }
         { name: 'AzureWebJobsDisableHomepage', value: 'true' }
+        { name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY', value: 'true' }
         { name: 'SLIPWAY_DEV_IDENTITY', value: '' }
         { name: 'SLIPWAY_ADMINS', value: admins }
         { name: 'SLIPWAY_RELEASE_MANAGERS', value: releaseManagers }

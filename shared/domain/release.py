@@ -110,6 +110,8 @@ class Release:
     """The definition revision this release was created from, as it was then."""
     stages: dict[str, StageRun]
     status: str = ACTIVE
+    debug: bool = False
+    """Steps write verbose logs (what each step was given, what it saw)."""
     event_seq: int = 0
     """Sequence number of the last event appended to this release's history."""
 
@@ -138,7 +140,8 @@ class Release:
 
     @classmethod
     def new(cls, *, id: int, definition_id: str, revision: int, name: str, created_at: str, created_by: str,
-            reason: str, description: str, artifacts: list[dict[str, Any]], definition: dict[str, Any]) -> Release:
+            reason: str, description: str, artifacts: list[dict[str, Any]], definition: dict[str, Any],
+            debug: bool = False) -> Release:
         stages = {s["name"]: StageRun(s["name"]) for s in definition.get("stages", [])}
         return cls(id, definition_id, revision, name, created_at, created_by, reason, description,
-                   artifacts, definition, stages)
+                   artifacts, definition, stages, debug=debug)

@@ -53,6 +53,8 @@ class ReleaseIn(Strict):
     definitionId: int = Field(ge=1)
     description: Text = ""
     artifacts: list[ArtifactVersionIn] = Field(default_factory=list, max_length=10)
+    debug: bool = False
+    """Verbose step logs for this release (Azure DevOps' `system.debug`)."""
 
 
 def parse(model: type[Strict], body: Any) -> Any:

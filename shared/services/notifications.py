@@ -50,7 +50,7 @@ def dispatch(deps: Deps, note: dict[str, Any]) -> None:
         if to:
             outcome = "rejected" if note["event"] == "deploymentRejected" else "failed"
             subject = f"{release.name}: {note['stage']} {outcome}"
-            text = f"{subject}.\n\n{dep.failure or ''}\n\n{base_url(deps)}/api/releases/{release.id}"
+            text = f"{subject}.\n\n{dep.failure or ''}\n\n{base_url(deps)}/releases/{release.id}"
             body = f"<p>{html.escape(subject)}.</p><p>{html.escape(dep.failure or '')}</p>"
             deps.mailer.send(to, subject, text, body)
 

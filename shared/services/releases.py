@@ -45,7 +45,8 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual",
         release = Release.new(id=release_id, definition_id=str(definition_id), revision=head.revision,
                               name=release_name(definition, head.release_counter, snapshot),
                               created_at=deps.clock.now().isoformat(), created_by=by, reason=reason,
-                              description=body.description, artifacts=snapshot, definition=definition)
+                              description=body.description, artifacts=snapshot, definition=definition,
+                              debug=body.debug)
         lanes, lane_etags = read_lanes(deps, definition_id, release)
         decision = decide(release, StartRelease(), deps.clock.now(), lanes)
         created = Event("releaseCreated", decision.release.created_at, by=by, message=reason)

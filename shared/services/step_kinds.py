@@ -75,6 +75,11 @@ class StepContext:
     def log(self, text: str) -> None:
         self.lines.append(f"{self.now.strftime('%H:%M:%S')} {text}")
 
+    def debug(self, text: str) -> None:
+        """A line only releases created with `debug` write."""
+        if self.release.debug:
+            self.log(f"##[debug] {text}")
+
 
 def holds(settings: dict[str, str], release_id: int | str, artifact: dict[str, Any]) -> bool:
     """Does a slot with these settings run this release's package? (The markers move with swaps.)"""
@@ -115,6 +120,7 @@ def http_check(deps: Deps, ctx: StepContext) -> Outcome:
                                       (ctx.now + timedelta(seconds=cfg.get("timeoutSeconds", 300))).isoformat())
     expect, text = cfg.get("expectStatus", 200), cfg.get("expectText")
     result = deps.probe.get(url, cfg.get("requestTimeoutSeconds", 10))
+    ctx.debug(f"GET {url} -> {result.status} {result.error or ''} body: {(result.body or '')[:500]!r}")
     if result.error:
         seen = result.error
     elif result.status != expect:

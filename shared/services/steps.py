@@ -64,7 +64,12 @@ def handle(deps: Deps, body: str) -> str:
     if ctx is None:
         outbox.flush_pending(deps, msg.definition_id, msg.release_id)
         return "stale"
+    ctx.debug(f"message: stage {msg.stage!r} attempt {msg.attempt} step {msg.step} run {msg.run}; "
+              f"type {ctx.step.type}; settings {sorted(k for k in ctx.step.config if k not in ('type', 'name'))}")
+    ctx.debug(f"target {ctx.target.resource_id}; artifacts "
+              f"{[(a['alias'], a['version'], a.get('sha256')) for a in release.artifacts]}")
     outcome = _run(deps, ctx)
+    ctx.debug(f"outcome {outcome.kind}: {outcome.message}; state {outcome.state}")
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
     deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1)

@@ -169,3 +169,37 @@ def test_api_paths_never_fall_through_to_the_dashboard(api: World) -> None:  # n
 def test_signed_out_callers_get_401(api: World) -> None:  # noqa: F811
     api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "auth_mode": "appservice"})
     assert visit("").status_code == 401
+
+
+def test_delivery_metrics_over_the_api_and_on_the_page(api: World) -> None:  # noqa: F811
+    from functions import definitions_api as defs
+    from tests.integration.test_http_api import call
+
+    did = api.define([stage("Dev"), stage("Production", {"type": "afterStages", "stages": ["Dev"]},
+                                          slot="production")])["id"]
+    for version in ("1.0.0", "1.1.0"):
+        api.release(did, version)
+        api.pump()
+        api.clock.advance(600)
+    status, body = call(defs.definition_metrics, "GET", definitionId=did, params={"days": "7"})
+    assert status == 200, body
+    assert body["definitionId"] == did and body["stages"]["Production"]["succeeded"] == 2
+    assert body["stages"]["Dev"]["changeFailureRate"] == 0 and body["leadTimeMinutes"]["median"] is not None
+    status, body = call(defs.definition_metrics, "GET", definitionId=did, params={"days": "0"})
+    assert status == 400 and body["errors"][0]["field"] == "days"
+    assert "Production" in text(visit("metrics", params={"days": "7"}))
+
+
+def test_a_debug_release_writes_verbose_step_logs_and_others_do_not(api: World) -> None:  # noqa: F811
+    did = api.define([stage("Dev")])["id"]
+    quiet = api.release(did, "1.0.0")
+    api.pump()
+    form = {"version:web": "1.0.0", "debug": "true"}
+    created = visit(f"pipelines/{did}/releases", "POST", form, headers=AMITA)
+    loud = int(created.headers["Location"].rsplit("/", 1)[1])
+    api.pump()
+    logs = {rid: text(visit(f"releases/{rid}/stages/Dev/deployments/1/steps/1/log", params={"raw": "1"}))
+            for rid in (quiet.id, loud)}
+    assert "##[debug]" not in logs[quiet.id]
+    assert "##[debug] GET " in logs[loud] and "##[debug] outcome succeeded" in logs[loud]
+    assert releases.get(api.deps, loud).debug is True

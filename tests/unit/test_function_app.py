@@ -17,6 +17,7 @@ EXPECTED = {
     "definition_revision": ("httpTrigger", "api/definitions/{definitionId:int}/revisions/{revision:int}"),
     "clone_stage": ("httpTrigger", "api/definitions/{definitionId:int}/stages/{stage}/clone"),
     "definition_environments": ("httpTrigger", "api/definitions/{definitionId:int}/environments"),
+    "definition_metrics": ("httpTrigger", "api/definitions/{definitionId:int}/metrics"),
     "releases_collection": ("httpTrigger", "api/releases"),
     "release_item": ("httpTrigger", "api/releases/{releaseId:int}"),
     "abandon_release": ("httpTrigger", "api/releases/{releaseId:int}/abandon"),

@@ -14,7 +14,8 @@ from shared.config import ENV_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 BICEP = sorted((REPO / "infra").rglob("*.bicep"))
-HOST_OWNED = {"FUNCTIONS_WORKER_RUNTIME", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "AzureWebJobsDisableHomepage"}
+HOST_OWNED = {"FUNCTIONS_WORKER_RUNTIME", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "AzureWebJobsDisableHomepage",
+              "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"}
 """Settings the Functions host or the Azure Monitor SDK read, not shared/config.py."""
 IDENTITY_STORAGE = {"AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
                     "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri",
@@ -83,3 +84,12 @@ def test_funcignore_keeps_development_files_out_of_the_package() -> None:
 def test_azd_deploys_the_function_app_from_the_repository_root() -> None:
     text = (REPO / "azure.yaml").read_text()
     assert "host: function" in text and "project: ." in text and "language: python" in text
+
+
+def test_the_host_sends_opentelemetry_and_serves_the_dashboard_at_the_root() -> None:
+    host = json.loads((REPO / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert host["extensions"]["http"]["routePrefix"] == ""
+    settings = bicep_app_settings()
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "'true'"
+    assert settings["AzureWebJobsDisableHomepage"] == "'true'"
