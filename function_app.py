@@ -9,6 +9,7 @@ from functions import (
     definitions_api,
     events_queue,
     releases_api,
+    scheduler_timer,
     steps_queue,
     sweeper_timer,
 )
@@ -16,5 +17,5 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, steps_queue, events_queue,
-               sweeper_timer, dashboard):
+               sweeper_timer, scheduler_timer, dashboard):
     app.register_functions(module.bp)

@@ -137,7 +137,7 @@ def release_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -
     release, etag = releases.read(deps, int(route["id"]))
     view = release_view(release, base="", running=releases.running(deps, release))
     context = dict(who=who, release=release, view=view, etag=etag, events=releases.events(deps, release.id),
-                   previews={n: preview(release, n) for n in release.stages},
+                   previews={n: preview(release, n, deps.clock.now()) for n in release.stages},
                    can_deploy=who.has(RELEASE_MANAGER), quote=quote, live=req.params.get("part") == "live")
     return render("release_live.html" if context["live"] else "release.html", **context)
 

@@ -81,8 +81,22 @@ def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     if glass is not None and (not isinstance(glass, str) or not 1 <= len(glass.strip()) <= 500):
         raise Invalid([FieldError("breakGlass", "the reason to deploy outside the windows: 1 to 500 characters")])
     release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
-                                    by=who.name, reason=reason, break_glass=glass, admin=who.has(ADMIN))
+                                    by=who.name, reason=reason, break_glass=glass, admin=who.has(ADMIN),
+                                    not_before=_instant(body.get("notBefore"), "notBefore"))
     return json_response(release_view(release), 202)
+
+
+def _instant(value: object, field: str) -> str | None:
+    """An ISO-8601 time with a zone, normalised; None when absent."""
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if isinstance(value, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise Invalid([FieldError(field, "an ISO-8601 time with a time zone, e.g. 2026-12-01T03:00:00Z")])
+    return at.isoformat()
 
 
 @bp.route(route="api/releases/{releaseId:int}/stages/{stage}", methods=["GET"])
@@ -94,7 +108,7 @@ def stage_preview(req: func.HttpRequest) -> func.HttpResponse:
     stage = req.route_params["stage"]
     if stage not in release.stages:
         raise NotFound(f"release {release.id} has no stage '{stage}'")
-    return json_response(preview(release, stage))
+    return json_response(preview(release, stage, bootstrap.deps().clock.now()))
 
 
 @bp.route(route="api/releases/{releaseId:int}/events", methods=["GET"])

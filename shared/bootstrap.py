@@ -29,12 +29,20 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
         from shared.adapters.table_store import TableStore
         return TableStore(clients, settings.table_name)
 
+    scaled = settings.clock_speed != 1 or bool(settings.clock_start)
+
     def bus() -> Any:
+        from shared.adapters.clock import ScaledBus
         from shared.adapters.queue_bus import QueueBus
-        return QueueBus(clients)
+        return ScaledBus(QueueBus(clients), settings.clock_speed) if scaled else QueueBus(clients)
 
     def clock() -> Any:
-        from shared.adapters.clock import SystemClock
+        from datetime import datetime
+
+        from shared.adapters.clock import ScaledClock, SystemClock
+        if scaled:
+            return ScaledClock(datetime.fromisoformat(settings.clock_start) if settings.clock_start else None,
+                               max(1, settings.clock_speed))
         return SystemClock()
 
     def app_service() -> Any:

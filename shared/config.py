@@ -33,6 +33,14 @@ class Settings:
     packages_container: str = "packages"
     logs_container: str = "logs"
     sweep_schedule: str = "0 * * * * *"
+    scheduler_schedule: str = "0 * * * * *"
+    """When the scheduler ticks (NCRONTAB, 6 fields): it fires the schedules that are due."""
+    schedule_grace_minutes: int = 60
+    """A schedule occurrence missed by longer than this (the host was down) is skipped, not fired late."""
+    clock_start: str = ""
+    """Local stack only: an ISO time the clock starts at (empty: the real time)."""
+    clock_speed: int = 1
+    """Local stack only: simulated seconds per real second; timers shrink by the same factor."""
     arm_endpoint: str = "https://management.azure.com"
     arm_auth: str = "managed-identity"
     """`managed-identity` in Azure; `local-emulator` only against the local App Service emulator."""
@@ -89,6 +97,10 @@ ENV_NAMES: dict[str, str] = {
     "packages_container": "SLIPWAY_PACKAGES_CONTAINER",
     "logs_container": "SLIPWAY_LOGS_CONTAINER",
     "sweep_schedule": "SLIPWAY_SWEEP_SCHEDULE",
+    "scheduler_schedule": "SLIPWAY_SCHEDULER_SCHEDULE",
+    "schedule_grace_minutes": "SLIPWAY_SCHEDULE_GRACE_MINUTES",
+    "clock_start": "SLIPWAY_CLOCK_START",
+    "clock_speed": "SLIPWAY_CLOCK_SPEED",
     "arm_endpoint": "SLIPWAY_ARM_ENDPOINT",
     "arm_auth": "SLIPWAY_ARM_AUTH",
     "managed_identity_client_id": "SLIPWAY_MANAGED_IDENTITY_CLIENT_ID",

@@ -88,6 +88,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_PACKAGES_CONTAINER', value: 'packages' }
         { name: 'SLIPWAY_LOGS_CONTAINER', value: 'logs' }
         { name: 'SLIPWAY_SWEEP_SCHEDULE', value: '0 * * * * *' }
+        { name: 'SLIPWAY_SCHEDULER_SCHEDULE', value: '0 * * * * *' }
+        { name: 'SLIPWAY_SCHEDULE_GRACE_MINUTES', value: '60' }
+        { name: 'SLIPWAY_CLOCK_START', value: '' }
+        { name: 'SLIPWAY_CLOCK_SPEED', value: '1' }
         { name: 'SLIPWAY_ARM_ENDPOINT', value: environment().resourceManager }
         { name: 'SLIPWAY_ARM_AUTH', value: 'managed-identity' }
         { name: 'SLIPWAY_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }

@@ -301,6 +301,16 @@ class TableStore:
         except ResourceNotFoundError:
             return None
 
+    def delete_index(self, partition: str, row_key: str) -> None:
+        self.index.delete_entity(partition, row_key)  # absent already: the SDK treats 404 as done
+
+    def due(self, until_bucket: str) -> list[dict[str, Any]]:
+        """Schedule rows due up to and including the minute `until_bucket`: one range query over the
+        minute partitions, whatever the number of definitions."""
+        rows = self.index.query_entities("PartitionKey ge @lo and PartitionKey le @hi",
+                                         parameters={"lo": "due|", "hi": f"due|{until_bucket}"})
+        return [dict(r) for r in rows]
+
     def index_page(self, partition: str, *, cursor: dict[str, str] | None, limit: int,
                    extra_filter: str = "", params: dict[str, Any] | None = None,
                    ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:

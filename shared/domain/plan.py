@@ -15,7 +15,8 @@ from shared.domain.errors import FieldError
 AFTER_RELEASE = "afterRelease"
 AFTER_STAGES = "afterStages"
 MANUAL = "manual"
-TRIGGER_TYPES = (AFTER_RELEASE, AFTER_STAGES, MANUAL)
+SCHEDULE = "schedule"
+TRIGGER_TYPES = (AFTER_RELEASE, AFTER_STAGES, MANUAL, SCHEDULE)
 STEP_TYPES = ("deploy-package", "http-check", "wait", "swap", "start-swap", "complete-swap", "cancel-swap",
               "restart", "set-app-settings")
 SWAP_TYPES = ("swap", "complete-swap")
@@ -47,6 +48,8 @@ class StagePlan:
     windows: tuple[dict[str, Any], ...] = ()
     freezes: tuple[dict[str, Any], ...] = ()
     rollback_ignores_windows: bool = False
+    schedules: tuple[dict[str, Any], ...] = ()
+    """A schedule trigger's occurrences: {"cron", "timeZone"} each."""
 
 
 @dataclass(frozen=True)
@@ -83,17 +86,18 @@ def _stage(data: dict[str, Any]) -> StagePlan:
         windows=tuple(data.get("windows") or ()),
         freezes=tuple(data.get("freezes") or ()),
         rollback_ignores_windows=bool(data.get("rollbackIgnoresWindows", False)),
+        schedules=tuple(trigger.get("schedules") or ()),
     )
 
 
 def graph_errors(stages: list[dict[str, Any]]) -> list[FieldError]:
-    """Unknown, self and cyclic `afterStages` references, each named by its field."""
+    """Unknown, self and cyclic `afterStages` (and `schedule` upstream) references, each named by its field."""
     names = [s.get("name") for s in stages]
     errors: list[FieldError] = []
     edges: dict[str, list[str]] = {}
     for i, stage in enumerate(stages):
         trigger = stage.get("trigger") or {}
-        if trigger.get("type") != AFTER_STAGES:
+        if trigger.get("type") not in (AFTER_STAGES, SCHEDULE):
             continue
         ups = trigger.get("stages") or []
         for j, up in enumerate(ups):

@@ -7,6 +7,7 @@ Plain data, stored as JSON in one table row per release. The rules that change i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shared.domain.approvals import Approval
@@ -79,9 +80,18 @@ class Deployment:
     opens_at: str | None = None
     """While waiting for a deployment window: when it opens, and why it waits."""
     waits_for: str | None = None
+    not_before: str | None = None
+    """Whoever asked for the deployment set the earliest time its steps may run."""
 
     def step(self, index: int) -> StepRun | None:
         return self.steps[index] if 0 <= index < len(self.steps) else None
+
+
+def deferred_until(dep: Deployment) -> str | None:
+    """The one deferral of a deployment: the later of its `notBefore` and an approver's defer."""
+    pre = dep.approvals.get("pre")
+    times = [t for t in (dep.not_before, pre.deferred_until if pre else None) if t]
+    return max(times, key=datetime.fromisoformat) if times else None
 
 
 @dataclass

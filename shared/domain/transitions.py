@@ -35,6 +35,7 @@ from shared.domain.release import (
     Deployment,
     Release,
     StepRun,
+    deferred_until,
 )
 from shared.domain.windows import next_opening
 
@@ -60,6 +61,8 @@ class DeployStage:
     break_glass: str | None = None
     """An admin deploys outside the windows and freezes, with this reason (audited)."""
     admin: bool = False
+    not_before: str | None = None
+    """Run the steps no earlier than this (approvals are asked now): the same deferral an approver sets."""
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,7 @@ class _Decider:
         self.now = now
         self.lanes = lanes
         self.break_glass: str | None = None
+        self.not_before: str | None = None
         self.stamp = now.isoformat()
         self.decision = Decision(release)
         self.plan = release.plan
@@ -302,6 +306,7 @@ class _Decider:
         if cmd.break_glass and not cmd.admin:
             raise Forbidden(f"{cmd.by} may not break the glass: it needs the admin role")
         self.break_glass = cmd.break_glass
+        self.not_before = cmd.not_before
         self.start_deployment(stage, reason=reason, by=cmd.by)
 
     def abandon(self, cmd: Abandon) -> None:
@@ -409,6 +414,7 @@ class _Decider:
                          queued_at=self.stamp, started_at=self.stamp,
                          steps=[StepRun(s.index, s.type, s.name) for s in stage.steps])
         dep.break_glass = self.break_glass
+        dep.not_before = self.not_before
         if dep.break_glass:
             self.emit("glassBroken", stage=stage.name, attempt=dep.attempt, by=by, message=dep.break_glass)
         run.deployments.append(dep)
@@ -487,10 +493,10 @@ class _Decider:
     def begin_steps(self, stage: str, dep: Deployment) -> None:
         if self.outside_window(stage, dep):
             return
-        pre = dep.approvals.get("pre")
-        if pre is not None and pre.deferred_until and self.now < datetime.fromisoformat(pre.deferred_until):
+        until = deferred_until(dep)
+        if until and self.now < datetime.fromisoformat(until):
             dep.phase = "deferred"
-            self.decision.effects.append(ArmTimer(stage, dep.attempt, pre.deferred_until))
+            self.decision.effects.append(ArmTimer(stage, dep.attempt, until))
             return
         dep.phase = "steps"
         if dep.steps:
@@ -645,7 +651,7 @@ class _Decider:
             if dep.opens_at is None or self.now >= datetime.fromisoformat(dep.opens_at):
                 self.begin_steps(stage, dep)
         elif dep.phase == "deferred":
-            until = dep.approvals["pre"].deferred_until
+            until = deferred_until(dep)
             if until is None or self.now >= datetime.fromisoformat(until):
                 self.emit("deferralEnded", stage=stage, attempt=dep.attempt, message=f"deferred until {until}")
                 self.begin_steps(stage, dep)

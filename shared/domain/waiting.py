@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shared.domain.plan import AFTER_RELEASE, AFTER_STAGES, MANUAL
+from datetime import datetime
+
+from shared.domain.plan import AFTER_RELEASE, AFTER_STAGES, MANUAL, SCHEDULE
 from shared.domain.release import (
     ABANDONED,
     IN_PROGRESS,
@@ -11,7 +13,9 @@ from shared.domain.release import (
     QUEUED,
     SUCCEEDED,
     Release,
+    deferred_until,
 )
+from shared.domain.schedules import next_occurrence, upstream_done
 
 
 def why(release: Release, stage_name: str) -> str | None:
@@ -29,7 +33,7 @@ def why(release: Release, stage_name: str) -> str | None:
         if dep.phase == "window":
             return f"{dep.waits_for}: next opening {dep.opens_at}"
         if dep.phase == "deferred":
-            return f"deferred until {dep.approvals['pre'].deferred_until}"
+            return f"deferred until {deferred_until(dep)}"
         step = next((s for s in dep.steps if s.status == IN_PROGRESS), None)
         if step is None:
             return "finishing"
@@ -46,6 +50,12 @@ def why(release: Release, stage_name: str) -> str | None:
         return "manual trigger: waiting for someone to deploy it"
     if stage.trigger == AFTER_RELEASE:
         return "starting"
+    if stage.trigger == SCHEDULE:
+        when = "; ".join(f"{s['cron']} {s.get('timeZone', 'UTC')}" for s in stage.schedules)
+        if not upstream_done(release, stage):
+            pending = ", ".join(f"{up} ({release.stages[up].status})" for up in stage.after)
+            return f"schedule ({when}) once upstream {pending} succeeded"
+        return f"waiting for its schedule ({when}); it deploys the newest release that is eligible then"
     if stage.trigger == AFTER_STAGES:
         blocked, pending = [], []
         for up in stage.after:
@@ -61,15 +71,21 @@ def why(release: Release, stage_name: str) -> str | None:
 
 
 
-def preview(release: Release, stage_name: str) -> dict[str, object]:
-    """What a stage waits for (trigger, queue, approval, deferral, window, running) and when it may
-    deploy next, as far as Slipway can know it."""
+def preview(release: Release, stage_name: str, now: datetime | None = None) -> dict[str, object]:
+    """What a stage waits for (trigger, schedule, queue, approval, deferral, window, running) and
+    when it may deploy next, as far as Slipway can know it."""
     run = release.stages[stage_name]
     dep = run.current
     out: dict[str, object] = {"stage": stage_name, "status": run.status, "waitingFor": why(release, stage_name),
                               "waitsOn": None, "nextDeployAt": None}
     if dep is None or run.status not in (IN_PROGRESS, QUEUED):
         out["waitsOn"] = "trigger" if out["waitingFor"] else None
+        stage = release.plan.stage(stage_name)
+        if stage is not None and stage.trigger == SCHEDULE and run.status == NOT_STARTED and out["waitingFor"]:
+            out["waitsOn"] = "schedule"
+            if now is not None and stage.schedules:
+                out["nextDeployAt"] = min(next_occurrence(s["cron"], s.get("timeZone", "UTC"), now)
+                                          for s in stage.schedules).isoformat()
         return out
     if dep.phase == "queued":
         out["waitsOn"] = "queue"
@@ -77,7 +93,7 @@ def preview(release: Release, stage_name: str) -> dict[str, object]:
         out["waitsOn"] = "approval"
         out["approvalTimesOutAt"] = dep.approvals[dep.phase.removesuffix("Approval")].deadline
     elif dep.phase == "deferred":
-        out["waitsOn"], out["nextDeployAt"] = "deferral", dep.approvals["pre"].deferred_until
+        out["waitsOn"], out["nextDeployAt"] = "deferral", deferred_until(dep)
     elif dep.phase == "window":
         out["waitsOn"], out["nextDeployAt"] = "window", dep.opens_at
     else:

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.plan import graph_errors
+from shared.domain.schedules import valid_cron
 from shared.schemas.fields import (
     Guid,
     LongName,
@@ -36,17 +37,37 @@ class TargetIn(Strict):
     slot: SlotName | None = None
 
 
+def _cron(expression: str) -> str:
+    if not valid_cron(expression):
+        raise ValueError(f"'{expression}' is not a 5-field cron expression (minute hour day month weekday)")
+    return expression
+
+
+Cron = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True), AfterValidator(_cron)]
+
+
+class ScheduleIn(Strict):
+    """A stage schedule: fire at every occurrence of `cron` on the wall clock of `timeZone`."""
+
+    cron: Cron
+    timeZone: Zone = "UTC"
+
+
 class TriggerIn(Strict):
-    type: Literal["afterRelease", "afterStages", "manual"]
+    type: Literal["afterRelease", "afterStages", "manual", "schedule"]
     stages: list[Name] = Field(default_factory=list, max_length=20)
+    """afterStages: the stages to wait for; schedule: the stages a release must have passed."""
     allowPartialSuccess: bool = False
+    schedules: list[ScheduleIn] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")
-    def _stages_only_after_stages(self) -> TriggerIn:
+    def _fields_of_the_type(self) -> TriggerIn:
         if self.type == "afterStages" and not self.stages:
             raise ValueError("an afterStages trigger names at least one stage in `stages`")
-        if self.type != "afterStages" and self.stages:
-            raise ValueError("`stages` is only allowed with type afterStages")
+        if self.type not in ("afterStages", "schedule") and self.stages:
+            raise ValueError("`stages` is only allowed with type afterStages or schedule")
+        if (self.type == "schedule") != bool(self.schedules):
+            raise ValueError("a schedule trigger needs `schedules`, and only it may have them")
         return self
 
 
@@ -261,12 +282,29 @@ class ArtifactIn(Strict):
     trigger: ContinuousDeployment | None = None
 
 
+class ReleaseScheduleIn(Strict):
+    """Create a release on these days at this time (Azure DevOps' scheduled release trigger)."""
+
+    days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(min_length=1, max_length=7)
+    time: Clock
+    timeZone: Zone = "UTC"
+    onlyIfChanged: bool = False
+    """Skip the occurrence when no artifact has a newer version and the definition is unchanged."""
+
+    @model_validator(mode="after")
+    def _a_time_of_day(self) -> ReleaseScheduleIn:
+        if self.time == "24:00":
+            raise ValueError("`time` is a time of day: 00:00 to 23:59")
+        return self
+
+
 class DefinitionIn(Strict):
     name: LongName
     description: Text = ""
     releaseNameFormat: Annotated[str, Field(min_length=1, max_length=256)] = "Release-$(rev:r)"
     artifacts: list[ArtifactIn] = Field(default_factory=list, max_length=10)
     stages: list[StageIn] = Field(min_length=1, max_length=50)
+    releaseSchedules: list[ReleaseScheduleIn] = Field(default_factory=list, max_length=10)
 
 
 def parse_definition(body: Any) -> dict[str, Any]:

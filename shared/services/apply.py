@@ -109,10 +109,12 @@ def lane_changes(decision: Decision, etags: dict[str, str]) -> list[tuple[str, d
 
 
 def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
-          read: tuple[Release, str] | None = None, if_match: str | None = None) -> Decision:
+          read: tuple[Release, str] | None = None, if_match: str | None = None,
+          idempotency: tuple[str, str] | None = None) -> Decision:
     """`read` is the release as the caller just read it (with its ETag): it saves one read, and a
     write that finds it stale re-reads as usual. `if_match` (a person's decision) must name the
-    version they saw: anything else is a 412, never a retry."""
+    version they saw: anything else is a 412, never a retry. `idempotency` (key, result) is
+    written with the change: a second change with that key fails (a schedule's occurrence)."""
     for _ in range(MAX_TRIES):
         loaded, read = read or deps.store.release(definition_id, release_id), None
         if loaded is None:
@@ -130,8 +132,10 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
         try:
             deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
                                       events=decision.events, outbox=items, slots=decision.slots,
-                                      lanes=lane_changes(decision, lane_etags)))
+                                      lanes=lane_changes(decision, lane_etags), idempotency=idempotency))
         except ConcurrentChange:
+            if idempotency is not None and deps.store.idempotent_result(definition_id, idempotency[0]) is not None:
+                raise Conflict(f"'{idempotency[0]}' was done already") from None
             continue
         outbox.flush(deps, definition_id, items)
         telemetry.transitions(decision.release, decision.events)

@@ -61,7 +61,7 @@ def create(deps: Deps, body: Any, *, by: str, idempotency_key: str | None = None
     definition_id = deps.store.next_id("definition")
     head = Head(id=definition_id, name=data["name"], revision=1, created_at=now, updated_at=now)
     stored = _stamp(data, definition_id, 1, by, now)
-    items = [outbox.index_item(deps, 0, _index_row(head))]
+    items = [outbox.index_item(deps, 0, _index_row(head)), outbox.schedule_item(deps, definition_id)]
     deps.store.commit(Changes(definition_id, head=head, revision=(1, stored), outbox=items))
     outbox.flush(deps, definition_id, items)
     return stored
@@ -143,7 +143,7 @@ def _new_revision(deps: Deps, definition_id: int, edit: Any, *, by: str, if_matc
     head.revision += 1
     head.name, head.updated_at = data["name"], now
     stored = _stamp(data, definition_id, head.revision, by, now)
-    items = [outbox.index_item(deps, 0, _index_row(head))]
+    items = [outbox.index_item(deps, 0, _index_row(head)), outbox.schedule_item(deps, definition_id)]
     try:
         deps.store.commit(Changes(definition_id, head=head, revision=(head.revision, stored), outbox=items))
     except ConcurrentChange:

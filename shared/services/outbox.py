@@ -34,6 +34,12 @@ def notify_item(deps: Deps, release_id: int, note: dict[str, object]) -> OutboxI
                       body=json.dumps(note, separators=(",", ":")), created_at=deps.clock.now().isoformat())
 
 
+def schedule_item(deps: Deps, definition_id: int) -> OutboxItem:
+    """Put the definition's schedules in the due index once its new revision is stored."""
+    return OutboxItem(id=uuid.uuid4().hex, release_id=0, kind="schedule",
+                      body=json.dumps({"definitionId": definition_id}), created_at=deps.clock.now().isoformat())
+
+
 def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
     if not items:
         return
@@ -51,6 +57,10 @@ def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
             deps.bus.send(item.queue, item.body, max(0.0, item.delay - waited))
         elif item.kind == "index":
             deps.store.upsert_index(json.loads(item.body))
+        elif item.kind == "schedule":
+            from shared.services import scheduler  # it reads definitions and releases, which use the outbox
+
+            scheduler.register(deps, definition_id)
         else:
             logger.error("unknown outbox item kind %s in definition %s", item.kind, definition_id)
         done.append(item)

@@ -194,8 +194,8 @@ def running(deps: Deps, release: Release) -> dict[str, dict[str, Any]]:
 
 
 def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str, reason: str | None = None,
-                 break_glass: str | None = None, admin: bool = False) -> Release:
-    command = DeployStage(stage, by, reason, break_glass, admin)
+                 break_glass: str | None = None, admin: bool = False, not_before: str | None = None) -> Release:
+    command = DeployStage(stage, by, reason, break_glass, admin, not_before)
     return apply(deps, locate(deps, release_id), release_id, command).release
 
 

@@ -40,6 +40,7 @@ EXPECTED = {
     "run_step": ("queueTrigger", "slipway-steps"),
     "step_poisoned": ("queueTrigger", "slipway-steps-poison"),
     "sweep": ("timerTrigger", "%SLIPWAY_SWEEP_SCHEDULE%"),
+    "schedule_tick": ("timerTrigger", "%SLIPWAY_SCHEDULER_SCHEDULE%"),
     "dashboard": ("httpTrigger", "{*path}"),
 }
 
