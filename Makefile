@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.release_flow
+	$(PY) -m bench.scheduler_tick
 
 # Build the sample web app as VERSION and tell the running local stack about it.
 sample-build: $(STAMP)

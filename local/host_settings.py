@@ -15,14 +15,17 @@ def load_host_json(app_dir: Path) -> dict[str, Any]:
 
 
 def load_local_settings(app_dir: Path) -> dict[str, str]:
-    """`Values` of local.settings.json, created from local.settings.example.json on the first run."""
+    """`Values` of local.settings.json, created from local.settings.example.json on the first run;
+    settings added to the example since then keep their example value until the file names them."""
     path = app_dir / "local.settings.json"
     example = app_dir / "local.settings.example.json"
     if not path.exists() and example.exists():
         shutil.copyfile(example, path)
-    if not path.exists():
-        return {}
-    return {k: str(v) for k, v in json.loads(path.read_text()).get("Values", {}).items()}
+    values: dict[str, str] = {}
+    for source in (example, path):
+        if source.exists():
+            values.update({k: str(v) for k, v in json.loads(source.read_text()).get("Values", {}).items()})
+    return values
 
 
 def parse_timespan(value: str | None, default: float) -> float:

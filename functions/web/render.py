@@ -3,12 +3,12 @@ every page carries (no caching of private pages, no framing, scripts only from t
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 
 HERE = Path(__file__).parent
 ICONS = {"succeeded": "✔", "partiallySucceeded": "◑", "failed": "✖", "rejected": "⛔", "canceled": "⊘",
@@ -34,13 +34,19 @@ def _minutes(value: float | None) -> str:
     return f"{value:.1f} min" if value < 120 else f"{value / 60:.1f} h"
 
 
-ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
-                  undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
-ENV.filters.update(icon=lambda s: ICONS.get(str(s), "·"), when=_when, minutes=_minutes)
+@functools.cache
+def environment() -> Any:
+    """Built on the first page, not at import: the API's cold start does not pay for jinja2."""
+    from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                      undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(icon=lambda s: ICONS.get(str(s), "·"), when=_when, minutes=_minutes)
+    return env
 
 
 def render(template: str, status: int = 200, **context: Any) -> func.HttpResponse:
-    text = ENV.get_template(template).render(**context)
+    text = environment().get_template(template).render(**context)
     return func.HttpResponse(text, status_code=status, mimetype="text/html", charset="utf-8", headers=dict(HEADERS))
 
 

@@ -20,8 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
 from shared.domain.plan import SCHEDULE, StagePlan
 from shared.domain.release import ABANDONED, PARTIALLY_SUCCEEDED, SUCCEEDED, Release
 
@@ -30,6 +28,8 @@ DAY_NUMBERS = {"Sun": 0, "Mon": 1, "Tue": 2, "Wed": 3, "Thu": 4, "Fri": 5, "Sat"
 
 def valid_cron(expression: str) -> bool:
     """Five fields (minute hour day-of-month month day-of-week), as Azure DevOps YAML schedules take."""
+    from croniter import croniter  # imported when used: it costs the app's cold start otherwise
+
     return len(expression.split()) == 5 and croniter.is_valid(expression)
 
 
@@ -42,6 +42,8 @@ def release_schedule_cron(schedule: dict[str, Any]) -> str:
 
 def occurrences(cron: str, zone: str, after: datetime) -> Iterator[datetime]:
     """Every occurrence strictly after `after`, in UTC, in order."""
+    from croniter import croniter
+
     tz = ZoneInfo(zone)
     local = after.astimezone(tz).replace(tzinfo=None)
     wall = croniter(cron, local - timedelta(hours=3))  # start early: the overlap hour maps back in time

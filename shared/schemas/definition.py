@@ -37,40 +37,6 @@ class TargetIn(Strict):
     slot: SlotName | None = None
 
 
-def _cron(expression: str) -> str:
-    if not valid_cron(expression):
-        raise ValueError(f"'{expression}' is not a 5-field cron expression (minute hour day month weekday)")
-    return expression
-
-
-Cron = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True), AfterValidator(_cron)]
-
-
-class ScheduleIn(Strict):
-    """A stage schedule: fire at every occurrence of `cron` on the wall clock of `timeZone`."""
-
-    cron: Cron
-    timeZone: Zone = "UTC"
-
-
-class TriggerIn(Strict):
-    type: Literal["afterRelease", "afterStages", "manual", "schedule"]
-    stages: list[Name] = Field(default_factory=list, max_length=20)
-    """afterStages: the stages to wait for; schedule: the stages a release must have passed."""
-    allowPartialSuccess: bool = False
-    schedules: list[ScheduleIn] = Field(default_factory=list, max_length=10)
-
-    @model_validator(mode="after")
-    def _fields_of_the_type(self) -> TriggerIn:
-        if self.type == "afterStages" and not self.stages:
-            raise ValueError("an afterStages trigger names at least one stage in `stages`")
-        if self.type not in ("afterStages", "schedule") and self.stages:
-            raise ValueError("`stages` is only allowed with type afterStages or schedule")
-        if (self.type == "schedule") != bool(self.schedules):
-            raise ValueError("a schedule trigger needs `schedules`, and only it may have them")
-        return self
-
-
 class StepBase(Strict):
     name: Name | None = None
     continueOnError: bool = False
@@ -248,6 +214,40 @@ class FreezeIn(Strict):
             raise ValueError("a one-off freeze needs `start` before `end`, both with a time zone")
         if yearly and (self.from_ is None or self.to is None):
             raise ValueError("a yearly freeze needs `from` and `to`")
+        return self
+
+
+def _cron(expression: str) -> str:
+    if not valid_cron(expression):
+        raise ValueError(f"'{expression}' is not a 5-field cron expression (minute hour day month weekday)")
+    return expression
+
+
+Cron = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True), AfterValidator(_cron)]
+
+
+class ScheduleIn(Strict):
+    """A stage schedule: fire at every occurrence of `cron` on the wall clock of `timeZone`."""
+
+    cron: Cron
+    timeZone: Zone = "UTC"
+
+
+class TriggerIn(Strict):
+    type: Literal["afterRelease", "afterStages", "manual", "schedule"]
+    stages: list[Name] = Field(default_factory=list, max_length=20)
+    """afterStages: the stages to wait for; schedule: the stages a release must have passed."""
+    allowPartialSuccess: bool = False
+    schedules: list[ScheduleIn] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> TriggerIn:
+        if self.type == "afterStages" and not self.stages:
+            raise ValueError("an afterStages trigger names at least one stage in `stages`")
+        if self.type not in ("afterStages", "schedule") and self.stages:
+            raise ValueError("`stages` is only allowed with type afterStages or schedule")
+        if (self.type == "schedule") != bool(self.schedules):
+            raise ValueError("a schedule trigger needs `schedules`, and only it may have them")
         return self
 
 

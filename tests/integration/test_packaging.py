@@ -17,7 +17,8 @@ pytestmark = pytest.mark.timeout(900)
 
 
 def venv(python: str, requirements: list[str], name: str) -> Path:
-    key = hashlib.sha256("\n".join([python, *requirements]).encode()).hexdigest()[:12]
+    pinned = (REPO / "requirements.txt").read_text()  # a changed file means a new venv
+    key = hashlib.sha256("\n".join([python, *requirements, pinned]).encode()).hexdigest()[:12]
     path = REPO / ".slipway" / "venvs" / f"{name}-{key}"
     ready = path / ".ready"
     if not ready.exists():
