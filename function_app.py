@@ -8,6 +8,7 @@ from functions import (
     dashboard,
     definitions_api,
     events_queue,
+    gates_queue,
     releases_api,
     scheduler_timer,
     steps_queue,
@@ -17,5 +18,5 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, steps_queue, events_queue,
-               sweeper_timer, scheduler_timer, dashboard):
+               sweeper_timer, scheduler_timer, gates_queue, dashboard):
     app.register_functions(module.bp)

@@ -99,6 +99,23 @@ def _instant(value: object, field: str) -> str | None:
     return at.isoformat()
 
 
+@bp.route(route="api/releases/{releaseId:int}/stages/{stage}/gates/{kind}/ignore", methods=["POST"])
+@api
+def ignore_gate(req: func.HttpRequest) -> func.HttpResponse:
+    """An admin lets the deployment past a running gate; the comment is required and audited."""
+    who = authorize(req, ADMIN, "ignore gates")
+    body = body_json(req)
+    comment = body.get("comment") if isinstance(body, dict) else None
+    if not isinstance(comment, str) or not 1 <= len(comment.strip()) <= 4000:
+        raise Invalid([FieldError("comment", "why the gate is ignored: 1 to 4000 characters")])
+    kind = req.route_params["kind"]
+    if kind not in ("pre", "post"):
+        raise NotFound(f"no gate kind '{kind}' (pre or post)")
+    release = releases.ignore_gate(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"], kind,
+                                   who, comment.strip())
+    return json_response(release_view(release))
+
+
 @bp.route(route="api/releases/{releaseId:int}/stages/{stage}", methods=["GET"])
 @api
 def stage_preview(req: func.HttpRequest) -> func.HttpResponse:

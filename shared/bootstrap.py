@@ -67,8 +67,12 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
             return AcsMailer(settings)
         return SmtpMailer(settings) if settings.smtp_host else LogMailer()
 
+    def signals() -> Any:
+        from shared.adapters.monitor_signals import MonitorSignals
+        return MonitorSignals(settings)
+
     factories = {"store": store, "bus": bus, "clock": clock, "app_service": app_service, "packages": packages,
-                 "logs": logs, "probe": probe, "mailer": mailer}
+                 "logs": logs, "probe": probe, "mailer": mailer, "signals": signals}
     parts = {name: overrides[name] if name in overrides else make() for name, make in factories.items()}
     return Deps(settings=settings, **parts)
 

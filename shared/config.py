@@ -15,6 +15,8 @@ STEPS_QUEUE = "slipway-steps"
 """Deployment steps, one message per step run. Bound by name in the queue trigger."""
 STEPS_POISON_QUEUE = f"{STEPS_QUEUE}-poison"
 EVENTS_QUEUE = "slipway-events"
+GATES_QUEUE = "slipway-gates"
+"""Gate samples: one delayed message per sample of a running gate."""
 """Durable timers (approval timeouts, the end of deferrals), as delayed messages."""
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class Settings:
     """When the scheduler ticks (NCRONTAB, 6 fields): it fires the schedules that are due."""
     schedule_grace_minutes: int = 60
     """A schedule occurrence missed by longer than this (the host was down) is skipped, not fired late."""
+    gate_min_interval_seconds: int = 60
+    """The shortest sampling interval a gate may ask for (the local stack lowers it for demos)."""
+    logs_endpoint: str = "https://api.loganalytics.io"
+    """Log Analytics query endpoint for log-query gate signals (the local Azure Monitor emulator locally)."""
     clock_start: str = ""
     """Local stack only: an ISO time the clock starts at (empty: the real time)."""
     clock_speed: int = 1
@@ -99,6 +105,8 @@ ENV_NAMES: dict[str, str] = {
     "sweep_schedule": "SLIPWAY_SWEEP_SCHEDULE",
     "scheduler_schedule": "SLIPWAY_SCHEDULER_SCHEDULE",
     "schedule_grace_minutes": "SLIPWAY_SCHEDULE_GRACE_MINUTES",
+    "gate_min_interval_seconds": "SLIPWAY_GATE_MIN_INTERVAL_SECONDS",
+    "logs_endpoint": "SLIPWAY_LOGS_ENDPOINT",
     "clock_start": "SLIPWAY_CLOCK_START",
     "clock_speed": "SLIPWAY_CLOCK_SPEED",
     "arm_endpoint": "SLIPWAY_ARM_ENDPOINT",

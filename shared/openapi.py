@@ -53,6 +53,8 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      "Comment", 200, JSON, []),
     ("/releases/{releaseId}/stages/{stage}/deploy", "post", "deployStage", "Deploy a stage now", "Deploy", 202, JSON,
      []),
+    ("/releases/{releaseId}/stages/{stage}/gates/{kind}/ignore", "post", "ignoreGate",
+     "An admin lets the deployment past a running gate (audited)", "Comment", 200, JSON, []),
     ("/releases/{releaseId}/stages/{stage}", "get", "previewStage",
      "When the stage deploys next and what it waits for", None, 200, JSON, []),
     ("/releases/{releaseId}/events", "get", "listEvents", "The release's history", None, 200, JSON, []),

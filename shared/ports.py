@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from shared.domain.gates import Reading
 from shared.domain.target import Target
 
 
@@ -110,6 +111,15 @@ class ProbeResult:
 class HttpProbePort(Protocol):
     def get(self, url: str, timeout_seconds: float) -> ProbeResult:
         """GET a URL; network errors come back in `error`, never raised."""
+        ...
+
+
+class SignalPort(Protocol):
+    """Health signals for gates: Azure Monitor metrics, log queries, fired alerts, REST probes."""
+
+    def read(self, signal: dict[str, Any], resource_id: str, now: datetime) -> Reading:
+        """One provider call for one signal; failures come back in the reading, never raised.
+        `resource_id` is the stage's slot, for signals that name no resource of their own."""
         ...
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from shared.domain.gates import Reading
 from shared.domain.target import Target
 from shared.ports import ProbeResult, SlotInfo, TargetError
 
@@ -73,3 +75,23 @@ class FakeMailer:
 
     def send(self, to: list[str], subject: str, text: str, html: str) -> None:
         self.sent.append({"to": to, "subject": subject, "text": text, "html": html})
+
+
+class FakeSignals:
+    """Gate signals whose readings a test scripts: `script[name]` is a list (one per call; the last
+    repeats) or a function of the time. Every call is kept, to count provider calls per sample."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, Any] = {}
+        self.calls: list[tuple[str, datetime]] = []
+
+    def read(self, signal: dict[str, Any], resource_id: str, now: datetime) -> Reading:
+        name = signal["name"]
+        self.calls.append((name, now))
+        found = self.script.get(name)
+        if found is None:
+            return Reading(name, error="no script")
+        if callable(found):
+            return found(now)  # type: ignore[no-any-return]
+        reading = found.pop(0) if len(found) > 1 else found[0]
+        return reading  # type: ignore[no-any-return]

@@ -50,6 +50,9 @@ class StagePlan:
     rollback_ignores_windows: bool = False
     schedules: tuple[dict[str, Any], ...] = ()
     """A schedule trigger's occurrences: {"cron", "timeZone"} each."""
+    pre_gates: dict[str, Any] | None = None
+    post_gates: dict[str, Any] | None = None
+    """Health signals sampled before the steps / after them (see shared/domain/gates.py)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ def _stage(data: dict[str, Any]) -> StagePlan:
         freezes=tuple(data.get("freezes") or ()),
         rollback_ignores_windows=bool(data.get("rollbackIgnoresWindows", False)),
         schedules=tuple(trigger.get("schedules") or ()),
+        pre_gates=data.get("preGates") or None,
+        post_gates=data.get("postGates") or None,
     )
 
 

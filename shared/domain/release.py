@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.approvals import Approval
+from shared.domain.gates import GateRun
 from shared.domain.plan import Plan
 
 # Stage and deployment statuses, named as Azure DevOps names them.
@@ -72,7 +73,8 @@ class Deployment:
     failure: str | None = None
     steps: list[StepRun] = field(default_factory=list)
     phase: str = "steps"
-    """preApproval, deferred, steps or postApproval: where an in-progress deployment stands."""
+    """preApproval, preGate, window, deferred, steps, postGate or postApproval: where an in-progress
+    deployment stands."""
     approvals: dict[str, Approval] = field(default_factory=dict)
     """The deployment's approvals by kind (pre, post)."""
     break_glass: str | None = None
@@ -82,6 +84,8 @@ class Deployment:
     waits_for: str | None = None
     not_before: str | None = None
     """Whoever asked for the deployment set the earliest time its steps may run."""
+    gates: dict[str, GateRun] = field(default_factory=dict)
+    """The deployment's gates by kind (pre, post), with their samples."""
 
     def step(self, index: int) -> StepRun | None:
         return self.steps[index] if 0 <= index < len(self.steps) else None
@@ -140,7 +144,8 @@ class Release:
                 status=s["status"],
                 deployments=[
                     Deployment(**{**d, "steps": [StepRun(**st) for st in d["steps"]],
-                                  "approvals": {k: Approval.from_dict(a) for k, a in d.get("approvals", {}).items()}})
+                                  "approvals": {k: Approval.from_dict(a) for k, a in d.get("approvals", {}).items()},
+                                  "gates": {k: GateRun.from_dict(g) for k, g in d.get("gates", {}).items()}})
                     for d in s["deployments"]
                 ],
             )

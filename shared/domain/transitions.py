@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.domain import approvals
+from shared.domain import approvals, gates
 from shared.domain.access import ADMIN, Forbidden, Principal
 from shared.domain.errors import Conflict, NotFound
+from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateMoves, GateSample, IgnoreGate
 from shared.domain.lanes import Lane, limit_of
 from shared.domain.plan import AFTER_RELEASE, SWAP_TYPES, StagePlan
 from shared.domain.release import (
@@ -174,7 +175,7 @@ class Sweep:
 
 
 Command = (StartRelease | DeployStage | CompleteStep | DeferStep | FailStep | Abandon | Sweep | Decide | Defer
-           | Reassign | Wake | LaneGrant | LaneSkip)
+           | Reassign | Wake | LaneGrant | LaneSkip | GateClaim | GateSample | IgnoreGate)
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -224,15 +225,18 @@ class LaneMessage:
 class Decision:
     release: Release
     events: list[Event] = field(default_factory=list)
-    effects: list[EnqueueStep | ArmTimer | LaneMessage] = field(default_factory=list)
+    effects: list[EnqueueStep | ArmTimer | LaneMessage | EnqueueGate] = field(default_factory=list)
     lanes: dict[str, Lane] = field(default_factory=dict)
     """Lanes this decision changed, to write with it (ETag-guarded)."""
     slots: list[dict[str, Any]] = field(default_factory=list)
     """Slot contents to record (what runs where), from the steps this decision accepted."""
 
+    touched: bool = False
+    """A change that tells no one (a gate sample claimed): still written."""
+
     @property
     def changed(self) -> bool:
-        return bool(self.events or self.effects)
+        return bool(self.events or self.effects or self.touched)
 
 
 # ---- the rules ------------------------------------------------------------------------------
@@ -267,10 +271,16 @@ def decide(release: Release, command: Command, now: datetime, lanes: dict[str, L
             d.lane_grant(command.stage)
         case LaneSkip():
             d.lane_skip(command)
+        case GateClaim():
+            d.gate_claim(command)
+        case GateSample():
+            d.gate_sample(command)
+        case IgnoreGate():
+            d.ignore_gate(command)
     return d.decision
 
 
-class _Decider:
+class _Decider(GateMoves):
     def __init__(self, release: Release, now: datetime, lanes: dict[str, Lane]) -> None:
         self.release = release
         self.now = now
@@ -283,6 +293,9 @@ class _Decider:
 
     def emit(self, type: str, **kw: Any) -> None:
         self.decision.events.append(Event(type, self.stamp, **kw))
+
+    def timer(self, stage: str, attempt: int, due: str) -> ArmTimer:
+        return ArmTimer(stage, attempt, due)
 
     # -- people and triggers
 
@@ -328,6 +341,9 @@ class _Decider:
                 for approval in dep.approvals.values():
                     if approval.status == approvals.PENDING:
                         approval.status = approvals.CANCELED
+                for gate in dep.gates.values():
+                    if gate.status in (gates.WAITING, gates.EVALUATING):
+                        gate.status, gate.claim = gates.CANCELED, None
                 self.finish_deployment(run.name, dep, CANCELED, failure="release abandoned", cascade=False)
         self.emit("releaseAbandoned", by=cmd.by, message=cmd.comment)
 
@@ -485,7 +501,9 @@ class _Decider:
             self.decision.effects.append(LaneMessage(nxt, stage, "grant"))
 
     def proceed(self, stage: StagePlan, dep: Deployment) -> None:
-        if stage.pre_approvals and not self.skip_pre_approval(stage, dep):
+        if self.gate_pending(stage, dep, "pre", "beforeApprovals"):
+            return
+        if stage.pre_approvals and "pre" not in dep.approvals and not self.skip_pre_approval(stage, dep):
             self.request_approval(stage.name, dep, "pre", stage.pre_approvals)
         else:
             self.begin_steps(stage.name, dep)
@@ -497,6 +515,9 @@ class _Decider:
         if until and self.now < datetime.fromisoformat(until):
             dep.phase = "deferred"
             self.decision.effects.append(ArmTimer(stage, dep.attempt, until))
+            return
+        plan = self.plan.stage(stage)
+        if plan is not None and self.gate_pending(plan, dep, "pre", "afterApprovals"):
             return
         dep.phase = "steps"
         if dep.steps:
@@ -524,8 +545,12 @@ class _Decider:
 
     def steps_done(self, stage: str, dep: Deployment) -> None:
         plan = self.plan.stage(stage)
+        if plan is not None and self.gate_pending(plan, dep, "post", "beforeApprovals"):
+            return
         if plan is not None and plan.post_approvals and "post" not in dep.approvals:
             self.request_approval(stage, dep, "post", plan.post_approvals)
+            return
+        if plan is not None and self.gate_pending(plan, dep, "post", "afterApprovals"):
             return
         partial = any(s.status == FAILED for s in dep.steps)
         self.finish_deployment(stage, dep, PARTIALLY_SUCCEEDED if partial else SUCCEEDED)
@@ -613,8 +638,7 @@ class _Decider:
         if approval.kind == "pre":
             self.begin_steps(stage, dep)
         else:
-            partial = any(s.status == FAILED for s in dep.steps)
-            self.finish_deployment(stage, dep, PARTIALLY_SUCCEEDED if partial else SUCCEEDED)
+            self.steps_done(stage, dep)
 
     def defer(self, cmd: Defer) -> None:
         dep, approval = self.live_approval(cmd.stage, cmd.attempt, "pre")
@@ -650,6 +674,8 @@ class _Decider:
         elif dep.phase == "window":
             if dep.opens_at is None or self.now >= datetime.fromisoformat(dep.opens_at):
                 self.begin_steps(stage, dep)
+        elif dep.phase in ("preGate", "postGate"):
+            self.gate_deadline(stage, dep)
         elif dep.phase == "deferred":
             until = deferred_until(dep)
             if until is None or self.now >= datetime.fromisoformat(until):

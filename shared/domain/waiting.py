@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shared.domain import gates
 from shared.domain.plan import AFTER_RELEASE, AFTER_STAGES, MANUAL, SCHEDULE
 from shared.domain.release import (
     ABANDONED,
@@ -30,6 +31,8 @@ def why(release: Release, stage_name: str) -> str | None:
             approval = dep.approvals[dep.phase.removesuffix("Approval")]
             return (f"waiting for {approval.kind}-deployment approval by {', '.join(approval.waiting_for())} "
                     f"since {approval.requested_at} (times out {approval.deadline})")
+        if dep.phase in ("preGate", "postGate"):
+            return gates.waiting_on(dep.gates[dep.phase.removesuffix("Gate")])
         if dep.phase == "window":
             return f"{dep.waits_for}: next opening {dep.opens_at}"
         if dep.phase == "deferred":
@@ -94,6 +97,9 @@ def preview(release: Release, stage_name: str, now: datetime | None = None) -> d
         out["approvalTimesOutAt"] = dep.approvals[dep.phase.removesuffix("Approval")].deadline
     elif dep.phase == "deferred":
         out["waitsOn"], out["nextDeployAt"] = "deferral", deferred_until(dep)
+    elif dep.phase in ("preGate", "postGate"):
+        gate = dep.gates[dep.phase.removesuffix("Gate")]
+        out["waitsOn"], out["nextSampleAt"], out["gateTimesOutAt"] = "gate", gate.next_at, gate.deadline
     elif dep.phase == "window":
         out["waitsOn"], out["nextDeployAt"] = "window", dep.opens_at
     else:

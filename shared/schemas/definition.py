@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from shared.domain.errors import FieldError, Invalid
+from shared.domain.gates import JSON_PATH
 from shared.domain.plan import graph_errors
 from shared.domain.schedules import valid_cron
 from shared.schemas.fields import (
@@ -251,6 +252,107 @@ class TriggerIn(Strict):
         return self
 
 
+Operator = Literal[">", ">=", "<", "<=", "==", "!="]
+Threshold = float | bool | Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ResourceId = Annotated[str, StringConstraints(pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resource[gG]roups/[^/]+"
+                                                      r"/providers/[^\s]+$", max_length=1024)]
+
+
+def _json_path(path: str) -> str:
+    if not JSON_PATH.fullmatch(path):
+        raise ValueError(f"'{path}' is not a JSON path this gate understands: $.field.field or $.list[0].field")
+    return path
+
+
+class SignalBase(Strict):
+    name: Name
+    operator: Operator
+    threshold: Threshold
+
+
+class MetricSignal(SignalBase):
+    """An Azure Monitor platform metric of a resource (the stage's slot when `resourceId` is absent)."""
+
+    type: Literal["metric"]
+    metric: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,99}$")]
+    aggregation: Literal["Total", "Average", "Maximum", "Minimum", "Count"]
+    windowMinutes: float = Field(5, gt=0, le=1440)
+    resourceId: ResourceId | None = None
+
+
+class LogQuerySignal(SignalBase):
+    """A KQL query on a Log Analytics workspace or a resource: its row count, or a column of its first row."""
+
+    type: Literal["logQuery"]
+    query: Annotated[str, StringConstraints(min_length=1, max_length=10000)]
+    workspaceId: Guid | None = None
+    resourceId: ResourceId | None = None
+    column: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")] | None = None
+    windowMinutes: float = Field(30, gt=0, le=43200)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> LogQuerySignal:
+        if (self.workspaceId is None) == (self.resourceId is None):
+            raise ValueError("give `workspaceId` or `resourceId`")
+        return self
+
+
+class AlertsSignal(Strict):
+    """Azure Monitor alerts firing for a scope (the stage's app when absent); passes when none is."""
+
+    type: Literal["alerts"]
+    name: Name
+    scope: ResourceId | None = None
+    severities: list[Literal["Sev0", "Sev1", "Sev2", "Sev3", "Sev4"]] = Field(default_factory=list)
+    operator: Operator = "=="
+    threshold: Threshold = 0
+
+
+class RestSignal(SignalBase):
+    """An HTTP call: the expected status, then a condition on a value of the JSON body (or, without
+    `jsonPath`, the status alone). Header values name app settings, so no secret is in the definition."""
+
+    type: Literal["rest"]
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+    headersFromSettings: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")],
+                              Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]] = \
+        Field(default_factory=dict, max_length=10)
+    expectStatus: int = Field(200, ge=100, le=599)
+    jsonPath: Annotated[str, StringConstraints(max_length=200), AfterValidator(_json_path)] | None = None
+    timeoutSeconds: float = Field(10, gt=0, le=20)
+    operator: Operator = "=="
+    threshold: Threshold = True
+
+
+Signal = Annotated[MetricSignal | LogQuerySignal | AlertsSignal | RestSignal, Field(discriminator="type")]
+
+
+class GatesIn(Strict):
+    """Signals sampled together: all must pass in one sample and stay green `minimumSuccessMinutes`."""
+
+    signals: list[Signal] = Field(min_length=1, max_length=10)
+    delayMinutes: float = Field(0, ge=0, le=2880)
+    intervalMinutes: float = Field(5, gt=0, le=1440)
+    timeoutMinutes: float = Field(60, gt=0, le=43200)
+    minimumSuccessMinutes: float = Field(0, ge=0, le=43200)
+    maxFailedSamples: int | None = Field(None, ge=0, le=10000)
+    maxInconclusiveSamples: int | None = Field(None, ge=0, le=10000)
+    maxConsecutiveErrors: int = Field(4, ge=1, le=100)
+    order: Literal["beforeApprovals", "afterApprovals"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatesIn:
+        if self.timeoutMinutes < self.intervalMinutes:
+            raise ValueError("`timeoutMinutes` is shorter than `intervalMinutes`: the gate could never sample twice")
+        if self.minimumSuccessMinutes >= self.timeoutMinutes:
+            raise ValueError("`minimumSuccessMinutes` must be shorter than `timeoutMinutes`")
+        names = [s.name.casefold() for s in self.signals]
+        if len(names) != len(set(names)):
+            raise ValueError("signal names must differ")
+        return self
+
+
 class StageIn(Strict):
     name: Name
     target: TargetIn
@@ -262,6 +364,8 @@ class StageIn(Strict):
     windows: list[WindowIn] = Field(default_factory=list, max_length=20)
     freezes: list[FreezeIn] = Field(default_factory=list, max_length=50)
     rollbackIgnoresWindows: bool = False
+    preGates: GatesIn | None = None
+    postGates: GatesIn | None = None
 
 
 class BranchFilter(Strict):

@@ -31,13 +31,18 @@ SlotName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
+SIGNAL_TYPES = ("metric", "logQuery", "alerts", "rest")
+
+
 def field_path(loc: tuple[Any, ...]) -> str:
     """pydantic's error location as the dotted path a user reads (union tags left out)."""
-    out = ""
+    out, previous = "", None
     for part in loc:
+        tag = isinstance(previous, int) and part in STEP_TYPES + SIGNAL_TYPES  # a union's tag after its index
+        previous = part
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).startswith(("function-after", "tagged-union")) or part in STEP_TYPES:
+        elif str(part).startswith(("function-after", "tagged-union")) or tag:
             continue
         else:
             out += ("." if out else "") + str(part)

@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from shared import telemetry
-from shared.config import EVENTS_QUEUE, STEPS_QUEUE
+from shared.config import EVENTS_QUEUE, GATES_QUEUE, STEPS_QUEUE
 from shared.domain.errors import Conflict, NotFound, PreconditionFailed
+from shared.domain.gate_transitions import EnqueueGate
 from shared.domain.keys import key_hash
 from shared.domain.lanes import Lane, limit_of
 from shared.domain.release import Release
@@ -47,6 +48,10 @@ def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[O
         if isinstance(effect, EnqueueStep):
             items.append(outbox.queue_item(deps, rel.id, STEPS_QUEUE, step_message(rel, effect),
                                            effect.delay_seconds))
+        elif isinstance(effect, EnqueueGate):
+            from shared.services.gate_runs import gate_message  # it applies commands itself
+
+            items.append(outbox.queue_item(deps, rel.id, GATES_QUEUE, gate_message(rel, effect), effect.delay_seconds))
         elif isinstance(effect, LaneMessage):
             items.append(outbox.queue_item(deps, rel.id, EVENTS_QUEUE, {
                 "kind": "lane", "action": effect.action, "definitionId": int(rel.definition_id),

@@ -35,6 +35,13 @@ def validate(deps: Deps, body: Any) -> dict[str, Any]:
     a failed deployment at 3 AM). When ARM cannot be reached the slot check is skipped."""
     data = parse_definition(body)
     errors: list[FieldError] = []
+    floor = deps.settings.gate_min_interval_seconds / 60
+    for i, stage in enumerate(data["stages"]):
+        for kind in ("preGates", "postGates"):
+            interval = (stage.get(kind) or {}).get("intervalMinutes")
+            if interval is not None and interval < floor:
+                message = f"at least {floor:g} minutes between samples (the app's minimum)"
+                errors.append(FieldError(f"stages[{i}].{kind}.intervalMinutes", message))
     known: dict[tuple[str, str, str], list[str] | None] = {}
     for field, target, slot in referenced_slots(data):
         key = (target["subscriptionId"], target["resourceGroup"], target["site"])

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.config import Settings
-from shared.ports import AppServicePort, Clock, HttpProbePort, LogPort, Mailer, MessageBus, PackagePort
+from shared.ports import (
+    AppServicePort,
+    Clock,
+    HttpProbePort,
+    LogPort,
+    Mailer,
+    MessageBus,
+    PackagePort,
+    SignalPort,
+)
 from shared.records import PipelineStore
 
 
@@ -20,3 +29,4 @@ class Deps:
     logs: LogPort
     probe: HttpProbePort
     mailer: Mailer
+    signals: SignalPort

@@ -8,7 +8,9 @@ import re
 from typing import Any
 
 from shared import telemetry
+from shared.domain.access import Principal
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound
+from shared.domain.gate_transitions import IgnoreGate
 from shared.domain.release import Release
 from shared.domain.transitions import Abandon, DeployStage, Event, StartRelease, decide
 from shared.records import Changes, ConcurrentChange
@@ -197,6 +199,10 @@ def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str, reason: st
                  break_glass: str | None = None, admin: bool = False, not_before: str | None = None) -> Release:
     command = DeployStage(stage, by, reason, break_glass, admin, not_before)
     return apply(deps, locate(deps, release_id), release_id, command).release
+
+
+def ignore_gate(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, comment: str) -> Release:
+    return apply(deps, locate(deps, release_id), release_id, IgnoreGate(stage, kind, who, comment)).release
 
 
 def abandon(deps: Deps, release_id: int, *, by: str, comment: str) -> Release:

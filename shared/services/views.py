@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from shared.domain.gates import GateRun
 from shared.domain.release import Deployment, Release
 from shared.domain.target import Target
 from shared.domain.waiting import why
@@ -73,12 +74,21 @@ def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
                              "votes": [{"by": v.by, "decision": v.decision, "comment": v.comment, "at": v.at,
                                         "override": v.override} for v in a.votes]}
                       for kind, a in dep.approvals.items()},
+        "gates": {kind: _gate(g) for kind, g in dep.gates.items()},
         "steps": [
             {"index": s.index, "name": s.name, "type": s.type, "status": s.status, "startedOn": s.started_at,
              "finishedOn": s.finished_at, "message": s.message, "log": f"{href}/steps/{s.index}/log"}
             for s in dep.steps
         ],
     }
+
+
+def _gate(gate: GateRun) -> dict[str, Any]:
+    return {"kind": gate.kind, "status": gate.status, "startedAt": gate.started_at, "evaluateFrom": gate.evaluate_from,
+            "deadline": gate.deadline, "nextAt": gate.next_at, "greenSince": gate.green_since,
+            "sampleCount": gate.sample_count, "failedSamples": gate.failed, "inconclusiveSamples": gate.inconclusive,
+            "errorsInRow": gate.errors_in_row, "reason": gate.reason, "ignoredBy": gate.ignored_by,
+            "samples": gate.samples}
 
 
 def release_summary(release: Release) -> dict[str, Any]:

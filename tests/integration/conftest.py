@@ -20,11 +20,11 @@ from local.storage_policies import CountingPolicy, CrashPolicy
 from shared import bootstrap
 from shared.adapters.queue_bus import QueueBus
 from shared.adapters.storage_clients import StorageClients
-from shared.config import EVENTS_QUEUE, STEPS_POISON_QUEUE, STEPS_QUEUE, Settings
+from shared.config import EVENTS_QUEUE, GATES_QUEUE, STEPS_POISON_QUEUE, STEPS_QUEUE, Settings
 from shared.schemas.release import ReleaseIn
 from shared.services import definitions, releases, steps
 from shared.services.deps import Deps
-from tests.fakes import FakeAppService, FakeClock, FakeMailer, FakePackages, FakeProbe
+from tests.fakes import FakeAppService, FakeClock, FakeMailer, FakePackages, FakeProbe, FakeSignals
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -100,10 +100,10 @@ def world(azurite: Azurite, unique: str) -> Iterator[World]:
     counter, crash = CountingPolicy(hosts), CrashPolicy()
     deps = bootstrap.build(settings, storage_policies=[counter, crash], clock=FakeClock(),
                            app_service=FakeAppService(), packages=FakePackages(), probe=FakeProbe(),
-                           mailer=FakeMailer())
+                           mailer=FakeMailer(), signals=FakeSignals())
     clients = deps.store.clients
     deps.bus = bus = TimeWarpBus(clients)
-    for name in (STEPS_QUEUE, STEPS_POISON_QUEUE, EVENTS_QUEUE):
+    for name in (STEPS_QUEUE, STEPS_POISON_QUEUE, EVENTS_QUEUE, GATES_QUEUE):
         q = clients.queue(name)
         try:
             q.create_queue()

@@ -1,0 +1,91 @@
+"""Taking a gate's samples: a delayed message per sample, exactly one provider call per signal.
+
+A message names the sample it is for. The evaluation first claims that sample on the release
+(ETag-guarded), so a duplicated or late message finds it taken or already recorded and does
+nothing; then it reads every signal at once and records the sample, and the decision sends the
+message for the next one. A gate that is not due has no message in flight and costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from shared.config import GATES_QUEUE
+from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateSample, gate_config
+from shared.domain.gates import EVALUATING, WAITING, Reading
+from shared.domain.release import Release
+from shared.domain.target import Target
+from shared.services.apply import apply
+from shared.services.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+
+def gate_message(release: Release, effect: EnqueueGate) -> dict[str, Any]:
+    return {"kind": "gate", "definitionId": int(release.definition_id), "releaseId": release.id,
+            "stage": effect.stage, "attempt": effect.attempt, "gate": effect.kind, "seq": effect.seq}
+
+
+def handle(deps: Deps, body: str) -> str:
+    try:
+        msg = json.loads(body)
+        did, rid, stage = int(msg["definitionId"]), int(msg["releaseId"]), str(msg["stage"])
+        attempt, kind, seq = int(msg["attempt"]), str(msg["gate"]), int(msg["seq"])
+    except (ValueError, KeyError, TypeError):
+        logger.error("dropping a gate message that is not ours: %.200s", body)
+        return "malformed"
+    loaded = deps.store.release(did, rid)
+    if loaded is None:
+        return "no such release"
+    gate = _live(loaded[0], stage, attempt, kind)
+    if gate is None or gate.next_seq != seq:
+        return "stale"
+    left = (datetime.fromisoformat(gate.next_at) - deps.clock.now()).total_seconds()
+    if left > 1:  # early: queues cap a delay at 7 days
+        deps.bus.send(GATES_QUEUE, body, left)
+        return "re-armed"
+    token = uuid.uuid4().hex
+    claimed = apply(deps, did, rid, GateClaim(stage, attempt, kind, seq, token), read=loaded).release
+    held = _live(claimed, stage, attempt, kind)
+    if held is None or held.claim != token:
+        return "taken by another evaluation"
+    plan = claimed.plan.stage(stage)
+    config = gate_config(plan, kind) or {}
+    resource_id = Target.from_dict(plan.target).resource_id if plan else ""
+    readings = read_all(deps, config.get("signals", []), resource_id)
+    after = apply(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings))).release
+    done = after.stages[stage].deployments[attempt - 1].gates[kind]
+    return f"{kind} gate sample {seq}: {done.samples[-1]['verdict'] if done.samples else '?'} -> {done.status}"
+
+
+def read_all(deps: Deps, signals: list[dict[str, Any]], resource_id: str) -> list[Reading]:
+    """Every signal of the sample at once (the sample is one moment), one call each."""
+    if not signals:
+        return []
+    now = deps.clock.now()
+    with ThreadPoolExecutor(max_workers=min(10, len(signals))) as pool:
+        return list(pool.map(lambda s: _safe(deps, s, resource_id, now), signals))
+
+
+def _safe(deps: Deps, signal: dict[str, Any], resource_id: str, now: datetime) -> Reading:
+    try:
+        return deps.signals.read(signal, resource_id, now)
+    except Exception as exc:  # a provider bug is an errored reading, never a pass and never a crash
+        logger.exception("signal %s failed", signal.get("name"))
+        return Reading(str(signal.get("name")), error=f"{type(exc).__name__}: {exc}")
+
+
+def _live(release: Release, stage: str, attempt: int, kind: str) -> Any:
+    run = release.stages.get(stage)
+    if run is None or not 1 <= attempt <= len(run.deployments):
+        return None
+    dep = run.deployments[attempt - 1]
+    gate = dep.gates.get(kind)
+    if dep.phase != f"{kind}Gate" or gate is None or gate.status not in (WAITING, EVALUATING):
+        return None
+    return gate
