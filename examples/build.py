@@ -27,15 +27,19 @@ APP = Path(__file__).resolve().parent / "webapp"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 
-def build_package(version: str, defect_in: str | None = None) -> bytes:
+def build_package(version: str, defect_in: str | None = None, errors_in: str | None = None,
+                  one_in: int = 2) -> bytes:
     """The app with its version; `defect_in` builds one whose /health fails in that environment
-    (its ENVIRONMENT app setting), to show an automatic swap-back."""
+    (its ENVIRONMENT app setting), to show an automatic swap-back; `errors_in` one that answers 500
+    to one page request in `one_in` there, which only a health gate on its 5xx metric notices."""
     buffer = io.BytesIO()
     files = {p.relative_to(APP).as_posix(): p.read_bytes() for p in sorted(APP.rglob("*"))
              if p.is_file() and "__pycache__" not in p.parts}
     files["version.txt"] = f"{version}\n".encode()
     if defect_in:
         files["defect.txt"] = f"{defect_in}\n".encode()
+    if errors_in:
+        files["errors.txt"] = f"{errors_in} {one_in}\n".encode()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, FIXED_TIME)
@@ -60,8 +64,9 @@ def upload(data: bytes, blob_name: str, storage_connection: str, container: str 
 
 
 def publish(*, version: str, branch: str = "main", commit: str | None = None, source: str = "sample-webapp",
-            storage_connection: str, api: str, defect_in: str | None = None) -> httpx.Response:
-    data = build_package(version, defect_in)
+            storage_connection: str, api: str, defect_in: str | None = None,
+            errors_in: str | None = None) -> httpx.Response:
+    data = build_package(version, defect_in, errors_in)
     blob_name = f"{source}/{version}.zip"
     upload(data, blob_name, storage_connection)
     hook = {"source": source, "version": version, "buildId": version, "branch": f"refs/heads/{branch}",
@@ -86,12 +91,15 @@ def main() -> int:
     parser.add_argument("--source", default="sample-webapp")
     parser.add_argument("--defect-in", default=None, metavar="ENVIRONMENT",
                         help="build a version whose /health fails where ENVIRONMENT has this value")
+    parser.add_argument("--errors-in", default=None, metavar="ENVIRONMENT",
+                        help="build a version that answers 500 to every other page request there")
     parser.add_argument("--storage-connection", default=os.environ.get(
         "AzureWebJobsStorage", stack.get("storage", "UseDevelopmentStorage=true")))
     parser.add_argument("--api", default=os.environ.get("SLIPWAY_API", stack.get("api", "http://localhost:7071/api")))
     args = parser.parse_args()
     response = publish(version=args.version, branch=args.branch, commit=args.commit, source=args.source,
-                       storage_connection=args.storage_connection, api=args.api, defect_in=args.defect_in)
+                       storage_connection=args.storage_connection, api=args.api, defect_in=args.defect_in,
+                       errors_in=args.errors_in)
     try:
         print(json.dumps(response.json(), indent=2))
     except ValueError:

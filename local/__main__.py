@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     with stack:
         arm = stack.emulator.url if stack.emulator else ""
         mail = stack.mail.page_url if stack.mail else ""
-        print(f"\nSlipway is running.\n  API:        {stack.api}\n  ARM (App Service emulator): {arm}\n"
-              f"  Mail caught: {mail}")
+        monitor = stack.monitor.url if stack.monitor else ""
+        base = stack.api.removesuffix("/api")
+        print(f"\nSlipway is running.\n  Dashboard:  {base}/\n  API:        {stack.api}\n"
+              f"  ARM (App Service emulator): {arm}\n  Azure Monitor emulator: {monitor}\n  Mail caught: {mail}")
         if stack.definition_id is not None:
             print(f"  Sample pipeline: {stack.api}/definitions/{stack.definition_id}")
             for slot, url in stack.slot_urls().items():

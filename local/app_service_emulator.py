@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -77,6 +78,9 @@ class AppServiceEmulator:
         self.preview_backup: dict[int, dict[str, str]] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        self.on_request: Callable[[str, int, float], None] | None = None
+        """Told of every request a slot serves: (slot resource id, status, milliseconds), for the
+        Azure Monitor emulator's metrics."""
 
     # -- lifecycle
 
@@ -132,9 +136,18 @@ class AppServiceEmulator:
     def add_site(self, subscription_id: str, resource_group: str, site: str, slots: list[str] | None = None) -> None:
         with self._lock:
             key = (subscription_id.lower(), resource_group.lower(), site.lower())
-            found = self.sites.setdefault(key, Site({"production": Slot(SlotServer(self.host))}))
+            base = (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+                    f"/providers/Microsoft.Web/sites/{site}")
+            if key not in self.sites:
+                self.sites[key] = Site({"production": Slot(self._slot_server(base))})
             for name in slots or []:
-                found.slots.setdefault(name.lower(), Slot(SlotServer(self.host)))
+                if name.lower() not in self.sites[key].slots:
+                    self.sites[key].slots[name.lower()] = Slot(self._slot_server(f"{base}/slots/{name.lower()}"))
+
+    def _slot_server(self, resource_id: str) -> SlotServer:
+        server = SlotServer(self.host)
+        server.observer = lambda status, ms: self.on_request(resource_id, status, ms) if self.on_request else None
+        return server
 
     def slot_urls(self, subscription_id: str, resource_group: str, site: str) -> dict[str, str]:
         found = self.sites[(subscription_id.lower(), resource_group.lower(), site.lower())]
@@ -188,7 +201,7 @@ class AppServiceEmulator:
             slot = site.slots.get(slot_name)
             if slot is None:
                 if rest == "" and method == "PUT":
-                    slot = site.slots[slot_name] = Slot(SlotServer(self.host))
+                    slot = site.slots[slot_name] = Slot(self._slot_server(path.split("?")[0]))
                 else:
                     return 404, _error("ResourceNotFound", f"slot '{m['slot']}' of site '{m['site']}' not found"), {}
             return self._act(method, rest, body, site, slot_name, slot, path, m["site"], base)

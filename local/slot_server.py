@@ -15,6 +15,7 @@ import mimetypes
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable
@@ -101,6 +102,8 @@ class SlotServer:
         self.env: dict[str, str] = {}
         """App settings as App Service shows them to the app (`APPSETTING_<name>`)."""
         self.package_url: str | None = None
+        self.observer: Callable[[int, float], None] | None = None
+        """Told of each request served: (status, milliseconds)."""
         self._root: Path | None = None
         self._server = make_server(host, port, self._dispatch, server_class=_ThreadingWSGIServer,
                                    handler_class=_QuietHandler)
@@ -108,7 +111,16 @@ class SlotServer:
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
 
     def _dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return self.app({**environ, **self.env}, start_response)
+        started, seen = time.perf_counter(), []
+
+        def observed(status: str, headers: Any, *args: Any) -> Any:
+            seen.append(int(status.split()[0]))
+            return start_response(status, headers, *args)
+
+        body = list(self.app({**environ, **self.env}, observed))
+        if self.observer is not None and seen:
+            self.observer(seen[0], (time.perf_counter() - started) * 1000)
+        return body
 
     def show_settings(self, settings: dict[str, str]) -> None:
         self.env = {f"APPSETTING_{k}": v for k, v in settings.items()}

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from local.app_service_emulator import AppServiceEmulator
 from local.azurite import REPO, Azurite
 from local.functions_host import FunctionsHost
 from local.mail_sink import MailSink
+from local.monitor_emulator import MonitorEmulator
 
 logger = logging.getLogger(__name__)
 SAMPLE = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
@@ -51,6 +53,7 @@ class LocalStack:
         self.emulator: AppServiceEmulator | None = None
         self.host: FunctionsHost | None = None
         self.mail: MailSink | None = None
+        self.monitor: MonitorEmulator | None = None
         self.definition_id: int | None = None
 
     def start(self) -> LocalStack:
@@ -72,6 +75,9 @@ class LocalStack:
         self.mail = MailSink(page_port=7074 if self.fixed_ports and _free(7074) else 0).start()
         self.emulator = AppServiceEmulator(**({"port": 7073} if self.fixed_ports else {}))
         self.emulator.start()
+        self.monitor = MonitorEmulator(port=7075 if self.fixed_ports and _free(7075) else 0).start()
+        self.emulator.on_request = lambda resource, status, ms: self.monitor.record(  # type: ignore[union-attr]
+            resource, datetime.now(UTC), status, ms)
         self.emulator.add_site(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"], SAMPLE_TARGET["site"],
                                slots=SAMPLE_SLOTS)
         self.emulator.add_site(TAILSPIN_TARGET["subscriptionId"], TAILSPIN_TARGET["resourceGroup"],
@@ -80,6 +86,8 @@ class LocalStack:
                     "SLIPWAY_ARM_ENDPOINT": self.emulator.url, "SLIPWAY_ARM_AUTH": "local-emulator",
                     "SLIPWAY_SLOT_URL_SCHEME": "http", "SLIPWAY_AUTH_MODE": "development",
                     "SLIPWAY_SMTP_HOST": "127.0.0.1", "SLIPWAY_SMTP_PORT": str(self.mail.smtp_port),
+                    "SLIPWAY_MONITOR_ENDPOINT": self.monitor.url, "SLIPWAY_LOGS_ENDPOINT": self.monitor.url,
+                    "SLIPWAY_GATE_MIN_INTERVAL_SECONDS": "1",
                     **self.extra_settings}
         self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
                                   max_polling_interval=self.max_polling_interval)
@@ -130,7 +138,7 @@ class LocalStack:
     def stop(self) -> None:
         if self.persistent:
             (self.workdir / STACK_FILE.name).unlink(missing_ok=True)
-        for part in (self.host, self.emulator, self.mail, self.azurite):
+        for part in (self.host, self.emulator, self.monitor, self.mail, self.azurite):
             if part is not None:
                 try:
                     part.stop()

@@ -41,6 +41,8 @@ class Settings:
     """A schedule occurrence missed by longer than this (the host was down) is skipped, not fired late."""
     gate_min_interval_seconds: int = 60
     """The shortest sampling interval a gate may ask for (the local stack lowers it for demos)."""
+    monitor_endpoint: str = "https://management.azure.com"
+    """ARM endpoint for metric and alert gate signals (the local Azure Monitor emulator locally)."""
     logs_endpoint: str = "https://api.loganalytics.io"
     """Log Analytics query endpoint for log-query gate signals (the local Azure Monitor emulator locally)."""
     clock_start: str = ""
@@ -106,6 +108,7 @@ ENV_NAMES: dict[str, str] = {
     "scheduler_schedule": "SLIPWAY_SCHEDULER_SCHEDULE",
     "schedule_grace_minutes": "SLIPWAY_SCHEDULE_GRACE_MINUTES",
     "gate_min_interval_seconds": "SLIPWAY_GATE_MIN_INTERVAL_SECONDS",
+    "monitor_endpoint": "SLIPWAY_MONITOR_ENDPOINT",
     "logs_endpoint": "SLIPWAY_LOGS_ENDPOINT",
     "clock_start": "SLIPWAY_CLOCK_START",
     "clock_speed": "SLIPWAY_CLOCK_SPEED",

@@ -11,6 +11,10 @@ VERSION = (Path(__file__).with_name("version.txt").read_text().strip()
 DEFECT = (Path(__file__).with_name("defect.txt").read_text().strip()
           if Path(__file__).with_name("defect.txt").exists() else None)
 """A deliberately broken build names the environment it fails in (for rollback demos and tests)."""
+ERRORS = (Path(__file__).with_name("errors.txt").read_text().strip()
+          if Path(__file__).with_name("errors.txt").exists() else None)
+"""A flaky build: `<environment> <one in N>` answers 500 to one page request in N there (for gates)."""
+SERVED = [0]
 PAGE = """<!doctype html>
 <html><head><title>Sample web app {version}</title></head>
 <body><h1>Sample web app</h1><p>Version <strong id="version">{version}</strong></p></body></html>"""
@@ -26,6 +30,11 @@ def app(environ, start_response):
     if path == "/health":
         body, kind = json.dumps({"status": "ok", "version": VERSION}), "application/json"
     elif path == "/":
+        SERVED[0] += 1
+        where, _, every = (ERRORS or "").partition(" ")
+        if ERRORS and where == environment and SERVED[0] % max(1, int(every or 1)) == 0:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"internal error"]
         body, kind = PAGE.format(version=VERSION), "text/html; charset=utf-8"
     else:
         start_response("404 Not Found", [("Content-Type", "text/plain")])

@@ -91,6 +91,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_SCHEDULER_SCHEDULE', value: '0 * * * * *' }
         { name: 'SLIPWAY_SCHEDULE_GRACE_MINUTES', value: '60' }
         { name: 'SLIPWAY_GATE_MIN_INTERVAL_SECONDS', value: '60' }
+        { name: 'SLIPWAY_MONITOR_ENDPOINT', value: 'https://management.azure.com' }
         { name: 'SLIPWAY_LOGS_ENDPOINT', value: 'https://api.loganalytics.io' }
         { name: 'SLIPWAY_CLOCK_START', value: '' }
         { name: 'SLIPWAY_CLOCK_SPEED', value: '1' }

@@ -54,7 +54,7 @@ class MonitorSignals:
 
                 credential, options = self._options()
                 self._clients[key] = MonitorManagementClient(credential, subscription_id,
-                                                             base_url=self.settings.arm_endpoint,
+                                                             base_url=self.settings.monitor_endpoint,
                                                              credential_scopes=[SCOPE], **options)
             return self._clients[key]
 
@@ -136,7 +136,7 @@ class MonitorSignals:
         from azure.core.rest import HttpRequest
 
         client = self._monitor(_subscription(scope))
-        url = f"{self.settings.arm_endpoint.rstrip('/')}/subscriptions/{_subscription(scope)}/providers/" \
+        url = f"{self.settings.monitor_endpoint.rstrip('/')}/subscriptions/{_subscription(scope)}/providers/" \
               "Microsoft.AlertsManagement/alerts"
         params = {"api-version": ALERTS_API, "targetResource": scope, "monitorCondition": "Fired"}
         if signal.get("severities"):
