@@ -32,7 +32,7 @@ bench: $(STAMP)
 
 # Build the sample web app as VERSION and tell the running local stack about it.
 sample-build: $(STAMP)
-	$(PY) examples/build.py --version $(VERSION)
+	$(PY) examples/build.py --version $(VERSION) $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .slipway

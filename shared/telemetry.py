@@ -15,6 +15,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
+from shared.domain.delivery import approval_span, execution_seconds
 from shared.domain.release import Release
 from shared.domain.target import Target
 from shared.domain.transitions import Event
@@ -60,8 +61,10 @@ def _fields(release: Release, event: Event) -> dict[str, Any]:
     fields["status"] = dep.status
     if dep.started_at:
         fields["queueWaitMs"] = _ms(dep.queued_at, dep.started_at)
-        if dep.finished_at:
-            fields["executionMs"] = _ms(dep.started_at, dep.finished_at)
+    spans = [span for a in dep.approvals.values() if (span := approval_span(a, dep)) is not None]
+    fields["approvalWaitMs"] = sum((end - start).total_seconds() for start, end in spans) * 1000
+    fields["gateWaitMs"] = sum(_ms(g.started_at, g.samples[-1]["at"]) for g in dep.gates.values() if g.samples)
+    fields["executionMs"] = (execution_seconds(dep) or 0.0) * 1000  # the steps only: waits are apart
     return fields
 
 

@@ -96,11 +96,18 @@ def judge(signal: dict[str, Any], reading: Reading | None) -> tuple[str, str]:
         return FAIL, reading.failed
     if reading.inconclusive or reading.value is None:
         return INCONCLUSIVE, reading.inconclusive or "no value"
-    op, threshold = signal.get("operator", "=="), signal.get("threshold")
+    op, threshold = condition(signal)
     ok = compare(reading.value, op, threshold)
     if ok is None:
         return INCONCLUSIVE, f"{reading.value!r} cannot be compared with {threshold!r}"
     return (PASS if ok else FAIL), f"{_show(reading.value)} {op} {_show(threshold)} is {'true' if ok else 'false'}"
+
+
+def condition(signal: dict[str, Any]) -> tuple[str, Any]:
+    """The operator and threshold; alerts pass with none firing, REST probes on the expected status."""
+    default = {"alerts": 0, "rest": True}.get(signal.get("type", ""))
+    threshold = signal.get("threshold")
+    return signal.get("operator") or "==", default if threshold is None else threshold
 
 
 def compare(value: Any, op: str, threshold: Any) -> bool | None:
@@ -136,8 +143,9 @@ def record(gate: GateRun, config: dict[str, Any], readings: list[Reading], now: 
     for signal in config.get("signals", []):
         verdict, why = judge(signal, by_name.get(signal["name"]))
         reading = by_name.get(signal["name"])
+        op, threshold = condition(signal)
         signals.append({"name": signal["name"], "value": reading.value if reading else None,
-                        "operator": signal.get("operator", "=="), "threshold": signal.get("threshold"),
+                        "operator": op, "threshold": threshold,
                         "verdict": verdict, "reason": why})
     verdict = sample_verdict([s["verdict"] for s in signals])
     gate.sample_count += 1

@@ -23,3 +23,31 @@ def test_a_failed_production_deployment_is_an_event_the_alert_finds(caplog: pyte
     record = failed[0]
     assert getattr(record, "microsoft.custom_event.name") == "SlipwayTransition"
     assert record.production is True and record.status == "failed" and record.stage == "Production"  # type: ignore[attr-defined]
+
+
+def test_waits_are_apart_from_execution(caplog: pytest.LogCaptureFixture) -> None:
+    from datetime import timedelta
+
+    from shared.domain.gate_transitions import GateClaim, GateSample
+    from shared.domain.gates import Reading
+    from shared.domain.transitions import Decide, DeployStage
+    from tests.unit.test_gates import ADMIN
+
+    prod = {"name": "Production", "target": TARGET, "trigger": {"type": "manual"},
+            "steps": [{"type": "wait", "name": "w", "seconds": 0}], "preApprovals": {"approvers": ["ops@contoso.com"]},
+            "postGates": {"signals": [{"name": "alerts", "type": "alerts"}], "intervalMinutes": 1,
+                          "timeoutMinutes": 30}}
+    rel = decide(release(prod), DeployStage("Production", "amita"), NOW).release
+    at = NOW + timedelta(minutes=20)  # approved 20 minutes later
+    rel = decide(rel, Decide("Production", 1, "pre", ADMIN, "approve"), at).release
+    step = rel.stages["Production"].current.steps[0]  # type: ignore[union-attr]
+    at += timedelta(seconds=30)  # the step ran 30 s
+    rel = decide(rel, CompleteStep("Production", 1, 0, step.run, True), at).release
+    at += timedelta(minutes=2)  # the gate's sample two minutes later passes
+    rel = decide(rel, GateClaim("Production", 1, "post", 1, "t"), at).release
+    d = decide(rel, GateSample("Production", 1, "post", 1, "t", (Reading("alerts", value=0.0),)), at)
+    with caplog.at_level(logging.INFO, logger="slipway.telemetry"):
+        telemetry.transitions(d.release, d.events)
+    [done] = [r for r in caplog.records if getattr(r, "event", "") == "deploymentSucceeded"]
+    assert done.approvalWaitMs == 20 * 60_000  # type: ignore[attr-defined]
+    assert done.executionMs == 30_000 and done.gateWaitMs == 2 * 60_000  # type: ignore[attr-defined]
