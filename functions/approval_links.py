@@ -100,7 +100,7 @@ def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.
     deps = bootstrap.deps()
     form = {k: v[0] for k, v in parse_qs((req.get_body() or b"").decode(errors="replace")).items()}
     try:
-        who = principal_of(req, deps.settings)
+        who = principal_of(req, deps.settings, keys_checked=False)
         require(who, READER, "decide approvals")
     except (Unauthenticated, Forbidden) as exc:
         return _page(401, "Sign in to decide", f"<p>{html.escape(str(exc))}</p>")

@@ -7,9 +7,7 @@ development identity) and a GET never changes anything: the forms POST, from thi
 
 from __future__ import annotations
 
-import io
 import re
-import zipfile
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -27,7 +25,7 @@ from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.domain.release import Release
 from shared.domain.waiting import preview
 from shared.schemas.release import ReleaseIn, parse
-from shared.services import approvals, definitions, delivery, environments, releases
+from shared.services import approvals, definitions, delivery, environments, log_archive, releases
 from shared.services.steps import log_name
 from shared.services.views import release_view
 
@@ -62,7 +60,7 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
         if match is None:
             continue
         try:
-            who = principal_of(req, bootstrap.deps().settings)
+            who = principal_of(req, bootstrap.deps().settings, keys_checked=False)
             require(who, READER, "read the dashboard")
             if req.method == "POST":
                 _same_origin(req)
@@ -175,23 +173,9 @@ def logs_zip(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> fu
     """Every step log of every attempt of the release, one file each."""
     deps = bootstrap.deps()
     release = releases.get(deps, int(route["id"]))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, run in release.stages.items():
-            for dep in run.deployments:
-                for step in dep.steps:
-                    text = deps.logs.read(log_name(release, name, dep.attempt, step.index))
-                    if text is not None:
-                        archive.writestr(f"{_segment(name)}/attempt-{dep.attempt}/"
-                                         f"{step.index:02d}-{_segment(step.name)}.log", text)
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", release.name)
-    return func.HttpResponse(buffer.getvalue(), status_code=200, mimetype="application/zip",
-                             headers={"Content-Disposition": f'attachment; filename="{safe}-logs.zip"',
+    return func.HttpResponse(log_archive.zip_of(deps, release), status_code=200, mimetype="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{log_archive.file_name(release)}"',
                                       "Cache-Control": "no-store"})
-
-
-def _segment(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._ -]+", "_", text).strip(" .") or "_"
 
 
 @page(r"pipelines/(?P<id>\d+)/environments")

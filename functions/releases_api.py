@@ -12,7 +12,7 @@ from shared.domain.access import ADMIN, READER, RELEASE_MANAGER
 from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.domain.waiting import preview
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, parse
-from shared.services import releases
+from shared.services import log_archive, releases
 from shared.services.steps import log_name
 from shared.services.views import release_summary, release_view
 
@@ -148,6 +148,18 @@ def step_log(req: func.HttpRequest) -> func.HttpResponse:
         raise NotFound(f"release {release.id} has no step {step} in attempt {attempt} of stage '{stage}'")
     text = deps.logs.read(log_name(release, stage, attempt, step)) or ""
     return func.HttpResponse(text, status_code=200, mimetype="text/plain", charset="utf-8")
+
+
+@bp.route(route="api/releases/{releaseId:int}/logs", methods=["GET"])
+@api
+def release_logs(req: func.HttpRequest) -> func.HttpResponse:
+    """Every step log of the release as one zip."""
+    authorize(req, READER, "read logs")
+    deps = bootstrap.deps()
+    release = releases.get(deps, route_int(req, "releaseId"))
+    disposition = f'attachment; filename="{log_archive.file_name(release)}"'
+    return func.HttpResponse(log_archive.zip_of(deps, release), status_code=200, mimetype="application/zip",
+                             headers={"Content-Disposition": disposition})
 
 
 @bp.route(route="api/artifacts", methods=["POST"])

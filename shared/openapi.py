@@ -13,6 +13,7 @@ from shared.schemas.definition import DefinitionIn
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
 
 JSON, PROBLEM, TEXT, HTML = "application/json", "application/problem+json", "text/plain", "text/html"
+ZIP = "application/zip"
 ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
@@ -72,6 +73,8 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      [*PAGING, _param("mine", "query", {"type": "boolean"}), _param("definitionId", "query", ID),
       _param("status", "query", {"enum": ["pending", "approved", "rejected", "canceled", "skipped", "all"]})]),
     ("/approvals/batch", "post", "decideApprovals", "Approve or reject several at once", "Batch", 200, JSON, []),
+    ("/releases/{releaseId}/logs", "get", "getReleaseLogs", "Every step log of the release, as a zip", None, 200,
+     ZIP, []),
     ("/artifacts", "post", "buildCompleted", "The build webhook: register a version, release it", "Build", 201,
      JSON, []),
     ("/approve/{token}", "get", "approvalPage", "The page an approval mail links to (shows only)", None, 200,
@@ -136,6 +139,8 @@ def document() -> dict[str, Any]:
             success["content"] = {JSON: {"schema": {"type": "object"}}}
         elif kind in (TEXT, HTML):
             success["content"] = {kind: {"schema": {"type": "string"}}}
+        elif kind == ZIP:
+            success["content"] = {kind: {"schema": {"type": "string", "contentMediaType": ZIP}}}
         responses: dict[str, Any] = {str(status): success}
         if status == 201 and op_id in ("createRelease", "buildCompleted"):
             responses["200"] = {"description": "already created (same key or build)",

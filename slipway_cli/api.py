@@ -18,15 +18,21 @@ class Client:
 
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None) -> Any:
+        response = self.send(method, path, json=json, params=params, headers=headers)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
+
+    def send(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        """The raw answer (its headers: an ETag; its bytes: a zip), or ApiError."""
         try:
             response = self.http.request(method, path, json=json, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise ApiError(f"cannot reach {self.http.base_url}: {exc}") from None
         if response.status_code >= 400:
             raise ApiError(_problem(response))
-        if response.headers.get("content-type", "").startswith("application/json"):
-            return response.json()
-        return response.text
+        return response
 
 
 def _problem(response: httpx.Response) -> str:

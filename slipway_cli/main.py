@@ -64,11 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--timeout", type=float, default=3600)
         cmd.set_defaults(reason=reason)
 
-    logs = groups.add_parser("logs", help="print the logs of a stage's deployment")
+    approval = groups.add_parser("approval", help="list, approve, reject and defer approvals").add_subparsers(
+        dest="command", required=True)
+    pending = approval.add_parser("list", help="pending approvals you can decide (--all: everyone's)")
+    pending.add_argument("--all", action="store_true")
+    pending.add_argument("--definition", "-d", type=int)
+    for name in ("approve", "reject", "defer"):
+        cmd = approval.add_parser(name, help=f"{name} the pending approval of a stage")
+        cmd.add_argument("release", type=int)
+        cmd.add_argument("stage")
+        cmd.add_argument("--comment", default="")
+        if name == "defer":
+            cmd.add_argument("--until", required=True, help="ISO-8601 time with a zone, e.g. 2026-12-01T03:00Z")
+        else:
+            cmd.add_argument("--kind", choices=["pre", "post"], help="default: the one pending")
+
+    logs = groups.add_parser("logs", help="print (or follow) the logs of a stage's deployment, or download all")
     logs.add_argument("release", type=int)
-    logs.add_argument("stage")
+    logs.add_argument("stage", nargs="?", help="required unless --zip")
     logs.add_argument("--attempt", type=int, help="deployment attempt (default: the latest)")
     logs.add_argument("--step", type=int, help="one step only (default: every step)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing while the deployment runs")
+    logs.add_argument("--zip", metavar="FILE", help="download every log of the release into FILE")
     return parser
 
 
@@ -169,7 +186,58 @@ def stage_deploy(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def approvals_list(client: Client, args: argparse.Namespace) -> int:
+    params = {"mine": "false" if args.all else "true", "definitionId": args.definition}
+    page = client.call("GET", "/approvals", params={k: v for k, v in params.items() if v is not None})
+    rows = [f"{a['releaseId']:>6}  {a['releaseName'] or '':<20} {a['stage']:<16} {a['kind']:<5} "
+            f"{', '.join(a['approvers'])}  (since {a['requestedAt'][:19]}, times out {a['deadline'][:19]})"
+            for a in page["value"]]
+    emit(args, page, "\n".join(rows) or "nothing waits for you")
+    return EXIT_OK
+
+
+def approvals_decide(client: Client, args: argparse.Namespace) -> int:
+    response = client.send("GET", f"/releases/{args.release}")
+    release, etag = response.json(), response.headers.get("ETag", "")
+    stage = next((s for s in release["stages"] if s["name"].casefold() == args.stage.casefold()), None)
+    dep = stage["deployments"][-1] if stage and stage["deployments"] else None
+    open_kinds = [k for k, a in (dep or {}).get("approvals", {}).items() if a["status"] == "pending"]
+    if dep is None or not open_kinds:
+        print(f"slipway: stage '{args.stage}' of release {args.release} has no pending approval", file=sys.stderr)
+        return EXIT_ERROR
+    base = f"/releases/{args.release}/stages/{stage['name']}"  # type: ignore[index]
+    headers = {"If-Match": etag}
+    if args.command == "defer":
+        body = {"until": args.until, "comment": args.comment, "attempt": dep["attempt"]}
+        result = client.call("POST", f"{base}/defer", json=body, headers=headers)
+    else:
+        kind = args.kind or open_kinds[0]
+        body = {"decision": args.command, "comment": args.comment, "attempt": dep["attempt"]}
+        result = client.call("POST", f"{base}/approvals/{kind}", json=body, headers=headers)
+    emit(args, result, stage_table(result))
+    return EXIT_OK
+
+
 def logs(client: Client, args: argparse.Namespace) -> int:
+    if args.zip:
+        data = client.send("GET", f"/releases/{args.release}/logs").content
+        with open(args.zip, "wb") as out:
+            out.write(data)
+        print(f"wrote {len(data)} bytes to {args.zip}")
+        return EXIT_OK
+    if not args.stage:
+        print("slipway: logs needs a STAGE (or --zip FILE)", file=sys.stderr)
+        return EXIT_ERROR
+    printed: dict[int, int] = {}
+    while True:
+        done = _print_logs(client, args, printed)
+        if done is not None:
+            return done
+        time.sleep(1)
+
+
+def _print_logs(client: Client, args: argparse.Namespace, printed: dict[int, int]) -> int | None:
+    """Print what is new in each step's log; None while --follow should keep going."""
     release = client.call("GET", f"/releases/{args.release}")
     stage = next((s for s in release["stages"] if s["name"].casefold() == args.stage.casefold()), None)
     if stage is None or not stage["deployments"]:
@@ -179,14 +247,25 @@ def logs(client: Client, args: argparse.Namespace) -> int:
     if not 1 <= attempt <= len(stage["deployments"]):
         print(f"slipway: stage '{args.stage}' has no attempt {attempt}", file=sys.stderr)
         return EXIT_ERROR
-    for step in stage["deployments"][attempt - 1]["steps"]:
+    deployment = stage["deployments"][attempt - 1]
+    for step in deployment["steps"]:
         if args.step is not None and step["index"] != args.step:
             continue
         text = client.call("GET", f"/releases/{args.release}/stages/{stage['name']}/deployments/{attempt}/steps/"
                                   f"{step['index']}/log")
-        print(f"=== step {step['index']}: {step['name']} ({step['status']}) ===")
-        print(text.rstrip() or "(no log yet)")
-    return EXIT_OK
+        seen = printed.get(step["index"])
+        if seen is None:
+            print(f"=== step {step['index']}: {step['name']} ({step['status']}) ===")
+            if not args.follow:
+                print(text.rstrip() or "(no log yet)")
+                continue
+            seen = 0
+        if text[seen:]:
+            print(text[seen:].rstrip("\n"), flush=True)
+        printed[step["index"]] = len(text)
+    if not args.follow or deployment["status"] in FINISHED:
+        return EXIT_OK
+    return None
 
 
 COMMANDS = {
@@ -197,5 +276,9 @@ COMMANDS = {
     ("stage", "deploy"): stage_deploy,
     ("stage", "redeploy"): stage_deploy,
     ("stage", "rollback"): stage_deploy,
+    ("approval", "list"): approvals_list,
+    ("approval", "approve"): approvals_decide,
+    ("approval", "reject"): approvals_decide,
+    ("approval", "defer"): approvals_decide,
     ("logs", None): logs,
 }

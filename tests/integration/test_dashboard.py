@@ -203,3 +203,11 @@ def test_a_debug_release_writes_verbose_step_logs_and_others_do_not(api: World) 
     assert "##[debug]" not in logs[quiet.id]
     assert "##[debug] GET " in logs[loud] and "##[debug] outcome succeeded" in logs[loud]
     assert releases.get(api.deps, loud).debug is True
+
+
+def test_a_function_key_header_grants_nothing_on_the_anonymous_dashboard(api: World) -> None:  # noqa: F811
+    api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "auth_mode": "appservice"})
+    did = api.define([stage("Dev", {"type": "manual"})])["id"]
+    forged = visit(f"pipelines/{did}/releases", "POST", {}, headers={"x-functions-key": "anything"})
+    assert forged.status_code == 401  # the host checks no key on anonymous routes: the header proves nothing
+    assert visit("", params={"code": "anything"}).status_code == 401

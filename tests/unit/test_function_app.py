@@ -28,6 +28,7 @@ EXPECTED = {
     "step_log": ("httpTrigger",
                  "api/releases/{releaseId:int}/stages/{stage}/deployments/{attempt:int}/steps/{step:int}/log"),
     "artifact_webhook": ("httpTrigger", "api/artifacts"),
+    "release_logs": ("httpTrigger", "api/releases/{releaseId:int}/logs"),
     "health": ("httpTrigger", "api/health"),
     "openapi_document": ("httpTrigger", "api/openapi.json"),
     "decide_approval": ("httpTrigger", "api/releases/{releaseId:int}/stages/{stage}/approvals/{kind}"),
