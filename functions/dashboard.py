@@ -136,7 +136,8 @@ def release_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -
     view = release_view(release, base="", running=releases.running(deps, release))
     context = dict(who=who, release=release, view=view, etag=etag, events=releases.events(deps, release.id),
                    previews={n: preview(release, n, deps.clock.now()) for n in release.stages},
-                   can_deploy=who.has(RELEASE_MANAGER), quote=quote, live=req.params.get("part") == "live")
+                   can_deploy=who.has(RELEASE_MANAGER), can_admin=who.has(ADMIN), quote=quote,
+                   live=req.params.get("part") == "live")
     return render("release_live.html" if context["live"] else "release.html", **context)
 
 
@@ -247,6 +248,15 @@ def deploy(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func
     glass = fields.get("breakGlass", "").strip() or None
     releases.deploy_stage(bootstrap.deps(), int(route["id"]), route["stage"], by=who.name,
                           reason=fields.get("reason") or None, break_glass=glass, admin=who.has(ADMIN))
+    return _see_other(f"/releases/{route['id']}")
+
+
+@form(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/gates/(?P<kind>pre|post)/ignore")
+def ignore_gate(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    comment = _fields(req).get("comment", "").strip()
+    if not comment:
+        raise Invalid([FieldError("comment", "say why the gate is ignored (it is audited)")])
+    releases.ignore_gate(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, comment[:4000])
     return _see_other(f"/releases/{route['id']}")
 
 

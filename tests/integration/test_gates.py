@@ -122,3 +122,19 @@ def test_a_sampling_interval_under_the_floor_is_refused_naming_the_field(api: Wo
                   "postGates": {"signals": SIGNALS, "intervalMinutes": 0.5, "timeoutMinutes": 10}}
     status, body = call(defs.definitions_collection, "POST", {"name": "x", "stages": [production]})
     assert status == 400 and body["errors"][0]["field"] == "stages[0].postGates.intervalMinutes"
+
+
+def test_an_admin_ignores_a_gate_from_the_release_page(api: World) -> None:  # noqa: F811
+    from tests.integration.test_dashboard import text, visit
+
+    script(api, errors=[Reading("errors", value=3.0)], alerts=[Reading("alerts", value=0.0)])
+    rid = gated(api)
+    for msg in gate_messages(api):
+        deliver(api, msg)
+    path = f"releases/{rid}/stages/Production/gates/post/ignore"
+    assert "Ignore gate" not in text(visit(f"releases/{rid}", headers=as_("tim@contoso.com")))
+    assert "Ignore gate" in text(visit(f"releases/{rid}", headers=ADMIN))
+    assert visit(path, "POST", {"comment": "x"}, headers=as_("tim@contoso.com")).status_code == 403
+    assert visit(path, "POST", {"comment": " "}, headers=ADMIN).status_code == 400
+    assert visit(path, "POST", {"comment": "metric lags"}, headers=ADMIN).status_code == 303
+    assert api.get(rid).stages["Production"].status == "succeeded"

@@ -39,3 +39,27 @@ def test_the_year_end_freeze_crosses_the_new_year() -> None:
 def test_a_one_off_freeze() -> None:
     freeze = {"start": "2026-11-24T00:00:00+00:00", "end": "2026-11-25T12:00:00+00:00", "reason": "audit"}
     assert next_opening(at("2026-11-24T10:00:00+00:00"), [], [freeze])[0] == at("2026-11-25T12:00:00+00:00")
+
+
+def test_a_freeze_that_starts_while_a_deployment_waits_for_approval_holds_it_until_the_freeze_ends() -> None:
+    from shared.domain.access import Principal
+    from shared.domain.transitions import Decide, DeployStage, Wake, decide
+    from shared.domain.waiting import why
+    from tests.unit.test_transitions import TARGET, release
+
+    freeze = {"start": "2026-12-01T12:00:00+00:00", "end": "2026-12-03T00:00:00+00:00", "reason": "launch freeze"}
+    stage = {"name": "Production", "target": TARGET, "trigger": {"type": "manual"},
+             "steps": [{"type": "wait", "seconds": 0}], "windows": [WORKDAYS], "freezes": [freeze],
+             "preApprovals": {"approvers": ["tim@contoso.com"]}}
+    tim = Principal("tim@contoso.com", frozenset(), frozenset({"reader"}), "user")
+    rel = decide(release(stage), DeployStage("Production", "amita"), at("2026-12-01T10:00:00+00:00")).release
+    assert rel.stages["Production"].current.phase == "preApproval"  # type: ignore[union-attr]
+    approved = decide(rel, Decide("Production", 1, "pre", tim, "approve"), at("2026-12-01T13:00:00+00:00")).release
+    dep = approved.stages["Production"].current
+    assert dep is not None and dep.phase == "window" and dep.steps[0].status == "pending"
+    assert dep.opens_at == "2026-12-03T09:00:00+00:00"  # the freeze ends at midnight, the window opens at nine
+    assert "launch freeze" in str(why(approved, "Production")) or "window" in str(why(approved, "Production"))
+    early = decide(approved, Wake("Production", 1), at("2026-12-02T12:00:00+00:00"))
+    assert early.release.stages["Production"].current.steps[0].status == "pending"  # type: ignore[union-attr]
+    opened = decide(approved, Wake("Production", 1), at("2026-12-03T09:00:00+00:00")).release
+    assert opened.stages["Production"].current.steps[0].status == "inProgress"  # type: ignore[union-attr]
