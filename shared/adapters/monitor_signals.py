@@ -27,8 +27,9 @@ METRICS_TIMEOUT = 20
 
 
 class MonitorSignals:
-    def __init__(self, settings: Settings, credential: Any = None) -> None:
+    def __init__(self, settings: Settings, credential: Any = None, timeout_seconds: float = METRICS_TIMEOUT) -> None:
         self.settings = settings
+        self.timeout_seconds = timeout_seconds
         self._credential = credential
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -36,7 +37,7 @@ class MonitorSignals:
     # -- clients, built on first use (the SDKs are heavy to import)
 
     def _options(self) -> tuple[Any, dict[str, Any]]:
-        options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": METRICS_TIMEOUT}
+        options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": self.timeout_seconds}
         if self.settings.arm_auth == "local-emulator":
             options["authentication_policy"] = _EmulatorAuthPolicy()
             return _EmulatorToken(), options
@@ -85,7 +86,7 @@ class MonitorSignals:
         except HttpResponseError as exc:
             status = exc.status_code or 0
             retry_after = _retry_after(exc.response.headers if exc.response is not None else {})
-            word = "throttled" if status == 429 else f"HTTP {status}"
+            word = "throttled" if status == 429 else "unreadable answer" if 200 <= status < 300 else f"HTTP {status}"
             return Reading(name, error=f"{word}: {_first_line(exc.message)}", retry_after=retry_after)
         except (AzureError, httpx.HTTPError) as exc:
             return Reading(name, error=f"{type(exc).__name__}: {_first_line(str(exc))}")

@@ -1,0 +1,135 @@
+"""The gate signal adapter with the real Azure SDK clients against the Azure Monitor emulator:
+values from served traffic, log queries, fired alerts, REST probes, and every fault as a reading
+that is never a pass (Retry-After carried)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from local.monitor_emulator import MonitorEmulator
+from shared.adapters.monitor_signals import MonitorSignals
+from shared.config import Settings
+from shared.domain.gates import PASS, judge
+
+SLOT = ("/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/Microsoft.Web/sites/app"
+        "/slots/staging")
+SITE = SLOT.split("/slots/")[0]
+FIVE_XX = {"name": "5xx", "type": "metric", "metric": "Http5xx", "aggregation": "Total", "windowMinutes": 5,
+           "operator": "<=", "threshold": 0}
+
+
+@pytest.fixture
+def monitor() -> Iterator[MonitorEmulator]:
+    with MonitorEmulator() as running:
+        yield running
+
+
+@pytest.fixture
+def signals(monitor: MonitorEmulator) -> MonitorSignals:
+    settings = Settings(monitor_endpoint=monitor.url, logs_endpoint=monitor.url, arm_auth="local-emulator")
+    return MonitorSignals(settings, timeout_seconds=0.5)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def test_metrics_come_from_the_traffic_the_slot_served(monitor: MonitorEmulator, signals: MonitorSignals) -> None:
+    for status, ms in ((200, 100), (500, 300), (200, 200), (503, 400)):
+        monitor.record(SLOT, now() - timedelta(seconds=30), status, ms)
+    errors = signals.read(FIVE_XX, SLOT, now())
+    assert errors.value == 2.0 and judge(FIVE_XX, errors)[0] == "fail"
+    latency = {"name": "rt", "type": "metric", "metric": "HttpResponseTime", "aggregation": "Average",
+               "windowMinutes": 5, "operator": "<", "threshold": 0.5}
+    reading = signals.read(latency, SLOT, now())
+    assert reading.value == pytest.approx(0.25) and judge(latency, reading)[0] == PASS
+    other = signals.read({**FIVE_XX, "resourceId": SITE}, SLOT, now())  # another resource: no traffic
+    assert other.value is None and other.inconclusive and "no Http5xx data" in other.inconclusive
+
+
+def test_log_queries_and_alerts(monitor: MonitorEmulator, signals: MonitorSignals) -> None:
+    monitor.set_table("AppExceptions", [("TimeGenerated", "datetime"), ("AppRoleName", "string")],
+                      [[now() - timedelta(minutes=1), "app"], [now() - timedelta(minutes=2), "other"]])
+    query = {"name": "exceptions", "type": "logQuery", "workspaceId": "00000000-0000-0000-0000-000000000001",
+             "query": "AppExceptions | where AppRoleName == 'app'", "operator": "==", "threshold": 0}
+    assert signals.read(query, SLOT, now()).value == 1.0
+    counted = {**query, "query": "AppExceptions | count", "column": "Count"}
+    assert signals.read(counted, SLOT, now()).value == 2.0
+    bad = signals.read({**query, "query": "AppExceptions | summarize by nope"}, SLOT, now())
+    assert bad.error and judge(query, bad)[0] == "error"
+    alerts = {"name": "alerts", "type": "alerts"}
+    assert signals.read(alerts, SLOT, now()).value == 0.0
+    monitor.fire_alert(SITE, "High CPU", severity=2)
+    fired = signals.read(alerts, SLOT, now())  # alerts are raised on the app, the stage targets its slot
+    assert fired.value == 1.0 and judge(alerts, fired)[0] == "fail"
+
+
+@pytest.mark.parametrize("fault, expect", [
+    ("throttle", "throttled"), ("error", "HTTP 500"), ("timeout", "Error"), ("malformed", "unreadable"),
+    ("empty", None)])
+@pytest.mark.parametrize("kind", ["metrics", "logs", "alerts"])
+def test_every_fault_is_a_reading_that_never_passes(monitor: MonitorEmulator, signals: MonitorSignals, kind: str,
+                                                    fault: str, expect: str | None) -> None:
+    monitor.record(SLOT, now() - timedelta(seconds=10), 200, 50)
+    signal: dict[str, Any] = {
+        "metrics": FIVE_XX,
+        "logs": {"name": "q", "type": "logQuery", "resourceId": SLOT, "query": "AppExceptions", "column": "x",
+                 "operator": "==", "threshold": 0},
+        "alerts": {"name": "alerts", "type": "alerts"}}[kind]
+    monitor.set_table("AppExceptions", [("x", "long")], [[0]])
+    monitor.inject(kind, fault, seconds=2 if fault == "timeout" else None)
+    reading = signals.read(signal, SLOT, now())
+    verdict, why = judge(signal, reading)
+    if fault == "empty" and kind == "alerts":
+        assert verdict == PASS  # an empty list of fired alerts is the answer "none is firing"
+        return
+    assert verdict != PASS, (reading, why)
+    if expect:
+        assert expect in why, why
+    if fault == "throttle":
+        assert reading.retry_after == 2
+
+
+class _Status(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = {"/ok": (200, {"status": "ok", "checks": [{"db": "up"}]}), "/down": (503, {"status": "down"}),
+                "/busy": (429, {})}.get(self.path, (404, {}))
+        data = json.dumps(body[1]).encode() if self.path != "/garbage" else b"<html>"
+        self.send_response(body[0] if self.path != "/garbage" else 200)
+        if self.path == "/busy":
+            self.send_header("Retry-After", "7")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_rest_probes(signals: MonitorSignals, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        probe = {"name": "status", "type": "rest", "url": f"{base}/ok", "jsonPath": "$.status", "threshold": "ok"}
+        assert judge(probe, signals.read(probe, SLOT, now()))[0] == PASS
+        nested = {**probe, "jsonPath": "$.checks[0].db", "threshold": "up"}
+        assert judge(nested, signals.read(nested, SLOT, now()))[0] == PASS
+        down = signals.read({**probe, "url": f"{base}/down"}, SLOT, now())
+        assert judge(probe, down) == ("fail", "HTTP 503, expected 200")
+        busy = signals.read({**probe, "url": f"{base}/busy"}, SLOT, now())
+        assert busy.error and busy.retry_after == 7
+        garbage = signals.read({**probe, "url": f"{base}/garbage"}, SLOT, now())
+        assert judge(probe, garbage)[0] == "error"
+        monkeypatch.setenv("STATUS_KEY", "s3cret")
+        keyed = {"name": "k", "type": "rest", "url": f"{base}/ok", "headersFromSettings": {"X-Key": "STATUS_KEY"}}
+        assert judge(keyed, signals.read(keyed, SLOT, now()))[0] == PASS
+    finally:
+        server.shutdown()
