@@ -56,6 +56,9 @@ class StepRun:
     message: str = ""
     state: dict[str, Any] = field(default_factory=dict)
     """Durable scratch data of the step (a wait's end time, a check's deadline)."""
+    claim: str | None = None
+    claimed_until: str | None = None
+    """The handler that holds this run of a toggling step (a swap), and until when."""
 
 
 @dataclass

@@ -81,6 +81,19 @@ class CompleteStep:
 
 
 @dataclass(frozen=True)
+class ClaimStep:
+    """A step handler takes a run of a step that toggles something (a swap) before acting, so that
+    the same message delivered twice at once never swaps twice."""
+
+    stage: str
+    attempt: int
+    step: int
+    run: int
+    token: str
+    lease_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
 class DeferStep:
     """Run the step again after `delay_seconds` (a check not yet passing, a wait, a throttled call)."""
 
@@ -175,7 +188,7 @@ class Sweep:
 
 
 Command = (StartRelease | DeployStage | CompleteStep | DeferStep | FailStep | Abandon | Sweep | Decide | Defer
-           | Reassign | Wake | LaneGrant | LaneSkip | GateClaim | GateSample | IgnoreGate)
+           | Reassign | Wake | LaneGrant | LaneSkip | GateClaim | GateSample | IgnoreGate | ClaimStep)
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -273,6 +286,8 @@ def decide(release: Release, command: Command, now: datetime, lanes: dict[str, L
             d.lane_skip(command)
         case GateClaim():
             d.gate_claim(command)
+        case ClaimStep():
+            d.claim_step(command)
         case GateSample():
             d.gate_sample(command)
         case IgnoreGate():
@@ -359,6 +374,19 @@ class _Decider(GateMoves):
         if step is None or step.status != IN_PROGRESS or (run is not None and step.run != run):
             return None
         return dep, step
+
+    def claim_step(self, cmd: ClaimStep) -> None:
+        found = self.current_step(cmd.stage, cmd.attempt, cmd.step, cmd.run)
+        if found is None:
+            return
+        step = found[1]
+        held = step.claim is not None and step.claimed_until is not None and \
+            datetime.fromisoformat(step.claimed_until) > self.now
+        if held and step.claim != cmd.token:
+            return
+        step.claim = cmd.token
+        step.claimed_until = (self.now + timedelta(seconds=cmd.lease_seconds)).isoformat()
+        self.decision.touched = True
 
     def complete_step(self, cmd: CompleteStep) -> None:
         found = self.current_step(cmd.stage, cmd.attempt, cmd.step, cmd.run)
@@ -688,6 +716,7 @@ class _Decider(GateMoves):
 
     def send(self, stage: str, dep: Deployment, step: StepRun, delay: float) -> None:
         step.run += 1
+        step.claim = step.claimed_until = None  # a claim holds one run
         step.visible_at = (self.now + timedelta(seconds=delay)).isoformat()
         self.decision.effects.append(EnqueueStep(stage, dep.attempt, step.index, step.run, delay))
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.plan import StepPlan
+from shared.domain.plan import SWAP_TYPES, StepPlan
 from shared.domain.release import IN_PROGRESS, Release
-from shared.domain.transitions import CompleteStep, DeferStep, FailStep
+from shared.domain.transitions import SWAP_BACK, ClaimStep, CompleteStep, DeferStep, FailStep
 from shared.ports import TargetError
 from shared.services import outbox
 from shared.services.apply import apply
@@ -23,6 +24,8 @@ from shared.services.deps import Deps
 from shared.services.step_kinds import KINDS, Outcome, StepContext
 
 logger = logging.getLogger(__name__)
+TOGGLES = (*SWAP_TYPES, SWAP_BACK)
+"""Steps that must not run twice at once (a swap done twice undoes itself): claimed first."""
 MAX_TARGET_RETRIES = 8
 
 
@@ -50,8 +53,11 @@ def log_name(release: Release, stage: str, attempt: int, step: int) -> str:
     return f"{release.definition_id}/{release.id}/{stage_key}/{attempt}/{step}.log"
 
 
-def handle(deps: Deps, body: str) -> str:
-    """Run the step a message names. Returns what happened, for the invocation log."""
+def handle(deps: Deps, body: str, delivery: str | None = None) -> str:
+    """Run the step a message names. Returns what happened, for the invocation log.
+
+    `delivery` is the queue message's id: the same message delivered again after a crash may take
+    back the claim on a toggling step; another message for the same run (sent twice) may not."""
     msg = StepMessage.parse(body)
     if msg is None:
         logger.error("dropping a step message that is not ours: %.200s", body)
@@ -64,6 +70,14 @@ def handle(deps: Deps, body: str) -> str:
     if ctx is None:
         outbox.flush_pending(deps, msg.definition_id, msg.release_id)
         return "stale"
+    if ctx.step.type in TOGGLES:
+        token = delivery or uuid.uuid4().hex
+        held = apply(deps, msg.definition_id, msg.release_id,
+                     ClaimStep(msg.stage, msg.attempt, msg.step, msg.run, token), read=loaded).release
+        found = _context(held, msg, deps)
+        if found is None or found.run.claim != token:
+            return "taken by another delivery of the same message"
+        loaded, ctx = None, found  # the claim changed the release: the completion reads it again
     ctx.debug(f"message: stage {msg.stage!r} attempt {msg.attempt} step {msg.step} run {msg.run}; "
               f"type {ctx.step.type}; settings {sorted(k for k in ctx.step.config if k not in ('type', 'name'))}")
     ctx.debug(f"target {ctx.target.resource_id}; artifacts "

@@ -83,7 +83,7 @@ class World:
                 return ran
             for msg in batch:
                 self.clock.advance(self.bus.delays.pop(msg.content, 0.0))
-                steps.handle(self.deps, msg.content)
+                steps.handle(self.deps, msg.content, msg.id)
                 self.queue().delete_message(msg)
                 ran += 1
         raise AssertionError(f"still busy after {limit} messages")

@@ -130,14 +130,14 @@ def test_a_crash_at_any_storage_call_of_the_swap_step_converges(slots: tuple[Wor
         before = swaps(emulator)
         world.crash.arm(crash_at)
         try:
-            steps.handle(world.deps, msg.content)
+            steps.handle(world.deps, msg.content, msg.id)
             crashed = False
         except InjectedCrash:
             crashed = True
         world.crash.arm(None)
         if crashed:
             assert production(world)["SLIPWAY_VERSION"] in (previous, version)
-            steps.handle(world.deps, msg.content)  # redelivered
+            steps.handle(world.deps, msg.content, msg.id)  # redelivered: the same message may take its claim back
         world.queue().delete_message(msg)
         world.pump()
         assert world.get(rel).stages["Production"].status == "succeeded", f"crash at {crash_at}"
@@ -189,3 +189,31 @@ def test_a_canceled_preview_leaves_production_alone(slots: tuple[World, AppServi
     preprod = world.deps.app_service.read_slot(Target(SUB, RG, SITE, "preprod")).app_settings
     assert preprod["DB"] == "preprod-db" and preprod["SLIPWAY_VERSION"] == "3.0.0"
     assert swaps(emulator) == 0
+
+
+def test_the_same_swap_sent_twice_and_handled_at_once_swaps_once(slots: tuple[World, AppServiceEmulator]) -> None:
+    """An outbox item can go out twice (the handler that wrote it and another that found it still
+    there); two copies of one swap run at the same moment must not swap the old version back."""
+    import threading
+
+    world, emulator = slots
+    did, _ = first_release_in_production(world)
+    second = release(world, did, "1.1.0")
+    [msg] = world.receive()  # Preprod's deploy step
+    steps.handle(world.deps, msg.content, msg.id)
+    world.queue().delete_message(msg)
+    [msg] = world.receive()  # Production's swap step
+    before = swaps(emulator)
+    outcomes: list[str] = []
+    copies = [threading.Thread(target=lambda d=d: outcomes.append(steps.handle(world.deps, msg.content, d)))
+              for d in (msg.id, "a-second-copy", "a-third-copy")]
+    for t in copies:
+        t.start()
+    for t in copies:
+        t.join()
+    world.queue().delete_message(msg)
+    world.pump()
+    assert swaps(emulator) - before == 1, outcomes
+    assert production(world)["SLIPWAY_VERSION"] == "1.1.0"
+    assert world.get(second).stages["Production"].status == "succeeded"
+    assert sum(o.startswith("taken") or o == "stale" for o in outcomes) == 2, outcomes
