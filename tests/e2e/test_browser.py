@@ -121,3 +121,19 @@ def test_hostile_text_renders_as_text(stack: LocalStack, browser: Any) -> None:
     assert page.locator(f"svg g.stage[data-stage='{HOSTILE}']").count() == 1
     assert page.evaluate("window.pwned") is None and not dialogs
     page.screenshot(path=str(SHOTS / "hostile-pipeline.png"), full_page=True)
+
+
+def test_a_running_step_log_is_tailed_without_reloading(stack: LocalStack, browser: Any) -> None:
+    sample = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
+    dev = {**sample["stages"][0], "steps": [{"type": "wait", "name": "Soak", "seconds": 3}]}
+    created = httpx.post(f"{stack.api}/definitions", json={"name": "Tailed", "stages": [dev]}, timeout=30)
+    assert created.status_code == 201, created.text
+    release = httpx.post(f"{stack.api}/releases", json={"definitionId": created.json()["id"]}, timeout=30).json()
+    page = browser.new_context().new_page()
+    page.goto(f"{stack.host.base_url}/releases/{release['id']}/stages/Dev/deployments/1/steps/0/log")  # type: ignore
+    assert page.inner_text("[data-step-status]") in ("pending", "inProgress")
+    assert "=> succeeded" not in page.inner_text("pre.log")
+    page.locator("pre.log", has_text="=> succeeded: waited").wait_for(timeout=30_000)  # appended by the tail
+    page.locator("[data-step-status]", has_text="succeeded").wait_for(timeout=10_000)
+    assert page.inner_text("pre.log").count("--- run 1 started") == 1  # nothing printed twice
+    page.screenshot(path=str(SHOTS / "log-tailed.png"), full_page=True)
