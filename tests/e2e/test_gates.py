@@ -17,6 +17,7 @@ import pytest
 
 from local.azurite import REPO
 from local.stack import LocalStack
+from tests.e2e.test_browser import SHOTS, browser  # noqa: F401  (fixture)
 from tests.e2e.test_slots import RG, SITE, SUB, TAILSPIN, settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -70,7 +71,8 @@ def build(stack: LocalStack, version: str, **kw: Any) -> int:
     return int(response.json()["releases"][0]["id"])
 
 
-def test_a_good_build_passes_the_health_gate_and_a_5xx_build_is_swapped_back(stack: LocalStack) -> None:
+def test_a_good_build_passes_the_health_gate_and_a_5xx_build_is_swapped_back(stack: LocalStack,
+                                                                              browser: Any) -> None:  # noqa: F811
     assert stack.emulator is not None and stack.host is not None
     pipeline = copy.deepcopy(TAILSPIN)
     pipeline["name"] = "Tailspin with a health gate"
@@ -99,6 +101,10 @@ def test_a_good_build_passes_the_health_gate_and_a_5xx_build_is_swapped_back(sta
     version = httpx.get(production.rstrip("/") + "/health", timeout=10).json()["version"]
     assert version == "2.0.0"
 
-    page = httpx.get(f"{stack.host.base_url}/releases/{bad['id']}", timeout=30).text
-    assert "post-deployment gate" in page and "Http5xx" not in page or "5xx" in page
-    assert 'class="samples"' in page and "timed out" in page
+    page = browser.new_context().new_page()
+    page.goto(f"{stack.host.base_url}/releases/{bad['id']}")
+    gate_box = page.locator(".deployment[data-stage='Production'] .gate[data-kind='post']")
+    assert "failed" in gate_box.inner_text() and "timed out" in gate_box.inner_text()
+    assert gate_box.locator("svg.samples rect.dot-fail").count() >= 3  # the 5xx row of the chart is red
+    assert "5xx=" in gate_box.locator("table.gate-samples").inner_text()
+    page.screenshot(path=str(SHOTS / "gate-swapped-back.png"), full_page=True)
