@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
 
-from functions.http import KNOWN, problem, status_of
+from functions.http import KNOWN, cursor_param, problem, status_of
+from functions.http import page as paged_answer
 from functions.identity import principal_of
 from functions.web import diagram
 from functions.web.render import render, static
@@ -110,12 +111,15 @@ def pipelines(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.
 def pipeline(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
     deps = bootstrap.deps()
     definition = definitions.get(deps, int(route["id"]))
-    items = releases.newest(deps, int(route["id"]), limit=30)
-    statuses = {n: r.status for n, r in items[0].stages.items()} if items else {}
+    cursor = cursor_param(req)
+    items, nxt = releases.newest_page(deps, int(route["id"]), limit=30, cursor=cursor)
+    latest = items if cursor is None else releases.newest(deps, int(route["id"]), limit=1)
+    statuses = {n: r.status for n, r in latest[0].stages.items()} if latest else {}
     rows = [{"release": r, "stages": [(n, run.status, preview(r, n)) for n, run in r.stages.items()],
              "pending": _pending(r)} for r in items]
     return render("pipeline.html", who=who, definition=definition, diagram=diagram.layout(definition, statuses),
-                  box=diagram, releases=rows, can_create=who.has(RELEASE_MANAGER))
+                  box=diagram, releases=rows, can_create=who.has(RELEASE_MANAGER),
+                  older=paged_answer([], nxt)["continuationToken"], paged=cursor is not None)
 
 
 def _pending(release: Release) -> dict[str, list[str]]:

@@ -232,9 +232,14 @@ def list_page(deps: Deps, *, definition_id: int | None, status: str | None, sinc
 
 def newest(deps: Deps, definition_id: int, *, limit: int) -> list[Release]:
     """The definition's newest releases first, from the index (a partition scan gives the oldest first)."""
-    rows, _next = deps.store.index_page("releases", cursor=None, limit=limit, extra_filter="definitionId eq @d",
-                                        params={"d": definition_id})
-    return _load(deps, rows)
+    return newest_page(deps, definition_id, limit=limit, cursor=None)[0]
+
+
+def newest_page(deps: Deps, definition_id: int, *, limit: int,
+                cursor: dict[str, str] | None) -> tuple[list[Release], dict[str, str] | None]:
+    rows, nxt = deps.store.index_page("releases", cursor=cursor, limit=limit, extra_filter="definitionId eq @d",
+                                      params={"d": definition_id})
+    return _load(deps, rows), nxt
 
 
 def _load(deps: Deps, rows: list[dict[str, Any]]) -> list[Release]:

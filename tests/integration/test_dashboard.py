@@ -3,7 +3,9 @@ text, that a GET changes nothing, and that the forms decide, create and deploy a
 
 from __future__ import annotations
 
+import html
 import io
+import urllib.parse
 import zipfile
 from typing import Any
 from urllib.parse import urlencode
@@ -211,3 +213,19 @@ def test_a_function_key_header_grants_nothing_on_the_anonymous_dashboard(api: Wo
     forged = visit(f"pipelines/{did}/releases", "POST", {}, headers={"x-functions-key": "anything"})
     assert forged.status_code == 401  # the host checks no key on anonymous routes: the header proves nothing
     assert visit("", params={"code": "anything"}).status_code == 401
+
+
+def test_the_release_list_pages_back_to_older_releases(api: World) -> None:  # noqa: F811
+    import re
+
+    did = api.define([stage("Dev", {"type": "manual"})])["id"]
+    made = [api.release(did, f"1.0.{i}").id for i in range(33)]
+    first = text(visit(f"pipelines/{did}"))
+    shown = [int(x) for x in re.findall(r'<a href="/releases/(\d+)">Release-', first)]
+    assert shown == sorted(made, reverse=True)[:30]
+    token = html.unescape(re.search(r'continuationToken=([^"]+)" id="older"', first)[1])  # type: ignore[index]
+    older = text(visit(f"pipelines/{did}", params={"continuationToken": urllib.parse.unquote(token)}))
+    assert [int(x) for x in re.findall(r'<a href="/releases/(\d+)">Release-', older)] == sorted(made)[:3][::-1]
+    assert 'id="older"' not in older and "Newest releases" in older
+    bad = visit(f"pipelines/{did}", params={"continuationToken": "garbage"})
+    assert bad.status_code == 400 and "continuationToken" in text(bad)
