@@ -22,12 +22,11 @@ from functions.web import diagram
 from functions.web.render import render, static
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, RELEASE_MANAGER, Principal, require
-from shared.domain.errors import FieldError, Invalid, NotFound
+from shared.domain.errors import FieldError, Invalid
 from shared.domain.release import Release
 from shared.domain.waiting import preview
 from shared.schemas.release import ReleaseIn, parse
 from shared.services import approvals, definitions, delivery, environments, log_archive, releases
-from shared.services.steps import log_name
 from shared.services.views import release_view
 
 bp = func.Blueprint()
@@ -147,14 +146,8 @@ def release_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -
 
 @page(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/deployments/(?P<attempt>\d+)/steps/(?P<step>\d+)/log")
 def step_log(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
-    deps = bootstrap.deps()
-    release = releases.get(deps, int(route["id"]))
-    stage, attempt, index = route["stage"], int(route["attempt"]), int(route["step"])
-    run = release.stages.get(stage)
-    step = run.deployments[attempt - 1].step(index) if run and 1 <= attempt <= len(run.deployments) else None
-    if step is None:
-        raise NotFound(f"release {release.id} has no step {index} in attempt {attempt} of stage '{stage}'")
-    text = deps.logs.read(log_name(release, stage, attempt, index)) or ""
+    stage, attempt = route["stage"], int(route["attempt"])
+    release, step, text = releases.step_log(bootstrap.deps(), int(route["id"]), stage, attempt, int(route["step"]))
     if req.params.get("download") or req.params.get("raw"):
         start = int(req.params["from"]) if (req.params.get("from") or "").isdigit() else 0
         encoded = text.encode()

@@ -13,7 +13,6 @@ from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.domain.waiting import preview
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, parse
 from shared.services import log_archive, releases
-from shared.services.steps import log_name
 from shared.services.views import release_summary, release_view
 
 bp = func.Blueprint()
@@ -140,13 +139,8 @@ def release_events(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def step_log(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read logs")
-    deps = bootstrap.deps()
-    release = releases.get(deps, route_int(req, "releaseId"))
-    stage, attempt, step = req.route_params["stage"], route_int(req, "attempt"), route_int(req, "step")
-    run = release.stages.get(stage)
-    if run is None or not 1 <= attempt <= len(run.deployments) or run.deployments[attempt - 1].step(step) is None:
-        raise NotFound(f"release {release.id} has no step {step} in attempt {attempt} of stage '{stage}'")
-    text = deps.logs.read(log_name(release, stage, attempt, step)) or ""
+    _, _, text = releases.step_log(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
+                                   route_int(req, "attempt"), route_int(req, "step"))
     return func.HttpResponse(text, status_code=200, mimetype="text/plain", charset="utf-8")
 
 

@@ -79,10 +79,28 @@ def order(config: dict[str, Any] | None, kind: str) -> str:
     return (config or {}).get("order") or default
 
 
+def live_gate(release: Any, stage: str, attempt: int, kind: str) -> tuple[Deployment, gates.GateRun] | None:
+    """The `kind` gate of the stage's current attempt `attempt`, if it is running (waiting or sampling)."""
+    run = release.stages.get(stage)
+    dep = run.current if run else None
+    if dep is None or dep.attempt != attempt or dep.status != IN_PROGRESS or dep.phase != f"{kind}Gate":
+        return None
+    gate = dep.gates.get(kind)
+    if gate is None or gate.status not in (gates.WAITING, gates.EVALUATING):
+        return None
+    return dep, gate
+
+
+def may_claim(holder: str | None, until: str | None, token: str, now: datetime) -> bool:
+    """A claim is free, expired, or already this token's."""
+    return holder is None or holder == token or until is None or datetime.fromisoformat(until) <= now
+
+
 class GateMoves:
     """The gate part of the decider (mixed into `transitions._Decider`)."""
 
-    # provided by the decider
+    # the decider's state; its methods emit, timer, proceed, begin_steps, steps_done, start_step and
+    # finish_deployment are used here too
     now: datetime
     stamp: str
     decision: Any
@@ -112,31 +130,19 @@ class GateMoves:
         self.decision.effects.append(EnqueueGate(stage, dep.attempt, kind, gate.next_seq, max(0.0, delay)))
         self.decision.effects.append(self.timer(stage, dep.attempt, gate.deadline))
 
-    def live_gate(self, stage: str, attempt: int, kind: str) -> tuple[Deployment, gates.GateRun] | None:
-        run = self.release.stages.get(stage)
-        dep = run.current if run else None
-        if dep is None or dep.attempt != attempt or dep.status != IN_PROGRESS or dep.phase != f"{kind}Gate":
-            return None
-        gate = dep.gates.get(kind)
-        if gate is None or gate.status not in (gates.WAITING, gates.EVALUATING):
-            return None
-        return dep, gate
-
     def gate_claim(self, cmd: GateClaim) -> None:
-        live = self.live_gate(cmd.stage, cmd.attempt, cmd.kind)
+        live = live_gate(self.release, cmd.stage, cmd.attempt, cmd.kind)
         if live is None or live[1].next_seq != cmd.seq:
             return  # stale: a duplicate, or a sample already taken
         dep, gate = live
-        held = gate.claim is not None and gate.claimed_until is not None and \
-            datetime.fromisoformat(gate.claimed_until) > self.now
-        if held and gate.claim != cmd.token:
+        if not may_claim(gate.claim, gate.claimed_until, cmd.token, self.now):
             return
         gate.claim, gate.claimed_until = cmd.token, (self.now + timedelta(seconds=CLAIM_SECONDS)).isoformat()
         gate.status = gates.EVALUATING
         self.decision.touched = True
 
     def gate_sample(self, cmd: GateSample) -> None:
-        live = self.live_gate(cmd.stage, cmd.attempt, cmd.kind)
+        live = live_gate(self.release, cmd.stage, cmd.attempt, cmd.kind)
         if live is None or live[1].next_seq != cmd.seq or live[1].claim != cmd.token:
             return
         dep, gate = live
@@ -204,13 +210,3 @@ class GateMoves:
             self.start_step(stage, dep, back)
             return
         self.finish_deployment(stage, dep, FAILED, failure=why)
-
-    # provided by the decider
-    def emit(self, type: str, **kw: Any) -> None: ...
-    def timer(self, stage: str, attempt: int, due: str) -> Any: ...
-    def proceed(self, stage: StagePlan, dep: Deployment) -> None: ...
-    def begin_steps(self, stage: str, dep: Deployment) -> None: ...
-    def steps_done(self, stage: str, dep: Deployment) -> None: ...
-    def start_step(self, stage: str, dep: Deployment, step: StepRun) -> None: ...
-    def finish_deployment(self, stage: str, dep: Deployment, status: str, *, failure: str | None = None,
-                          cascade: bool = True) -> None: ...

@@ -16,7 +16,7 @@ from typing import Any
 from shared.domain import approvals, gates
 from shared.domain.access import ADMIN, Forbidden, Principal
 from shared.domain.errors import Conflict, NotFound
-from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateMoves, GateSample, IgnoreGate
+from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateMoves, GateSample, IgnoreGate, may_claim
 from shared.domain.lanes import Lane, limit_of
 from shared.domain.plan import AFTER_RELEASE, SWAP_TYPES, StagePlan
 from shared.domain.release import (
@@ -380,9 +380,7 @@ class _Decider(GateMoves):
         if found is None:
             return
         step = found[1]
-        held = step.claim is not None and step.claimed_until is not None and \
-            datetime.fromisoformat(step.claimed_until) > self.now
-        if held and step.claim != cmd.token:
+        if not may_claim(step.claim, step.claimed_until, cmd.token, self.now):
             return
         step.claim = cmd.token
         step.claimed_until = (self.now + timedelta(seconds=cmd.lease_seconds)).isoformat()

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.config import GATES_QUEUE
-from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateSample, gate_config
-from shared.domain.gates import EVALUATING, WAITING, Reading
+from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateSample, gate_config, live_gate
+from shared.domain.gates import GateRun, Reading
 from shared.domain.release import Release
 from shared.domain.target import Target
 from shared.services.apply import apply
@@ -42,7 +42,7 @@ def handle(deps: Deps, body: str) -> str:
     loaded = deps.store.release(did, rid)
     if loaded is None:
         return "no such release"
-    gate = _live(loaded[0], stage, attempt, kind)
+    gate = _gate_of(loaded[0], stage, attempt, kind)
     if gate is None or gate.next_seq != seq:
         return "stale"
     left = (datetime.fromisoformat(gate.next_at) - deps.clock.now()).total_seconds()
@@ -51,7 +51,7 @@ def handle(deps: Deps, body: str) -> str:
         return "re-armed"
     token = uuid.uuid4().hex
     claimed = apply(deps, did, rid, GateClaim(stage, attempt, kind, seq, token), read=loaded).release
-    held = _live(claimed, stage, attempt, kind)
+    held = _gate_of(claimed, stage, attempt, kind)
     if held is None or held.claim != token:
         return "taken by another evaluation"
     plan = claimed.plan.stage(stage)
@@ -80,12 +80,6 @@ def _safe(deps: Deps, signal: dict[str, Any], resource_id: str, now: datetime) -
         return Reading(str(signal.get("name")), error=f"{type(exc).__name__}: {exc}")
 
 
-def _live(release: Release, stage: str, attempt: int, kind: str) -> Any:
-    run = release.stages.get(stage)
-    if run is None or not 1 <= attempt <= len(run.deployments):
-        return None
-    dep = run.deployments[attempt - 1]
-    gate = dep.gates.get(kind)
-    if dep.phase != f"{kind}Gate" or gate is None or gate.status not in (WAITING, EVALUATING):
-        return None
-    return gate
+def _gate_of(release: Release, stage: str, attempt: int, kind: str) -> GateRun | None:
+    live = live_gate(release, stage, attempt, kind)
+    return live[1] if live else None

@@ -11,7 +11,7 @@ from shared import telemetry
 from shared.domain.access import Principal
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound
 from shared.domain.gate_transitions import IgnoreGate
-from shared.domain.release import Release
+from shared.domain.release import Release, StepRun
 from shared.domain.transitions import Abandon, DeployStage, Event, StartRelease, decide
 from shared.records import Changes, ConcurrentChange
 from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
@@ -19,6 +19,7 @@ from shared.services import artifacts, outbox
 from shared.services.apply import apply, lane_changes, outbox_for, read_lanes
 from shared.services.definitions import current_head
 from shared.services.deps import Deps
+from shared.services.steps import log_name
 
 logger = logging.getLogger(__name__)
 MAX_TRIES = 20
@@ -203,6 +204,16 @@ def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str, reason: st
 
 def ignore_gate(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, comment: str) -> Release:
     return apply(deps, locate(deps, release_id), release_id, IgnoreGate(stage, kind, who, comment)).release
+
+
+def step_log(deps: Deps, release_id: int, stage: str, attempt: int, index: int) -> tuple[Release, StepRun, str]:
+    """A step of one attempt and its log so far; NotFound when the release has no such step."""
+    release = get(deps, release_id)
+    run = release.stages.get(stage)
+    step = run.deployments[attempt - 1].step(index) if run and 1 <= attempt <= len(run.deployments) else None
+    if step is None:
+        raise NotFound(f"release {release.id} has no step {index} in attempt {attempt} of stage '{stage}'")
+    return release, step, deps.logs.read(log_name(release, stage, attempt, index)) or ""
 
 
 def abandon(deps: Deps, release_id: int, *, by: str, comment: str) -> Release:
