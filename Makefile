@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt package.json pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m local
+	$(PY) -m local $(if $(AUTH),--auth $(AUTH))
 
 test: $(STAMP)
 	$(PY) -m pytest

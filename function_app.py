@@ -1,4 +1,10 @@
-"""Slipway's Azure Functions app: it only registers the trigger blueprints in `functions/`."""
+"""Slipway's Azure Functions app: it only registers the trigger blueprints in `functions/`.
+
+Every HTTP route is anonymous to the Functions host and authenticates its caller itself
+(`functions/identity.py`): the host never waives function keys for App Service authentication's
+callers, so host-checked keys would make a pipeline's Entra token alone useless. A function key
+is still accepted, checked against this app's host keys.
+"""
 
 import azure.functions as func
 
@@ -15,7 +21,7 @@ from functions import (
     sweeper_timer,
 )
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, steps_queue, events_queue,
                sweeper_timer, scheduler_timer, gates_queue, dashboard):

@@ -65,7 +65,8 @@ def upload(data: bytes, blob_name: str, storage_connection: str, container: str 
 
 def publish(*, version: str, branch: str = "main", commit: str | None = None, source: str = "sample-webapp",
             storage_connection: str, api: str, defect_in: str | None = None,
-            errors_in: str | None = None) -> httpx.Response:
+            errors_in: str | None = None, key: str | None = None) -> httpx.Response:
+    """Upload the package, then call the webhook as automation does: with a function key."""
     data = build_package(version, defect_in, errors_in)
     blob_name = f"{source}/{version}.zip"
     upload(data, blob_name, storage_connection)
@@ -73,7 +74,8 @@ def publish(*, version: str, branch: str = "main", commit: str | None = None, so
             "package": blob_name, "sha256": hashlib.sha256(data).hexdigest()}
     if commit:
         hook["commit"] = commit
-    return httpx.post(f"{api.rstrip('/')}/artifacts", json=hook, timeout=60)
+    headers = {"x-functions-key": key} if key else {}
+    return httpx.post(f"{api.rstrip('/')}/artifacts", json=hook, headers=headers, timeout=60)
 
 
 def running_stack() -> dict[str, str]:
@@ -96,10 +98,12 @@ def main() -> int:
     parser.add_argument("--storage-connection", default=os.environ.get(
         "AzureWebJobsStorage", stack.get("storage", "UseDevelopmentStorage=true")))
     parser.add_argument("--api", default=os.environ.get("SLIPWAY_API", stack.get("api", "http://localhost:7071/api")))
+    parser.add_argument("--key", default=os.environ.get("SLIPWAY_KEY", stack.get("key")),
+                        help="function key of the Slipway app (the local stack's, when it runs)")
     args = parser.parse_args()
     response = publish(version=args.version, branch=args.branch, commit=args.commit, source=args.source,
                        storage_connection=args.storage_connection, api=args.api, defect_in=args.defect_in,
-                       errors_in=args.errors_in)
+                       errors_in=args.errors_in, key=args.key)
     try:
         print(json.dumps(response.json(), indent=2))
     except ValueError:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import html
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
 
 from functions.identity import principal_of
+from functions.web.guard import same_origin
+from functions.web.render import HEADERS
 from shared import bootstrap
 from shared.domain.access import READER, Forbidden, Unauthenticated, require
 from shared.domain.errors import Conflict, Invalid, NotFound, PreconditionFailed
@@ -28,11 +30,12 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto
 
 
 def _page(status: int, title: str, body: str) -> func.HttpResponse:
+    """The dashboard's security headers (no framing, no scripts, forms to this site only, no caching)."""
     text = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<meta name='referrer' content='no-referrer'><style>{STYLE}</style></head>"
+            f"<style>{STYLE}</style></head>"
             f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
     return func.HttpResponse(text, status_code=status, mimetype="text/html", charset="utf-8",
-                             headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"})
+                             headers={**HEADERS, "X-Robots-Tag": "noindex", "X-Frame-Options": "DENY"})
 
 
 def _link(token: str) -> tuple[dict[str, Any], bool, str] | func.HttpResponse:
@@ -54,11 +57,33 @@ def approval_page(req: func.HttpRequest) -> func.HttpResponse:
         return found
     record, _, link_etag = found
     if req.method == "GET":
-        return _show(record)
+        return _show(req, record)
     return _act(req, record, link_etag)
 
 
-def _show(record: dict[str, Any]) -> func.HttpResponse:
+def _sign_in_hint(req: func.HttpRequest, approver: str) -> str:
+    """How to decide: a sign-in link in Azure; on the local stack, a button to act as the approver."""
+    deps = bootstrap.deps()
+    try:
+        who = principal_of(req, deps.settings)
+    except Unauthenticated:
+        who = None
+    e = html.escape
+    if deps.settings.auth_mode != "development":
+        if who is None and deps.settings.easy_auth:
+            path = quote(urlsplit(req.url).path, safe="")
+            return f"<p><a href='/.auth/login/aad?post_login_redirect_uri={e(path)}'>Sign in</a> to decide.</p>"
+        return ""
+    if who is not None and who.is_(approver):
+        return f"<p class='dev'>Development mode: you act as {e(who.name)}.</p>"
+    back = urlsplit(req.url).path
+    return (f"<form method='post' action='/dev/acting-as'><input type='hidden' name='name' value='{e(approver)}'>"
+            f"<input type='hidden' name='back' value='{e(back)}'>"
+            f"<p>Development mode: you act as {e(who.name if who else 'nobody')}. "
+            f"<button>Act as {e(approver)}</button></p></form>")
+
+
+def _show(req: func.HttpRequest, record: dict[str, Any]) -> func.HttpResponse:
     deps = bootstrap.deps()
     try:
         release, etag = releases.read(deps, record["releaseId"])
@@ -87,7 +112,8 @@ def _show(record: dict[str, Any]) -> func.HttpResponse:
                 f"<p><label>Comment<br><textarea name='comment' rows='3' cols='60'></textarea></label></p>"
                 f"<button name='decision' value='approve'>Approve</button>"
                 f"<button name='decision' value='reject'>Reject</button></form>"
-                f"<p>You act as {e(record['approver'])}; signing in is required.</p>")
+                f"<p>This link is for {e(record['approver'])}; you decide signed in as them.</p>"
+                f"{_sign_in_hint(req, record['approver'])}")
     body = (f"<p><b>{e(release.name)}</b> of {e(str(release.definition.get('name')))}, requested by "
             f"{e(release.created_by)}: {e(record['kind'])}-deployment approval of stage "
             f"<b>{e(record['stage'])}</b> (attempt {record['attempt']}) is <b>{e(state)}</b>.</p>"
@@ -98,9 +124,13 @@ def _show(record: dict[str, Any]) -> func.HttpResponse:
 
 def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.HttpResponse:
     deps = bootstrap.deps()
-    form = {k: v[0] for k, v in parse_qs((req.get_body() or b"").decode(errors="replace")).items()}
+    form = {k: v[0] for k, v in parse_qs((req.get_body() or b"")[:65536].decode(errors="replace")).items()}
     try:
-        who = principal_of(req, deps.settings, keys_checked=False)
+        same_origin(req)
+    except Invalid:
+        return _page(403, "Not decided", "<p>Decisions are accepted from this site's own page only.</p>")
+    try:
+        who = principal_of(req, deps.settings)
         require(who, READER, "decide approvals")
     except (Unauthenticated, Forbidden) as exc:
         return _page(401, "Sign in to decide", f"<p>{html.escape(str(exc))}</p>")

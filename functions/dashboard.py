@@ -17,11 +17,18 @@ import azure.functions as func
 
 from functions.http import KNOWN, cursor_param, problem, status_of
 from functions.http import page as paged_answer
-from functions.identity import principal_of
+from functions.identity import (
+    ACTING_AS_COOKIE,
+    format_acting_as,
+    parse_acting_as,
+    presented_nothing,
+    principal_of,
+)
 from functions.web import diagram
+from functions.web.guard import same_origin
 from functions.web.render import render, static
 from shared import bootstrap
-from shared.domain.access import ADMIN, READER, RELEASE_MANAGER, Principal, require
+from shared.domain.access import ADMIN, APP_ROLES, READER, RELEASE_MANAGER, Principal, Unauthenticated, require
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.release import Release
 from shared.domain.waiting import preview
@@ -60,10 +67,13 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
         if match is None:
             continue
         try:
-            who = principal_of(req, bootstrap.deps().settings, keys_checked=False)
+            who = principal_of(req, bootstrap.deps().settings)
+        except Unauthenticated as exc:
+            return _sign_in(req, str(exc))
+        try:
             require(who, READER, "read the dashboard")
             if req.method == "POST":
-                _same_origin(req)
+                same_origin(req)
             return handler(req, who, match.groupdict())
         except KNOWN as exc:
             status, title = status_of(exc)
@@ -71,16 +81,26 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
     return _error(404, "Not found", f"Nothing is at /{path}.")
 
 
+SIGN_IN = "/.auth/login/aad"
+"""App Service authentication's sign-in endpoint for Microsoft Entra ID."""
+
+
+def _sign_in(req: func.HttpRequest, why: str) -> func.HttpResponse:
+    """An anonymous browser is sent to sign in (App Service authentication runs with
+    `unauthenticatedClientAction: AllowAnonymous`, so that the app decides); a forged or broken
+    identity, or a POST, gets a 401 page."""
+    settings = bootstrap.deps().settings
+    if req.method in ("GET", "HEAD") and settings.easy_auth and presented_nothing(req):
+        back = urlsplit(req.url)
+        target = back.path + (f"?{back.query}" if back.query else "")
+        return func.HttpResponse(status_code=302, headers={"Location": f"{SIGN_IN}?post_login_redirect_uri="
+                                                                       f"{quote(target, safe='')}",
+                                                           "Cache-Control": "no-store"})
+    return _error(401, "Sign in", why)
+
+
 def _error(status: int, title: str, detail: str, errors: list[FieldError] | None = None) -> func.HttpResponse:
     return render("error.html", status, title=title, detail=detail, errors=errors or [], who=None)
-
-
-def _same_origin(req: func.HttpRequest) -> None:
-    """Forms are answered only when the browser says they come from this site (no cross-site POST)."""
-    origin = req.headers.get("Origin")
-    if req.headers.get("Sec-Fetch-Site") == "cross-site" or (
-            origin and origin != "null" and urlsplit(origin).netloc != urlsplit(req.url).netloc):
-        raise Invalid([FieldError("Origin", "forms are accepted from this site only")])
 
 
 def _fields(req: func.HttpRequest) -> dict[str, str]:
@@ -222,7 +242,51 @@ def metrics_page(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> fu
     return render("metrics.html", who=who, results=results, days=int(days))
 
 
+@page(r"dev/acting-as")
+def acting_as_page(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.HttpResponse:
+    """Development mode only: choose whom to act as (an approver from a mail link, a release manager)."""
+    _development_only()
+    return render("acting_as.html", who=who, roles=list(APP_ROLES), back=_local_path(req.params.get("back", "/")),
+                  suggested=req.params.get("name", ""))
+
+
+def _development_only() -> None:
+    from shared.domain.errors import NotFound
+
+    if bootstrap.deps().settings.auth_mode != "development":
+        raise NotFound("acting as someone else is for the local stack's development mode only")
+
+
+def _local_path(value: str) -> str:
+    """Only a path of this site is a place to go back to."""
+    return value if value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
+
+
 # -- forms (POST; each answers 303 to the page that shows the outcome)
+
+
+@form(r"dev/acting-as")
+def act_as(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.HttpResponse:
+    """Set (or, with an empty name, clear) the acting-as cookie; development mode only."""
+    _development_only()
+    fields = _fields(req)
+    back = _local_path(fields.get("back", "/"))
+    name = fields.get("name", "").strip()
+    response = _see_other(back)
+    if not name:
+        response.headers["Set-Cookie"] = f"{ACTING_AS_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+        return response
+    roles = [r for r in APP_ROLES if fields.get(f"role:{r}") == "on"]
+    groups = [g.strip() for g in fields.get("groups", "").split(",") if g.strip()]
+    try:
+        value = format_acting_as(name, roles, groups)
+        parse_acting_as(value)
+    except Unauthenticated as exc:
+        raise Invalid([FieldError("name", str(exc))]) from None
+    response.headers["Set-Cookie"] = (f"{ACTING_AS_COOKIE}={quote(value, safe='@.')}; Path=/; HttpOnly; "
+                                      "SameSite=Lax")
+    return response
+
 
 
 @form(r"pipelines/(?P<id>\d+)/releases")

@@ -27,6 +27,7 @@ from shared.domain.errors import (
     PreconditionFailed,
     PreconditionRequired,
 )
+from shared.redaction import redact
 
 logger = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -77,7 +78,7 @@ def api(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[f
         except KNOWN as exc:
             return problem_for(exc)
         except Exception:
-            logger.exception("unexpected error in %s %s", req.method, req.url)
+            logger.exception("unexpected error in %s %s", req.method, redact(req.url))
             return problem(500, "Internal error", "Slipway could not complete the request; it was logged.")
 
     return wrapper
@@ -138,6 +139,7 @@ def page(items: list[Any], cursor: Any) -> dict[str, Any]:
 
 def authorize(req: func.HttpRequest, role: str, action: str) -> Principal:
     """Who is asking, refused (401/403) unless they hold `role`."""
-    who = principal_of(req, bootstrap.deps().settings)
+    deps = bootstrap.deps()
+    who = principal_of(req, deps.settings, keys=deps.function_keys)
     require(who, role, action)
     return who

@@ -17,19 +17,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-memory", action="store_true", help="keep no Azurite data between runs")
     parser.add_argument("--polling", type=float, default=None,
                         help="queue polling ceiling in seconds (host.json's maxPollingInterval otherwise)")
+    parser.add_argument("--auth", choices=["development", "appservice"], default="development",
+                        help="development: act as anyone (default); appservice: sign in as in Azure "
+                             "(App Service authentication with a local stand-in for Entra ID)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
+    from shared import redaction
+
+    redaction.install()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stack = LocalStack(persistent=not args.in_memory, seed=not args.no_sample, max_polling_interval=args.polling)
+    stack = LocalStack(persistent=not args.in_memory, seed=not args.no_sample, max_polling_interval=args.polling,
+                       auth=args.auth)
     with stack:
         arm = stack.emulator.url if stack.emulator else ""
         mail = stack.mail.page_url if stack.mail else ""
         monitor = stack.monitor.url if stack.monitor else ""
         base = stack.api.removesuffix("/api")
         print(f"\nSlipway is running.\n  Dashboard:  {base}/\n  API:        {stack.api}\n"
-              f"  ARM (App Service emulator): {arm}\n  Azure Monitor emulator: {monitor}\n  Mail caught: {mail}")
+              f"  ARM (App Service emulator): {arm}\n  Azure Monitor emulator: {monitor}\n  Mail caught: {mail}\n"
+              f"  Function key (automation, e.g. slipway --key): {stack.function_key}")
         if stack.definition_id is not None:
             print(f"  Sample pipeline: {stack.api}/definitions/{stack.definition_id}")
             for slot, url in stack.slot_urls().items():

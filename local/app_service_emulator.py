@@ -41,6 +41,8 @@ class Site:
     slots: dict[str, Slot]
     """Keyed by slot name; the production slot is "production"."""
     sticky: list[str] = field(default_factory=list)
+    host_keys: dict[str, str] | None = None
+    """A function app's host keys (`_master` is the master key); None for a web app."""
 
 
 @dataclass
@@ -144,6 +146,13 @@ class AppServiceEmulator:
                 if name.lower() not in self.sites[key].slots:
                     self.sites[key].slots[name.lower()] = Slot(self._slot_server(f"{base}/slots/{name.lower()}"))
 
+    def add_function_app(self, subscription_id: str, resource_group: str, site: str,
+                         keys: dict[str, str]) -> None:
+        """A function app with these host keys (`_master` for the master key), as Slipway itself."""
+        self.add_site(subscription_id, resource_group, site)
+        with self._lock:
+            self.sites[(subscription_id.lower(), resource_group.lower(), site.lower())].host_keys = dict(keys)
+
     def _slot_server(self, resource_id: str) -> SlotServer:
         server = SlotServer(self.host)
         server.observer = lambda status, ms: self.on_request(resource_id, status, ms) if self.on_request else None
@@ -225,6 +234,13 @@ class AppServiceEmulator:
             if method == "PUT":
                 site.sticky = list((body or {}).get("properties", {}).get("appSettingNames") or [])
             return 200, {"properties": {"appSettingNames": list(site.sticky)}}, {}
+        if rest == "/host/default/listkeys" and method == "POST" and name == "production":
+            # WebApps_ListHostKeys: the host's master key, function keys and system keys.
+            if site.host_keys is None:
+                return 400, _error("BadRequest", "the site is not a function app"), {}
+            keys = dict(site.host_keys)
+            master = keys.pop("_master", None)
+            return 200, {"masterKey": master, "functionKeys": keys, "systemKeys": {}}, {}
         if rest == "/restart" and method == "POST":
             slot.server.run_package(slot.settings.get(RUN_FROM_PACKAGE))
             return 200, None, {}

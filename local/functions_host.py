@@ -14,6 +14,9 @@ semantics. It is a development tool and never ships.
   WebJobs queue processor does); empty queues are polled with a back-off from 100 ms up to
   `maxPollingInterval`; at most `batchSize + newBatchThreshold` messages run at once per function.
 - Timers: 6-field NCRONTAB after `%SETTING%` expansion, in UTC; `run_on_startup` honoured.
+- With `WEBSITE_AUTH_ENABLED=true`, App Service authentication stands in front of the routes
+  (`local/easy_auth.py`): outside principal headers are stripped and signed-in callers get theirs.
+- Request paths are logged through the app's own redaction (no keys, tokens or signatures).
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
 from croniter import croniter
 
+from local.easy_auth import EasyAuth, LocalEntra
 from local.host_settings import expand, load_host_json, load_local_settings, parse_timespan
 from local.http_routes import Route, compile_template, precedence
+from shared.redaction import redact
 
 logger = logging.getLogger(__name__)
 SUPPORTED = {"httpTrigger", "queueTrigger", "timerTrigger"}
@@ -53,8 +58,11 @@ class HostError(RuntimeError):
 
 class FunctionsHost:
     def __init__(self, app_dir: Path, *, http_port: int = 7071, http_host: str = "127.0.0.1",
-                 settings_overrides: dict[str, str] | None = None, max_polling_interval: float | None = None) -> None:
+                 settings_overrides: dict[str, str] | None = None, max_polling_interval: float | None = None,
+                 entra: LocalEntra | None = None) -> None:
         self.app_dir = Path(app_dir)
+        self.entra = entra
+        self.easy_auth: EasyAuth | None = None
         self.http_host, self.http_port = http_host, http_port
         self.overrides = dict(settings_overrides or {})
         self.polling_override = max_polling_interval
@@ -78,6 +86,9 @@ class FunctionsHost:
         self.host_json = load_host_json(self.app_dir)
         os.environ.update(load_local_settings(self.app_dir))
         os.environ.update(self.overrides)
+        if os.environ.get("WEBSITE_AUTH_ENABLED", "").lower() == "true":
+            self.entra = self.entra or LocalEntra()
+            self.easy_auth = EasyAuth(self.entra)
         functions = self._load_functions()
         http = self.host_json.get("extensions", {}).get("http", {})
         prefix = http.get("routePrefix", "api")
@@ -192,7 +203,16 @@ class FunctionsHost:
 
     def dispatch(self, method: str, raw_path: str, headers: dict[str, str],
                  body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if self.easy_auth is not None:
+            answer = self.easy_auth.endpoint(method, raw_path, headers, body)
+            if answer is not None:
+                return answer
+            seen = self.easy_auth.inbound(headers)
+            if isinstance(seen, tuple):
+                return seen
+            headers = seen
         parts = urlsplit(raw_path)
+        host = next((v for k, v in headers.items() if k.lower() == "host"), "") or f"{self.http_host}:{self.http_port}"
         allowed = False
         for route in self.routes:
             params = route.match(parts.path.rstrip("/") or "/")
@@ -201,7 +221,7 @@ class FunctionsHost:
             if route.methods is not None and method not in route.methods:
                 allowed = True
                 continue
-            request = func.HttpRequest(method, f"{self.base_url}{raw_path}", headers=headers,
+            request = func.HttpRequest(method, f"http://{host}{raw_path}", headers=headers,
                                        params=dict(parse_qsl(parts.query, keep_blank_values=True)),
                                        route_params=params, body=body)
             started = time.perf_counter()
@@ -210,7 +230,7 @@ class FunctionsHost:
             except Exception:
                 logger.exception("HTTP function %s failed", route.template)
                 return 500, {}, b""
-            logger.info("%s %s -> %s (%.0f ms)", method, parts.path, response.status_code,
+            logger.info("%s %s -> %s (%.0f ms)", method, redact(parts.path), response.status_code,
                         (time.perf_counter() - started) * 1000)
             out = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
             if response.mimetype and "content-type" not in {k.lower() for k in out}:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
 import time
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import httpx
 
 from local.app_service_emulator import AppServiceEmulator
 from local.azurite import REPO, Azurite
+from local.easy_auth import LocalEntra
 from local.functions_host import FunctionsHost
 from local.mail_sink import MailSink
 from local.monitor_emulator import MonitorEmulator
@@ -27,6 +29,11 @@ TAILSPIN_TARGET = json.loads((REPO / "examples" / "tailspin-pipeline.json").read
 STACK_FILE = REPO / ".slipway" / "stack.json"
 """Where a running `make run` says how to reach it (read by `examples/build.py`)."""
 SAMPLE_SLOTS = [s["target"].get("slot") for s in SAMPLE["stages"] if s["target"].get("slot")]
+SELF = {"subscriptionId": SAMPLE_TARGET["subscriptionId"], "resourceGroup": "rg-slipway-local",
+        "site": "func-slipway-local"}
+"""Slipway's own function app, as the App Service emulator knows it: its host keys are the function keys."""
+SELF_ID = (f"/subscriptions/{SELF['subscriptionId']}/resourceGroups/{SELF['resourceGroup']}"
+           f"/providers/Microsoft.Web/sites/{SELF['site']}")
 
 
 def _free(port: int) -> bool:
@@ -39,12 +46,18 @@ class LocalStack:
 
     `persistent` keeps Azurite's data in `.slipway/azurite`; `fixed_ports` uses the ports
     people expect (Azurite's 10000-10002, the API on 7071, the ARM emulator on 7073); tests use
-    neither, so parallel runs never collide.
+    neither, so parallel runs never collide. `auth="appservice"` runs Slipway as in Azure: App
+    Service authentication in front (`local/easy_auth.py`, tokens from `entra`), no development
+    identity; the default `development` lets anyone act as anyone, visibly.
     """
 
     def __init__(self, *, persistent: bool = True, fixed_ports: bool = True, seed: bool = True,
                  max_polling_interval: float | None = None, workdir: Path = REPO / ".slipway",
-                 extra_settings: dict[str, str] | None = None) -> None:
+                 extra_settings: dict[str, str] | None = None, auth: str = "development") -> None:
+        self.auth = auth
+        self.entra = LocalEntra()
+        self.function_key = secrets.token_urlsafe(30)
+        """The function app's default host key: what automation without Entra calls with."""
         self.persistent, self.fixed_ports, self.seed_sample = persistent, fixed_ports, seed
         self.max_polling_interval = max_polling_interval
         self.workdir = workdir
@@ -82,15 +95,19 @@ class LocalStack:
                                slots=SAMPLE_SLOTS)
         self.emulator.add_site(TAILSPIN_TARGET["subscriptionId"], TAILSPIN_TARGET["resourceGroup"],
                                TAILSPIN_TARGET["site"], slots=["dev", "test", "preprod"])
+        self.emulator.add_function_app(SELF["subscriptionId"], SELF["resourceGroup"], SELF["site"],
+                                       {"default": self.function_key, "_master": secrets.token_urlsafe(30)})
+        auth = ({"SLIPWAY_AUTH_MODE": "appservice", "WEBSITE_AUTH_ENABLED": "true"} if self.auth == "appservice"
+                else {"SLIPWAY_AUTH_MODE": "development", "WEBSITE_AUTH_ENABLED": ""})
         settings = {"AzureWebJobsStorage": self.azurite.connection_string,
                     "SLIPWAY_ARM_ENDPOINT": self.emulator.url, "SLIPWAY_ARM_AUTH": "local-emulator",
-                    "SLIPWAY_SLOT_URL_SCHEME": "http", "SLIPWAY_AUTH_MODE": "development",
+                    "SLIPWAY_SLOT_URL_SCHEME": "http", **auth, "SLIPWAY_FUNCTION_APP_ID": SELF_ID,
                     "SLIPWAY_SMTP_HOST": "127.0.0.1", "SLIPWAY_SMTP_PORT": str(self.mail.smtp_port),
                     "SLIPWAY_MONITOR_ENDPOINT": self.monitor.url, "SLIPWAY_LOGS_ENDPOINT": self.monitor.url,
                     "SLIPWAY_GATE_MIN_INTERVAL_SECONDS": "1",
                     **self.extra_settings}
         self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
-                                  max_polling_interval=self.max_polling_interval)
+                                  max_polling_interval=self.max_polling_interval, entra=self.entra)
         self.host.start()
         os.environ["SLIPWAY_PUBLIC_URL"] = self.host.base_url  # the links in mails point at this host
         from shared import bootstrap
@@ -100,7 +117,7 @@ class LocalStack:
             self.definition_id = self.seed()
         if self.persistent:
             self.workdir.mkdir(parents=True, exist_ok=True)
-            (self.workdir / STACK_FILE.name).write_text(json.dumps({"api": self.api,
+            (self.workdir / STACK_FILE.name).write_text(json.dumps({"api": self.api, "key": self.function_key,
                                                                    "storage": self.azurite.connection_string}))
 
     @property
@@ -109,12 +126,13 @@ class LocalStack:
         return f"{self.host.base_url}/api"
 
     def seed(self) -> int:
-        """Create the sample pipeline unless a definition of that name exists."""
-        listed = httpx.get(f"{self.api}/definitions", params={"top": "200"}, timeout=30).json()
+        """Create the sample pipeline unless a definition of that name exists (as an admin)."""
+        admin = self.bearer("admin@localhost", ["Slipway.Admin"])
+        listed = httpx.get(f"{self.api}/definitions", params={"top": "200"}, headers=admin, timeout=30).json()
         for item in listed["value"]:
             if item["name"] == SAMPLE["name"]:
                 return int(item["id"])
-        created = httpx.post(f"{self.api}/definitions", json=SAMPLE, timeout=30)
+        created = httpx.post(f"{self.api}/definitions", json=SAMPLE, headers=admin, timeout=30)
         created.raise_for_status()
         return int(created.json()["id"])
 
@@ -124,11 +142,17 @@ class LocalStack:
         return self.emulator.slot_urls(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"],
                                        SAMPLE_TARGET["site"])
 
+    def bearer(self, name: str, roles: list[str] | None = None) -> dict[str, str]:
+        """Headers that sign in as `name` with a token of the local Entra (used in `appservice` mode;
+        development mode ignores them)."""
+        return {"Authorization": f"Bearer {self.entra.token(name=name, roles=roles)}"}
+
     def wait_for(self, release_id: int, predicate: Any, timeout: float = 60.0) -> dict[str, Any]:
         """Poll a release until `predicate(release_json)` holds."""
         deadline = time.monotonic() + timeout
         while True:
-            release = httpx.get(f"{self.api}/releases/{release_id}", timeout=30).json()
+            release = httpx.get(f"{self.api}/releases/{release_id}", headers=self.bearer("watcher@localhost"),
+                                timeout=30).json()
             if predicate(release):
                 return release  # type: ignore[no-any-return]
             if time.monotonic() > deadline:

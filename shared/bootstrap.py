@@ -71,8 +71,14 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
         from shared.adapters.monitor_signals import MonitorSignals
         return MonitorSignals(settings)
 
+    def function_keys() -> Any:
+        from shared.adapters.arm_app_service import ArmAppService
+        from shared.adapters.function_keys import FunctionKeys
+        return FunctionKeys(settings.function_app_id, ArmAppService(settings).host_keys)
+
     factories = {"store": store, "bus": bus, "clock": clock, "app_service": app_service, "packages": packages,
-                 "logs": logs, "probe": probe, "mailer": mailer, "signals": signals}
+                 "logs": logs, "probe": probe, "mailer": mailer, "signals": signals,
+                 "function_keys": function_keys}
     parts = {name: overrides[name] if name in overrides else make() for name, make in factories.items()}
     return Deps(settings=settings, **parts)
 

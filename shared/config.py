@@ -68,6 +68,11 @@ class Settings:
     """Base URL of this app for links in mails; `https://$WEBSITE_HOSTNAME` in Azure when empty."""
     website_hostname: str = ""
     """Set by App Service itself."""
+    website_auth_enabled: str = ""
+    """Set by App Service itself: "true" when App Service Authentication is on. Only then does the
+    `X-MS-CLIENT-PRINCIPAL` header come from the platform (which strips it from outside requests);
+    otherwise anyone can send it (azure-functions-host `AuthenticationLevelHandler.cs` trusts it on
+    the same condition)."""
     link_hours: int = 72
     """How long an approval link in a mail works (never past the approval's timeout)."""
     auth_mode: str = "appservice"
@@ -81,8 +86,24 @@ class Settings:
     """'*' lets every signed-in user read."""
     key_roles: str = "releaseManager"
     """Roles of automation calling with a function key."""
+    group_ids: str = ""
+    """`name=objectId` pairs, comma-separated: Entra sends group object ids, so approvers and role
+    grants may name a group by a name mapped here (or by its object id directly)."""
+    function_app_id: str = ""
+    """Resource id of this function app: its host keys (read through ARM) are what a function key is
+    checked against, as the API's routes are anonymous to the host so that Entra tokens alone work."""
+    gate_header_settings: str = ""
+    """The only app settings a REST gate may send as header values: `NAME@host` (only to that host)
+    or `NAME` (any host), comma-separated. Nothing else of the process environment is ever sent."""
+    package_store_container: str = "slipway-packages"
+    """Where Slipway keeps its own copy of every registered package: what was approved is what runs."""
     app_insights_connection: str = ""
     """Set by the platform in Azure: telemetry goes to Application Insights; empty locally."""
+
+    @property
+    def easy_auth(self) -> bool:
+        """Is App Service Authentication on (so that its principal header can be trusted)?"""
+        return self.website_auth_enabled.strip().lower() == "true"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +146,7 @@ ENV_NAMES: dict[str, str] = {
     "smtp_port": "SLIPWAY_SMTP_PORT",
     "public_url": "SLIPWAY_PUBLIC_URL",
     "website_hostname": "WEBSITE_HOSTNAME",
+    "website_auth_enabled": "WEBSITE_AUTH_ENABLED",
     "link_hours": "SLIPWAY_LINK_HOURS",
     "auth_mode": "SLIPWAY_AUTH_MODE",
     "dev_identity": "SLIPWAY_DEV_IDENTITY",
@@ -132,5 +154,9 @@ ENV_NAMES: dict[str, str] = {
     "release_managers": "SLIPWAY_RELEASE_MANAGERS",
     "readers": "SLIPWAY_READERS",
     "key_roles": "SLIPWAY_KEY_ROLES",
+    "group_ids": "SLIPWAY_GROUP_IDS",
+    "function_app_id": "SLIPWAY_FUNCTION_APP_ID",
+    "gate_header_settings": "SLIPWAY_GATE_HEADER_SETTINGS",
+    "package_store_container": "SLIPWAY_PACKAGE_STORE_CONTAINER",
     "app_insights_connection": "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }

@@ -79,14 +79,44 @@ class AppServicePort(Protocol):
         ...
 
 
-class PackagePort(Protocol):
-    """Build packages kept in Blob storage."""
+@dataclass(frozen=True)
+class StoredPackage:
+    """Slipway's own copy of a build's package: a blob and its snapshot, which no one can change."""
 
-    def read_url(self, blob_name: str) -> str:
-        """A read-only, time-limited URL of the package, for WEBSITE_RUN_FROM_PACKAGE."""
+    name: str
+    snapshot: str
+    sha256: str
+    size: int
+
+
+class PackagePort(Protocol):
+    """Build packages: uploaded by builds, then copied into Slipway's own container when a version
+    is registered, digested while copied, and kept as a read-only snapshot."""
+
+    def exists(self, upload: str) -> bool:
+        """Is there a blob of that name in the upload container?"""
         ...
 
-    def exists(self, blob_name: str) -> bool: ...
+    def store(self, upload: str, dest: str) -> StoredPackage:
+        """Copy an uploaded package to `dest` in Slipway's container, hashing the bytes it writes."""
+        ...
+
+    def fetch(self, url: str, dest: str) -> StoredPackage:
+        """Download a package from a URL to `dest` in Slipway's container, hashing what it writes.
+        Raises ValueError with the reason when the URL does not give a package."""
+        ...
+
+    def digest(self, name: str, snapshot: str) -> str:
+        """The sha256 of a stored package's snapshot, computed from its bytes now."""
+        ...
+
+    def read_url(self, name: str, snapshot: str) -> str:
+        """A read-only, time-limited URL of a stored package's snapshot."""
+        ...
+
+    def discard(self, name: str) -> None:
+        """Delete a stored package (and its snapshots) that lost a race to register."""
+        ...
 
 
 class LogPort(Protocol):
@@ -120,6 +150,14 @@ class SignalPort(Protocol):
     def read(self, signal: dict[str, Any], resource_id: str, now: datetime) -> Reading:
         """One provider call for one signal; failures come back in the reading, never raised.
         `resource_id` is the stage's slot, for signals that name no resource of their own."""
+        ...
+
+
+class FunctionKeysPort(Protocol):
+    """This function app's host keys, for callers that authenticate with a function key."""
+
+    def verify(self, key: str) -> str | None:
+        """The name of the host key `key` is (`_master` for the master key), or None."""
         ...
 
 

@@ -12,8 +12,16 @@ class ApiError(Exception):
 
 
 class Client:
-    def __init__(self, endpoint: str, key: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, endpoint: str, key: str | None = None, timeout: float = 60.0, *, token: str | None = None,
+                 acting_as: str | None = None) -> None:
+        """`token`: a Microsoft Entra access token for Slipway's app (`az account get-access-token
+        --resource api://…`, or a pipeline's workload identity); `key`: a function key otherwise;
+        `acting_as`: on the local stack in development mode only, whom to act as."""
         headers = {"x-functions-key": key} if key else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if acting_as:
+            headers["X-Slipway-Acting-As"] = acting_as
         self.http = httpx.Client(base_url=endpoint.rstrip("/"), headers=headers, timeout=timeout)
 
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,

@@ -1,6 +1,9 @@
 """slipway: create releases, wait for stages, deploy, read logs.
 
-The endpoint and key come from --endpoint/--key or SLIPWAY_ENDPOINT/SLIPWAY_KEY. Exit codes:
+The endpoint comes from --endpoint or SLIPWAY_ENDPOINT. Sign in with a Microsoft Entra access token
+(--token or SLIPWAY_TOKEN: a pipeline's workload identity, or `az account get-access-token
+--resource <Slipway's app id URI> --query accessToken -o tsv`), or a function key (--key or
+SLIPWAY_KEY). On the local stack, --as NAME acts as someone else (development mode only). Exit codes:
 0 done (the awaited stage succeeded), 1 the awaited stage failed, was rejected or canceled,
 2 bad usage or an API error, 3 timed out waiting.
 """
@@ -27,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", default=os.environ.get("SLIPWAY_ENDPOINT", "http://localhost:7071/api"))
     parser.add_argument("--key", default=os.environ.get("SLIPWAY_KEY"), help="function key (x-functions-key)")
+    parser.add_argument("--token", default=os.environ.get("SLIPWAY_TOKEN"),
+                        help="Microsoft Entra access token for Slipway's app (sent as a bearer token)")
+    parser.add_argument("--as", dest="acting_as", default=os.environ.get("SLIPWAY_AS"), metavar="NAME",
+                        help="local stack, development mode only: act as NAME "
+                             "(e.g. 'amita@contoso.com; roles=Slipway.ReleaseManager')")
     parser.add_argument("--output", "-o", choices=["table", "json"], default="table")
     groups = parser.add_subparsers(dest="group", required=True)
 
@@ -91,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    client = Client(args.endpoint, args.key)
+    client = Client(args.endpoint, args.key, token=args.token, acting_as=args.acting_as)
     try:
         return COMMANDS[(args.group, getattr(args, "command", None))](client, args)
     except ApiError as exc:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.gates import Reading
 from shared.domain.target import Target
-from shared.ports import ProbeResult, SlotInfo, TargetError
+from shared.ports import ProbeResult, SlotInfo, StoredPackage, TargetError
 
 
 class FakeAppService:
@@ -47,15 +48,51 @@ class FakeProbe:
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
 
+class Uploads(dict[str, bytes]):
+    """The upload container: blob name → bytes."""
+
+    def add(self, name: str, data: bytes | None = None) -> None:
+        self[name] = data if data is not None else f"package {name}".encode()
+
+
 class FakePackages:
+    """Uploads, Slipway's stored copies (by name and snapshot), and packages at URLs."""
+
     def __init__(self) -> None:
-        self.blobs: set[str] = set()
+        self.blobs = Uploads()
+        self.stored: dict[tuple[str, str], bytes] = {}
+        self.urls: dict[str, bytes] = {}
 
-    def read_url(self, blob_name: str) -> str:
-        return f"https://packages.example/{blob_name}?sig=read"
+    def exists(self, upload: str) -> bool:
+        return upload in self.blobs
 
-    def exists(self, blob_name: str) -> bool:
-        return blob_name in self.blobs
+    def _keep(self, dest: str, data: bytes) -> StoredPackage:
+        snapshot = f"2026-01-01T00:00:{len(self.stored):02d}Z"
+        self.stored[(dest, snapshot)] = data
+        return StoredPackage(dest, snapshot, hashlib.sha256(data).hexdigest(), len(data))
+
+    def store(self, upload: str, dest: str) -> StoredPackage:
+        return self._keep(dest, self.blobs[upload])
+
+    def fetch(self, url: str, dest: str) -> StoredPackage:
+        if url not in self.urls:
+            raise ValueError("GET answered 404")
+        return self._keep(dest, self.urls[url])
+
+    def digest(self, name: str, snapshot: str) -> str:
+        return hashlib.sha256(self.stored[(name, snapshot)]).hexdigest()
+
+    def read_url(self, name: str, snapshot: str) -> str:
+        return f"https://packages.example/{name}?snapshot={snapshot}&sig=read-signature"
+
+    def discard(self, name: str) -> None:
+        for key in [k for k in self.stored if k[0] == name]:
+            del self.stored[key]
+
+    def tamper(self, name: str, data: bytes) -> None:
+        """What someone with write access to the storage account could do to a stored package."""
+        for key in [k for k in self.stored if k[0] == name]:
+            self.stored[key] = data
 
 
 @dataclass
@@ -95,3 +132,13 @@ class FakeSignals:
             return found(now)  # type: ignore[no-any-return]
         reading = found.pop(0) if len(found) > 1 else found[0]
         return reading  # type: ignore[no-any-return]
+
+
+class FakeFunctionKeys:
+    """The function app's host keys: name → value."""
+
+    def __init__(self, keys: dict[str, str] | None = None) -> None:
+        self.keys = dict(keys or {"default": "the-default-function-key"})
+
+    def verify(self, key: str) -> str | None:
+        return next((name for name, value in self.keys.items() if value == key), None)

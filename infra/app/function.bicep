@@ -18,6 +18,12 @@ param admins string = ''
 @description('Comma-separated users or groups granted the release manager role.')
 param releaseManagers string = ''
 
+@description('Group names mapped to Entra group object ids (name=objectId, comma-separated), for approvers and role grants named by group.')
+param groupIds string = ''
+
+@description('App settings a REST gate may send as header values: NAME@host or NAME, comma-separated.')
+param gateHeaderSettings string = ''
+
 @description('Most instances Flex Consumption may run.')
 param maximumInstanceCount int = 40
 
@@ -27,6 +33,10 @@ param instanceMemoryMB int = 2048
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
+
+// The app's own resource id, built from its parts (a site cannot reference itself): the host keys
+// Slipway checks function keys against are read from it.
+var selfId = '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroup().name}/providers/Microsoft.Web/sites/${name}'
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: 'plan-${name}'
@@ -86,6 +96,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
         { name: 'SLIPWAY_TABLE', value: 'Slipway' }
         { name: 'SLIPWAY_PACKAGES_CONTAINER', value: 'packages' }
+        { name: 'SLIPWAY_PACKAGE_STORE_CONTAINER', value: 'slipway-packages' }
         { name: 'SLIPWAY_LOGS_CONTAINER', value: 'logs' }
         { name: 'SLIPWAY_SWEEP_SCHEDULE', value: '0 * * * * *' }
         { name: 'SLIPWAY_SCHEDULER_SCHEDULE', value: '0 * * * * *' }
@@ -116,6 +127,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_RELEASE_MANAGERS', value: releaseManagers }
         { name: 'SLIPWAY_READERS', value: '*' }
         { name: 'SLIPWAY_KEY_ROLES', value: 'releaseManager' }
+        { name: 'SLIPWAY_GROUP_IDS', value: groupIds }
+        { name: 'SLIPWAY_FUNCTION_APP_ID', value: selfId }
+        { name: 'SLIPWAY_GATE_HEADER_SETTINGS', value: gateHeaderSettings }
       ]
     }
   }

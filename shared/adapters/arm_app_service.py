@@ -157,6 +157,17 @@ class ArmAppService:
             web.reset_production_slot_config(site.resource_group, site.site)
             web.reset_slot_configuration_slot(site.resource_group, site.site, source)
 
+    def host_keys(self, site: Target) -> dict[str, str]:
+        """The function app's host keys by name (`_master` for the master key); system keys are left
+        out: the host accepts them only for extension endpoints (`POST …/host/default/listkeys`)."""
+        web = self._client(site.subscription_id).web_apps
+        with _errors(site):
+            keys = web.list_host_keys(site.resource_group, site.site)
+        out = dict(keys.function_keys or {})
+        if keys.master_key:
+            out["_master"] = keys.master_key
+        return out
+
 
 class _errors:
     """Turn SDK errors into TargetError: retryable for throttling, 5xx and network trouble."""

@@ -1,20 +1,32 @@
-"""Build packages in Blob storage, handed to App Service as read-only SAS URLs.
+"""Build packages in Blob storage: uploaded by builds, then owned by Slipway.
 
-With a connection string (the local stack) the SAS is signed with the account key; in Azure,
-with the managed identity, it is signed with a user-delegation key, which lasts at most 7 days.
-`WEBSITE_RUN_FROM_PACKAGE` is read again at every restart, so the URL must outlive restarts:
-`package_sas_hours` sets its expiry, and the better path in Azure is the app's own identity
-(`WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID`), left to the deployment issue.
+When a version is registered, Slipway streams the uploaded blob (or a package URL) into its own
+container, computing the sha256 of exactly the bytes it writes, and takes a blob snapshot:
+a snapshot cannot be modified, only deleted (learn.microsoft.com, "Blob snapshots"), so what was
+registered and approved is what every stage deploys. Deployments read the snapshot again and
+check its digest before they use it.
+
+Read URLs are SAS URLs of the snapshot (`sr=bs`): signed with the account key on the local stack,
+with a user-delegation key (at most 7 days) in Azure.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+import httpx
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
 from shared.adapters.storage_clients import StorageClients
 from shared.config import Settings
+from shared.ports import StoredPackage
+
+MAX_PACKAGE = 4 * 1024**3
+"""Larger than any App Service deployment accepts (zip deploy takes up to 2 GB)."""
 
 
 class BlobPackages:
@@ -23,13 +35,65 @@ class BlobPackages:
         self.clients = clients or StorageClients(settings)
 
     @cached_property
-    def container(self) -> Any:
+    def uploads(self) -> Any:
         return self.clients.blobs.get_container_client(self.settings.packages_container)
 
-    def exists(self, blob_name: str) -> bool:
-        return bool(self.container.get_blob_client(blob_name).exists())
+    @cached_property
+    def store_container(self) -> Any:
+        container = self.clients.blobs.get_container_client(self.settings.package_store_container)
+        try:
+            container.create_container()
+        except ResourceExistsError:
+            pass
+        return container
 
-    def read_url(self, blob_name: str) -> str:
+    def exists(self, upload: str) -> bool:
+        return bool(self.uploads.get_blob_client(upload).exists())
+
+    def store(self, upload: str, dest: str) -> StoredPackage:
+        source = self.uploads.get_blob_client(upload).download_blob()
+        return self._write(dest, source.chunks())
+
+    def fetch(self, url: str, dest: str) -> StoredPackage:
+        try:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(30.0, read=120.0)) as response:
+                if response.status_code != 200:
+                    raise ValueError(f"GET answered {response.status_code}")
+                return self._write(dest, response.iter_bytes(4 * 1024 * 1024))
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise ValueError(f"cannot download it: {type(exc).__name__}") from None
+
+    def _write(self, dest: str, chunks: Iterator[bytes]) -> StoredPackage:
+        digest = hashlib.sha256()
+        size = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in chunks:
+                size += len(chunk)
+                if size > MAX_PACKAGE:
+                    raise ValueError(f"larger than {MAX_PACKAGE} bytes")
+                digest.update(chunk)
+                yield chunk
+
+        blob = self.store_container.get_blob_client(dest)
+        blob.upload_blob(counted(), overwrite=False)
+        snapshot = blob.create_snapshot()["snapshot"]
+        return StoredPackage(dest, snapshot, digest.hexdigest(), size)
+
+    def digest(self, name: str, snapshot: str) -> str:
+        digest = hashlib.sha256()
+        for chunk in self.store_container.get_blob_client(name, snapshot=snapshot).download_blob().chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def discard(self, name: str) -> None:
+        try:
+            self.store_container.get_blob_client(name).delete_blob(delete_snapshots="include")
+        except ResourceNotFoundError:
+            pass
+
+    def read_url(self, name: str, snapshot: str) -> str:
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
         service = self.clients.blobs
@@ -42,7 +106,8 @@ class BlobPackages:
         else:
             expiry = min(expiry, now + timedelta(days=7))
             signing = {"user_delegation_key": service.get_user_delegation_key(now - timedelta(minutes=5), expiry)}
-        sas = generate_blob_sas(service.account_name, self.settings.packages_container, blob_name,
-                                permission=BlobSasPermissions(read=True), expiry=expiry,
+        sas = generate_blob_sas(service.account_name, self.settings.package_store_container, name,
+                                snapshot=snapshot, permission=BlobSasPermissions(read=True), expiry=expiry,
                                 start=now - timedelta(minutes=5), **signing)
-        return f"{self.container.get_blob_client(blob_name).url}?{sas}"
+        blob = self.store_container.get_blob_client(name, snapshot=snapshot)
+        return f"{blob.url}&{sas}" if "?" in blob.url else f"{blob.url}?{sas}"

@@ -22,15 +22,22 @@ class Principal:
     groups: frozenset[str] = field(default_factory=frozenset)
     roles: frozenset[str] = field(default_factory=frozenset)
     kind: str = "user"
-    """user | automation (a function key) | development (the local stack's configured identity)."""
+    """user | automation (a function key or an app's Entra token) | development (the local stack's
+    configured identity, or whoever a developer acts as there)."""
+    object_id: str = ""
+    """Entra object id (`oid`): approvers may be named by it, as it never changes."""
+    groups_complete: bool = True
+    """False when Entra left the groups claim out (more than 200 groups: the overage indicator)."""
 
     def has(self, role: str) -> bool:
         return any(role in IMPLIED.get(r, set()) for r in self.roles)
 
     def is_(self, identity: str) -> bool:
-        """Is this principal the user, or a member of the group, named `identity`?"""
+        """Is this principal the user (sign-in name or object id), or a member of the group (object id
+        or a name mapped to one), named `identity`?"""
         wanted = identity.casefold()
-        return wanted == self.name.casefold() or wanted in {g.casefold() for g in self.groups}
+        return (wanted == self.name.casefold() or (bool(self.object_id) and wanted == self.object_id.casefold())
+                or wanted in {g.casefold() for g in self.groups})
 
 
 class Forbidden(Exception):

@@ -67,7 +67,10 @@ def check_voter(approval: Approval, who: Principal, requesters: set[str]) -> str
     if any(v.by.casefold() == who.name.casefold() for v in approval.votes):
         raise Conflict(f"{who.name} has already decided on this approval")
     if not any(who.is_(a) for a in approval.approvers):
-        raise Forbidden(f"{who.name} is not an approver of this stage (approvers: {', '.join(approval.approvers)})")
+        hint = ("" if who.groups_complete else "; your sign-in carries no groups (Entra leaves them out past 200 "
+                "groups): ask for approvers named by user, or fewer group memberships")
+        raise Forbidden(f"{who.name} is not an approver of this stage (approvers: {', '.join(approval.approvers)})"
+                        + hint)
     if approval.requester_cannot_approve and who.name.casefold() in {r.casefold() for r in requesters}:
         raise Forbidden(f"{who.name} requested this deployment and cannot approve it")
     open_entries = approval.waiting_for()

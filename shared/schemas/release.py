@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from shared.domain.errors import Invalid
 from shared.schemas.definition import Strict
@@ -13,8 +13,16 @@ from shared.schemas.fields import Sha256, Text, Token, field_errors
 Version = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")]
 Ref = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Commit = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{7,64}$")]
-BlobName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,1000}$")]
-Url = Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
+
+
+def _plain_segments(name: str) -> str:
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise ValueError("a blob name without empty, `.` or `..` segments (they would name another blob)")
+    return name
+
+
+BlobName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,1000}$"), AfterValidator(_plain_segments)]
+Url = Annotated[str, Field(pattern=r"^https?://[!-~]+$", max_length=2048)]
 
 
 class BuildIn(Strict):
@@ -25,17 +33,16 @@ class BuildIn(Strict):
     branch: Ref | None = None
     commit: Commit | None = None
     package: BlobName | None = None
-    """Blob name in the packages container."""
+    """Blob name in the packages container (where builds upload)."""
     packageUrl: Url | None = None
-    """Or a package elsewhere, fetched by App Service as it is."""
+    """Or a package elsewhere: Slipway downloads it once, when the version is registered."""
     sha256: Sha256 | None = None
+    """What the build computed; Slipway computes it too, and a difference is refused."""
 
     @model_validator(mode="after")
-    def _package_with_digest(self) -> BuildIn:
+    def _one_package(self) -> BuildIn:
         if self.package and self.packageUrl:
             raise ValueError("give `package` or `packageUrl`, not both")
-        if (self.package or self.packageUrl) and not self.sha256:
-            raise ValueError("a package needs its `sha256`")
         return self
 
 

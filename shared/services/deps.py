@@ -8,6 +8,7 @@ from shared.config import Settings
 from shared.ports import (
     AppServicePort,
     Clock,
+    FunctionKeysPort,
     HttpProbePort,
     LogPort,
     Mailer,
@@ -30,3 +31,4 @@ class Deps:
     probe: HttpProbePort
     mailer: Mailer
     signals: SignalPort
+    function_keys: FunctionKeysPort

@@ -98,7 +98,7 @@ def _artifacts(deps: Deps, definition: dict[str, Any], given: list[ArtifactVersi
     for alias, decl in declared.items():
         i, item = by_alias.get(alias, (None, None))
         field = f"artifacts[{i}].version" if i is not None else "artifacts"
-        if item is not None and item.version and item.sha256:
+        if item is not None and item.version and (item.package or item.packageUrl or item.sha256):
             build = BuildIn(**item.model_dump(exclude={"alias"}, exclude_none=True))
             record = artifacts.register(deps, decl["source"], build, field=f"artifacts[{i}]")
         else:

@@ -104,7 +104,16 @@ def deploy_package(deps: Deps, ctx: StepContext) -> Outcome:
     if holds(settings, ctx.release.id, artifact):
         ctx.log(f"{where} already runs {artifact['alias']} {artifact['version']} of release {ctx.release.id}")
         return Outcome.ok(f"{artifact['version']} already on {where}", [slot_record(target, settings, "deployment")])
-    url = artifact.get("packageUrl") or deps.packages.read_url(artifact["package"])
+    if not artifact.get("stored"):
+        return Outcome.fail(f"{artifact['alias']} {artifact['version']} has no package Slipway keeps a copy of "
+                            f"(registered before packages were proven): register the build as a new version")
+    found = deps.packages.digest(artifact["stored"], artifact["snapshot"])
+    if found != artifact.get("sha256"):
+        ctx.log(f"package digest mismatch: expected sha256 {artifact.get('sha256')}, found {found}")
+        return Outcome.fail(f"the package of {artifact['alias']} {artifact['version']} is not what was registered: "
+                            f"expected sha256 {artifact.get('sha256')}, found {found}; nothing was deployed")
+    ctx.log(f"package verified: sha256 {found}")
+    url = deps.packages.read_url(artifact["stored"], artifact["snapshot"])
     settings.update({RUN_FROM_PACKAGE: url, DIGEST_MARK: artifact.get("sha256", ""),
                      RELEASE_MARK: str(ctx.release.id), VERSION_MARK: artifact["version"]})
     ctx.log(f"setting {where} to run {artifact['alias']} {artifact['version']} (sha256 {artifact.get('sha256')})")

@@ -14,13 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from functions.identity import encode_principal
 from local.azurite import REPO
 from local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
-AMITA = {"X-MS-CLIENT-PRINCIPAL": encode_principal("amita@contoso.com", roles=["Slipway.ReleaseManager"])}
-TIM = {"X-MS-CLIENT-PRINCIPAL": encode_principal("tim@contoso.com")}
+AMITA = {"X-Slipway-Acting-As": "amita@contoso.com; roles=Slipway.ReleaseManager"}  # development mode
+TIM = {"X-Slipway-Acting-As": "tim@contoso.com"}
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from functions.identity import encode_principal
 from local.azurite import REPO
 from local.stack import LocalStack
 
@@ -26,8 +25,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO / "test-results" / "screenshots"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-AMITA = {"X-MS-CLIENT-PRINCIPAL": encode_principal("amita@contoso.com", roles=["Slipway.ReleaseManager"])}
-TIM = {"X-MS-CLIENT-PRINCIPAL": encode_principal("tim@contoso.com")}
+AMITA = {"X-Slipway-Acting-As": "amita@contoso.com; roles=Slipway.ReleaseManager"}  # development mode
+TIM = {"X-Slipway-Acting-As": "tim@contoso.com"}
 HOSTILE = "<script>window.pwned = 1</script>"
 
 

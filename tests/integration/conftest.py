@@ -24,7 +24,15 @@ from shared.config import EVENTS_QUEUE, GATES_QUEUE, STEPS_POISON_QUEUE, STEPS_Q
 from shared.schemas.release import ReleaseIn
 from shared.services import definitions, releases, steps
 from shared.services.deps import Deps
-from tests.fakes import FakeAppService, FakeClock, FakeMailer, FakePackages, FakeProbe, FakeSignals
+from tests.fakes import (
+    FakeAppService,
+    FakeClock,
+    FakeFunctionKeys,
+    FakeMailer,
+    FakePackages,
+    FakeProbe,
+    FakeSignals,
+)
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -67,7 +75,7 @@ class World:
     def release(self, definition_id: int, version: str = "1.0.0", **kw: Any) -> Any:
         art = {"alias": "web", "version": version, "package": f"tailspin-web/{version}.zip",
                "sha256": hashlib.sha256(version.encode()).hexdigest()}
-        self.deps.packages.blobs.add(art["package"])  # type: ignore[attr-defined]
+        self.deps.packages.blobs.add(art["package"], version.encode())  # type: ignore[attr-defined]
         body = ReleaseIn(definitionId=definition_id, artifacts=[art], description="")
         return releases.create(self.deps, body, by="amita", **kw)[0]
 
@@ -95,12 +103,13 @@ class World:
 @pytest.fixture
 def world(azurite: Azurite, unique: str) -> Iterator[World]:
     settings = Settings(storage_connection=azurite.connection_string, table_name=f"T{unique}",
-                        packages_container=f"p{unique}", logs_container=f"l{unique}", auth_mode="development")
+                        packages_container=f"p{unique}", logs_container=f"l{unique}", auth_mode="development",
+                        package_store_container=f"s{unique}", website_auth_enabled="true")
     hosts = {f"127.0.0.1:{port}": name for name, port in azurite.ports.items()}
     counter, crash = CountingPolicy(hosts), CrashPolicy()
     deps = bootstrap.build(settings, storage_policies=[counter, crash], clock=FakeClock(),
                            app_service=FakeAppService(), packages=FakePackages(), probe=FakeProbe(),
-                           mailer=FakeMailer(), signals=FakeSignals())
+                           mailer=FakeMailer(), signals=FakeSignals(), function_keys=FakeFunctionKeys())
     clients = deps.store.clients
     deps.bus = bus = TimeWarpBus(clients)
     for name in (STEPS_QUEUE, STEPS_POISON_QUEUE, EVENTS_QUEUE, GATES_QUEUE):

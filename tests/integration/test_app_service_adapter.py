@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 
@@ -33,7 +34,8 @@ def emulator() -> Iterator[AppServiceEmulator]:
 @pytest.fixture
 def settings(emulator: AppServiceEmulator, azurite: Azurite, unique: str) -> Settings:
     return Settings(storage_connection=azurite.connection_string, arm_endpoint=emulator.url,
-                    arm_auth="local-emulator", slot_url_scheme="http", packages_container=f"pkg{unique}")
+                    arm_auth="local-emulator", slot_url_scheme="http", packages_container=f"pkg{unique}",
+                    package_store_container=f"store{unique}")
 
 
 def test_settings_round_trip_and_replace_everything(settings: Settings) -> None:
@@ -51,7 +53,9 @@ def test_deploying_a_package_serves_its_version(settings: Settings) -> None:
         upload(build_package(version), f"web/{version}.zip", settings.storage_connection,
                settings.packages_container)
         assert packages.exists(f"web/{version}.zip")
-        arm.write_app_settings(DEV, {"WEBSITE_RUN_FROM_PACKAGE": packages.read_url(f"web/{version}.zip")})
+        stored = packages.store(f"web/{version}.zip", f"web/{version}/copy.zip")
+        assert packages.digest(stored.name, stored.snapshot) == hashlib.sha256(build_package(version)).hexdigest()
+        arm.write_app_settings(DEV, {"WEBSITE_RUN_FROM_PACKAGE": packages.read_url(stored.name, stored.snapshot)})
         url = arm.read_slot(DEV).url
         assert f">{version}<" in httpx.get(url).text
         assert httpx.get(f"{url}/health").json() == {"status": "ok", "version": version}
@@ -61,7 +65,8 @@ def test_deploying_a_package_serves_its_version(settings: Settings) -> None:
 def test_a_package_url_without_signature_breaks_the_slot_with_a_reason(settings: Settings) -> None:
     arm, packages = ArmAppService(settings), BlobPackages(settings)
     upload(build_package("2.0.0"), "web/2.0.0.zip", settings.storage_connection, settings.packages_container)
-    unsigned = packages.read_url("web/2.0.0.zip").split("?")[0]
+    stored = packages.store("web/2.0.0.zip", "web/2.0.0/copy.zip")
+    unsigned = packages.read_url(stored.name, stored.snapshot).split("?")[0]
     arm.write_app_settings(DEV, {"WEBSITE_RUN_FROM_PACKAGE": unsigned})
     page = httpx.get(arm.read_slot(DEV).url)
     assert page.status_code == 503 and "run-from-package failed" in page.text
@@ -96,7 +101,9 @@ def deploy(settings: Settings, target: Target, version: str) -> None:
     upload(build_package(version), f"web/{version}.zip", settings.storage_connection, settings.packages_container)
     arm = ArmAppService(settings)
     current = arm.read_slot(target).app_settings
-    url = BlobPackages(settings).read_url(f"web/{version}.zip")
+    packages = BlobPackages(settings)
+    stored = packages.store(f"web/{version}.zip", f"web/{version}/copy.zip")
+    url = packages.read_url(stored.name, stored.snapshot)
     arm.write_app_settings(target, {**current, "WEBSITE_RUN_FROM_PACKAGE": url, "MARK": version})
 
 

@@ -32,7 +32,7 @@ def pipeline(world: World, approvals: dict[str, Any]) -> int:
 def release_in_production(world: World, approvals: dict[str, Any]) -> tuple[int, str]:
     did = pipeline(world, approvals)
     world.deps.packages.blobs.add("tailspin-web/1.0.zip")  # type: ignore[attr-defined]
-    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip", "sha256": "ab" * 32}
+    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip"}
     status, rel = call(rels.releases_collection, "POST", {"definitionId": did, "artifacts": [art]}, headers=AMITA)
     assert status == 201, rel
     status, _ = call(rels.deploy_stage, "POST", releaseId=rel["id"], stage="Production", headers=AMITA)
@@ -256,7 +256,7 @@ def test_queue_aware_approvals_r1_to_r5(api: World, policy: str) -> None:  # noq
     body = {"name": "Fabrikam", "artifacts": [{"alias": "web", "source": "tailspin-web"}], "stages": [qa]}
     did = call(defs.definitions_collection, "POST", body)[1]["id"]
     api.deps.packages.blobs.add("tailspin-web/1.0.zip")  # type: ignore[attr-defined]
-    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip", "sha256": "ab" * 32}
+    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip"}
     rids = []
     for _ in range(5):
         rid = call(rels.releases_collection, "POST", {"definitionId": did, "artifacts": [art]}, headers=AMITA)[1]["id"]
@@ -294,7 +294,7 @@ def test_windows_hold_deployments_and_admins_break_the_glass(api: World) -> None
     body = {"name": "Windows", "artifacts": [{"alias": "web", "source": "tailspin-web"}], "stages": [prod]}
     did = call(defs.definitions_collection, "POST", body)[1]["id"]
     api.deps.packages.blobs.add("tailspin-web/1.0.zip")  # type: ignore[attr-defined]
-    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip", "sha256": "ab" * 32}
+    art = {"alias": "web", "version": "1.0", "package": "tailspin-web/1.0.zip"}
     rid = call(rels.releases_collection, "POST", {"definitionId": did, "artifacts": [art]}, headers=AMITA)[1]["id"]
     call(rels.deploy_stage, "POST", releaseId=rid, stage="Production", headers=AMITA)  # Monday 09:00 UTC
     shown = call(rels.release_item, "GET", releaseId=rid)[1]["stages"][0]

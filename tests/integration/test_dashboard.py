@@ -16,7 +16,8 @@ from markupsafe import escape
 
 from functions import dashboard as dash
 from shared import bootstrap
-from shared.services import releases
+from shared.schemas.release import BuildIn
+from shared.services import artifacts, releases
 from tests.integration.conftest import World, stage
 from tests.integration.test_approvals_api import AMITA, TIM, release_in_production
 from tests.integration.test_http_api import api, as_  # noqa: F401  (fixture)
@@ -104,8 +105,7 @@ def test_a_cross_site_form_is_refused_and_changes_nothing(api: World) -> None:  
 def test_release_managers_create_and_deploy_from_the_page_and_readers_cannot(api: World) -> None:  # noqa: F811
     did = api.define([stage("Dev", {"type": "manual"})])["id"]
     api.deps.packages.blobs.add("tailspin-web/2.0.zip")  # type: ignore[attr-defined]
-    bootstrap.deps().store.register_artifact("tailspin-web", {"version": "2.0", "package": "tailspin-web/2.0.zip",
-                                                              "sha256": "cd" * 32, "registeredAt": "2026-01-01"})
+    artifacts.register(bootstrap.deps(), "tailspin-web", BuildIn(version="2.0", package="tailspin-web/2.0.zip"))
     page = text(visit(f"pipelines/{did}", headers=AMITA))
     assert 'id="create-release"' in page
     assert 'id="create-release"' not in text(visit(f"pipelines/{did}", headers=TIM))
@@ -168,9 +168,14 @@ def test_api_paths_never_fall_through_to_the_dashboard(api: World) -> None:  # n
     assert resp.status_code == 404 and resp.mimetype == "application/problem+json"
 
 
-def test_signed_out_callers_get_401(api: World) -> None:  # noqa: F811
+def test_a_signed_out_browser_is_sent_to_sign_in_and_a_form_without_identity_gets_401(api: World) -> None:  # noqa: F811
     api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "auth_mode": "appservice"})
-    assert visit("").status_code == 401
+    resp = visit("releases/7", params={"x": "1"})
+    assert resp.status_code == 302
+    assert resp.headers["Location"] == "/.auth/login/aad?post_login_redirect_uri=%2Freleases%2F7"
+    assert visit("pipelines/1/releases", "POST", {}).status_code == 401
+    api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "website_auth_enabled": ""})
+    assert visit("").status_code == 401  # authentication off: nowhere to sign in
 
 
 def test_delivery_metrics_over_the_api_and_on_the_page(api: World) -> None:  # noqa: F811
@@ -210,9 +215,10 @@ def test_a_debug_release_writes_verbose_step_logs_and_others_do_not(api: World) 
 def test_a_function_key_header_grants_nothing_on_the_anonymous_dashboard(api: World) -> None:  # noqa: F811
     api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "auth_mode": "appservice"})
     did = api.define([stage("Dev", {"type": "manual"})])["id"]
-    forged = visit(f"pipelines/{did}/releases", "POST", {}, headers={"x-functions-key": "anything"})
-    assert forged.status_code == 401  # the host checks no key on anonymous routes: the header proves nothing
-    assert visit("", params={"code": "anything"}).status_code == 401
+    key = api.deps.function_keys.keys["default"]  # type: ignore[attr-defined]
+    forged = visit(f"pipelines/{did}/releases", "POST", {}, headers={"x-functions-key": key})
+    assert forged.status_code == 401  # pages are for people: even a valid key proves nothing here
+    assert visit("", params={"code": key}).status_code == 302  # sent to sign in
 
 
 def test_the_release_list_pages_back_to_older_releases(api: World) -> None:  # noqa: F811
