@@ -2,7 +2,9 @@
 
 Metrics through ARM (`azure-mgmt-monitor` `metrics.list`), log queries through `azure-monitor-query`
 `LogsQueryClient`, fired alerts through the Alerts Management REST API on the same ARM pipeline, and
-REST probes through httpx. Nothing here decides pass or fail except a REST probe's status: the
+REST probes through httpx. A REST probe sends an app setting as a header only when the app's
+allowlist names it for that host (`shared/domain/secrets.py`); the text values a sample keeps
+are short, and never include what was sent. Nothing here decides pass or fail except a REST probe's status: the
 reading carries the value, and the gate compares it with the threshold. Errors, throttling (with
 its Retry-After), timeouts, empty series and unreadable answers come back as readings that never
 pass. The SDKs' own retries are off: the gate's next sample is the retry.
@@ -21,8 +23,11 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from shared.adapters.arm_app_service import SCOPE, _EmulatorAuthPolicy, _EmulatorToken
 from shared.config import Settings
 from shared.domain.gates import Reading
+from shared.domain.secrets import header_refusal
 
 ALERTS_API = "2019-05-05-preview"
+VALUE_CHARS = 200
+"""Longest text a sample keeps of a signal's value."""
 METRICS_TIMEOUT = 20
 
 
@@ -130,7 +135,7 @@ class MonitorSignals:
         if column not in table.columns:
             return Reading(signal["name"], error=f"the query has no column '{column}' (it has {table.columns})")
         value = table.rows[0][table.columns.index(column)]
-        return Reading(signal["name"], value=value if isinstance(value, (str, bool)) or value is None
+        return Reading(signal["name"], value=_short(value) if isinstance(value, (str, bool)) or value is None
                        else float(value))
 
     def _alerts(self, signal: dict[str, Any], scope: str) -> Reading:
@@ -148,8 +153,12 @@ class MonitorSignals:
         return Reading(signal["name"], value=float(len(alerts)))
 
     def _rest(self, signal: dict[str, Any]) -> Reading:
-        headers = {header: os.environ.get(setting, "") for header, setting in
-                   (signal.get("headersFromSettings") or {}).items()}
+        headers = {}
+        for header, setting in (signal.get("headersFromSettings") or {}).items():
+            refused = header_refusal(setting, signal["url"], self.settings.gate_header_settings)
+            if refused:
+                return Reading(signal["name"], error=f"header {header} not sent: {refused}")
+            headers[header] = os.environ.get(setting, "")
         response = httpx.request(signal.get("method", "GET"), signal["url"], headers=headers,
                                  timeout=float(signal.get("timeoutSeconds", 10)))
         retry_after = _retry_after(response.headers)
@@ -161,7 +170,7 @@ class MonitorSignals:
                            failed=f"HTTP {response.status_code}, expected {expected}")
         if not signal.get("jsonPath"):
             return Reading(signal["name"], value=True)
-        return Reading(signal["name"], value=_pick(response.json(), signal["jsonPath"]))
+        return Reading(signal["name"], value=_short(_pick(response.json(), signal["jsonPath"])))
 
 
 def _pick(body: Any, path: str) -> Any:
@@ -175,6 +184,11 @@ def _pick(body: Any, path: str) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return node if isinstance(node, (str, bool)) or node is None else float(node)
+
+
+def _short(value: Any) -> Any:
+    """A text value as samples keep it (every reader sees them): at most VALUE_CHARS characters."""
+    return value[:VALUE_CHARS] + "…" if isinstance(value, str) and len(value) > VALUE_CHARS else value
 
 
 def _subscription(resource_id: str) -> str:

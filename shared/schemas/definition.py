@@ -117,12 +117,30 @@ class RestartStep(StepBase):
 SettingName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$")]
 
 
+SettingText = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class SettingValueIn(Strict):
+    """A setting's value, secret (write-only: never shown again) unless `secret` is false. Without
+    `value`, an update keeps the value of the revision it replaces (what reads show as `{"secret": true}`)."""
+
+    value: SettingText | None = None
+    secret: bool = True
+
+    @model_validator(mode="after")
+    def _shown_values_are_given(self) -> SettingValueIn:
+        if self.value is None and not self.secret:
+            raise ValueError("a setting that is not secret needs its `value`")
+        return self
+
+
 class SetAppSettingsStep(StepBase):
-    """Merge app settings into the slot; `sticky` names stay with their slot on swaps."""
+    """Merge app settings into the slot; `sticky` names stay with their slot on swaps. A value given
+    as a plain string is secret; `{"value": "…", "secret": false}` is shown to readers."""
 
     type: Literal["set-app-settings"]
     slot: SlotName | None = None
-    settings: dict[SettingName, Annotated[str, StringConstraints(max_length=4000)]] = Field(default_factory=dict)
+    settings: dict[SettingName, SettingText | SettingValueIn] = Field(default_factory=dict, max_length=100)
     remove: list[SettingName] = Field(default_factory=list)
     sticky: list[SettingName] = Field(default_factory=list)
 
@@ -409,6 +427,14 @@ class DefinitionIn(Strict):
     artifacts: list[ArtifactIn] = Field(default_factory=list, max_length=10)
     stages: list[StageIn] = Field(min_length=1, max_length=50)
     releaseSchedules: list[ReleaseScheduleIn] = Field(default_factory=list, max_length=10)
+    id: int | None = None
+    revision: int | None = None
+    modifiedBy: Any = None
+    modifiedOn: Any = None
+    """What a read adds (a GET's body can be PUT back as it is); ignored on the way in."""
+
+
+READ_ONLY = ("id", "revision", "modifiedBy", "modifiedOn")
 
 
 def parse_definition(body: Any) -> dict[str, Any]:
@@ -417,7 +443,12 @@ def parse_definition(body: Any) -> dict[str, Any]:
         model = DefinitionIn.model_validate(body)
     except ValidationError as exc:
         raise Invalid(field_errors(exc)) from None
-    data = model.model_dump(mode="json", exclude_none=True, by_alias=True)
+    data = model.model_dump(mode="json", exclude_none=True, by_alias=True, exclude=set(READ_ONLY))
+    for stage in data["stages"]:
+        for step in stage["steps"]:
+            if step["type"] == "set-app-settings":
+                step["settings"] = {k: {"value": v, "secret": True} if isinstance(v, str) else v
+                                    for k, v in step["settings"].items()}
     errors = cross_field_errors(data)
     if errors:
         raise Invalid(errors)

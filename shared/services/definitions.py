@@ -9,6 +9,7 @@ import copy
 from typing import Any
 
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, PreconditionFailed
+from shared.domain.secrets import header_errors, redacted, restore_kept
 from shared.domain.target import Target
 from shared.ports import TargetError
 from shared.records import Changes, ConcurrentChange, Head
@@ -30,11 +31,13 @@ def _stamp(body: dict[str, Any], definition_id: int, revision: int, by: str, now
     return {**body, "id": definition_id, "revision": revision, "modifiedBy": by, "modifiedOn": now}
 
 
-def validate(deps: Deps, body: Any) -> dict[str, Any]:
+def validate(deps: Deps, body: Any, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """The definition's own rules, then every slot it names must exist on its app (a 400 now, not
-    a failed deployment at 3 AM). When ARM cannot be reached the slot check is skipped."""
+    a failed deployment at 3 AM). When ARM cannot be reached the slot check is skipped. Secret
+    setting values an update sends back as markers are taken from `previous`."""
     data = parse_definition(body)
-    errors: list[FieldError] = []
+    errors: list[FieldError] = restore_kept(data, previous)
+    errors += header_errors(data, deps.settings.gate_header_settings)
     floor = deps.settings.gate_min_interval_seconds / 60
     for i, stage in enumerate(data["stages"]):
         for kind in ("preGates", "postGates"):
@@ -71,7 +74,7 @@ def create(deps: Deps, body: Any, *, by: str, idempotency_key: str | None = None
     items = [outbox.index_item(deps, 0, _index_row(head)), outbox.schedule_item(deps, definition_id)]
     deps.store.commit(Changes(definition_id, head=head, revision=(1, stored), outbox=items))
     outbox.flush(deps, definition_id, items)
-    return stored
+    return redacted(stored)
 
 
 def current_head(deps: Deps, definition_id: int) -> Head:
@@ -88,12 +91,12 @@ def get(deps: Deps, definition_id: int, revision: int | None = None) -> dict[str
     body = deps.store.revision(definition_id, revision or head.revision)
     if body is None:
         raise NotFound(f"definition {definition_id} has no revision {revision}")
-    return body  # type: ignore[no-any-return]
+    return redacted(body)
 
 
 def revisions(deps: Deps, definition_id: int) -> list[dict[str, Any]]:
     current_head(deps, definition_id)
-    return deps.store.revisions(definition_id)  # type: ignore[no-any-return]
+    return [redacted(r) for r in deps.store.revisions(definition_id)]
 
 
 def list_page(deps: Deps, *, cursor: dict[str, str] | None, limit: int) -> tuple[list[dict[str, Any]], Any]:
@@ -102,8 +105,9 @@ def list_page(deps: Deps, *, cursor: dict[str, str] | None, limit: int) -> tuple
 
 
 def update(deps: Deps, definition_id: int, body: Any, *, by: str, if_match: str | None) -> dict[str, Any]:
-    data = validate(deps, body)
-    return _new_revision(deps, definition_id, lambda _old: data, by=by, if_match=if_match)
+    parse_definition(body)  # a bad body is a 400 before anything is read
+    return _new_revision(deps, definition_id, lambda old: validate(deps, body, previous=old), by=by,
+                         if_match=if_match)
 
 
 def clone_stage(deps: Deps, definition_id: int, stage: str, new_name: Any, *, by: str,
@@ -116,7 +120,7 @@ def clone_stage(deps: Deps, definition_id: int, stage: str, new_name: Any, *, by
         clone = {**copy.deepcopy(source), "name": new_name}
         data["stages"] = [*data["stages"], clone]
         try:
-            return validate(deps, data)
+            return validate(deps, data, previous=old)
         except Invalid as exc:
             # Errors point into the whole definition; the caller only sent `name`.
             last = f"stages[{len(data['stages']) - 1}].name"
@@ -156,4 +160,4 @@ def _new_revision(deps: Deps, definition_id: int, edit: Any, *, by: str, if_matc
     except ConcurrentChange:
         raise PreconditionFailed(f"definition {definition_id} changed meanwhile; read it again") from None
     outbox.flush(deps, definition_id, items)
-    return stored
+    return redacted(stored)

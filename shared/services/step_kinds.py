@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.domain.plan import StagePlan, StepPlan
 from shared.domain.release import Release, StepRun
+from shared.domain.secrets import setting_value
 from shared.domain.target import Target
 from shared.services.deps import Deps
 
@@ -256,7 +257,8 @@ def set_app_settings(deps: Deps, ctx: StepContext) -> Outcome:
     cfg = ctx.step.config
     target = ctx.slot(cfg.get("slot"))
     current = deps.app_service.read_slot(target).app_settings
-    wanted = {k: v for k, v in {**current, **cfg.get("settings", {})}.items() if k not in cfg.get("remove", [])}
+    given = {k: setting_value(v) for k, v in cfg.get("settings", {}).items()}
+    wanted = {k: v for k, v in {**current, **given}.items() if k not in cfg.get("remove", [])}
     changed = sorted(k for k in set(wanted) | set(current) if wanted.get(k) != current.get(k))
     if changed:
         deps.app_service.write_app_settings(target, wanted)

@@ -9,6 +9,7 @@ from shared.domain.gates import GateRun
 from shared.domain.release import Deployment, Release
 from shared.domain.target import Target
 from shared.domain.waiting import why
+from shared.services.artifacts import public
 
 
 def release_view(release: Release, base: str = "/api",
@@ -28,7 +29,7 @@ def release_view(release: Release, base: str = "/api",
         "debug": release.debug,
         "createdBy": release.created_by,
         "createdOn": release.created_at,
-        "artifacts": release.artifacts,
+        "artifacts": [public(a) for a in release.artifacts],
         "stages": [
             {
                 "name": name,

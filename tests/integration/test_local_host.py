@@ -64,7 +64,7 @@ def test_routes_prefix_constraints_and_decoding(host: FunctionsHost) -> None:
                      headers={"X-Test": "yes"})
     assert got.status_code == 201
     assert got.json() == {"route": {"itemId": "42", "name": "Pre prod"}, "params": {"x": "1", "y": ""},
-                          "method": "POST", "header": "yes", "body": "hello"}
+                          "method": "POST", "header": "yes", "body": "hello", "principal": None}
     assert httpx.get(f"{host.base_url}/api/items/forty/two").status_code == 404  # :int
     assert httpx.get(f"{host.base_url}/items/42/a").status_code == 404  # no prefix
     assert httpx.delete(f"{host.base_url}/api/items/42/a").status_code == 405
@@ -74,6 +74,49 @@ def test_routes_prefix_constraints_and_decoding(host: FunctionsHost) -> None:
 def test_an_exception_is_a_bare_500(host: FunctionsHost) -> None:
     got = httpx.get(f"{host.base_url}/api/boom")
     assert got.status_code == 500 and "secret" not in got.text
+
+
+def test_request_paths_are_logged_without_tokens_or_keys(host: FunctionsHost,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="local.functions_host"):
+        httpx.get(f"{host.base_url}/api/files/approve/LINKTOKEN9?code=KEY77")
+    assert "/api/files/approve/***" in caplog.text
+    assert "LINKTOKEN9" not in caplog.text and "KEY77" not in caplog.text
+
+
+def test_app_service_authentication_strips_outside_principals_and_signs_in_tokens(
+        app_dir: Path, azurite: Azurite, unique: str) -> None:
+    from local.easy_auth import LocalEntra
+
+    entra = LocalEntra()
+    overrides = {"AzureWebJobsStorage": azurite.connection_string, "WORK_QUEUE": f"work{unique}",
+                 "RECORD_DIR": str(app_dir / "records"), "WEBSITE_AUTH_ENABLED": "true"}
+    host = FunctionsHost(app_dir, http_port=0, settings_overrides=overrides, entra=entra).start()
+    try:
+        url = f"{host.base_url}/api/items/1/a"
+        forged = httpx.get(url, headers={"X-Test": "x", "X-MS-CLIENT-PRINCIPAL": "Zm9yZ2Vk",
+                                         "x-ms-client-principal-name": "tim@contoso.com"})
+        assert forged.status_code == 201 and forged.json()["header"] == "x"
+        assert forged.json()["principal"] is None  # stripped: the outside cannot say who it is
+        token = entra.token(name="tim@contoso.com", roles=["Slipway.Reader"])
+        signed = httpx.get(url, headers={"Authorization": f"Bearer {token}",
+                                         "X-MS-CLIENT-PRINCIPAL-NAME": "mallory@evil.example"})
+        assert signed.json()["principal"] == "tim@contoso.com"
+        assert httpx.get(f"{host.base_url}/.auth/me").status_code == 401
+        bad = httpx.get(url, headers={"Authorization": f"Bearer {token[:-4]}AAAA"})
+        assert bad.status_code == 401
+        other = LocalEntra().token(name="tim@contoso.com")  # signed by another tenant's key
+        assert httpx.get(url, headers={"Authorization": f"Bearer {other}"}).status_code == 401
+        login = httpx.post(f"{host.base_url}/.auth/login/aad?post_login_redirect_uri=%2Fapi%2Fitems%2F1%2Fa",
+                           data={"name": "tim@contoso.com"})
+        assert login.status_code == 302 and login.headers["Location"] == "/api/items/1/a"
+        me = httpx.get(f"{host.base_url}/.auth/me", cookies=login.cookies)
+        claims = {c["typ"]: c["val"] for c in me.json()[0]["user_claims"]}
+        assert claims["http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"] == "tim@contoso.com"
+    finally:
+        host.stop()
 
 
 def send(connection: str, queue: str, text: str, *, encode: bool = True, delay: int | None = None) -> None:

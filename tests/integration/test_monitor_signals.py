@@ -98,12 +98,15 @@ def test_every_fault_is_a_reading_that_never_passes(monitor: MonitorEmulator, si
 
 
 class _Status(BaseHTTPRequestHandler):
+    seen: list[dict[str, str]] = []
+
     def log_message(self, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
-        body = {"/ok": (200, {"status": "ok", "checks": [{"db": "up"}]}), "/down": (503, {"status": "down"}),
-                "/busy": (429, {})}.get(self.path, (404, {}))
+        _Status.seen.append(dict(self.headers.items()))
+        body = {"/ok": (200, {"status": "ok", "checks": [{"db": "up"}], "long": "x" * 5000}),
+                "/down": (503, {"status": "down"}), "/busy": (429, {})}.get(self.path, (404, {}))
         data = json.dumps(body[1]).encode() if self.path != "/garbage" else b"<html>"
         self.send_response(body[0] if self.path != "/garbage" else 200)
         if self.path == "/busy":
@@ -128,8 +131,22 @@ def test_rest_probes(signals: MonitorSignals, monkeypatch: pytest.MonkeyPatch) -
         assert busy.error and busy.retry_after == 7
         garbage = signals.read({**probe, "url": f"{base}/garbage"}, SLOT, now())
         assert judge(probe, garbage)[0] == "error"
+        long = signals.read({**probe, "jsonPath": "$.long"}, SLOT, now())
+        assert isinstance(long.value, str) and len(long.value) <= 201  # samples keep short text only
         monkeypatch.setenv("STATUS_KEY", "s3cret")
+        monkeypatch.setenv("AzureWebJobsStorage", "AccountKey=storage-secret")
         keyed = {"name": "k", "type": "rest", "url": f"{base}/ok", "headersFromSettings": {"X-Key": "STATUS_KEY"}}
+        _Status.seen.clear()
+        refused = signals.read(keyed, SLOT, now())
+        assert refused.error and "allowlist" in refused.error and _Status.seen == []  # nothing was sent
+        signals.settings = Settings(**{**signals.settings.__dict__,
+                                       "gate_header_settings": "STATUS_KEY@127.0.0.1,AzureWebJobsStorage"})
         assert judge(keyed, signals.read(keyed, SLOT, now()))[0] == PASS
+        assert _Status.seen[-1]["X-Key"] == "s3cret"
+        storage = {**keyed, "headersFromSettings": {"X-Key": "AzureWebJobsStorage"}}
+        assert "never sent" in (signals.read(storage, SLOT, now()).error or "")
+        elsewhere = {**keyed, "url": keyed["url"].replace("127.0.0.1", "localhost")}
+        assert "127.0.0.1 only" in (signals.read(elsewhere, SLOT, now()).error or "")
+        assert all("storage-secret" not in str(h) for h in _Status.seen)
     finally:
         server.shutdown()
