@@ -298,7 +298,7 @@ def create_release(req: func.HttpRequest, who: Principal, route: dict[str, str])
     body = parse(ReleaseIn, {"definitionId": int(route["id"]), "description": fields.get("description", ""),
                              "artifacts": artifacts, "debug": fields.get("debug") == "true"})
     release, _created = releases.create(bootstrap.deps(), body, by=who.name,
-                                        idempotency_key=fields.get("idempotencyKey") or None)
+                                        client_key=fields.get("idempotencyKey") or None)
     return _see_other(f"/releases/{release.id}")
 
 

@@ -26,6 +26,7 @@ from shared.domain.errors import (
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
+    Unprocessable,
 )
 from shared.redaction import redact
 
@@ -54,6 +55,7 @@ ANSWERS: dict[type[Exception], tuple[int, str]] = {
     Conflict: (409, "Conflict"),
     PreconditionFailed: (412, "Precondition failed"),
     PreconditionRequired: (428, "Precondition required"),
+    Unprocessable: (422, "Unprocessable request"),
 }
 """How each domain error is answered."""
 KNOWN = tuple(ANSWERS)
@@ -65,7 +67,7 @@ def status_of(exc: Exception) -> tuple[int, str]:
 
 def problem_for(exc: Exception) -> func.HttpResponse:
     status, title = status_of(exc)
-    return problem(status, title, str(exc), exc.errors if isinstance(exc, Invalid) else None)
+    return problem(status, title, str(exc), exc.errors if isinstance(exc, Invalid | Unprocessable) else None)
 
 
 def api(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[func.HttpRequest], func.HttpResponse]:

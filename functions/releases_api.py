@@ -28,7 +28,7 @@ def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
         key = req.headers.get("Idempotency-Key")
         if key is not None and not 1 <= len(key) <= 200:
             raise Invalid([FieldError("Idempotency-Key", "must be 1 to 200 characters")])
-        release, created = releases.create(deps, body, by=who.name, idempotency_key=key)
+        release, created = releases.create(deps, body, by=who.name, client_key=key)
         return json_response(release_view(release), 201 if created else 200,
                              headers={"Location": f"/api/releases/{release.id}"})
     authorize(req, READER, "read releases")

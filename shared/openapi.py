@@ -148,8 +148,8 @@ def document() -> dict[str, Any]:
         errors = (("400", "invalid input, each bad field named"), ("401", "no identity"),
                   ("403", "the caller lacks the role or is not an eligible approver"), ("404", "not found"),
                   ("409", "conflicts with the current state"), ("410", "the link was used or expired"),
-                  ("412", "If-Match names another version"), ("428", "If-Match is required"),
-                  ("500", "unexpected error, logged"))
+                  ("412", "If-Match names another version"), ("422", "an Idempotency-Key reused with another body"),
+                  ("428", "If-Match is required"), ("500", "unexpected error, logged"))
         for code, text in errors:
             page = {"content": {HTML: {"schema": {"type": "string"}}}}
             responses[code] = {"description": text, **(page if kind == HTML else problem)}
@@ -166,6 +166,10 @@ def document() -> dict[str, Any]:
             "servers": [{"url": "/api"}],
             "paths": paths,
             "components": {"schemas": components,
-                           "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header",
-                                                               "name": "x-functions-key"}}},
-            "security": [{"functionKey": []}, {}]}
+                           "securitySchemes": {
+                               "entra": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                         "description": "A Microsoft Entra access token for Slipway's app "
+                                                        "registration (validated by App Service authentication)"},
+                               "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key",
+                                               "description": "One of the function app's host keys"}}},
+            "security": [{"entra": []}, {"functionKey": []}, {}]}

@@ -30,6 +30,8 @@ class Vote:
     entry: str
     """The approver entry (user or group) this vote stands for."""
     override: bool = False
+    self_override: bool = False
+    """An admin overrode the approval of a deployment they requested themselves (audited)."""
 
 
 @dataclass
@@ -56,7 +58,17 @@ class Approval:
         return {v.entry for v in self.votes if v.decision == "approve"}
 
     def waiting_for(self) -> list[str]:
-        left = [a for a in self.approvers if a not in self.satisfied()]
+        """The entries still open, in order (an entry listed twice stays open until two people approved it)."""
+        used: dict[str, int] = {}
+        for v in self.votes:
+            if v.decision == "approve":
+                used[v.entry] = used.get(v.entry, 0) + 1
+        left = []
+        for a in self.approvers:
+            if used.get(a, 0) > 0:
+                used[a] -= 1
+            else:
+                left.append(a)
         return left[:1] if self.policy == "allInSequence" else left
 
 
@@ -91,4 +103,21 @@ def outcome(approval: Approval) -> str | None:
         return APPROVED if approvals else None
     if approval.policy == "count":
         return APPROVED if len({v.by.casefold() for v in approvals}) >= approval.required else None
-    return APPROVED if set(approval.approvers) <= approval.satisfied() else None
+    # Every entry needs its own approver: an entry listed twice needs two different people.
+    votes_per_entry: dict[str, set[str]] = {}
+    for v in approvals:
+        votes_per_entry.setdefault(v.entry.casefold(), set()).add(v.by.casefold())
+    needed: dict[str, int] = {}
+    for entry in approval.approvers:
+        needed[entry.casefold()] = needed.get(entry.casefold(), 0) + 1
+    return APPROVED if all(len(votes_per_entry.get(e, ())) >= n for e, n in needed.items()) else None
+
+
+def check_reassign(approval: Approval, to: str) -> None:
+    """A reassignment may not give one person two entries, nor an entry to someone who already decided:
+    either would let one identity count twice (or leave an entry nobody can fill)."""
+    if any(a.casefold() == to.casefold() for a in approval.approvers):
+        raise Conflict(f"{to} is already an approver here: one person counts once, so the entry cannot be "
+                       f"reassigned to them")
+    if any(v.by.casefold() == to.casefold() for v in approval.votes):
+        raise Conflict(f"{to} has already decided on this approval")

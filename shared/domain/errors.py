@@ -35,3 +35,12 @@ class PreconditionFailed(Exception):
 
 class PreconditionRequired(Exception):
     """A change that must name the version it was made on came without If-Match (HTTP 428)."""
+
+
+class Unprocessable(Exception):
+    """Well-formed, but it contradicts what was sent before (HTTP 422): an Idempotency-Key reused
+    with another body."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.errors = [FieldError(field, message)]

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.domain import approvals, gates
 from shared.domain.access import ADMIN, Forbidden, Principal
-from shared.domain.errors import Conflict, NotFound
+from shared.domain.errors import Conflict, FieldError, Invalid, NotFound
 from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateMoves, GateSample, IgnoreGate, may_claim
 from shared.domain.lanes import Lane, limit_of
 from shared.domain.plan import AFTER_RELEASE, SWAP_TYPES, StagePlan
@@ -634,17 +634,22 @@ class _Decider(GateMoves):
         dep, approval = self.live_approval(cmd.stage, cmd.attempt, cmd.kind)
         if cmd.decision not in ("approve", "reject"):
             raise Conflict("decision must be approve or reject")
+        requesters = {self.release.created_by, dep.requested_by}
+        own = cmd.override and cmd.who.name.casefold() in {r.casefold() for r in requesters if r}
         if cmd.override:
             if not cmd.who.has(ADMIN):
                 raise Forbidden(f"{cmd.who.name} may not override approvals: it needs the admin role")
+            if not cmd.comment.strip():
+                raise Invalid([FieldError("reason", "an override needs its reason (it is audited)")])
             entry = "override"
         else:
-            entry = approvals.check_voter(approval, cmd.who, {self.release.created_by, dep.requested_by})
+            entry = approvals.check_voter(approval, cmd.who, requesters)
         approval.votes.append(approvals.Vote(cmd.who.name, cmd.decision, cmd.comment, self.stamp, entry,
-                                             cmd.override))
+                                             cmd.override, own))
         kind = {"approve": "approvalApproved", "reject": "approvalRejected"}[cmd.decision]
+        note = " (self-override: the admin requested this deployment)" if own else ""
         self.emit("approvalOverridden" if cmd.override else kind, stage=cmd.stage,
-                  attempt=dep.attempt, by=cmd.who.name, message=f"{cmd.kind}: {cmd.comment}".rstrip(": "))
+                  attempt=dep.attempt, by=cmd.who.name, message=f"{cmd.kind}{note}: {cmd.comment}".rstrip(": "))
         self.settle(cmd.stage, dep, approval)
 
     def settle(self, stage: str, dep: Deployment, approval: approvals.Approval, reason: str | None = None) -> None:
@@ -682,6 +687,7 @@ class _Decider(GateMoves):
         if not mine and not cmd.who.has(ADMIN):
             raise Forbidden(f"{cmd.who.name} has no open approval here to reassign")
         entry = mine[0] if mine else approval.waiting_for()[0]
+        approvals.check_reassign(approval, cmd.to)
         approval.approvers[approval.approvers.index(entry)] = cmd.to
         approval.history.append({"action": "reassign", "by": cmd.who.name, "at": self.stamp, "from": entry,
                                  "to": cmd.to, "comment": cmd.comment})

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import logging
 import re
 from typing import Any
 
 from shared import telemetry
 from shared.domain.access import Principal
-from shared.domain.errors import Conflict, FieldError, Invalid, NotFound
+from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, Unprocessable
 from shared.domain.gate_transitions import IgnoreGate
 from shared.domain.release import Release, StepRun
 from shared.domain.transitions import Abandon, DeployStage, Event, StartRelease, decide
@@ -25,12 +26,20 @@ logger = logging.getLogger(__name__)
 MAX_TRIES = 20
 
 
-def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual",
-           idempotency_key: str | None = None) -> tuple[Release, bool]:
-    """Create a release and fire its `afterRelease` stages. Returns (release, created now?)."""
+def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idempotency_key: str | None = None,
+           client_key: str | None = None) -> tuple[Release, bool]:
+    """Create a release and fire its `afterRelease` stages. Returns (release, created now?).
+
+    `client_key` is a caller's Idempotency-Key: kept apart from Slipway's own keys (`idempotency_key`:
+    a build, a schedule occurrence) and from other callers' keys, and bound to the request body, so
+    that the same key with another body is a 422 rather than someone else's release."""
     definition_id = body.definitionId
+    fingerprint = ""
+    if client_key:
+        idempotency_key = f"client|{by}|{client_key}"
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:32]
     if idempotency_key:
-        earlier = _earlier(deps, definition_id, idempotency_key)
+        earlier = _earlier(deps, definition_id, idempotency_key, fingerprint)
         if earlier is not None:
             return earlier, False
     head = current_head(deps, definition_id)
@@ -59,10 +68,11 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual",
         try:
             deps.store.commit(Changes(definition_id, head=head, release=decision.release, events=events,
                                       outbox=items, lanes=lane_changes(decision, lane_etags),
-                                      idempotency=(idempotency_key, str(release_id)) if idempotency_key else None))
+                                      idempotency=(idempotency_key, f"{release_id}|{fingerprint}".rstrip("|"))
+                                      if idempotency_key else None))
         except ConcurrentChange:
             if idempotency_key:
-                earlier = _earlier(deps, definition_id, idempotency_key)
+                earlier = _earlier(deps, definition_id, idempotency_key, fingerprint)
                 if earlier is not None:
                     return earlier, False
             continue
@@ -73,11 +83,15 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual",
     raise Conflict(f"definition {definition_id} kept changing; try again")
 
 
-def _earlier(deps: Deps, definition_id: int, key: str) -> Release | None:
+def _earlier(deps: Deps, definition_id: int, key: str, fingerprint: str = "") -> Release | None:
     result = deps.store.idempotent_result(definition_id, key)
     if result is None:
         return None
-    loaded = deps.store.release(definition_id, int(result))
+    release_id, _, kept = result.partition("|")
+    if kept != fingerprint:
+        raise Unprocessable("Idempotency-Key", "this key was used with another request body: use a new key for a "
+                                               "new request, or send the first body again")
+    loaded = deps.store.release(definition_id, int(release_id))
     return None if loaded is None else loaded[0]
 
 

@@ -73,7 +73,8 @@ def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
                              "waitingFor": a.waiting_for() if a.status == "pending" else [],
                              "deferredUntil": a.deferred_until, "history": a.history,
                              "votes": [{"by": v.by, "decision": v.decision, "comment": v.comment, "at": v.at,
-                                        "override": v.override} for v in a.votes]}
+                                        "override": v.override, "selfOverride": v.self_override}
+                                       for v in a.votes]}
                       for kind, a in dep.approvals.items()},
         "gates": {kind: _gate(g) for kind, g in dep.gates.items()},
         "steps": [

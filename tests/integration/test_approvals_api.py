@@ -202,12 +202,31 @@ def test_the_mailed_link_shows_and_only_the_signed_in_approver_decides_once(api:
     assert link_page(token, "POST", form)[0] == 403  # development mode: the development identity is not Tim
     status, page = link_page(token, "POST", form, headers=AMITA)
     assert status == 403 and "someone else" in page
-    status, page = link_page(token, "POST", form, headers=TIM)
+    for cross in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}, {"Origin": "null"}):
+        assert link_page(token, "POST", form, headers={**TIM, **cross})[0] == 403  # forged from another site
+    assert production(api, rid).current.approvals["pre"].votes == []
+    status, page = link_page(token, "POST", form, headers={**TIM, "Sec-Fetch-Site": "same-origin",
+                                                           "Origin": "null"})
     assert status == 200 and "Approved as tim@contoso.com" in page
     assert production(api, rid).current.approvals["pre"].votes[0].comment == "ok <b>"
     assert link_page(token, "POST", form, headers=TIM)[0] == 410  # used
     assert link_page(token)[0] == 410
     assert link_page(token[:-2] + "xx")[0] == 404  # tampered
+
+
+def test_the_link_page_carries_the_dashboards_security_headers(api: World) -> None:  # noqa: F811
+    import azure.functions as func
+
+    from functions import approval_links
+
+    release_in_production(api, {"approvers": ["tim@contoso.com"]})
+    token = mailed_token(api, "tim@contoso.com")
+    resp = approval_links.approval_page(func.HttpRequest("GET", f"http://localhost/api/approve/{token}", body=b"",
+                                                         route_params={"token": token}))
+    policy = resp.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy and "script-src" not in policy
+    assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_an_expired_link_changes_nothing(api: World) -> None:  # noqa: F811

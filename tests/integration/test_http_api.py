@@ -236,3 +236,37 @@ def test_roles_are_checked_on_every_kind_of_endpoint(api: World) -> None:
     assert call(defs.definitions_collection, "POST", GOOD, headers=admin_by_group)[0] == 403
     api.deps.settings = api.deps.settings.__class__(**{**api.deps.settings.__dict__, "admins": "release-admins"})
     assert call(defs.definitions_collection, "POST", GOOD, headers=admin_by_group)[0] == 201
+
+
+def test_an_idempotency_key_returns_the_first_release_for_the_same_body_only(api: World) -> None:
+    did = call(defs.definitions_collection, "POST", GOOD)[1]["id"]
+    api.deps.packages.blobs.add("tailspin-web/1.0.0.zip")  # type: ignore[attr-defined]
+    body = {"definitionId": did, "description": "run 77",
+            "artifacts": [{"alias": "web", "version": "1.0.0", "package": "tailspin-web/1.0.0.zip"}]}
+    key = {"Idempotency-Key": "pipeline-run-77"}
+    status, first = call(rels.releases_collection, "POST", body, headers=key)
+    assert status == 201
+    status, again = call(rels.releases_collection, "POST", body, headers=key)
+    assert status == 200 and again["id"] == first["id"]
+    status, problem = call(rels.releases_collection, "POST", {**body, "description": "run 78"}, headers=key)
+    assert status == 422 and problem["errors"][0]["field"] == "Idempotency-Key"
+    other = {**key, **as_("amita@contoso.com", roles=["Slipway.ReleaseManager"])}
+    status, theirs = call(rels.releases_collection, "POST", body, headers=other)  # another caller's own key
+    assert status == 201 and theirs["id"] != first["id"]
+
+
+def test_a_client_key_never_collides_with_slipways_own_keys(api: World) -> None:
+    did = call(defs.definitions_collection, "POST", GOOD)[1]["id"]
+    api.deps.packages.blobs.add("tailspin-web/1.0.0.zip")  # type: ignore[attr-defined]
+    api.deps.packages.blobs.add("tailspin-web/2.0.0.zip")  # type: ignore[attr-defined]
+    planted = {"Idempotency-Key": "build|tailspin-web|2.0.0|web"}
+    body = {"definitionId": did, "artifacts": [{"alias": "web", "version": "1.0.0",
+                                                "package": "tailspin-web/1.0.0.zip"}]}
+    status, decoy = call(rels.releases_collection, "POST", body, headers=planted)
+    assert status == 201
+    hook = {"source": "tailspin-web", "version": "2.0.0", "branch": "refs/heads/main",
+            "package": "tailspin-web/2.0.0.zip"}
+    status, out = call(rels.artifact_webhook, "POST", hook)
+    assert status == 201 and out["releases"][0]["id"] != decoy["id"]
+    status, shown = call(rels.release_item, "GET", releaseId=out["releases"][0]["id"])
+    assert shown["artifacts"][0]["version"] == "2.0.0"

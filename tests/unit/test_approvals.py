@@ -155,3 +155,40 @@ def test_abandon_cancels_pending_approvals() -> None:
 def test_state_round_trips_through_storage_shape() -> None:
     rel = vote(prod({"approvers": ["tim@contoso.com", "management"]}), TIM, comment="fine")
     assert Release.from_dict(rel.to_dict()) == rel
+
+
+ANN = Principal("ann@contoso.com")
+
+
+def test_reassigning_to_someone_already_on_the_list_or_who_decided_is_refused() -> None:
+    rel = prod({"approvers": ["tim@contoso.com", "ann@contoso.com"], "policy": "allInAnyOrder"})
+    with pytest.raises(Conflict, match="already an approver"):
+        decide(rel, Reassign("Production", 1, "pre", TIM, "ANN@contoso.com", "ann has it"), NOW)
+    rel = prod({"approvers": ["tim@contoso.com", "management"], "policy": "allInAnyOrder"})
+    rel = vote(rel, MANAGER)
+    with pytest.raises(Conflict, match="already decided"):
+        decide(rel, Reassign("Production", 1, "pre", TIM, "maria@contoso.com"), NOW)
+
+
+def test_one_identity_fills_one_entry_even_when_an_entry_is_listed_twice() -> None:
+    rel = prod({"approvers": ["management", "management"], "policy": "allInAnyOrder"})
+    rel = vote(rel, MANAGER)
+    assert status(rel)[1] == "preApproval"
+    with pytest.raises(Conflict, match="already decided"):
+        vote(rel, MANAGER)
+    assert status(vote(rel, BOSS))[1] == "steps"
+
+
+def test_an_admin_overriding_their_own_deployment_needs_a_reason_and_is_marked() -> None:
+    from shared.domain.errors import Invalid
+
+    requester = Principal("amita", roles=frozenset({"admin"}))
+    rel = prod({"approvers": ["tim@contoso.com"]})
+    with pytest.raises(Invalid, match="reason"):
+        decide(rel, Decide("Production", 1, "pre", requester, "approve", "  ", override=True), NOW)
+    d = decide(rel, Decide("Production", 1, "pre", requester, "approve", "prod is down", override=True), NOW)
+    vote_ = d.release.stages["Production"].current.approvals["pre"].votes[0]  # type: ignore[union-attr]
+    assert vote_.override and vote_.self_override
+    assert any(e.type == "approvalOverridden" and "self-override" in e.message for e in d.events)
+    other = decide(rel, Decide("Production", 1, "pre", ADMIN, "approve", "ok", override=True), NOW)
+    assert not other.release.stages["Production"].current.approvals["pre"].votes[0].self_override  # type: ignore
