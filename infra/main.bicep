@@ -26,6 +26,17 @@ param enableEmail bool = false
 @description('Create a sample target web app (Standard plan) with dev, test and preprod slots.')
 param deploySampleApp bool = false
 
+@minLength(36)
+@maxLength(36)
+@description('Application (client) id of Slipway\'s Microsoft Entra app registration, with the app roles Slipway.Admin, Slipway.ReleaseManager and Slipway.Reader (the preprovision hook creates it).')
+param authClientId string
+
+@description('Principal ids of the build identities that upload packages (Storage Blob Data Contributor on the packages container only).')
+param uploaderPrincipalIds array = []
+
+@description('Group names mapped to Entra group object ids (name=objectId, comma-separated) for approvers and role grants named by group.')
+param groupIds string = ''
+
 var tags = { 'azd-env-name': environmentName }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 
@@ -65,6 +76,18 @@ module identity 'app/identity.bicep' = {
   }
 }
 
+// App Service authentication signs in with this identity's federated credential instead of a
+// secret; it is assigned to nothing else (learn.microsoft.com, configure-authentication-provider-aad).
+module authIdentity 'app/identity.bicep' = {
+  name: 'auth-identity'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'id-slipway-auth-${token}'
+  }
+}
+
 module email 'app/email.bicep' = if (enableEmail) {
   name: 'email'
   scope: rg
@@ -86,6 +109,9 @@ module api 'app/function.bicep' = {
     deploymentContainerName: storage.outputs.deploymentContainerName
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
+    authIdentityId: authIdentity.outputs.id
+    authIdentityClientId: authIdentity.outputs.clientId
+    groupIds: groupIds
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     emailEndpoint: enableEmail ? email.outputs.endpoint : ''
     emailSender: enableEmail ? email.outputs.sender : ''
@@ -100,6 +126,34 @@ module rbac 'app/rbac.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     principalId: identity.outputs.principalId
     userPrincipalId: principalId
+  }
+}
+
+module auth 'app/auth.bicep' = {
+  name: 'auth'
+  scope: rg
+  params: {
+    appName: api.outputs.name
+    clientId: authClientId
+    tenantId: tenant().tenantId
+  }
+}
+
+module selfKeys 'app/self-keys.bicep' = {
+  name: 'self-keys'
+  scope: rg
+  params: {
+    appName: api.outputs.name
+    principalId: identity.outputs.principalId
+  }
+}
+
+module uploaders 'app/uploaders.bicep' = {
+  name: 'uploaders'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    principalIds: uploaderPrincipalIds
   }
 }
 
@@ -138,5 +192,7 @@ module sample 'app/sample-webapp.bicep' = if (deploySampleApp) {
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = rg.name
 output SLIPWAY_API string = 'https://${api.outputs.defaultHostName}/api'
+output SLIPWAY_URL string = 'https://${api.outputs.defaultHostName}'
+output AUTH_IDENTITY_PRINCIPAL_ID string = authIdentity.outputs.principalId
 output SLIPWAY_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output SAMPLE_APP_NAME string = deploySampleApp ? sample.outputs.name : ''

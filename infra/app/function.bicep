@@ -1,4 +1,6 @@
-// The function app on Flex Consumption (Python 3.11). Every connection is identity-based:
+// The function app on Flex Consumption (Python 3.11). App Service authentication is configured in
+// auth.bicep; every route is anonymous to the Functions host and Slipway checks callers itself.
+// Every connection is identity-based:
 // storage through the AzureWebJobsStorage__* settings, ARM and Azure Monitor through the same
 // user-assigned identity. The app settings here are the ones shared/config.py reads.
 param name string
@@ -8,6 +10,10 @@ param storageAccountName string
 param deploymentContainerName string
 param identityId string
 param identityClientId string
+
+@description('The identity App Service authentication uses as its federated credential (assigned to this app only).')
+param authIdentityId string
+param authIdentityClientId string
 param appInsightsConnectionString string
 param emailEndpoint string = ''
 param emailSender string = ''
@@ -59,7 +65,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'
-    userAssignedIdentities: { '${identityId}': {} }
+    userAssignedIdentities: {
+      '${identityId}': {}
+      '${authIdentityId}': {}
+    }
   }
   properties: {
     serverFarmId: plan.id
@@ -121,6 +130,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_LINK_HOURS', value: '72' }
         { name: 'SLIPWAY_AUTH_MODE', value: 'appservice' }
         { name: 'AzureWebJobsDisableHomepage', value: 'true' }
+        { name: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID', value: authIdentityClientId }
+        { name: 'WEBSITE_AUTH_AAD_ALLOWED_TENANTS', value: tenant().tenantId }
         { name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY', value: 'true' }
         { name: 'SLIPWAY_DEV_IDENTITY', value: '' }
         { name: 'SLIPWAY_ADMINS', value: admins }

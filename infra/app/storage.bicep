@@ -1,5 +1,6 @@
 // Slipway's state: tables (definitions, releases, index), queues (deployment steps), blobs
-// (packages, step logs, the function app's own deployment package). Shared keys are off.
+// (packages builds upload, Slipway's own copies of registered packages, step logs, the function
+// app's own deployment package). Shared keys are off.
 param name string
 param location string
 param tags object
@@ -26,7 +27,7 @@ resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
   name: 'default'
 }
 
-resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for container in [deploymentContainerName, 'packages', 'logs']: {
+resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [for container in [deploymentContainerName, 'packages', 'slipway-packages', 'logs']: {
   parent: blobs
   name: container
 }]

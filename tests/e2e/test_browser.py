@@ -136,3 +136,42 @@ def test_a_running_step_log_is_tailed_without_reloading(stack: LocalStack, brows
     page.locator("[data-step-status]", has_text="succeeded").wait_for(timeout=10_000)
     assert page.inner_text("pre.log").count("--- run 1 started") == 1  # nothing printed twice
     page.screenshot(path=str(SHOTS / "log-tailed.png"), full_page=True)
+
+
+def test_a_newcomer_approves_from_the_mail_link_as_tim(stack: LocalStack, browser: Any) -> None:
+    """The README's walk: a build, Production deployed by hand, Tim's mail; the link's page lets the
+    newcomer act as Tim (development mode only, and it says so), then approve once."""
+    import re
+    import time
+
+    sys.path.insert(0, str(REPO / "examples"))
+    import build as sample_build  # type: ignore[import-not-found]
+
+    assert stack.azurite is not None and stack.host is not None and stack.mail is not None
+    out = sample_build.publish(version="8.0.0", storage_connection=stack.azurite.connection_string, api=stack.api,
+                               key=stack.function_key).json()
+    rid = next(r["id"] for r in out["releases"] if r["definitionId"] == stack.definition_id)
+    stack.wait_for(rid, lambda r: r["stages"][1]["status"] == "succeeded")
+    seen = len(stack.mail.messages)
+    assert httpx.post(f"{stack.api}/releases/{rid}/stages/Production/deploy", timeout=30).status_code == 202
+    deadline = time.monotonic() + 30
+    while not (mail := next((m for m in stack.mail.messages[seen:] if m["to"] == ["tim@contoso.com"]), None)):
+        assert time.monotonic() < deadline, "no mail for Tim"
+        time.sleep(0.1)
+    link = re.search(r"(http://\S+/api/approve/\S+)", mail["text"])[1]  # type: ignore[index]
+
+    page = browser.new_context().new_page()
+    page.goto(link)
+    assert "you act as developer@localhost" in page.inner_text("body")
+    page.click("text=Act as tim@contoso.com")
+    page.wait_for_url(link)
+    assert "you act as tim@contoso.com" in page.inner_text("body")
+    page.fill("textarea[name='comment']", "looks right")
+    page.screenshot(path=str(SHOTS / "mail-link-acting-as-tim.png"), full_page=True)
+    page.click("button[value='approve']")
+    page.locator("h1", has_text="Approved").wait_for(timeout=30_000)
+    assert "Approved as tim@contoso.com" in page.inner_text("body")
+    done = stack.wait_for(rid, lambda r: r["stages"][2]["status"] == "succeeded")
+    assert done["stages"][2]["deployments"][0]["approvals"]["pre"]["votes"][0]["by"] == "tim@contoso.com"
+    page.goto(f"{stack.host.base_url}/")
+    assert "tim@contoso.com" in page.inner_text("header") and "act as someone else" in page.inner_text("header")

@@ -46,6 +46,13 @@ def test_a_build_releases_through_dev_and_test_and_the_slots_serve_it(stack: Loc
 
     deployed = httpx.post(f"{stack.api}/releases/{created['id']}/stages/Production/deploy", timeout=30)
     assert deployed.status_code == 202
+    waiting = stack.wait_for(created["id"], lambda r: r["stages"][2]["deployments"][0]["phase"] == "preApproval")
+    assert "tim@contoso.com" in waiting["stages"][2]["waitingFor"]
+    tag = httpx.get(f"{stack.api}/releases/{created['id']}", timeout=30).headers["ETag"]
+    tim = {"X-Slipway-Acting-As": "tim@contoso.com", "If-Match": tag}  # development mode: act as Tim
+    approved = httpx.post(f"{stack.api}/releases/{created['id']}/stages/Production/approvals/pre",
+                          json={"decision": "approve"}, headers=tim, timeout=30)
+    assert approved.status_code == 200, approved.text
     stack.wait_for(created["id"], lambda r: r["stages"][2]["status"] == "succeeded")
     assert httpx.get(f"{urls['production']}/health", timeout=10).json()["version"] == "1.0.1"
     log = httpx.get(f"{stack.api}/releases/{created['id']}/stages/Dev/deployments/1/steps/1/log", timeout=10)

@@ -215,3 +215,28 @@ def test_host_keys_are_cached_reread_for_a_new_key_and_a_revoked_key_stops() -> 
     now[0] = 800
     assert keys.verify("k2") == "ci"  # ARM down: the keys last read still count
     assert FunctionKeys("", arm).verify("k2") is None  # not configured: no key is valid
+
+
+def test_every_api_route_answers_401_without_an_identity_in_azure(api: World) -> None:  # noqa: F811
+    import re
+
+    import azure.functions as func
+
+    import function_app
+
+    settings(api, auth_mode="appservice")
+    function_app.app.functions_bindings = {}
+    open_routes = {"api/health", "api/openapi.json", "api/approve/{token}", "{*path}"}
+    checked = 0
+    for f in function_app.app.get_functions():
+        trigger = f.get_trigger()
+        if trigger.get_binding_name() != "httpTrigger" or trigger.route in open_routes:
+            continue
+        params = {name: "1" for name in re.findall(r"\{(\w+)(?::\w+)?\}", trigger.route)}
+        for method in [str(getattr(m, "value", m)) for m in trigger.methods]:
+            req = func.HttpRequest(method, f"http://localhost/{trigger.route}", body=b"{}", route_params=params,
+                                   headers={"X-Slipway-Acting-As": "ada@contoso.com; roles=Slipway.Admin"})
+            resp = f.get_user_function()(req)
+            assert resp.status_code == 401, (method, trigger.route, resp.get_body())
+            checked += 1
+    assert checked >= 25

@@ -15,8 +15,9 @@ from shared.config import ENV_NAMES
 REPO = Path(__file__).resolve().parents[2]
 BICEP = sorted((REPO / "infra").rglob("*.bicep"))
 HOST_OWNED = {"FUNCTIONS_WORKER_RUNTIME", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "AzureWebJobsDisableHomepage",
-              "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"}
-"""Settings the Functions host or the Azure Monitor SDK read, not shared/config.py."""
+              "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID",
+              "WEBSITE_AUTH_AAD_ALLOWED_TENANTS"}
+"""Settings the Functions host, App Service authentication or the Azure Monitor SDK read, not shared/config.py."""
 IDENTITY_STORAGE = {"AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
                     "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri",
                     "AzureWebJobsStorage__tableServiceUri"}
@@ -93,3 +94,40 @@ def test_the_host_sends_opentelemetry_and_serves_the_dashboard_at_the_root() -> 
     settings = bicep_app_settings()
     assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "'true'"
     assert settings["AzureWebJobsDisableHomepage"] == "'true'"
+
+
+def test_app_service_authentication_is_on_with_entra_and_no_client_secret() -> None:
+    auth = parse(REPO / "infra" / "app" / "auth.bicep")["resources"]["auth"]
+    assert auth["type"] == "Microsoft.Web/sites/config" and auth["config"]["name"] == "authsettingsV2"
+    props = auth["config"]["properties"]
+    assert props["platform"]["enabled"] is True
+    # the app decides: browsers are sent to sign in by the dashboard, the API answers 401
+    assert props["globalValidation"]["unauthenticatedClientAction"] == "AllowAnonymous"
+    aad = props["identityProviders"]["azureActiveDirectory"]
+    assert aad["enabled"] is True and aad["registration"]["openIdIssuer"].endswith("/v2.0")
+    assert aad["registration"]["clientSecretSettingName"] == "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"
+    assert "api://${clientId}" in aad["validation"]["allowedAudiences"]
+    settings = bicep_app_settings()
+    assert settings["OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"] == "authIdentityClientId"
+    main = parse(REPO / "infra" / "main.bicep")
+    assert {"auth", "selfKeys", "authIdentity", "uploaders"} <= set(main["modules"])
+    roles = {r["value"] for r in json.loads((REPO / "infra" / "app-roles.json").read_text())}
+    assert roles == {"Slipway.Admin", "Slipway.ReleaseManager", "Slipway.Reader"}
+    hooks = (REPO / "azure.yaml").read_text()
+    assert "infra/hooks/entra-app.sh" in hooks and "infra/hooks/auth-postprovision.sh" in hooks
+
+
+def test_slipways_identity_may_list_its_own_host_keys_and_nothing_else_there() -> None:
+    keys = parse(REPO / "infra" / "app" / "self-keys.bicep")["resources"]
+    actions = keys["keyReader"]["config"]["properties"]["permissions"][0]["actions"]
+    assert actions == ["Microsoft.Web/sites/read", "Microsoft.Web/sites/host/listkeys/action"]
+    assert bicep_app_settings()["SLIPWAY_FUNCTION_APP_ID"] == "selfId"
+
+
+def test_every_http_route_is_anonymous_to_the_host_and_checks_its_caller_itself() -> None:
+    import function_app
+
+    function_app.app.functions_bindings = {}
+    levels = {f.get_function_name(): f.get_trigger().auth_level for f in function_app.app.get_functions()
+              if f.get_trigger().get_binding_name() == "httpTrigger"}
+    assert levels and all(str(getattr(level, "value", level)).upper() == "ANONYMOUS" for level in levels.values())
