@@ -81,18 +81,20 @@ def test_approve_from_the_cli_then_follow_and_download_the_logs(stack: LocalStac
 
     sample = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
     sample["name"] = "Approved from the CLI"
-    me = "developer@localhost (development identity)"  # who the CLI is on the local stack
-    sample["stages"][2]["preApprovals"] = {"approvers": [me], "requesterCannotApprove": False}
+    sample["stages"][2]["preApprovals"] = {"approvers": ["tim@contoso.com"]}
     did = httpx.post(f"{stack.api}/definitions", json=sample, timeout=30).json()["id"]
     created = slipway(stack, "-o", "json", "release", "create", "-d", str(did), "--wait-for", "Test")
     assert created.returncode == 0, created.stderr
     rid = str(json.loads(created.stdout.split("\n{", 1)[0])["id"])
     assert slipway(stack, "stage", "deploy", rid, "Production").returncode == 0
-    listed = slipway(stack, "approval", "list")
+    mine = slipway(stack, "approval", "list")  # the development identity is no approver here
+    assert mine.returncode == 0 and f"{rid}" not in mine.stdout
+    listed = slipway(stack, "--as", "tim@contoso.com", "approval", "list")  # development mode: act as Tim
     assert listed.returncode == 0 and f"{rid}" in listed.stdout and "Production" in listed.stdout
-    wrong = slipway(stack, "approval", "approve", rid, "Dev")
+    wrong = slipway(stack, "--as", "tim@contoso.com", "approval", "approve", rid, "Dev")
     assert wrong.returncode == 2 and "no pending approval" in wrong.stderr
-    approved = slipway(stack, "approval", "approve", rid, "Production", "--comment", "ship it")
+    approved = slipway(stack, "--as", "tim@contoso.com", "approval", "approve", rid, "Production",
+                       "--comment", "ship it")
     assert approved.returncode == 0, approved.stderr
     followed = slipway(stack, "logs", rid, "Production", "--follow")
     assert followed.returncode == 0 and "=== step 1: Health" in followed.stdout and "answered 200" in followed.stdout
@@ -102,4 +104,4 @@ def test_approve_from_the_cli_then_follow_and_download_the_logs(stack: LocalStac
     assert {n.split("/")[0] for n in names} == {"Dev", "Test", "Production"}
     release = json.loads(slipway(stack, "-o", "json", "release", "show", rid).stdout)
     votes = release["stages"][2]["deployments"][0]["approvals"]["pre"]["votes"]
-    assert [(v["by"], v["comment"]) for v in votes] == [(me, "ship it")]
+    assert [(v["by"], v["comment"]) for v in votes] == [("tim@contoso.com", "ship it")]
