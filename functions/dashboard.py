@@ -43,8 +43,10 @@ FORMS: list[tuple[re.Pattern[str], Handler]] = []
 
 
 def page(pattern: str, table: list[tuple[re.Pattern[str], Handler]] = PAGES) -> Callable[[Handler], Handler]:
+    """Register a page; `\\d+` in its pattern matches 1 to 10 ASCII digits only (never `²`, never a
+    number too long to be an id)."""
     def register(handler: Handler) -> Handler:
-        table.append((re.compile(pattern), handler))
+        table.append((re.compile(pattern.replace(r"\d+", r"\d{1,10}"), re.ASCII), handler))
         return handler
 
     return register
@@ -101,6 +103,19 @@ def _sign_in(req: func.HttpRequest, why: str) -> func.HttpResponse:
 
 def _error(status: int, title: str, detail: str, errors: list[FieldError] | None = None) -> func.HttpResponse:
     return render("error.html", status, title=title, detail=detail, errors=errors or [], who=None)
+
+
+def _digits(text: str, field: str, *, low: int = 0, high: int = 2**31 - 1) -> int:
+    """A whole number written in ASCII digits within [low, high], or a 400 naming the field."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 12 and low <= int(text) <= high):
+        raise Invalid([FieldError(field, f"a whole number from {low} to {high}")])
+    return int(text)
+
+
+def _number(req: func.HttpRequest, field: str, default: int | None, *, low: int = 0,
+            high: int = 2**31 - 1) -> int | None:
+    text = req.params.get(field)
+    return default if text is None or text == "" else _digits(text, field, low=low, high=high)
 
 
 def _fields(req: func.HttpRequest) -> dict[str, str]:
@@ -169,7 +184,7 @@ def step_log(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> fu
     stage, attempt = route["stage"], int(route["attempt"])
     release, step, text = releases.step_log(bootstrap.deps(), int(route["id"]), stage, attempt, int(route["step"]))
     if req.params.get("download") or req.params.get("raw"):
-        start = int(req.params["from"]) if (req.params.get("from") or "").isdigit() else 0
+        start = _number(req, "from", 0, high=2**40) or 0
         encoded = text.encode()
         headers = {"Cache-Control": "no-store", "X-Log-Length": str(len(encoded)), "X-Step-Status": step.status,
                    "X-Content-Type-Options": "nosniff"}
@@ -204,14 +219,13 @@ def environments_page(req: func.HttpRequest, who: Principal, route: dict[str, st
     where = environments.what_runs_where(deps, definition_id, verify=req.params.get("verify") == "true")
     compare = None
     a, b = req.params.get("a", ""), req.params.get("b", "")
-    if a.isdigit() and b.isdigit():
-        left, right = releases.get(deps, int(a)), releases.get(deps, int(b))
+    if a or b:
+        left = releases.get(deps, _digits(a, "a", low=1))
+        right = releases.get(deps, _digits(b, "b", low=1))
         aliases = sorted({x["alias"] for x in left.artifacts} | {x["alias"] for x in right.artifacts})
         pick = {r.id: {x["alias"]: x for x in r.artifacts} for r in (left, right)}
         compare = {"left": left, "right": right,
                    "rows": [(alias, pick[left.id].get(alias), pick[right.id].get(alias)) for alias in aliases]}
-    elif a or b:
-        raise Invalid([FieldError("a" if not a.isdigit() else "b", "a release id to compare")])
     return render("environments.html", who=who, definition=definitions.get(deps, definition_id), where=where,
                   compare=compare, a=a, b=b)
 
@@ -232,14 +246,12 @@ def inbox(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.Http
 @page(r"metrics")
 def metrics_page(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.HttpResponse:
     deps = bootstrap.deps()
-    days = req.params.get("days", "30")
-    if not days.isdigit() or not 1 <= int(days) <= 366:
-        raise Invalid([FieldError("days", "a number of days from 1 to 366")])
+    days = _number(req, "days", 30, low=1, high=366)
     items, _next = definitions.list_page(deps, cursor=None, limit=200)
     until = deps.clock.now()
-    results = [(item, delivery.for_definition(deps, item["id"], since=until - timedelta(days=int(days)), until=until))
+    results = [(item, delivery.for_definition(deps, item["id"], since=until - timedelta(days=days), until=until))
                for item in items]
-    return render("metrics.html", who=who, results=results, days=int(days))
+    return render("metrics.html", who=who, results=results, days=days)
 
 
 @page(r"dev/acting-as")
@@ -329,7 +341,7 @@ def decide(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func
         raise Invalid([FieldError("decision", "approve or reject")])
     if not fields.get("etag"):
         raise Invalid([FieldError("etag", "the page's version of the release; reload the page")])
-    attempt = int(fields["attempt"]) if fields.get("attempt", "").isdigit() else None
+    attempt = _digits(fields.get("attempt", ""), "attempt", low=1, high=10**6) if fields.get("attempt") else None
     approvals.decide(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, decision,
                      fields.get("comment", "")[:4000], attempt=attempt, if_match=fields["etag"])
     back = fields.get("back", "")

@@ -86,16 +86,45 @@ def api(handler: Callable[[func.HttpRequest], func.HttpResponse]) -> Callable[[f
     return wrapper
 
 
+MAX_DEPTH = 32
+"""Deeper than any body Slipway accepts (a definition is 7 levels deep); a deeper one is refused
+before it is parsed, so that no recursion limit is ever hit."""
+
+
 def body_json(req: func.HttpRequest) -> Any:
     raw = req.get_body() or b""
     if len(raw) > MAX_BODY:
         raise Invalid([FieldError("body", f"larger than {MAX_BODY} bytes")])
     if not raw.strip():
         raise Invalid([FieldError("body", "a JSON body is required")])
+    if nesting(raw) > MAX_DEPTH:
+        raise Invalid([FieldError("body", f"nested deeper than {MAX_DEPTH} levels")])
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid([FieldError("body", f"not valid JSON: {exc}")]) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise Invalid([FieldError("body", f"not valid JSON: {str(exc)[:200]}")]) from None
+
+
+def nesting(raw: bytes) -> int:
+    """How deep the arrays and objects of a JSON text go (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def int_param(req: func.HttpRequest, name: str, default: int | None = None, *, low: int = 1,

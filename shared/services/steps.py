@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from shared.domain.keys import key_hash
 from shared.domain.plan import SWAP_TYPES, StepPlan
 from shared.domain.release import IN_PROGRESS, Release
 from shared.domain.transitions import SWAP_BACK, ClaimStep, CompleteStep, DeferStep, FailStep
@@ -49,7 +50,10 @@ class StepMessage:
 
 
 def log_name(release: Release, stage: str, attempt: int, step: int) -> str:
-    stage_key = "".join(c if c.isalnum() else "_" for c in stage)
+    """A readable blob name that is still one stage's own: stages named `A-B` and `A_B` (or any that
+    differ only in characters a blob name leaves out) get different names by their digest."""
+    readable = "".join(c if c.isascii() and c.isalnum() else "_" for c in stage)[:40]
+    stage_key = f"{readable}-{key_hash(stage)[:10]}"
     return f"{release.definition_id}/{release.id}/{stage_key}/{attempt}/{step}.log"
 
 
