@@ -1,7 +1,8 @@
 """An App Service emulator that speaks the ARM REST API `azure-mgmt-web` calls.
 
 Point `WebSiteManagementClient` at `url` (with an authentication policy that allows http) and it
-keeps sites, slots, per-slot app settings and sticky setting names, restarts and swaps, and serves
+keeps sites, slots, per-slot app settings and connection strings, the whole `slotConfigNames`
+(sticky settings, connection strings and storage mounts), restarts and swaps, and serves
 each slot's deployed package on its own loopback port (see `local/slot_server.py`). Tests make it
 misbehave with `inject_faults` (throttling, 5xx) and read what it was asked in `requests`.
 """
@@ -12,6 +13,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +36,27 @@ API_VERSION = "2025-05-01"
 class Slot:
     server: SlotServer
     settings: dict[str, str] = field(default_factory=dict)
+    connection_strings: dict[str, dict[str, str]] = field(default_factory=dict)
+    """name → {"value", "type"} (ConnStringValueTypePair)."""
+
+
+SLOT_CONFIG_LISTS = ("appSettingNames", "connectionStringNames", "azureStorageConfigNames")
 
 
 @dataclass
 class Site:
     slots: dict[str, Slot]
     """Keyed by slot name; the production slot is "production"."""
-    sticky: list[str] = field(default_factory=list)
+    slot_config: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in SLOT_CONFIG_LISTS})
+    """`slotConfigNames`: what stays with its slot on a swap. A PUT replaces the whole object."""
+
+    @property
+    def sticky(self) -> list[str]:
+        return self.slot_config["appSettingNames"]
+
+    @property
+    def sticky_connections(self) -> list[str]:
+        return self.slot_config["connectionStringNames"]
     host_keys: dict[str, str] | None = None
     """A function app's host keys (`_master` is the master key); None for a web app."""
 
@@ -65,6 +81,10 @@ class Operation:
     """Called once when the operation completes; returns an ARM error body if it failed."""
     error: dict[str, Any] | None = None
     done: bool = False
+    slots: tuple[int, ...] = ()
+    """The slots it works on (ids): another swap of either is refused while it runs."""
+    due: float = 0.0
+    """When (monotonic) it completes by itself, whether anyone looks or not, as ARM operations do."""
 
 
 class AppServiceEmulator:
@@ -75,9 +95,15 @@ class AppServiceEmulator:
         self.requests: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
         self.operations: dict[str, Operation] = {}
-        self.operation_polls = 0
-        """How many status checks a swap takes before it completes (0: done at the first check)."""
-        self.preview_backup: dict[int, dict[str, str]] = {}
+        self.operation_polls = 2
+        """How many status checks a swap stays in progress for before it completes: a real swap takes
+        a minute or two (warm-up), so callers must look again; 0 makes it finish at the first check."""
+        self.operation_seconds = 1.0
+        """How long a swap runs by itself when nobody looks at it (it completes at whichever comes first)."""
+        self.swaps_done = 0
+        """Swaps carried out (a refused or failed one is not)."""
+        self.preview_backup: dict[int, tuple[dict[str, str], dict[str, dict[str, str]]]] = {}
+        """A previewed slot's own settings and connection strings, put back by a reset or the swap."""
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self.on_request: Callable[[str, int, float], None] | None = None
@@ -176,6 +202,9 @@ class AppServiceEmulator:
     def handle(self, method: str, raw_path: str, raw: bytes, base: str) -> tuple[int, Any, dict[str, str]]:
         path = urlparse(raw_path).path
         with self._lock:
+            for op in self.operations.values():
+                if not op.done and time.monotonic() >= op.due:
+                    self._complete(op)
             self.requests.append((method, path))
             fault = next((f for f in self._faults
                           if f.count > 0 and f.method == method and f.path.search(path)), None)
@@ -230,10 +259,28 @@ class AppServiceEmulator:
             slot.server.show_settings(slot.settings)
             slot.server.run_package(slot.settings.get(RUN_FROM_PACKAGE))
             return 200, {"id": f"{resource}/config/appsettings", "properties": dict(slot.settings)}, {}
+        if rest == "/config/connectionstrings/list" and method == "POST":
+            return 200, {"id": f"{resource}/config/connectionstrings", "name": "connectionstrings",
+                         "properties": {k: dict(v) for k, v in slot.connection_strings.items()}}, {}
+        if rest == "/config/connectionstrings" and method == "PUT":
+            # WebApps_UpdateConnectionStrings replaces them all, as app settings.
+            props = body.get("properties") if isinstance(body, dict) else None
+            if not isinstance(props, dict) or not all(isinstance(v, dict) and "value" in v for v in props.values()):
+                return 400, _error("BadRequest", "properties must map names to {value, type}"), {}
+            slot.connection_strings = {str(k): {"value": str(v["value"]), "type": str(v.get("type", "Custom"))}
+                                       for k, v in props.items()}
+            return 200, {"id": f"{resource}/config/connectionstrings",
+                         "properties": {k: dict(v) for k, v in slot.connection_strings.items()}}, {}
         if rest == "/config/slotConfigNames" and name == "production":
             if method == "PUT":
-                site.sticky = list((body or {}).get("properties", {}).get("appSettingNames") or [])
-            return 200, {"properties": {"appSettingNames": list(site.sticky)}}, {}
+                # WebApps_UpdateSlotConfigurationNames: the body is the whole SlotConfigNamesResource; a list
+                # it leaves out is emptied (the same replace-everything rule as app settings).
+                props = (body or {}).get("properties") if isinstance(body, dict) else None
+                if not isinstance(props, dict):
+                    return 400, _error("BadRequest", "properties must be an object"), {}
+                site.slot_config = {k: [str(n) for n in props.get(k) or []] for k in SLOT_CONFIG_LISTS}
+            return 200, {"id": f"{resource}/config/slotConfigNames", "name": "slotConfigNames",
+                         "properties": {k: list(v) for k, v in site.slot_config.items()}}, {}
         if rest == "/host/default/listkeys" and method == "POST" and name == "production":
             # WebApps_ListHostKeys: the host's master key, function keys and system keys.
             if site.host_keys is None:
@@ -249,26 +296,40 @@ class AppServiceEmulator:
             other = site.slots.get(target)
             if other is None or other is slot:
                 return 400, _error("BadRequest", f"cannot swap slot '{name}' with '{target}'"), {}
+            busy = [o for o in self.operations.values() if not o.done and {id(slot), id(other)} & set(o.slots)]
+            if busy:
+                # One swap at a time per slot: App Service answers 409 while an operation runs on the site.
+                return 409, _error("Conflict", "Cannot modify this site because another operation is in "
+                                               "progress (a slot swap)."), {}
             op = uuid.uuid4().hex
-            self.operations[op] = Operation(self.operation_polls, lambda: self._swap(site, slot, other))
+            self.operations[op] = Operation(self.operation_polls, lambda: self._swap(site, slot, other),
+                                            slots=(id(slot), id(other)),
+                                            due=time.monotonic() + self.operation_seconds)
             if self.operation_polls == 0:
                 self._complete(self.operations[op])
             return 202, None, {"Location": f"{base}/operations/{op}?api-version={API_VERSION}", "Retry-After": "0"}
         if rest == "/applySlotConfig" and method == "POST":
-            # Swap with preview, phase 1: the source slot takes the target's sticky settings.
-            source_name = name if name != "production" else str((body or {}).get("targetSlot") or "").lower()
-            source = site.slots.get(source_name)
-            if source is None or source_name == "production":
-                return 400, _error("BadRequest", "applySlotConfig needs a deployment slot"), {}
-            self.preview_backup.setdefault(id(source), dict(source.settings))
-            production = site.slots["production"].settings
-            source.settings.update({k: v for k, v in production.items() if k in site.sticky})
+            # "Applies the configuration settings from the target slot onto the current slot" (the API's
+            # description of WebApps_ApplySlotConfigToProduction and _ApplySlotConfigurationSlot): the slot
+            # in the URL takes `targetSlot`'s slot-specific settings. Swap with preview calls it on the
+            # source slot with targetSlot=production (Az PowerShell Switch-AzWebAppSlot, the Azure
+            # Pipelines task, the Java and .NET SDKs); called on production with targetSlot=<slot>, as the
+            # az CLI does, it applies that slot's settings to production, as described.
+            target_name = str((body or {}).get("targetSlot") or "").lower()
+            other = site.slots.get(target_name)
+            if other is None or other is slot:
+                return 400, _error("BadRequest", f"targetSlot '{target_name}' is not another slot of the site"), {}
+            self.preview_backup.setdefault(id(slot), (dict(slot.settings), dict(slot.connection_strings)))
+            slot.settings.update({k: v for k, v in other.settings.items() if k in site.sticky})
+            slot.connection_strings.update({k: dict(v) for k, v in other.connection_strings.items()
+                                            if k in site.sticky_connections})
+            slot.server.show_settings(slot.settings)
             return 200, None, {}
         if rest == "/resetSlotConfig" and method == "POST":
-            for candidate in site.slots.values() if name == "production" else [slot]:
-                backup = self.preview_backup.pop(id(candidate), None)
-                if backup is not None:
-                    candidate.settings = backup
+            backup = self.preview_backup.pop(id(slot), None)
+            if backup is not None:
+                slot.settings, slot.connection_strings = backup
+                slot.server.show_settings(slot.settings)
             return 200, None, {}
         return 404, _error("NotFound", f"{method} {rest or '/'} is not emulated"), {}
 
@@ -282,11 +343,12 @@ class AppServiceEmulator:
         self._complete(op)
         return (400, op.error, {}) if op.error else (200, None, {})
 
-    @staticmethod
-    def _complete(op: Operation) -> None:
+    def _complete(self, op: Operation) -> None:
         if not op.done:
             op.done = True
             op.error = op.finish()
+            if op.error is None:
+                self.swaps_done += 1
 
     def _swap(self, site: Site, a: Slot, b: Slot) -> dict[str, Any] | None:
         """Warm up the source, then exchange content and non-sticky settings; sticky ones stay."""
@@ -301,27 +363,37 @@ class AppServiceEmulator:
                 return _error("SwapWarmupFailed", f"warm-up request to {path} answered {status}, expected one of "
                                                   f"{','.join(allowed)}: swap aborted")
         backups = {id(x): self.preview_backup.pop(id(x), None) for x in (a, b)}
-        self._exchange(site, a, b)
-        for slot in (a, b):  # after a swap with preview, each slot has its own sticky settings again
+        for slot in (a, b):  # a previewed slot goes into the swap with its own slot settings again
             backup = backups[id(slot)]
             if backup is not None:
+                settings, connections = backup
                 for name in site.sticky:
-                    if name in backup:
-                        slot.settings[name] = backup[name]
+                    if name in settings:
+                        slot.settings[name] = settings[name]
                     else:
                         slot.settings.pop(name, None)
-                slot.server.show_settings(slot.settings)
+                for name in site.sticky_connections:
+                    if name in connections:
+                        slot.connection_strings[name] = connections[name]
+                    else:
+                        slot.connection_strings.pop(name, None)
+        self._exchange(site, a, b)
         return None
 
     @staticmethod
     def _exchange(site: Site, a: Slot, b: Slot) -> None:
-        def split(settings: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-            sticky = {k: v for k, v in settings.items() if k in site.sticky}
-            return sticky, {k: v for k, v in settings.items() if k not in site.sticky}
+        """Content and every setting and connection string move with the swap, but the slot-specific
+        ones (`slotConfigNames`), which stay with their slot."""
+        def split(values: dict[str, Any], sticky: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+            return ({k: v for k, v in values.items() if k in sticky},
+                    {k: v for k, v in values.items() if k not in sticky})
 
-        a_sticky, a_moving = split(a.settings)
-        b_sticky, b_moving = split(b.settings)
+        a_sticky, a_moving = split(a.settings, site.sticky)
+        b_sticky, b_moving = split(b.settings, site.sticky)
         a.settings, b.settings = {**b_moving, **a_sticky}, {**a_moving, **b_sticky}
+        a_cs, a_cs_moving = split(a.connection_strings, site.sticky_connections)
+        b_cs, b_cs_moving = split(b.connection_strings, site.sticky_connections)
+        a.connection_strings, b.connection_strings = {**b_cs_moving, **a_cs}, {**a_cs_moving, **b_cs}
         a.server.take(b.server)
         a.server.show_settings(a.settings)
         b.server.show_settings(b.settings)

@@ -8,8 +8,10 @@
 * Log queries: `POST /v1/workspaces/{workspaceId}/query`, `POST /v1{resourceId}/query` and `POST /v1/$batch`
   (`azure-monitor-query` `LogsQueryClient`), answered from tables given to `set_table` with a tiny subset of
   KQL: `Table | where Column == 'x' and Other > 3 | count | take 5`.
-* Fired alerts: the Alerts Management API, `GET /subscriptions/{sub}/providers/Microsoft.AlertsManagement/alerts`
-  with its filters, from `fire_alert` / `resolve_alert`.
+* Fired alerts: the Alerts Management API, `GET /{scope}/providers/Microsoft.AlertsManagement/alerts`
+  (api-version 2025-05-25-preview; 2019-05-05-preview at a subscription only) with its filters, each one
+  enum value as the spec says, the one-day default time range, pages of at most 250 (`nextLink`), and
+  403 outside `readable_scopes`; from `fire_alert` / `resolve_alert`.
 
 Point the clients at `url` (LogsQueryClient at `url + "/v1"`) with an authentication policy that allows
 http; any bearer token is accepted. Tests make it misbehave with `inject` and read what it was asked in
@@ -37,8 +39,23 @@ METRICS_PATH = re.compile(r"^(?P<resource>/subscriptions/[^/]+/.+)/providers/mic
 LOGS_WORKSPACE = re.compile(r"^/v1/workspaces/(?P<workspace>[^/]+)/query$", re.I)
 LOGS_RESOURCE = re.compile(r"^/v1(?P<resource>/subscriptions/.+)/query$", re.I)
 LOGS_BATCH = re.compile(r"^/v1/\$batch$", re.I)
-ALERTS_PATH = re.compile(r"^/subscriptions/(?P<sub>[^/]+)/providers/microsoft\.alertsmanagement/alerts"
-                         r"(?:/(?P<alert>[^/]+)(?P<change>/changeState)?)?$", re.I)
+ALERTS_PATH = re.compile(r"^(?P<scope>/subscriptions/(?P<sub>[^/]+)(?:/.+?)?)/providers/microsoft\.alertsmanagement/"
+                         r"alerts(?:/(?P<alert>[^/]+)(?P<change>/changeState)?)?$", re.I)
+ALERT_VERSIONS = {"2019-05-05-preview": "subscription", "2025-05-25-preview": "any"}
+"""Alerts Management api-versions and the scopes their list accepts: 2019-05-05-preview lists at
+`/subscriptions/{id}` only; 2025-05-25-preview at `/{scope}` (a subscription, resource group or
+resource). Source: azure-rest-api-specs, specification/alertsmanagement/.../AlertsManagement.json."""
+ALERT_ENUMS = {
+    "severity": ("Sev0", "Sev1", "Sev2", "Sev3", "Sev4"),
+    "monitorCondition": ("Fired", "Resolved"),
+    "alertState": ("New", "Acknowledged", "Closed"),
+    "timeRange": ("1h", "1d", "7d", "30d"),
+    "sortOrder": ("asc", "desc"),
+    "sortBy": ("name", "severity", "alertState", "monitorCondition", "targetResource", "targetResourceName",
+               "targetResourceGroup", "targetResourceType", "startDateTime", "lastModifiedDateTime"),
+}
+"""Each of these query parameters is one value of its enum (the spec's `type: string` + `enum`):
+`severity=Sev0,Sev1` is not a list of two severities, and is refused."""
 KINDS = ("metrics", "logs", "alerts")
 FAULTS = ("throttle", "error", "timeout", "empty", "malformed")
 MALFORMED = b'{"value": [{"id": "truncated'
@@ -145,6 +162,8 @@ class MonitorEmulator:
         self.traffic: dict[str, list[Traffic]] = {}
         self.tables: dict[tuple[str | None, str], Table] = {}
         self.alerts: dict[str, Alert] = {}
+        self.readable_scopes: list[str] | None = None
+        """Where the caller may read alerts (Monitoring Reader's scopes); None: everywhere."""
         self._faults: dict[str, list[Fault]] = {kind: [] for kind in KINDS}
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -479,6 +498,18 @@ class MonitorEmulator:
             return 400, _missing_api_version(), {}
         m = ALERTS_PATH.match(path)
         assert m is not None
+        version = ALERT_VERSIONS.get(query["api-version"])
+        if version is None:
+            return 400, _arm_error("InvalidApiVersionParameter", f"The api-version '{query['api-version']}' is "
+                                   f"invalid. The supported versions are '{', '.join(ALERT_VERSIONS)}'."), {}
+        scope = m["scope"].rstrip("/")
+        if not m["alert"]:
+            if version == "subscription" and scope.lower() != f"/subscriptions/{m['sub']}".lower():
+                return 404, _arm_error("InvalidResourceType", f"api-version {query['api-version']} lists alerts of "
+                                                              f"a subscription only, not of {scope}"), {}
+            denied = self._authorization(scope)
+            if denied:
+                return 403, denied, {}
         with self._lock:
             if m["alert"]:
                 alert = next((a for a in self.alerts.values() if a.id.lower() == path.removesuffix(
@@ -498,30 +529,50 @@ class MonitorEmulator:
             if method != "GET":
                 return 405, _arm_error("MethodNotAllowed", f"{method} is not allowed on alerts"), {}
             try:
-                found = [] if empty else self._filter_alerts(m["sub"], query)
+                found = [] if empty else self._filter_alerts(scope, query)
             except ValueError as exc:
                 return 400, _arm_error("BadRequest", str(exc)), {}
             try:
-                page = max(1, min(250, int(query.get("pageCount") or 25)))
+                page = int(query.get("pageCount") or 25)
                 offset = int(query.get("ctoken") or 0)
             except ValueError:
                 return 400, _arm_error("BadRequest", "pageCount and ctoken must be integers"), {}
+            most = 25 if str(query.get("includeContext", "")).lower() == "true" else 250
+            if not 1 <= page <= most:
+                # pageCount: "Permissible value is between 1 to 250. When the includeContent filter is
+                # selected, maximum value allowed is 25. Default value is 25." (the spec)
+                return 400, _arm_error("BadRequest", f"pageCount must be between 1 and {most}"), {}
             chunk = found[offset: offset + page]
             result: dict[str, Any] = {"value": [self._alert_json(a, query) for a in chunk]}
             if offset + page < len(found):
                 result["nextLink"] = f"{base}{path}?{urlencode({**query, 'ctoken': str(offset + page)})}"
             return 200, result, {}
 
-    def _filter_alerts(self, sub: str, query: dict[str, str]) -> list[Alert]:
+    def _authorization(self, scope: str) -> dict[str, Any] | None:
+        """Azure RBAC: listing alerts at a scope needs `Microsoft.AlertsManagement/alerts/read` there, which a
+        role assigned on a resource group does not give at its subscription."""
+        if self.readable_scopes is None:
+            return None
+        if any(_key(scope) == _key(s) or _key(scope).startswith(_key(s) + "/") for s in self.readable_scopes):
+            return None
+        return _arm_error("AuthorizationFailed", "The client does not have authorization to perform action "
+                          f"'Microsoft.AlertsManagement/alerts/read' over scope '{scope}' or the scope is invalid.")
+
+    def _filter_alerts(self, scope: str, query: dict[str, str]) -> list[Alert]:
         now = _now()
+        for name, allowed in ALERT_ENUMS.items():
+            if query.get(name) and query[name] not in allowed:
+                raise ValueError(f"'{query[name]}' is not a valid {name}: one of {', '.join(allowed)}")
+        if query.get("customTimeRange") and query.get("timeRange"):
+            raise ValueError("Either timeRange or customTimeRange could be used but not both")
         if query.get("customTimeRange"):
             since, until = _timespan(query["customTimeRange"], now)
+            if since < now - timedelta(days=30):
+                raise ValueError("customTimeRange must be within 30 days from the query time")
         else:
             ranges = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "7d": timedelta(days=7),
                       "30d": timedelta(days=30)}
-            span = ranges.get(query.get("timeRange") or "1d")
-            if span is None:
-                raise ValueError(f"timeRange must be one of {', '.join(ranges)}")
+            span = ranges[query.get("timeRange") or "1d"]  # "Default value is 1 day." (the spec)
             since, until = now - span, now + timedelta(days=3650)
         checks: dict[str, Callable[[Alert], list[str]]] = {
             "targetResource": lambda a: [_key(a.target)],
@@ -536,7 +587,7 @@ class MonitorEmulator:
         }
         wanted = {name: _key(query[name]) for name in checks if query.get(name)}
         found = [alert for alert in self.alerts.values()
-                 if (_segment(alert.target, "subscriptions") or "").lower() == sub.lower()
+                 if (_key(alert.target) == _key(scope) or _key(alert.target).startswith(_key(scope) + "/"))
                  and since <= alert.modified <= until
                  and all(want in checks[name](alert) for name, want in wanted.items())]
         sort_by = query.get("sortBy") or "lastModifiedDateTime"

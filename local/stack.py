@@ -91,6 +91,9 @@ class LocalStack:
         self.monitor = MonitorEmulator(port=7075 if self.fixed_ports and _free(7075) else 0).start()
         self.emulator.on_request = lambda resource, status, ms: self.monitor.record(  # type: ignore[union-attr]
             resource, datetime.now(UTC), status, ms)
+        # Monitoring Reader on the apps' resource groups, as infra/ grants it (monitoredResourceGroupNames).
+        self.monitor.readable_scopes = [f"/subscriptions/{t['subscriptionId']}/resourceGroups/{t['resourceGroup']}"
+                                        for t in (SAMPLE_TARGET, TAILSPIN_TARGET)]
         self.emulator.add_site(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"], SAMPLE_TARGET["site"],
                                slots=SAMPLE_SLOTS)
         self.emulator.add_site(TAILSPIN_TARGET["subscriptionId"], TAILSPIN_TARGET["resourceGroup"],

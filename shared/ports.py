@@ -62,8 +62,8 @@ class AppServicePort(Protocol):
 
     def set_sticky_names(self, site: Target, names: list[str]) -> None: ...
 
-    def apply_slot_config(self, site: Target, source: str) -> None:
-        """Swap with preview, phase 1: `source` takes production's slot-sticky settings."""
+    def apply_slot_config(self, site: Target, source: str, target: str = "production") -> None:
+        """Swap with preview, phase 1: `source` takes `target`'s slot-sticky settings."""
         ...
 
     def reset_slot_config(self, site: Target, source: str) -> None:

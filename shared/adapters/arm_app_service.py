@@ -10,6 +10,7 @@ App Service emulator.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from azure.core.credentials import AccessToken
@@ -110,14 +111,16 @@ class ArmAppService:
             source, target = target, source
         entity = CsmSlotEntity(target_slot=target, preserve_vnet=preserve_vnet)
         where = Target(site.subscription_id, site.resource_group, site.site, source)
+        polling = _PollFor(self.wait_seconds)
         with _errors(where, during="swap"):
             if token:
-                poller = web.begin_swap_slot(site.resource_group, site.site, source, entity, continuation_token=token)
+                poller = web.begin_swap_slot(site.resource_group, site.site, source, entity, continuation_token=token,
+                                             polling=polling)
             else:
-                poller = web.begin_swap_slot(site.resource_group, site.site, source, entity)
+                poller = web.begin_swap_slot(site.resource_group, site.site, source, entity, polling=polling)
         with _errors(where, during="swap", operation=True):
-            poller.wait(timeout=self.wait_seconds)
-            if poller.done():
+            poller.wait()  # the polling method gives up after wait_seconds: no poller outlives this call
+            if polling.finished():
                 poller.result()
                 return SwapProgress(done=True)
         return SwapProgress(done=False, token=poller.continuation_token())
@@ -137,25 +140,41 @@ class ArmAppService:
         return list(names.app_setting_names or [])
 
     def set_sticky_names(self, site: Target, names: list[str]) -> None:
+        """Read-modify-write: the PUT replaces the whole `slotConfigNames` (sticky connection strings
+        and storage mounts too), so what this does not change is sent back as it was."""
         from azure.mgmt.web.models import SlotConfigNamesResource
 
         web = self._client(site.subscription_id).web_apps
         with _errors(site):
-            web.update_slot_configuration_names(site.resource_group, site.site,
-                                                SlotConfigNamesResource(app_setting_names=names))
+            current = web.list_slot_configuration_names(site.resource_group, site.site)
+            web.update_slot_configuration_names(site.resource_group, site.site, SlotConfigNamesResource(
+                app_setting_names=names, connection_string_names=list(current.connection_string_names or []),
+                azure_storage_config_names=list(current.azure_storage_config_names or [])))
 
-    def apply_slot_config(self, site: Target, source: str) -> None:
+    def apply_slot_config(self, site: Target, source: str, target: str = "production") -> None:
+        """Swap with preview, phase 1: `source` takes `target`'s slot-specific settings. The API applies
+        "the configuration settings from the target slot onto the current slot", so it is called on the
+        source slot with targetSlot=<target>, as Az PowerShell and the Azure Pipelines task do."""
         from azure.mgmt.web.models import CsmSlotEntity
 
         web = self._client(site.subscription_id).web_apps
-        with _errors(site):
-            web.apply_slot_config_to_production(site.resource_group, site.site, CsmSlotEntity(target_slot=source))
+        entity = CsmSlotEntity(target_slot=target, preserve_vnet=True)
+        # A 409 here does not pass: swap with preview is refused while site authentication is on in
+        # either slot (learn.microsoft.com, deploy-staging-slots, "Swap with preview").
+        with _errors(Target(site.subscription_id, site.resource_group, site.site, source), conflict_is_final=True):
+            if source == "production":
+                web.apply_slot_config_to_production(site.resource_group, site.site, entity)
+            else:
+                web.apply_slot_configuration_slot(site.resource_group, site.site, source, entity)
 
     def reset_slot_config(self, site: Target, source: str) -> None:
+        """Cancel a preview: the source slot gets its own settings back."""
         web = self._client(site.subscription_id).web_apps
-        with _errors(site):
-            web.reset_production_slot_config(site.resource_group, site.site)
-            web.reset_slot_configuration_slot(site.resource_group, site.site, source)
+        with _errors(Target(site.subscription_id, site.resource_group, site.site, source)):
+            if source == "production":
+                web.reset_production_slot_config(site.resource_group, site.site)
+            else:
+                web.reset_slot_configuration_slot(site.resource_group, site.site, source)
 
     def host_keys(self, site: Target) -> dict[str, str]:
         """The function app's host keys by name (`_master` for the master key); system keys are left
@@ -169,13 +188,44 @@ class ArmAppService:
         return out
 
 
+def _PollFor(seconds: float) -> Any:
+    """A polling method (the `polling=` the management SDK takes for a custom strategy) that looks at
+    the operation until it finishes or `seconds` pass, then stops: the step's delayed message is the
+    next look, so no poller thread keeps running after the invocation (one per retry, otherwise)."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.core.polling.base_polling import BadResponse, BadStatus
+    from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+    class PollFor(ARMPolling):  # type: ignore[misc]
+        def run(self) -> None:
+            deadline = time.monotonic() + seconds
+            while True:
+                try:
+                    if not self.finished():
+                        self.update_status()
+                except (BadStatus, BadResponse) as err:  # the operation's own failure, with ARM's error body
+                    raise HttpResponseError(response=self._pipeline_response.http_response, error=err) from err
+                if self.finished():
+                    if self.status().lower() in ("failed", "canceled", "cancelled"):
+                        raise HttpResponseError(response=self._pipeline_response.http_response,
+                                                message=f"the operation ended {self.status()}")
+                    return
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    return PollFor(timeout=1)
+
+
 class _errors:
     """Turn SDK errors into TargetError: retryable for throttling, 5xx and network trouble."""
 
-    def __init__(self, target: Target, *, during: str = "", operation: bool = False) -> None:
+    def __init__(self, target: Target, *, during: str = "", operation: bool = False,
+                 conflict_is_final: bool = False) -> None:
         self.where = f"{target.site}/{target.slot or 'production'}" + (f" {during}" if during else "")
         self.operation = operation
         """True while polling a long-running operation: its failure is the operation's own verdict."""
+        self.conflict_is_final = conflict_is_final
 
     def __enter__(self) -> None:
         return None
@@ -195,7 +245,7 @@ class _errors:
             if self.operation and status < 500 and status != 429:
                 raise TargetError(f"{self.where} failed: {_reason(exc)}", retryable=False) from exc
             retry_after = _retry_after(exc)
-            retryable = status == 429 or status >= 500 or status == 409
+            retryable = status == 429 or status >= 500 or (status == 409 and not self.conflict_is_final)
             raise TargetError(f"{self.where}: ARM answered {status} ({_reason(exc)})", retryable=retryable,
                               retry_after=retry_after) from exc
         return False

@@ -25,7 +25,10 @@ from shared.config import Settings
 from shared.domain.gates import Reading
 from shared.domain.secrets import header_refusal
 
-ALERTS_API = "2019-05-05-preview"
+ALERTS_API = "2025-05-25-preview"
+ALERTS_PAGE = 250
+"""The largest page the alerts list gives (pageCount 1 to 250)."""
+MAX_ALERT_PAGES = 40
 VALUE_CHARS = 200
 """Longest text a sample keeps of a signal's value."""
 METRICS_TIMEOUT = 20
@@ -139,18 +142,39 @@ class MonitorSignals:
                        else float(value))
 
     def _alerts(self, signal: dict[str, Any], scope: str) -> Reading:
+        """Alerts firing now on `scope` (the stage's app, or the signal's own scope).
+
+        The list is asked at the scope's resource group, which is where `infra/` grants Monitoring
+        Reader (a subscription-wide list needs the role on the subscription), with api-version
+        2025-05-25-preview, the one whose list takes a `{scope}`. `severity` is one value in the spec,
+        so the severities are filtered here; the default time range is one day, so the query asks for
+        30 days (the longest) of alerts still `Fired`; every page is read (`nextLink`)."""
         from azure.core.rest import HttpRequest
 
         client = self._monitor(_subscription(scope))
-        url = f"{self.settings.monitor_endpoint.rstrip('/')}/subscriptions/{_subscription(scope)}/providers/" \
-              "Microsoft.AlertsManagement/alerts"
-        params = {"api-version": ALERTS_API, "targetResource": scope, "monitorCondition": "Fired"}
-        if signal.get("severities"):
-            params["severity"] = ",".join(signal["severities"])
-        response = client._client.send_request(HttpRequest("GET", url, params=params))
-        response.raise_for_status()
-        alerts = response.json()["value"]
-        return Reading(signal["name"], value=float(len(alerts)))
+        group = _resource_group_of(scope)
+        params = {"api-version": ALERTS_API, "monitorCondition": "Fired", "timeRange": "30d",
+                  "pageCount": str(ALERTS_PAGE)}
+        if group.lower() != scope.rstrip("/").lower():
+            params["targetResource"] = scope
+        url: str | None = f"{self.settings.monitor_endpoint.rstrip('/')}{group}/providers/Microsoft.AlertsManagement/" \
+                          f"alerts"
+        wanted = set(signal.get("severities") or [])
+        firing, pages = 0, 0
+        while url:
+            pages += 1
+            if pages > MAX_ALERT_PAGES:
+                return Reading(signal["name"], error=f"more than {MAX_ALERT_PAGES * ALERTS_PAGE} alerts: "
+                                                     f"narrow the signal's scope")
+            response = client._client.send_request(HttpRequest("GET", url, params=params if pages == 1 else None))
+            response.raise_for_status()
+            body = response.json()
+            for alert in body["value"]:
+                severity = alert["properties"]["essentials"]["severity"]
+                if not wanted or severity in wanted:
+                    firing += 1
+            url = body.get("nextLink")
+        return Reading(signal["name"], value=float(firing))
 
     def _rest(self, signal: dict[str, Any]) -> Reading:
         headers = {}
@@ -193,6 +217,12 @@ def _short(value: Any) -> Any:
 
 def _subscription(resource_id: str) -> str:
     return resource_id.split("/")[2]
+
+
+def _resource_group_of(resource_id: str) -> str:
+    """`/subscriptions/{s}/resourceGroups/{g}` of a resource id (or the id itself when it is a group)."""
+    parts = resource_id.strip("/").split("/")
+    return "/" + "/".join(parts[:4])
 
 
 def _site_of(resource_id: str) -> str:

@@ -233,10 +233,10 @@ def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target:
 
 
 def start_swap(deps: Deps, ctx: StepContext) -> Outcome:
-    site, source, _ = _swap_ends(ctx)
-    deps.app_service.apply_slot_config(site, source)
-    ctx.log(f"preview: {source} now runs with production's slot settings")
-    return Outcome.ok(f"{source} runs with production's settings: complete or cancel the swap")
+    site, source, target = _swap_ends(ctx)
+    deps.app_service.apply_slot_config(site, source, target)
+    ctx.log(f"preview: {source} now runs with {target}'s slot settings")
+    return Outcome.ok(f"{source} runs with {target}'s settings: complete or cancel the swap")
 
 
 def cancel_swap(deps: Deps, ctx: StepContext) -> Outcome:

@@ -132,7 +132,7 @@ def test_a_slow_swap_hands_back_a_token_to_look_again(settings: Settings, emulat
     deploy(settings, DEV, "1.1.0")
     arm = ArmAppService(settings)
     arm.wait_seconds = 0
-    emulator.operation_polls = 3
+    emulator.operation_polls, emulator.operation_seconds = 3, 3600
     progress = arm.swap(SITE, "dev", "production")
     assert not progress.done and progress.token
     assert serving(settings, PROD) == "1.0.0"  # not swapped yet
@@ -141,6 +141,31 @@ def test_a_slow_swap_hands_back_a_token_to_look_again(settings: Settings, emulat
     assert progress.done and serving(settings, PROD) == "1.1.0"
     assert [p for m, p in emulator.requests if m == "POST" and p.endswith("slotsswap")] == \
         [f"/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.Web/sites/tailspin/slots/dev/slotsswap"]
+
+
+def test_no_poller_keeps_polling_after_the_call_returns(settings: Settings, emulator: AppServiceEmulator) -> None:
+    import threading
+    import time
+
+    deploy(settings, PROD, "1.0.0")
+    deploy(settings, DEV, "1.1.0")
+    arm = ArmAppService(settings)
+    arm.wait_seconds = 0.3
+    emulator.operation_polls, emulator.operation_seconds = 1000, 3600  # a swap that takes a long while
+    threads = threading.active_count()
+    progress = arm.swap(SITE, "dev", "production")
+    for _ in range(3):  # the step looks again three times, as its delayed messages would
+        assert not progress.done
+        progress = arm.swap(SITE, "dev", "production", token=progress.token)
+
+    def polls() -> int:
+        return sum(1 for m, p in emulator.requests if m == "GET" and p.startswith("/operations/"))
+
+    seen = polls()
+    time.sleep(2.5)
+    assert polls() == seen  # nothing polls between the looks
+    assert threading.active_count() <= threads
+    assert len([p for m, p in emulator.requests if m == "POST" and p.endswith("slotsswap")]) == 1
 
 
 def test_a_failing_warm_up_aborts_the_swap(settings: Settings) -> None:
@@ -164,6 +189,61 @@ def test_preview_applies_production_sticky_settings_and_reset_restores(settings:
     assert arm.read_slot(DEV).app_settings == {"DB": "prod-db", "OTHER": "x"}
     arm.reset_slot_config(SITE, "dev")
     assert arm.read_slot(DEV).app_settings == {"DB": "dev-db", "OTHER": "x"}
+
+
+def test_making_a_setting_sticky_keeps_sticky_connection_strings_sticky(settings: Settings) -> None:
+    from azure.mgmt.web.models import ConnectionStringDictionary, ConnStringValueTypePair, SlotConfigNamesResource
+
+    arm = ArmAppService(settings)
+    web = arm._client(SUB).web_apps
+    web.update_slot_configuration_names("rg-web", "tailspin", SlotConfigNamesResource(
+        connection_string_names=["Orders"], azure_storage_config_names=["media"]))
+    for slot, value in (("production", "prod-sql"), ("dev", "dev-sql")):
+        body = ConnectionStringDictionary(properties={"Orders": ConnStringValueTypePair(value=value, type="SQLAzure")})
+        if slot == "production":
+            web.update_connection_strings("rg-web", "tailspin", body)
+        else:
+            web.update_connection_strings_slot("rg-web", "tailspin", slot, body)
+    deploy(settings, PROD, "1.0.0")
+    deploy(settings, DEV, "1.1.0")
+    arm.set_sticky_names(SITE, ["SLOT_NAME"])
+    names = web.list_slot_configuration_names("rg-web", "tailspin")
+    assert names.connection_string_names == ["Orders"] and names.azure_storage_config_names == ["media"]
+    assert arm.swap(SITE, "dev", "production").done
+    production = web.list_connection_strings("rg-web", "tailspin").properties["Orders"]
+    assert production.value == "prod-sql"  # stayed with production through the swap
+
+
+def test_the_emulator_replaces_the_whole_slot_config_names_as_the_service_does(
+        settings: Settings, emulator: AppServiceEmulator) -> None:
+    from azure.mgmt.web.models import SlotConfigNamesResource
+
+    web = ArmAppService(settings)._client(SUB).web_apps
+    web.update_slot_configuration_names("rg-web", "tailspin", SlotConfigNamesResource(
+        app_setting_names=["A"], connection_string_names=["Orders"]))
+    web.update_slot_configuration_names("rg-web", "tailspin", SlotConfigNamesResource(app_setting_names=["A", "B"]))
+    names = web.list_slot_configuration_names("rg-web", "tailspin")
+    assert names.app_setting_names == ["A", "B"] and not names.connection_string_names  # the naive PUT lost it
+
+
+def test_apply_slot_config_gives_the_current_slot_the_targets_slot_settings_both_ways(settings: Settings) -> None:
+    from azure.mgmt.web.models import CsmSlotEntity
+
+    arm = ArmAppService(settings)
+    arm.set_sticky_names(SITE, ["DB"])
+    arm.write_app_settings(PROD, {"DB": "prod-db"})
+    arm.write_app_settings(DEV, {"DB": "dev-db"})
+    web = arm._client(SUB).web_apps
+    # On the source slot with targetSlot=production (Az PowerShell, the Pipelines task): dev takes prod's.
+    web.apply_slot_configuration_slot("rg-web", "tailspin", "dev", CsmSlotEntity(target_slot="production"))
+    assert arm.read_slot(DEV).app_settings["DB"] == "prod-db" and arm.read_slot(PROD).app_settings["DB"] == "prod-db"
+    web.reset_slot_configuration_slot("rg-web", "tailspin", "dev")
+    assert arm.read_slot(DEV).app_settings["DB"] == "dev-db"
+    # On production with targetSlot=dev (the az CLI form): production takes dev's, as the API describes.
+    web.apply_slot_config_to_production("rg-web", "tailspin", CsmSlotEntity(target_slot="dev"))
+    assert arm.read_slot(PROD).app_settings["DB"] == "dev-db" and arm.read_slot(DEV).app_settings["DB"] == "dev-db"
+    web.reset_production_slot_config("rg-web", "tailspin")
+    assert arm.read_slot(PROD).app_settings["DB"] == "prod-db"
 
 
 def test_restart_reloads_the_package(settings: Settings) -> None:

@@ -71,6 +71,54 @@ def test_log_queries_and_alerts(monitor: MonitorEmulator, signals: MonitorSignal
     assert fired.value == 1.0 and judge(alerts, fired)[0] == "fail"
 
 
+def test_alerts_of_any_listed_severity_count_over_every_page_and_past_one_day(
+        monitor: MonitorEmulator, signals: MonitorSignals) -> None:
+    severe = {"name": "severe", "type": "alerts", "severities": ["Sev0", "Sev1"]}
+    monitor.fire_alert(SITE, "Low disk", severity=3)
+    assert signals.read(severe, SLOT, now()).value == 0.0
+    monitor.fire_alert(SITE, "Errors up", severity=1)
+    assert signals.read(severe, SLOT, now()).value == 1.0  # one Sev1 firing: never hidden by a list of two
+    for i in range(300):  # more than one page of 250
+        monitor.fire_alert(SITE, f"noise {i}", severity=4)
+    monitor.fire_alert(SITE, "Old and still firing", severity=0, at=now() - timedelta(days=3))
+    assert signals.read(severe, SLOT, now()).value == 2.0
+    everything = signals.read({"name": "all", "type": "alerts"}, SLOT, now())
+    assert everything.value == 303.0
+    listed = [r for r in monitor.requests if "alertsmanagement" in r.path.lower()]
+    assert all("," not in r.query.get("severity", "") for r in listed)
+    assert any("ctoken" in r.query for r in listed)  # the next page was read
+
+
+def test_alerts_are_listed_where_the_reader_role_is(monitor: MonitorEmulator, signals: MonitorSignals) -> None:
+    group = SITE.split("/providers/")[0]
+    monitor.readable_scopes = [group]  # Monitoring Reader on the app's resource group, as infra/ grants
+    monitor.fire_alert(SITE, "Errors up", severity=1)
+    assert signals.read({"name": "a", "type": "alerts"}, SLOT, now()).value == 1.0
+    other = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/elsewhere/providers/" \
+            "Microsoft.Web/sites/x"
+    refused = signals.read({"name": "a", "type": "alerts", "scope": other}, SLOT, now())
+    assert refused.error and "HTTP 403" in refused.error
+
+
+def test_the_alerts_emulator_refuses_what_the_service_refuses(monitor: MonitorEmulator) -> None:
+    import httpx
+
+    base = f"{monitor.url}/subscriptions/00000000-0000-0000-0000-0000000000aa/providers/" \
+           "Microsoft.AlertsManagement/alerts"
+    v = {"api-version": "2025-05-25-preview"}
+    assert httpx.get(base, params={**v, "severity": "Sev0,Sev1"}).status_code == 400
+    assert httpx.get(base, params={**v, "timeRange": "2d"}).status_code == 400
+    assert httpx.get(base, params={**v, "timeRange": "1d", "customTimeRange": "2026-01-01/2026-01-02"}
+                     ).status_code == 400
+    assert httpx.get(base, params={**v, "pageCount": "251"}).status_code == 400
+    assert httpx.get(base, params={"api-version": "2099-01-01"}).status_code == 400
+    group = base.replace("/providers/", "/resourceGroups/rg/providers/")
+    assert httpx.get(group, params={"api-version": "2019-05-05-preview"}).status_code == 404
+    monitor.fire_alert(SITE, "Yesterday's", severity=1, at=now() - timedelta(days=2))
+    assert httpx.get(base, params=v).json()["value"] == []  # the default time range is one day
+    assert len(httpx.get(base, params={**v, "timeRange": "7d"}).json()["value"]) == 1
+
+
 @pytest.mark.parametrize("fault, expect", [
     ("throttle", "throttled"), ("error", "HTTP 500"), ("timeout", "Error"), ("malformed", "unreadable"),
     ("empty", None)])
