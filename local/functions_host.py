@@ -5,14 +5,21 @@ host stands in for `func start`: it loads `function_app.app`, reads host.json an
 local.settings.json, and runs the registered HTTP, queue and timer functions with the host's
 semantics. It is a development tool and never ships.
 
-- HTTP: `extensions.http.routePrefix` (default `api`), route templates with constraints, 404/405,
-  an unhandled exception answers a bare 500. Function keys are not enforced, as with `func start`.
+- HTTP: `extensions.http.routePrefix` (default `api`), route templates with constraints (`int` and
+  `long` in their ranges), 404 for an unknown route or a method no route takes (as the real host,
+  whose ASP.NET routing has no 405), a HEAD answered without a body, an unhandled exception answers
+  a bare 500. Function keys are not enforced, as with `func start`. Nagle is off
+  (`disable_nagle_algorithm`): headers and body are two writes, and with Nagle on a keep-alive client
+  waited ~40 ms for the second behind its delayed ACK.
 - Queues (`extensions.queues`): base64 messages (a message that is not base64 goes straight to
   `<queue>-poison`); a running message stays invisible; on failure it becomes visible again after
   `visibilityTimeout`; once it has been dequeued `maxDequeueCount` times and fails again it moves
   to `<queue>-poison`, and one dequeued more often than that is poisoned before it runs (as the
-  WebJobs queue processor does); empty queues are polled with a back-off from 100 ms up to
-  `maxPollingInterval`; at most `batchSize + newBatchThreshold` messages run at once per function.
+  WebJobs queue processor does); a queue whose name ends in `-poison` has no poison queue of its
+  own: its failing messages are retried on the visibility schedule until they expire
+  (`QueueProcessor`, Azure/azure-sdk-for-net, Microsoft.Azure.WebJobs.Extensions.Storage.Queues);
+  empty queues are polled with a back-off from 100 ms up to `maxPollingInterval`; at most
+  `batchSize + newBatchThreshold` messages run at once per function.
 - Timers: 6-field NCRONTAB after `%SETTING%` expansion, in UTC; `run_on_startup` honoured.
 - With `WEBSITE_AUTH_ENABLED=true`, App Service authentication stands in front of the routes
   (`local/easy_auth.py`): outside principal headers are stripped and signed-in callers get theirs.
@@ -182,6 +189,8 @@ class FunctionsHost:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            disable_nagle_algorithm = True
+
             def _go(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -191,7 +200,8 @@ class FunctionsHost:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":  # a HEAD answer has the GET's headers and no body
+                    self.wfile.write(data)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _go
 
@@ -213,13 +223,11 @@ class FunctionsHost:
             headers = seen
         parts = urlsplit(raw_path)
         host = next((v for k, v in headers.items() if k.lower() == "host"), "") or f"{self.http_host}:{self.http_port}"
-        allowed = False
         for route in self.routes:
             params = route.match(parts.path.rstrip("/") or "/")
             if params is None:
                 continue
             if route.methods is not None and method not in route.methods:
-                allowed = True
                 continue
             request = func.HttpRequest(method, f"http://{host}{raw_path}", headers=headers,
                                        params=dict(parse_qsl(parts.query, keep_blank_values=True)),
@@ -236,7 +244,7 @@ class FunctionsHost:
             if response.mimetype and "content-type" not in {k.lower() for k in out}:
                 out["Content-Type"] = f"{response.mimetype}; charset={response.charset or 'utf-8'}"
             return response.status_code, out, response.get_body() or b""
-        return (405, {}, b"") if allowed else (404, {}, b"")
+        return 404, {}, b""
 
     # -- queues
 
@@ -358,7 +366,8 @@ class _QueueListener:
                 return self._to_poison(message)
         else:
             body = raw.encode()
-        if message.dequeue_count > self.max_dequeue:
+        poison_queue = self.client.queue_name.endswith("-poison")
+        if message.dequeue_count > self.max_dequeue and not poison_queue:
             return self._to_poison(message)
         started = time.perf_counter()
         msg = QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
@@ -369,8 +378,10 @@ class _QueueListener:
         except Exception:
             logger.exception("queue function %s failed on message %s (delivery %s)", self.name, message.id,
                              message.dequeue_count)
-            if message.dequeue_count >= self.max_dequeue:
+            if message.dequeue_count >= self.max_dequeue and not poison_queue:
                 return self._to_poison(message)
+            # A poison queue's own failures are retried on the visibility schedule until the message
+            # expires: the host creates no `-poison-poison` queue.
             self.client.update_message(message.id, message.pop_receipt, visibility_timeout=self.retry_visibility)
             return None
         logger.info("queue function %s ran message %s (%.0f ms)", self.name, message.id,

@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-CONSTRAINTS = {"int": r"-?\d+", "alpha": r"[A-Za-z]+", "guid": r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}",
-               "bool": r"(?:true|false|True|False)", "long": r"-?\d+"}
+CONSTRAINTS = {"int": r"[-+]?[0-9]+", "alpha": r"[A-Za-z]+",
+               "guid": r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}",
+               "bool": r"(?:true|false|True|False)", "long": r"[-+]?[0-9]+"}
+RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+"""ASP.NET Core's IntRouteConstraint and LongRouteConstraint accept what Int32/Int64.TryParse does
+(dotnet/aspnetcore, src/Http/Routing/src/Constraints): a value out of range does not match, so the
+request falls through to 404, as `{id:int}` with 2147483648 does on the real host."""
 
 
 @dataclass
@@ -23,7 +28,12 @@ class Route:
         m = self.pattern.fullmatch(path)
         if m is None:
             return None
-        return {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
+        values = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
+        for name, constraint in re.findall(r"\{\*?([A-Za-z_][A-Za-z0-9_]*):([a-z]+)\??\}", self.template):
+            low_high = RANGES.get(constraint)
+            if low_high and name in values and not low_high[0] <= int(values[name]) <= low_high[1]:
+                return None
+        return values
 
 
 def compile_template(prefix: str, template: str) -> re.Pattern[str]:

@@ -66,9 +66,29 @@ def test_routes_prefix_constraints_and_decoding(host: FunctionsHost) -> None:
     assert got.json() == {"route": {"itemId": "42", "name": "Pre prod"}, "params": {"x": "1", "y": ""},
                           "method": "POST", "header": "yes", "body": "hello", "principal": None}
     assert httpx.get(f"{host.base_url}/api/items/forty/two").status_code == 404  # :int
+    assert httpx.get(f"{host.base_url}/api/items/2147483648/a").status_code == 404  # beyond Int32
+    assert httpx.get(f"{host.base_url}/api/items/-2147483648/a").status_code == 201
+    assert httpx.get(f"{host.base_url}/api/items/٤٢/a").status_code == 404  # ASCII digits only
     assert httpx.get(f"{host.base_url}/items/42/a").status_code == 404  # no prefix
-    assert httpx.delete(f"{host.base_url}/api/items/42/a").status_code == 405
+    assert httpx.delete(f"{host.base_url}/api/items/42/a").status_code == 404  # no route takes DELETE
     assert httpx.get(f"{host.base_url}/api/files/a/b/c.txt").text == "a/b/c.txt"
+
+
+def test_head_has_no_body_and_a_keep_alive_connection_stays_in_step(host: FunctionsHost) -> None:
+    import socket
+
+    with socket.create_connection((host.http_host, host.http_port)) as conn:
+        conn.sendall(b"HEAD /api/files/abc HTTP/1.1\r\nHost: x\r\n\r\nGET /api/files/next HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.settimeout(5)
+        data = b""
+        while data.count(b"HTTP/1.1") < 2 or not data.endswith(b"next"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    first, second = data.split(b"HTTP/1.1 ", 2)[1:]
+    assert first.startswith(b"200") and b"Content-Length: 3" in first and first.endswith(b"\r\n\r\n")
+    assert second.startswith(b"200") and second.endswith(b"next")
 
 
 def test_an_exception_is_a_bare_500(host: FunctionsHost) -> None:
@@ -148,6 +168,18 @@ def test_a_failing_message_is_retried_then_poisoned(host: FunctionsHost, app_dir
     moved = eventually(lambda: poison(azurite.connection_string, f"work{unique}"))
     assert [base64.b64decode(m).decode() for m in moved] == ["please fail"]
     assert [r["dequeue"] for r in records(app_dir, "work")] == [1, 2, 3]  # maxDequeueCount 3
+
+
+def test_a_poison_queues_failing_message_is_retried_never_poisoned_again(app_dir: Path, azurite: Azurite,
+                                                                        unique: str) -> None:
+    queue = f"work{unique}-poison"
+    host = start(app_dir, azurite, unique, WORK_QUEUE=queue)
+    try:
+        send(azurite.connection_string, queue, "please fail")
+        assert eventually(lambda: len(records(app_dir, "work")) >= 5)  # past maxDequeueCount (3): still retried
+        assert poison(azurite.connection_string, queue) == []  # no `-poison-poison` queue
+    finally:
+        host.stop()
 
 
 def test_a_message_that_is_not_base64_goes_straight_to_poison(host: FunctionsHost, app_dir: Path,
