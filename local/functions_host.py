@@ -66,8 +66,10 @@ class HostError(RuntimeError):
 class FunctionsHost:
     def __init__(self, app_dir: Path, *, http_port: int = 7071, http_host: str = "127.0.0.1",
                  settings_overrides: dict[str, str] | None = None, max_polling_interval: float | None = None,
-                 entra: LocalEntra | None = None) -> None:
+                 entra: LocalEntra | None = None, clock: Any = None) -> None:
         self.app_dir = Path(app_dir)
+        self.clock = clock
+        """The stack's clock (with `now()` and `speed`): timers fire on its time. The real clock when None."""
         self.entra = entra
         self.easy_auth: EasyAuth | None = None
         self.http_host, self.http_port = http_host, http_port
@@ -286,15 +288,19 @@ class FunctionsHost:
         thread.start()
 
     def _run_timer(self, function: Any, trigger: Any, schedule: str) -> None:
+        """Fire on the schedule in the stack's clock's time (an accelerated clock makes an hourly timer
+        fire every real second at speed 3600). Occurrences that passed while a run was going are
+        coalesced into one late run, as the WebJobs timer does (`past_due`)."""
         user, arg, name = function.get_user_function(), trigger.name, function.get_function_name()
+        now = self.clock.now if self.clock is not None else (lambda: datetime.now(UTC))
+        speed = float(getattr(self.clock, "speed", 1) or 1)
         if trigger.run_on_startup:
             _invoke_timer(user, arg, name, past_due=False)
-        times = croniter(schedule, datetime.now(UTC), second_at_beginning=True)
         while not self._stop.is_set():
-            due = times.get_next(datetime)
-            if self._stop.wait(max(0.0, (due - datetime.now(UTC)).total_seconds())):
+            due = croniter(schedule, now(), second_at_beginning=True).get_next(datetime)
+            if self._stop.wait(max(0.0, (due - now()).total_seconds() / speed)):
                 return
-            late = (datetime.now(UTC) - due).total_seconds()
+            late = (now() - due).total_seconds() / speed
             _invoke_timer(user, arg, name, past_due=late > 1.0)
 
 

@@ -20,6 +20,7 @@ http; any bearer token is accepted. Tests make it misbehave with `inject` and re
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import math
@@ -156,6 +157,12 @@ class MonitorEmulator:
 
         Each point is one sample: an interval's total is their sum, its average their mean, its count how
         many there are. Metric names a source answers for need not be built in."""
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """The emulator's clock: the local stack gives it the app's (accelerated) clock, so that traffic,
+        alerts and the windows gates ask about are on one time line."""
+        self.ingestion_delay_seconds = 0.0
+        """How long a metric measurement takes to become readable (Azure Monitor platform metrics arrive
+        after an ingestion latency, typically a few minutes: learn.microsoft.com, "Azure Monitor metrics")."""
         self.timeout_seconds = 5.0
         """How long a `timeout` fault holds a request (unless `inject(..., seconds=)` says otherwise)."""
         self.requests: list[Request] = []
@@ -225,10 +232,12 @@ class MonitorEmulator:
 
     # -- seeding and test hooks
 
-    def record(self, resource_id: str, at: datetime, status: int, duration_ms: float) -> None:
-        """One request the resource served: counted in the metrics of the minute it falls in."""
+    def record(self, resource_id: str, at: datetime | None, status: int, duration_ms: float) -> None:
+        """One request the resource served (at the emulator's own time when `at` is None): counted in the
+        measurement of the minute it falls in."""
+        when = _utc(at) if at is not None else self.now()
         with self._lock:
-            self.traffic.setdefault(_key(resource_id), []).append(Traffic(_utc(at), int(status), float(duration_ms)))
+            self.traffic.setdefault(_key(resource_id), []).append(Traffic(when, int(status), float(duration_ms)))
 
     def set_table(self, name: str, columns: list[tuple[str, str]], rows: list[list[Any]] | list[dict[str, Any]],
                   *, scope: str | None = None) -> None:
@@ -253,7 +262,7 @@ class MonitorEmulator:
         on that resource keeps its alert, as stateful Azure Monitor alerts do."""
         sev = severity if isinstance(severity, str) and severity.lower().startswith("sev") else f"Sev{int(severity)}"
         sev = "Sev" + sev[3:]
-        when = _utc(at) if at else _now()
+        when = _utc(at) if at else self.now()
         target = target_resource_id.rstrip("/")
         with self._lock:
             for alert in self.alerts.values():
@@ -268,7 +277,7 @@ class MonitorEmulator:
     def resolve_alert(self, name: str, target_resource_id: str | None = None, *, at: datetime | None = None) -> int:
         """The rule's condition clears: its fired alerts (on one resource, or all) become Resolved.
         Returns how many alerts it resolved."""
-        when = _utc(at) if at else _now()
+        when = _utc(at) if at else self.now()
         resolved = 0
         with self._lock:
             for alert in self.alerts.values():
@@ -298,6 +307,13 @@ class MonitorEmulator:
     # -- HTTP
 
     def handle(self, method: str, raw_path: str, raw: bytes, headers: dict[str, str], base: str) -> Reply:
+        token = _CLOCK.set(self.now)
+        try:
+            return self._handle(method, raw_path, raw, headers, base)
+        finally:
+            _CLOCK.reset(token)
+
+    def _handle(self, method: str, raw_path: str, raw: bytes, headers: dict[str, str], base: str) -> Reply:
         parsed = urlparse(raw_path)
         path = re.sub(r"/{2,}", "/", unquote(parsed.path))
         query = {k: v for k, v in parse_qsl(parsed.query, keep_blank_values=True)}
@@ -421,7 +437,18 @@ class MonitorEmulator:
             return None
         with self._lock:
             traffic = list(self.traffic.get(_key(resource), []))
-        return [(t.at, info.sample(t.status, t.duration_ms)) for t in traffic if start <= t.at < end]
+        # App Service emits one measurement per metric per instance and minute, pre-aggregated: a count
+        # metric's measurement is the minute's sum, a time metric's its mean. So `Count` is how many
+        # measurements there are, not how many requests (learn.microsoft.com, "Azure Monitor metrics
+        # aggregation explained"). A measurement is readable once the minute ended plus the ingestion delay.
+        readable_until = _now() - timedelta(seconds=self.ingestion_delay_seconds)
+        minutes: dict[datetime, list[float]] = {}
+        for t in traffic:
+            minute = t.at.replace(second=0, microsecond=0)
+            if start <= minute < end and t.at <= readable_until:
+                minutes.setdefault(minute, []).append(info.sample(t.status, t.duration_ms))
+        combine = (lambda v: sum(v)) if info.unit == "Count" else (lambda v: sum(v) / len(v))
+        return [(minute, float(combine(values))) for minute, values in sorted(minutes.items())]
 
     # -- logs
 
@@ -808,8 +835,13 @@ def _within(value: Any, window: tuple[datetime, datetime]) -> bool:
 # -- time and ids
 
 
+_CLOCK: contextvars.ContextVar[Callable[[], datetime] | None] = contextvars.ContextVar("monitor_clock", default=None)
+"""The clock of the emulator answering the current request (the local stack's one clock)."""
+
+
 def _now() -> datetime:
-    return datetime.now(UTC)
+    clock = _CLOCK.get()
+    return clock() if clock is not None else datetime.now(UTC)
 
 
 def _utc(value: datetime) -> datetime:

@@ -9,7 +9,6 @@ import os
 import secrets
 import socket
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +83,21 @@ class LocalStack:
             if self.fixed_ports:
                 logger.warning("Azurite's usual ports 10000-10002 are taken: using free ports")
             ports = {}
+        # One clock for the whole stack: the app, the host's timers and the Azure Monitor emulator.
+        from local.host_settings import load_local_settings
+        from shared.adapters.clock import clock_for
+        from shared.config import Settings
+
+        chosen = {**load_local_settings(REPO), **self.extra_settings}
+        self.clock = clock_for(Settings.from_env({k: v for k, v in chosen.items() if k.startswith("SLIPWAY_CLOCK_")}))
         self.azurite = Azurite(location=location, **ports).start()
         self.mail = MailSink(page_port=7074 if self.fixed_ports and _free(7074) else 0).start()
         self.emulator = AppServiceEmulator(**({"port": 7073} if self.fixed_ports else {}))
         self.emulator.start()
         self.monitor = MonitorEmulator(port=7075 if self.fixed_ports and _free(7075) else 0).start()
+        self.monitor.now = self.clock.now
         self.emulator.on_request = lambda resource, status, ms: self.monitor.record(  # type: ignore[union-attr]
-            resource, datetime.now(UTC), status, ms)
+            resource, None, status, ms)
         # Monitoring Reader on the apps' resource groups, as infra/ grants it (monitoredResourceGroupNames).
         self.monitor.readable_scopes = [f"/subscriptions/{t['subscriptionId']}/resourceGroups/{t['resourceGroup']}"
                                         for t in (SAMPLE_TARGET, TAILSPIN_TARGET)]
@@ -110,7 +117,8 @@ class LocalStack:
                     "SLIPWAY_GATE_MIN_INTERVAL_SECONDS": "1",
                     **self.extra_settings}
         self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
-                                  max_polling_interval=self.max_polling_interval, entra=self.entra)
+                                  max_polling_interval=self.max_polling_interval, entra=self.entra,
+                                  clock=self.clock)
         self.host.start()
         os.environ["SLIPWAY_PUBLIC_URL"] = self.host.base_url  # the links in mails point at this host
         from shared import bootstrap

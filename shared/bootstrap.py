@@ -37,13 +37,8 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
         return ScaledBus(QueueBus(clients), settings.clock_speed) if scaled else QueueBus(clients)
 
     def clock() -> Any:
-        from datetime import datetime
-
-        from shared.adapters.clock import ScaledClock, SystemClock
-        if scaled:
-            return ScaledClock(datetime.fromisoformat(settings.clock_start) if settings.clock_start else None,
-                               max(1, settings.clock_speed))
-        return SystemClock()
+        from shared.adapters.clock import clock_for
+        return clock_for(settings)
 
     def app_service() -> Any:
         from shared.adapters.arm_app_service import ArmAppService

@@ -41,15 +41,21 @@ class Settings:
     """A schedule occurrence missed by longer than this (the host was down) is skipped, not fired late."""
     gate_min_interval_seconds: int = 60
     """The shortest sampling interval a gate may ask for (the local stack lowers it for demos)."""
-    monitor_endpoint: str = "https://management.azure.com"
-    """ARM endpoint for metric and alert gate signals (the local Azure Monitor emulator locally)."""
-    logs_endpoint: str = "https://api.loganalytics.io"
-    """Log Analytics query endpoint for log-query gate signals (the local Azure Monitor emulator locally)."""
+    cloud: str = "AzureCloud"
+    """The Azure cloud (`AzureCloud`, `AzureUSGovernment`, `AzureChinaCloud`, as Bicep's
+    `environment().name`): ARM, Azure Monitor and Log Analytics endpoints and token scopes follow it."""
+    monitor_endpoint: str = ""
+    """ARM endpoint for metric and alert gate signals; the cloud's ARM when empty (the local Azure
+    Monitor emulator locally)."""
+    logs_endpoint: str = ""
+    """Log Analytics query endpoint for log-query gate signals; the cloud's when empty (the local
+    Azure Monitor emulator locally)."""
     clock_start: str = ""
     """Local stack only: an ISO time the clock starts at (empty: the real time)."""
     clock_speed: int = 1
     """Local stack only: simulated seconds per real second; timers shrink by the same factor."""
-    arm_endpoint: str = "https://management.azure.com"
+    arm_endpoint: str = ""
+    """ARM for App Service; the cloud's when empty (the local App Service emulator locally)."""
     arm_auth: str = "managed-identity"
     """`managed-identity` in Azure; `local-emulator` only against the local App Service emulator."""
     managed_identity_client_id: str = ""
@@ -101,6 +107,23 @@ class Settings:
     """Set by the platform in Azure: telemetry goes to Application Insights; empty locally."""
 
     @property
+    def arm_url(self) -> str:
+        return (self.arm_endpoint or CLOUDS.get(self.cloud, CLOUDS["AzureCloud"])["arm"]).rstrip("/")
+
+    @property
+    def arm_scope(self) -> str:
+        """The token scope for ARM calls: the cloud's resource manager audience."""
+        return CLOUDS.get(self.cloud, CLOUDS["AzureCloud"])["arm"].rstrip("/") + "/.default"
+
+    @property
+    def monitor_url(self) -> str:
+        return (self.monitor_endpoint or CLOUDS.get(self.cloud, CLOUDS["AzureCloud"])["arm"]).rstrip("/")
+
+    @property
+    def logs_url(self) -> str:
+        return (self.logs_endpoint or CLOUDS.get(self.cloud, CLOUDS["AzureCloud"])["logs"]).rstrip("/")
+
+    @property
     def easy_auth(self) -> bool:
         """Is App Service Authentication on (so that its principal header can be trusted)?"""
         return self.website_auth_enabled.strip().lower() == "true"
@@ -116,6 +139,15 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
 
+CLOUDS: dict[str, dict[str, str]] = {
+    "AzureCloud": {"arm": "https://management.azure.com", "logs": "https://api.loganalytics.io"},
+    "AzureUSGovernment": {"arm": "https://management.usgovcloudapi.net", "logs": "https://api.loganalytics.us"},
+    "AzureChinaCloud": {"arm": "https://management.chinacloudapi.cn", "logs": "https://api.loganalytics.azure.cn"},
+}
+"""Per cloud, Resource Manager (also Azure Monitor's metrics and alerts) and the Log Analytics query API
+(learn.microsoft.com: "Azure Government developer guide", "Azure China developer guide", and the
+azure-monitor-query docs on sovereign clouds)."""
+
 ENV_NAMES: dict[str, str] = {
     "storage_connection": "AzureWebJobsStorage",
     "table_service_uri": "AzureWebJobsStorage__tableServiceUri",
@@ -129,6 +161,7 @@ ENV_NAMES: dict[str, str] = {
     "scheduler_schedule": "SLIPWAY_SCHEDULER_SCHEDULE",
     "schedule_grace_minutes": "SLIPWAY_SCHEDULE_GRACE_MINUTES",
     "gate_min_interval_seconds": "SLIPWAY_GATE_MIN_INTERVAL_SECONDS",
+    "cloud": "SLIPWAY_CLOUD",
     "monitor_endpoint": "SLIPWAY_MONITOR_ENDPOINT",
     "logs_endpoint": "SLIPWAY_LOGS_ENDPOINT",
     "clock_start": "SLIPWAY_CLOCK_START",

@@ -111,11 +111,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_SCHEDULER_SCHEDULE', value: '0 * * * * *' }
         { name: 'SLIPWAY_SCHEDULE_GRACE_MINUTES', value: '60' }
         { name: 'SLIPWAY_GATE_MIN_INTERVAL_SECONDS', value: '60' }
-        { name: 'SLIPWAY_MONITOR_ENDPOINT', value: 'https://management.azure.com' }
-        { name: 'SLIPWAY_LOGS_ENDPOINT', value: 'https://api.loganalytics.io' }
+        { name: 'SLIPWAY_CLOUD', value: environment().name }
+        { name: 'SLIPWAY_MONITOR_ENDPOINT', value: '' }
+        { name: 'SLIPWAY_LOGS_ENDPOINT', value: '' }
         { name: 'SLIPWAY_CLOCK_START', value: '' }
         { name: 'SLIPWAY_CLOCK_SPEED', value: '1' }
-        { name: 'SLIPWAY_ARM_ENDPOINT', value: environment().resourceManager }
+        { name: 'SLIPWAY_ARM_ENDPOINT', value: '' }
         { name: 'SLIPWAY_ARM_AUTH', value: 'managed-identity' }
         { name: 'SLIPWAY_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }
         { name: 'SLIPWAY_SLOT_URL_SCHEME', value: 'https' }

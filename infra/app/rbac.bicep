@@ -7,10 +7,13 @@ param principalId string
 @description('The person running azd (optional): the same storage access, for debugging.')
 param userPrincipalId string = ''
 
+// The Functions host's own use of AzureWebJobsStorage with an identity needs Storage Blob Data
+// Owner (learn.microsoft.com, functions-reference, "Connecting to host storage with an identity";
+// the official Flex Consumption templates assign it), not Contributor.
 var storageRoles = [
   '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
   '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
-  'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // Storage Blob Data Contributor
+  'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
 ]
 var metricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
 

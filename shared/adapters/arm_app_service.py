@@ -27,8 +27,6 @@ from shared.config import Settings
 from shared.domain.target import Target
 from shared.ports import SlotInfo, SwapProgress, TargetError
 
-SCOPE = "https://management.azure.com/.default"
-
 
 class _EmulatorToken:
     """A credential that satisfies the SDK's constructor; the emulator checks no token."""
@@ -57,8 +55,8 @@ class ArmAppService:
             if subscription_id not in self._clients:
                 from azure.mgmt.web import WebSiteManagementClient
 
-                options: dict[str, Any] = {"base_url": self.settings.arm_endpoint, "retry_total": 0,
-                                           "polling_interval": 1, "credential_scopes": [SCOPE]}
+                options: dict[str, Any] = {"base_url": self.settings.arm_url, "retry_total": 0,
+                                           "polling_interval": 1, "credential_scopes": [self.settings.arm_scope]}
                 if self.settings.arm_auth == "local-emulator":
                     credential = _EmulatorToken()
                     options["authentication_policy"] = _EmulatorAuthPolicy()

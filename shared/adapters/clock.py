@@ -3,9 +3,12 @@ move time."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from shared.config import Settings
 
 
 class SystemClock:
@@ -34,3 +37,20 @@ class ScaledBus:
 
     def send(self, queue: str, body: str, delay_seconds: float = 0.0) -> None:
         self.inner.send(queue, body, delay_seconds / self.speed)
+
+
+_clocks: dict[tuple[str, int], ScaledClock] = {}
+_lock = threading.Lock()
+
+
+def clock_for(settings: Settings) -> SystemClock | ScaledClock:
+    """The process's one clock for these settings: the local stack's emulators, its host's timers and
+    the app all read the same accelerated clock (`SLIPWAY_CLOCK_START`, `SLIPWAY_CLOCK_SPEED`)."""
+    if settings.clock_speed == 1 and not settings.clock_start:
+        return SystemClock()
+    key = (settings.clock_start, max(1, settings.clock_speed))
+    with _lock:
+        if key not in _clocks:
+            start = datetime.fromisoformat(settings.clock_start) if settings.clock_start else None
+            _clocks[key] = ScaledClock(start, key[1])
+        return _clocks[key]

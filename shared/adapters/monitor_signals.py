@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from azure.core.exceptions import AzureError, HttpResponseError
 
-from shared.adapters.arm_app_service import SCOPE, _EmulatorAuthPolicy, _EmulatorToken
+from shared.adapters.arm_app_service import _EmulatorAuthPolicy, _EmulatorToken
 from shared.config import Settings
 from shared.domain.gates import Reading
 from shared.domain.secrets import header_refusal
@@ -63,8 +63,8 @@ class MonitorSignals:
 
                 credential, options = self._options()
                 self._clients[key] = MonitorManagementClient(credential, subscription_id,
-                                                             base_url=self.settings.monitor_endpoint,
-                                                             credential_scopes=[SCOPE], **options)
+                                                             base_url=self.settings.monitor_url,
+                                                             credential_scopes=[self.settings.arm_scope], **options)
             return self._clients[key]
 
     def _logs(self) -> Any:
@@ -73,7 +73,7 @@ class MonitorSignals:
                 from azure.monitor.query import LogsQueryClient
 
                 credential, options = self._options()
-                self._clients["logs"] = LogsQueryClient(credential, endpoint=self.settings.logs_endpoint, **options)
+                self._clients["logs"] = LogsQueryClient(credential, endpoint=self.settings.logs_url, **options)
             return self._clients["logs"]
 
     # -- reading
@@ -157,7 +157,7 @@ class MonitorSignals:
                   "pageCount": str(ALERTS_PAGE)}
         if group.lower() != scope.rstrip("/").lower():
             params["targetResource"] = scope
-        url: str | None = f"{self.settings.monitor_endpoint.rstrip('/')}{group}/providers/Microsoft.AlertsManagement/" \
+        url: str | None = f"{self.settings.monitor_url}{group}/providers/Microsoft.AlertsManagement/" \
                           f"alerts"
         wanted = set(signal.get("severities") or [])
         firing, pages = 0, 0

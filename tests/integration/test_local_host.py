@@ -201,6 +201,24 @@ def test_timer_fires_on_its_expanded_schedule(host: FunctionsHost, app_dir: Path
     assert eventually(lambda: len(records(app_dir, "tick")) >= 2)
 
 
+def test_timers_fire_on_the_stacks_accelerated_clock(app_dir: Path, azurite: Azurite, unique: str) -> None:
+    from datetime import UTC, datetime
+
+    from shared.adapters.clock import ScaledClock
+
+    clock = ScaledClock(datetime(2026, 11, 30, 2, 59, 58, tzinfo=UTC), 3600)  # an hour per real second
+    overrides = {"AzureWebJobsStorage": azurite.connection_string, "WORK_QUEUE": f"work{unique}",
+                 "RECORD_DIR": str(app_dir / "records"), "TICK_SCHEDULE": "0 0 * * * *"}  # hourly
+    host = FunctionsHost(app_dir, http_port=0, settings_overrides=overrides, clock=clock).start()
+    try:
+        started = time.monotonic()
+        assert eventually(lambda: len(records(app_dir, "tick")) >= 3, timeout=10)
+        assert time.monotonic() - started < 6  # three simulated hours, not three real ones
+        assert not any(r["past_due"] for r in records(app_dir, "tick"))
+    finally:
+        host.stop()
+
+
 def test_a_five_field_schedule_is_refused(app_dir: Path, azurite: Azurite, unique: str) -> None:
     with pytest.raises(HostError, match="6-field NCRONTAB"):
         start(app_dir, azurite, unique, TICK_SCHEDULE="*/5 * * * *").stop()

@@ -50,6 +50,11 @@ def emulator() -> Iterator[MonitorEmulator]:
         yield running
 
 
+def after_t0(emulator: MonitorEmulator) -> None:
+    """The metrics tests' traffic is stamped in 2030: move the emulator's clock past it."""
+    emulator.now = lambda: T0 + timedelta(hours=1)
+
+
 @pytest.fixture
 def monitor(emulator: MonitorEmulator) -> Iterator[MonitorManagementClient]:
     scope = "https://management.azure.com/.default"
@@ -89,6 +94,7 @@ def series(result: Any) -> dict[str, list[Any]]:
 
 def test_recorded_traffic_shows_as_requests_5xx_and_response_time(emulator: MonitorEmulator,
                                                                   monitor: MonitorManagementClient) -> None:
+    after_t0(emulator)
     for second, status, ms in [(5, 200, 100), (20, 500, 300), (40, 200, 200), (70, 503, 1000)]:
         emulator.record(STAGING, T0 + timedelta(seconds=second), status, ms)
     emulator.record(SITE, T0, 500, 50)  # production's traffic is not the slot's
@@ -111,7 +117,23 @@ def test_recorded_traffic_shows_as_requests_5xx_and_response_time(emulator: Moni
     whole = monitor.metrics.list(STAGING, timespan=SPAN, interval="FULL", aggregation="Total,Count,Maximum",
                                  metricnames="Http5xx")
     point = series(whole)["Http5xx"]
-    assert len(point) == 1 and (point[0].total, point[0].count, point[0].maximum) == (2, 4, 1)
+    # one measurement per minute with traffic: Count counts measurements, not requests
+    assert len(point) == 1 and (point[0].total, point[0].count, point[0].maximum) == (2, 2, 1)
+
+
+def test_count_is_measurements_and_new_traffic_waits_for_the_ingestion_delay(
+        emulator: MonitorEmulator, monitor: MonitorManagementClient) -> None:
+    after_t0(emulator)
+    for second in range(0, 60, 6):
+        emulator.record(STAGING, T0 + timedelta(seconds=second), 200, 10)
+    whole = series(monitor.metrics.list(STAGING, timespan=SPAN, interval="FULL", aggregation="Total,Count",
+                                        metricnames="Requests"))["Requests"][0]
+    assert (whole.total, whole.count) == (10, 1)
+    emulator.now = lambda: T0 + timedelta(seconds=90)
+    emulator.ingestion_delay_seconds = 120
+    late = series(monitor.metrics.list(STAGING, timespan=SPAN, interval="FULL", aggregation="Total",
+                                       metricnames="Requests"))["Requests"][0]
+    assert late.total is None  # recorded, not readable yet
 
 
 def test_no_traffic_is_a_series_of_points_without_values(monitor: MonitorManagementClient) -> None:
@@ -132,6 +154,7 @@ def test_a_metrics_source_answers_instead_of_the_recorded_traffic(emulator: Moni
             return {start + timedelta(minutes=i): float(i) for i in range(10)}
         return None
 
+    after_t0(emulator)
     emulator.metrics_source = source
     emulator.record(STAGING, T0, 200, 10)
     result = monitor.metrics.list(STAGING, timespan="2030-01-01T12:00:00Z/2030-01-01T12:10:00Z", interval="PT5M",
@@ -259,6 +282,7 @@ def call(kind: str, monitor: MonitorManagementClient, logs: LogsQueryClient,
 
 @pytest.fixture
 def data(emulator: MonitorEmulator, requests_table: datetime) -> MonitorEmulator:
+    after_t0(emulator)
     emulator.record(STAGING, T0, 200, 10)
     emulator.fire_alert(STAGING, "staging-5xx")
     return emulator

@@ -28,7 +28,9 @@ def test_release_deploys_dev_then_test_and_leaves_manual_production_waiting(worl
     assert dev[RELEASE_MARK] == str(rel.id)
     events = [e["type"] for e in releases.events(world.deps, rel.id)]
     assert events[0] == "releaseCreated" and events.count("deploymentSucceeded") == 2
-    log = world.deps.logs.read(f"{d['id']}/{rel.id}/Dev/1/0.log")
+    from shared.services.steps import log_name
+
+    log = world.deps.logs.read(log_name(rel, "Dev", 1, 0))
     assert log is not None and "now runs 1.4.0" in log
 
 

@@ -131,3 +131,23 @@ def test_every_http_route_is_anonymous_to_the_host_and_checks_its_caller_itself(
     levels = {f.get_function_name(): f.get_trigger().auth_level for f in function_app.app.get_functions()
               if f.get_trigger().get_binding_name() == "httpTrigger"}
     assert levels and all(str(getattr(level, "value", level)).upper() == "ANONYMOUS" for level in levels.values())
+
+
+def test_endpoints_and_token_scopes_follow_one_cloud_setting() -> None:
+    from shared.config import Settings
+
+    assert bicep_app_settings()["SLIPWAY_CLOUD"] == "environment().name"
+    gov = Settings(cloud="AzureUSGovernment")
+    assert gov.arm_url == "https://management.usgovcloudapi.net" == gov.monitor_url
+    assert gov.arm_scope == "https://management.usgovcloudapi.net/.default"
+    assert gov.logs_url == "https://api.loganalytics.us"
+    china = Settings(cloud="AzureChinaCloud")
+    assert china.logs_url == "https://api.loganalytics.azure.cn" and "chinacloudapi.cn" in china.arm_scope
+    local = Settings(arm_endpoint="http://127.0.0.1:7073", monitor_endpoint="http://127.0.0.1:7075")
+    assert local.arm_url == "http://127.0.0.1:7073" and local.arm_scope == "https://management.azure.com/.default"
+
+
+def test_the_hosts_storage_role_is_blob_data_owner() -> None:
+    text = (REPO / "infra" / "app" / "rbac.bicep").read_text()
+    assert "b7e6dc6d-f1e8-4753-8033-0f276bb0955b" in text  # Storage Blob Data Owner
+    assert "ba92f5b4-2d11-453d-a403-e96b0029c9fe" not in text  # not Contributor
