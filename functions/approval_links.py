@@ -21,6 +21,7 @@ from shared.domain.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from shared.domain.keys import key_hash
 from shared.domain.target import Target
 from shared.records import ConcurrentChange
+from shared.schemas.fields import clip
 from shared.services import approvals, releases
 
 bp = func.Blueprint()
@@ -142,7 +143,7 @@ def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.
         return _page(400, "Choose approve or reject", "<p>Go back and use the form.</p>")
     try:
         approvals.decide(deps, record["releaseId"], record["stage"], record["kind"], who, decision,
-                         form.get("comment", "")[:4000], attempt=record["attempt"], if_match=form["etag"])
+                         clip(form.get("comment", "")), attempt=record["attempt"], if_match=form["etag"])
     except PreconditionFailed:
         return _page(412, "The release changed", "<p>Open the link again to see it as it is now.</p>")
     except (Conflict, Forbidden, Invalid, NotFound) as exc:

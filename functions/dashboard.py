@@ -32,6 +32,7 @@ from shared.domain.access import ADMIN, APP_ROLES, READER, RELEASE_MANAGER, Prin
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.release import Release
 from shared.domain.waiting import preview
+from shared.schemas.fields import clip
 from shared.schemas.release import ReleaseIn, parse
 from shared.services import approvals, definitions, delivery, environments, log_archive, releases
 from shared.services.views import release_view
@@ -329,7 +330,7 @@ def ignore_gate(req: func.HttpRequest, who: Principal, route: dict[str, str]) ->
     comment = _fields(req).get("comment", "").strip()
     if not comment:
         raise Invalid([FieldError("comment", "say why the gate is ignored (it is audited)")])
-    releases.ignore_gate(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, comment[:4000])
+    releases.ignore_gate(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, clip(comment))
     return _see_other(f"/releases/{route['id']}")
 
 
@@ -343,6 +344,6 @@ def decide(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func
         raise Invalid([FieldError("etag", "the page's version of the release; reload the page")])
     attempt = _digits(fields.get("attempt", ""), "attempt", low=1, high=10**6) if fields.get("attempt") else None
     approvals.decide(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, decision,
-                     fields.get("comment", "")[:4000], attempt=attempt, if_match=fields["etag"])
+                     clip(fields.get("comment", "")), attempt=attempt, if_match=fields["etag"])
     back = fields.get("back", "")
     return _see_other(back if back in ("/approvals",) else f"/releases/{route['id']}")

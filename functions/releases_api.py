@@ -61,8 +61,8 @@ def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, RELEASE_MANAGER, "abandon releases")
     body = body_json(req) if req.get_body() else {}
     comment = body.get("comment", "") if isinstance(body, dict) else ""
-    if not isinstance(comment, str) or len(comment) > 4000:
-        raise Invalid([FieldError("comment", "must be text of at most 4000 characters")])
+    if not isinstance(comment, str) or len(comment.encode("utf-8")) > 4000:
+        raise Invalid([FieldError("comment", "must be text of at most 4000 bytes")])
     release = releases.abandon(bootstrap.deps(), route_int(req, "releaseId"), by=who.name, comment=comment)
     return json_response(release_view(release))
 
@@ -105,8 +105,8 @@ def ignore_gate(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, ADMIN, "ignore gates")
     body = body_json(req)
     comment = body.get("comment") if isinstance(body, dict) else None
-    if not isinstance(comment, str) or not 1 <= len(comment.strip()) <= 4000:
-        raise Invalid([FieldError("comment", "why the gate is ignored: 1 to 4000 characters")])
+    if not isinstance(comment, str) or not comment.strip() or len(comment.encode("utf-8")) > 4000:
+        raise Invalid([FieldError("comment", "why the gate is ignored: 1 to 4000 bytes")])
     kind = req.route_params["kind"]
     if kind not in ("pre", "post"):
         raise NotFound(f"no gate kind '{kind}' (pre or post)")

@@ -445,10 +445,12 @@ class MonitorEmulator:
         minutes: dict[datetime, list[float]] = {}
         for t in traffic:
             minute = t.at.replace(second=0, microsecond=0)
-            if start <= minute < end and t.at <= readable_until:
+            if minute < end and minute + timedelta(minutes=1) > start and t.at <= readable_until:
                 minutes.setdefault(minute, []).append(info.sample(t.status, t.duration_ms))
         combine = (lambda v: sum(v)) if info.unit == "Count" else (lambda v: sum(v) / len(v))
-        return [(minute, float(combine(values))) for minute, values in sorted(minutes.items())]
+        # The grain is a minute: a window shorter than a minute sees the measurement of the minute it
+        # overlaps (placed at the window's start so that it falls inside it).
+        return [(max(minute, start), float(combine(values))) for minute, values in sorted(minutes.items())]
 
     # -- logs
 

@@ -90,6 +90,12 @@ class LocalStack:
 
         chosen = {**load_local_settings(REPO), **self.extra_settings}
         self.clock = clock_for(Settings.from_env({k: v for k, v in chosen.items() if k.startswith("SLIPWAY_CLOCK_")}))
+        speed = getattr(self.clock, "speed", 1)
+        if speed > 1 and "SLIPWAY_STEP_LEASE_SECONDS" not in self.extra_settings:
+            # How long real work may take is real time: on an accelerated clock the step lease scales with
+            # it, or a step that runs half a real second would look stuck for hours and be redelivered.
+            lease = int(chosen.get("SLIPWAY_STEP_LEASE_SECONDS") or 900)
+            self.extra_settings = {**self.extra_settings, "SLIPWAY_STEP_LEASE_SECONDS": str(lease * speed)}
         self.azurite = Azurite(location=location, **ports).start()
         self.mail = MailSink(page_port=7074 if self.fixed_ports and _free(7074) else 0).start()
         self.emulator = AppServiceEmulator(**({"port": 7073} if self.fixed_ports else {}))
@@ -121,9 +127,12 @@ class LocalStack:
                                   clock=self.clock)
         self.host.start()
         os.environ["SLIPWAY_PUBLIC_URL"] = self.host.base_url  # the links in mails point at this host
+        from local.storage_policies import TableLimitsPolicy
         from shared import bootstrap
 
-        bootstrap.use(None)  # the app builds its adapters again from this stack's settings
+        # The app builds its adapters again from this stack's settings, with Table Storage's limits
+        # enforced on Azurite (which does not enforce them) so that the stack fails where Azure would.
+        bootstrap.use(bootstrap.build(storage_policies=[TableLimitsPolicy()]))
         if self.seed_sample:
             self.definition_id = self.seed()
         if self.persistent:
@@ -167,7 +176,9 @@ class LocalStack:
             if predicate(release):
                 return release  # type: ignore[no-any-return]
             if time.monotonic() > deadline:
-                raise TimeoutError(f"release {release_id} did not get there: {json.dumps(release)[:2000]}")
+                stages = [{k: s.get(k) for k in ("name", "status", "waitingFor")} | {"last": (s.get("deployments") or [
+                    {}])[-1]} for s in release.get("stages", [])]
+                raise TimeoutError(f"release {release_id} did not get there: {json.dumps(stages)[:4000]}")
             time.sleep(0.1)
 
     def stop(self) -> None:

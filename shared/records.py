@@ -46,6 +46,11 @@ class OutboxItem:
     created_at: str
     queue: str = ""
     delay: float = 0.0
+    row: str = ""
+    """The store's key of the row that holds it: items of one change share a row. The store sets it
+    when it commits or reads the item."""
+    row_items: int = 0
+    """How many items that row holds: deleting them all deletes the row without reading it."""
 
 
 @dataclass

@@ -4,17 +4,23 @@ Row keys in a definition's partition:
   `definition`                       the head (name, latest revision, release counter)
   `revision|0000000003`              a revision's body
   `release|0000000042`               a release with its stages, deployments and steps
-  `event|0000000042|00000007`        the release's history, appended with every change
-  `outbox|0000000042|<id>`           messages to send once the change committed
+  `event|0000000042|00000007`        the events one change appended, from sequence number 7 on
+  `outbox|0000000042|<id>`           the messages one change left to send once it committed
   `idem|<sha256 of key>`             idempotency keys (insert-only)
 The index table holds cross-definition lists and counters; it may lag the partition for a moment.
-Large JSON is split over several properties (a string property holds at most 32K characters).
+
+Table Storage's limits shape the rows: a transaction holds at most 100 operations, so a change's
+events share one row and its outbox items another (a release starting 20 approval stages at once
+appends some 60 events and 60 items, and still commits in one transaction of a few rows); an
+entity holds at most 1 MiB and a string property 64 KiB in UTF-16, so JSON is split over
+properties of at most 32,000 UTF-16 code units (never splitting a surrogate pair), and a release
+too large for one entity is compacted first (`Release.compact`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -28,8 +34,11 @@ from shared.domain.keys import key_hash
 from shared.domain.release import Release
 from shared.records import Changes, ConcurrentChange, Head, OutboxItem
 
-CHUNK = 30_000
+CHUNK = 32_000
+"""UTF-16 code units per property: 64,000 bytes, under the 64 KiB limit."""
 MAX_BATCH = 100
+MAX_ENTITY_JSON = 480_000
+"""UTF-16 code units of JSON one entity may hold: under 1 MiB with its property overhead, in 16 properties."""
 
 
 def pk(definition_id: int) -> str:
@@ -41,10 +50,30 @@ def release_key(release_id: int) -> str:
 
 
 def put_json(entity: dict[str, Any], value: Any) -> dict[str, Any]:
-    text = json.dumps(value, separators=(",", ":"))
-    for i in range(0, max(len(text), 1), CHUNK):
-        entity[f"json{i // CHUNK}"] = text[i:i + CHUNK]
+    for i, part in enumerate(utf16_chunks(json_text(value), CHUNK)):
+        entity[f"json{i}"] = part
     return entity
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def utf16_units(text: str) -> int:
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def utf16_chunks(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` UTF-16 code units each (a character outside the BMP is two)."""
+    chunks, start, units = [], 0, 0
+    for i, ch in enumerate(text):
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if units + width > limit:
+            chunks.append(text[start:i])
+            start, units = i, 0
+        units += width
+    chunks.append(text[start:])
+    return chunks
 
 
 def get_json(entity: dict[str, Any]) -> Any:
@@ -143,8 +172,12 @@ class TableStore:
         return [Release.from_dict(get_json(r)) for r in rows], pages.continuation_token
 
     def events(self, definition_id: int, release_id: int) -> list[dict[str, Any]]:
-        rows = self._range(pk(definition_id), f"event|{release_id:010d}|")
-        return [{"seq": int(r["RowKey"].rsplit("|", 1)[1]), **get_json(r)} for r in rows]
+        out = []
+        for row in self._range(pk(definition_id), f"event|{release_id:010d}|"):
+            first, data = int(row["RowKey"].rsplit("|", 1)[1]), get_json(row)
+            for offset, event in enumerate(data if isinstance(data, list) else [data]):
+                out.append({"seq": first + offset, **event})
+        return out
 
     def lanes(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]]:
         """Each stage lane of the definition, with its ETag."""
@@ -166,13 +199,13 @@ class TableStore:
 
     def outbox(self, definition_id: int, release_id: int | None = None) -> list[OutboxItem]:
         prefix = "outbox|" if release_id is None else f"outbox|{release_id:010d}|"
-        return [_outbox_item(r) for r in self._range(pk(definition_id), prefix)]
+        return [item for r in self._range(pk(definition_id), prefix) for item in _outbox_items(r)]
 
     def stale_outbox(self, older_than: datetime) -> list[tuple[int, OutboxItem]]:
         """Outbox rows of every definition left unsent since `older_than` (a scan: the sweeper's job)."""
         rows = self.table.query_entities("RowKey ge @lo and RowKey lt @hi and createdAt lt @t",
                                          parameters={"lo": "outbox|", "hi": "outbox}", "t": older_than.isoformat()})
-        return [(int(r["PartitionKey"]), _outbox_item(r)) for r in rows]
+        return [(int(r["PartitionKey"]), item) for r in rows for item in _outbox_items(r)]
 
     def in_flight(self) -> list[tuple[int, int]]:
         """(definition, release) pairs with a deployment in progress (a scan: the sweeper's job)."""
@@ -217,15 +250,22 @@ class TableStore:
             r = c.release
             row = {"PartitionKey": part, "RowKey": release_key(r.id), "status": r.status,
                    "createdAt": r.created_at, "inFlight": _in_flight(r)}
-            ops.append(_guarded(put_json(row, r.to_dict()), c.release_etag))
-            first = r.event_seq - len(c.events) + 1
-            for seq, event in enumerate(c.events, start=first):
-                row = {"PartitionKey": part, "RowKey": f"event|{r.id:010d}|{seq:08d}"}
-                ops.append(("create", put_json(row, asdict(event))))
-        for item in c.outbox:
-            ops.append(("create", {"PartitionKey": part, "RowKey": _outbox_key(item), "kind": item.kind,
-                                   "queue": item.queue, "body": item.body, "delay": float(item.delay),
-                                   "createdAt": item.created_at}))
+            ops.append(_guarded(put_json(row, _fitting(r)), c.release_etag))
+            if c.events:
+                first = r.event_seq - len(c.events) + 1
+                row = {"PartitionKey": part, "RowKey": f"event|{r.id:010d}|{first:08d}", "count": len(c.events)}
+                ops.append(("create", put_json(row, [asdict(e) for e in c.events])))
+        by_release: dict[int, list[int]] = {}
+        for i, item in enumerate(c.outbox):
+            by_release.setdefault(item.release_id, []).append(i)
+        for positions in by_release.values():
+            items = [c.outbox[i] for i in positions]
+            key = _outbox_key(items[0])
+            for i in positions:  # the caller flushes this same list after the commit: name each item's row
+                c.outbox[i] = replace(c.outbox[i], row=key, row_items=len(items))
+            row = {"PartitionKey": part, "RowKey": key, "count": len(items),
+                   "createdAt": min(i.created_at for i in items)}
+            ops.append(("create", put_json(row, [_outbox_json(i) for i in items])))
         for stage, lane, etag in c.lanes:
             row = put_json({"PartitionKey": part, "RowKey": "lane|" + key_hash(stage)[:40]}, {**lane, "stage": stage})
             ops.append(_guarded(row, etag))
@@ -239,16 +279,38 @@ class TableStore:
         return ops
 
     def delete_outbox(self, definition_id: int, items: list[OutboxItem]) -> None:
+        """Remove sent items: a row whose items all went is deleted; one with items left (a mail that
+        failed) keeps those, rewritten under its ETag (someone else's change wins, and is sent again)."""
         part = pk(definition_id)
-        for i in range(0, len(items), MAX_BATCH):
-            chunk = items[i:i + MAX_BATCH]
+        sent: dict[str, set[str]] = {}
+        size: dict[str, int] = {}
+        for item in items:
+            key = item.row or _outbox_key(item)
+            sent.setdefault(key, set()).add(item.id)
+            size[key] = item.row_items or 1
+        for key, ids in sent.items():
+            if len(ids) >= size[key]:  # all of the row's items went: delete it unread
+                try:
+                    self.table.delete_entity(part, key)
+                except ResourceNotFoundError:
+                    pass
+                continue
             try:
-                self.table.submit_transaction(
-                    [("delete", {"PartitionKey": part, "RowKey": _outbox_key(it)}) for it in chunk])
-            except TableTransactionError:
-                # Someone else sent and deleted some of them: delete the rest one by one.
-                for it in chunk:
-                    self.table.delete_entity(part, _outbox_key(it))
+                row = self.table.get_entity(part, key)
+            except ResourceNotFoundError:
+                continue  # someone else sent and deleted it
+            left = [i for i in _outbox_items(row) if i.id not in ids]
+            try:
+                if left:
+                    fresh = put_json({"PartitionKey": part, "RowKey": key, "count": len(left),
+                                      "createdAt": min(i.created_at for i in left)}, [_outbox_json(i) for i in left])
+                    self.table.update_entity(fresh, mode=UpdateMode.REPLACE, etag=row.metadata["etag"],
+                                             match_condition=MatchConditions.IfNotModified)
+                else:
+                    self.table.delete_entity(part, key, etag=row.metadata["etag"],
+                                             match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue
 
     # -- artifact versions (insert-only: a version's digest never changes)
 
@@ -342,7 +404,34 @@ def _outbox_key(item: OutboxItem) -> str:
     return f"outbox|{item.release_id:010d}|{item.id}"
 
 
-def _outbox_item(row: dict[str, Any]) -> OutboxItem:
+def _outbox_json(item: OutboxItem) -> dict[str, Any]:
+    return {"id": item.id, "kind": item.kind, "queue": item.queue, "body": item.body, "delay": float(item.delay),
+            "createdAt": item.created_at}
+
+
+def _outbox_items(row: dict[str, Any]) -> list[OutboxItem]:
+    """The items a row holds: a change's list, or one item in an older row of its own."""
     _, release, ident = row["RowKey"].split("|")
-    return OutboxItem(id=ident, release_id=int(release), kind=row["kind"], body=row["body"],
-                      created_at=row["createdAt"], queue=row.get("queue", ""), delay=float(row.get("delay", 0.0)))
+    if "json0" in row:
+        listed = get_json(row)
+        return [OutboxItem(id=i["id"], release_id=int(release), kind=i["kind"], body=i["body"],
+                           created_at=i["createdAt"], queue=i.get("queue", ""), delay=float(i.get("delay", 0.0)),
+                           row=row["RowKey"], row_items=len(listed)) for i in listed]
+    return [OutboxItem(id=ident, release_id=int(release), kind=row["kind"], body=row["body"],
+                       created_at=row["createdAt"], queue=row.get("queue", ""), delay=float(row.get("delay", 0.0)),
+                       row=row["RowKey"], row_items=1)]
+
+
+def _fitting(release: Release) -> dict[str, Any]:
+    """The release as stored: compacted step by step until its JSON fits one entity (the history,
+    in its own rows, keeps everything compaction leaves out)."""
+    data = release.to_dict()
+    level = 0
+    while utf16_units(json_text(data)) > MAX_ENTITY_JSON:
+        level += 1
+        compacted = Release.from_dict(data).compact(level)
+        if compacted is None:
+            raise ValueError(f"release {release.id} is too large to store even compacted "
+                             f"({utf16_units(json_text(data))} UTF-16 code units)")
+        data = compacted.to_dict()
+    return data

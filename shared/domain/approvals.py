@@ -16,6 +16,8 @@ from shared.domain.errors import Conflict
 
 PENDING, APPROVED, REJECTED, CANCELED, SKIPPED = "pending", "approved", "rejected", "canceled", "skipped"
 POLICIES = ("anyOne", "allInAnyOrder", "allInSequence", "count")
+HISTORY_KEPT = 10
+"""Reassignments and deferrals an approval keeps; every one is also an event of the release."""
 DEFAULT_TIMEOUT_MINUTES = 30 * 24 * 60
 MAX_TIMEOUT_MINUTES = 365 * 24 * 60
 
@@ -48,7 +50,7 @@ class Approval:
     votes: list[Vote] = field(default_factory=list)
     deferred_until: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    """Reassignments and deferrals, never removed."""
+    """The last reassignments and deferrals (HISTORY_KEPT); the release's events keep them all."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Approval:

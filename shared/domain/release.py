@@ -136,6 +136,47 @@ class Release:
     def plan(self) -> Plan:
         return Plan.from_dict(self.definition)
 
+    def compact(self, level: int) -> Release | None:
+        """A copy with less detail, for a release too large for one table entity; None when `level`
+        leaves nothing more to drop. What goes is in the release's history (its event rows):
+        1. earlier attempts lose their gate samples, approval history and step scratch state;
+        2. every approval keeps its last 3 history entries, every gate its last 10 samples;
+        3. comments and messages are cut to 200 characters;
+        4. earlier attempts keep no votes and no step messages."""
+        if not 1 <= level <= 4:
+            return None
+        copy = Release.from_dict(self.to_dict())
+        for run in copy.stages.values():
+            for dep in run.deployments:
+                current = dep is run.current
+                for approval in dep.approvals.values():
+                    if level >= 1 and not current:
+                        approval.history = []
+                    if level >= 2:
+                        approval.history = approval.history[-3:]
+                    if level >= 3:
+                        for vote in approval.votes:
+                            vote.comment = _cut(vote.comment)
+                        for entry in approval.history:
+                            entry["comment"] = _cut(str(entry.get("comment", "")))
+                    if level >= 4 and not current:
+                        approval.votes = []
+                for gate in dep.gates.values():
+                    if level >= 1 and not current:
+                        gate.samples = []
+                    if level >= 2:
+                        gate.samples = gate.samples[-10:]
+                for step in dep.steps:
+                    if level >= 1 and not current and step.status in FINISHED | {SKIPPED}:
+                        step.state = {}
+                    if level >= 3:
+                        step.message = _cut(step.message)
+                    if level >= 4 and not current:
+                        step.message = ""
+                if level >= 3 and dep.failure:
+                    dep.failure = _cut(dep.failure)
+        return copy
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -163,3 +204,7 @@ class Release:
         stages = {s["name"]: StageRun(s["name"]) for s in definition.get("stages", [])}
         return cls(id, definition_id, revision, name, created_at, created_by, reason, description,
                    artifacts, definition, stages, debug=debug)
+
+
+def _cut(text: str, size: int = 200) -> str:
+    return text if len(text) <= size else text[:size - 1] + "…"

@@ -678,6 +678,7 @@ class _Decider(GateMoves):
         approval.deferred_until = cmd.until
         approval.history.append({"action": "defer", "by": cmd.who.name, "at": self.stamp, "until": cmd.until,
                                  "comment": cmd.comment})
+        del approval.history[:-approvals.HISTORY_KEPT]
         self.emit("deploymentDeferred", stage=cmd.stage, attempt=dep.attempt, by=cmd.who.name,
                   message=f"until {cmd.until}: {cmd.comment}".rstrip(": "))
 
@@ -691,6 +692,7 @@ class _Decider(GateMoves):
         approval.approvers[approval.approvers.index(entry)] = cmd.to
         approval.history.append({"action": "reassign", "by": cmd.who.name, "at": self.stamp, "from": entry,
                                  "to": cmd.to, "comment": cmd.comment})
+        del approval.history[:-approvals.HISTORY_KEPT]
         self.emit("approvalReassigned", stage=cmd.stage, attempt=dep.attempt, by=cmd.who.name,
                   message=f"{entry} -> {cmd.to}: {cmd.comment}".rstrip(": "))
 

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from shared.schemas.definition import Strict
+from shared.schemas.fields import Text
 
-Comment = Annotated[str, StringConstraints(max_length=4000)]
+Comment = Text
 
 
 class DecisionIn(Strict):
@@ -20,7 +21,7 @@ class DecisionIn(Strict):
 
 class OverrideIn(Strict):
     decision: Literal["approve", "reject"]
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    reason: Annotated[Text, StringConstraints(min_length=1)]
     attempt: int | None = Field(None, ge=1)
 
 

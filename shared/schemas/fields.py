@@ -21,7 +21,23 @@ def _printable(value: str) -> str:
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_printable)]
 LongName = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_printable)]
-Text = Annotated[str, StringConstraints(max_length=4000)]
+MAX_TEXT_BYTES = 4000
+
+
+def _bounded_bytes(value: str) -> str:
+    if len(value.encode("utf-8")) > MAX_TEXT_BYTES:
+        raise ValueError(f"at most {MAX_TEXT_BYTES} bytes of UTF-8 (a character outside the BMP takes 4)")
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_bounded_bytes)]
+"""Free text (descriptions, comments, reasons): bounded in bytes, so that what a release keeps of it
+stays small whatever the script (Table Storage counts UTF-16)."""
+
+
+def clip(text: str, size: int = MAX_TEXT_BYTES) -> str:
+    """At most `size` bytes of UTF-8, cut on a character boundary (form fields, which are not rejected)."""
+    return text.encode("utf-8")[:size].decode("utf-8", errors="ignore")
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 """Identifier-like names: artifact aliases and sources."""
 Guid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]

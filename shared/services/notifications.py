@@ -62,12 +62,14 @@ def _ask(deps: Deps, release: Release, note: dict[str, Any], approver: str, dead
         "definitionId": int(release.definition_id), "releaseId": release.id, "stage": note["stage"],
         "attempt": note["attempt"], "kind": note["kind"], "approver": approver, "expires": expires.isoformat()})
     link = f"{base_url(deps)}/api/approve/{token}"
-    subject = f"Approval needed: {release.name} to {note['stage']}"
+    pipeline = str(release.definition.get("name", ""))
+    subject = f"Approval needed: {pipeline} {release.name} to {note['stage']}"
     artifacts = ", ".join(f"{a['alias']} {a['version']}" for a in release.artifacts)
-    text = (f"{release.name} ({artifacts}) waits for your {note['kind']}-deployment approval of stage "
+    text = (f"{release.name} of {pipeline} ({artifacts}) waits for your {note['kind']}-deployment approval of stage "
             f"{note['stage']}.\n\nReview and decide: {link}\n\nThe link is yours alone, works once and expires "
             f"{expires.isoformat()}.")
-    body = (f"<p><b>{html.escape(release.name)}</b> ({html.escape(artifacts)}) waits for your "
+    body = (f"<p><b>{html.escape(release.name)}</b> of {html.escape(pipeline)} ({html.escape(artifacts)}) waits "
+            f"for your "
             f"{html.escape(note['kind'])}-deployment approval of stage <b>{html.escape(note['stage'])}</b>.</p>"
             f'<p><a href="{html.escape(link)}">Review and decide</a></p>'
             f"<p>The link is yours alone, works once and expires {html.escape(expires.isoformat())}.</p>")

@@ -150,12 +150,14 @@ def test_a_newcomer_approves_from_the_mail_link_as_tim(stack: LocalStack, browse
     assert stack.azurite is not None and stack.host is not None and stack.mail is not None
     out = sample_build.publish(version="8.0.0", storage_connection=stack.azurite.connection_string, api=stack.api,
                                key=stack.function_key).json()
-    rid = next(r["id"] for r in out["releases"] if r["definitionId"] == stack.definition_id)
+    mine = next(r for r in out["releases"] if r["definitionId"] == stack.definition_id)
+    rid, wanted = mine["id"], f"Sample web app {mine['name']} to Production"
     stack.wait_for(rid, lambda r: r["stages"][1]["status"] == "succeeded")
     seen = len(stack.mail.messages)
     assert httpx.post(f"{stack.api}/releases/{rid}/stages/Production/deploy", timeout=30).status_code == 202
     deadline = time.monotonic() + 30
-    while not (mail := next((m for m in stack.mail.messages[seen:] if m["to"] == ["tim@contoso.com"]), None)):
+    while not (mail := next((m for m in stack.mail.messages[seen:] if m["to"] == ["tim@contoso.com"]
+                             and wanted in m["subject"]), None)):
         assert time.monotonic() < deadline, "no mail for Tim"
         time.sleep(0.1)
     link = re.search(r"(http://\S+/api/approve/\S+)", mail["text"])[1]  # type: ignore[index]

@@ -16,7 +16,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 
 from local.azurite import Azurite
-from local.storage_policies import CountingPolicy, CrashPolicy
+from local.storage_policies import CountingPolicy, CrashPolicy, TableLimitsPolicy
 from shared import bootstrap
 from shared.adapters.queue_bus import QueueBus
 from shared.adapters.storage_clients import StorageClients
@@ -107,7 +107,7 @@ def world(azurite: Azurite, unique: str) -> Iterator[World]:
                         package_store_container=f"s{unique}", website_auth_enabled="true")
     hosts = {f"127.0.0.1:{port}": name for name, port in azurite.ports.items()}
     counter, crash = CountingPolicy(hosts), CrashPolicy()
-    deps = bootstrap.build(settings, storage_policies=[counter, crash], clock=FakeClock(),
+    deps = bootstrap.build(settings, storage_policies=[counter, crash, TableLimitsPolicy()], clock=FakeClock(),
                            app_service=FakeAppService(), packages=FakePackages(), probe=FakeProbe(),
                            mailer=FakeMailer(), signals=FakeSignals(), function_keys=FakeFunctionKeys())
     clients = deps.store.clients
