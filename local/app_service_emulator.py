@@ -17,12 +17,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 
+from local.kudu import Kudu
 from local.slot_server import SlotServer
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ class Slot:
     settings: dict[str, str] = field(default_factory=dict)
     connection_strings: dict[str, dict[str, str]] = field(default_factory=dict)
     """name → {"value", "type"} (ConnStringValueTypePair)."""
+    wwwroot: bytes | None = None
+    """The site's content as zip deployment left it (it moves with a swap, like the content does)."""
+    kudu: Kudu | None = None
+    restart_timer: threading.Timer | None = None
 
 
 SLOT_CONFIG_LISTS = ("appSettingNames", "connectionStringNames", "azureStorageConfigNames")
@@ -59,6 +65,9 @@ class Site:
         return self.slot_config["connectionStringNames"]
     host_keys: dict[str, str] | None = None
     """A function app's host keys (`_master` is the master key); None for a web app."""
+    stack: str = "PYTHON|3.11"
+    """`siteConfig.linuxFxVersion`: what the slot's content runs on."""
+    kind: str = "app,linux"
 
 
 @dataclass
@@ -70,6 +79,10 @@ class Fault:
     headers: dict[str, str]
     after: bool
     """Answer `status` only after doing the operation: a timeout or error after success."""
+
+
+class PackageError(Exception):
+    """A run-from-package URL that does not give the app its package: the slot does not start."""
 
 
 @dataclass
@@ -100,6 +113,20 @@ class AppServiceEmulator:
         a minute or two (warm-up), so callers must look again; 0 makes it finish at the first check."""
         self.operation_seconds = 1.0
         """How long a swap runs by itself when nobody looks at it (it completes at whichever comes first)."""
+        self.restart_seconds = 0.5
+        """How long after a settings change, a restart call or a deployment the slot restarts (App
+        Service answers first and restarts afterwards; the old build answers meanwhile)."""
+        self.deploy_seconds = 0.3
+        """How long a zip deployment takes on a slot's deployment endpoint."""
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """The clock SAS expiries are judged by (the local stack's one clock)."""
+        self.speed = 1.0
+        """Simulated seconds per real second of that clock: restarts and deployments take their time
+        on it, as everything else on the stack does."""
+        self.blob_readers: set[str] = set()
+        """Managed identities (resource ids) granted read access to the package store."""
+        self.read_blob: Callable[[str], bytes] | None = None
+        """How a managed identity reads a blob URL (the local stack reads Azurite with its key)."""
         self.swaps_done = 0
         """Swaps carried out (a refused or failed one is not)."""
         self.preview_backup: dict[int, tuple[dict[str, str], dict[str, dict[str, str]]]] = {}
@@ -152,6 +179,10 @@ class AppServiceEmulator:
         for site in self.sites.values():
             for slot in site.slots.values():
                 slot.server.stop()
+                if slot.kudu is not None:
+                    slot.kudu.stop()
+                if slot.restart_timer is not None:
+                    slot.restart_timer.cancel()
 
     def __enter__(self) -> AppServiceEmulator:
         return self.start()
@@ -161,16 +192,39 @@ class AppServiceEmulator:
 
     # -- seeding and test hooks
 
-    def add_site(self, subscription_id: str, resource_group: str, site: str, slots: list[str] | None = None) -> None:
+    def add_site(self, subscription_id: str, resource_group: str, site: str, slots: list[str] | None = None,
+                 *, stack: str = "PYTHON|3.11", kind: str = "app,linux") -> None:
+        """A site running `stack` (its linuxFxVersion), with its slots."""
         with self._lock:
             key = (subscription_id.lower(), resource_group.lower(), site.lower())
             base = (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
                     f"/providers/Microsoft.Web/sites/{site}")
             if key not in self.sites:
-                self.sites[key] = Site({"production": Slot(self._slot_server(base))})
+                self.sites[key] = Site({"production": self._new_slot(base)}, stack=stack, kind=kind)
             for name in slots or []:
                 if name.lower() not in self.sites[key].slots:
-                    self.sites[key].slots[name.lower()] = Slot(self._slot_server(f"{base}/slots/{name.lower()}"))
+                    self.sites[key].slots[name.lower()] = self._new_slot(f"{base}/slots/{name.lower()}")
+
+    def _new_slot(self, resource_id: str) -> Slot:
+        slot = Slot(self._slot_server(resource_id))
+
+        def deployed(data: bytes) -> None:
+            with self._lock:
+                slot.wwwroot = data
+                site = next(s for s in self.sites.values() if slot in s.slots.values())
+                self._restart(site, slot)
+
+        slot.kudu = Kudu(settings=lambda: dict(slot.settings), deployed=deployed,
+                         deploy_seconds=self.deploy_seconds / self.speed).start(self.host)
+        return slot
+
+    def scale_out(self, subscription_id: str, resource_group: str, site: str) -> None:
+        """A new instance starts (or the platform moves the app): every slot starts again from its
+        content, reading a run-from-package URL again, as App Service does."""
+        with self._lock:
+            found = self.sites[(subscription_id.lower(), resource_group.lower(), site.lower())]
+            for slot in found.slots.values():
+                self._start(found, slot)
 
     def add_function_app(self, subscription_id: str, resource_group: str, site: str,
                          keys: dict[str, str]) -> None:
@@ -234,12 +288,12 @@ class AppServiceEmulator:
                 return 404, _error("ResourceNotFound", f"The Resource 'Microsoft.Web/sites/{m['site']}' under "
                                                        f"resource group '{m['rg']}' was not found."), {}
             if rest == "/slots" and method == "GET" and m["slot"] is None:
-                return 200, {"value": [self._resource(path[: -len("/slots")], m["site"], n, s)
+                return 200, {"value": [self._resource(path[: -len("/slots")], m["site"], n, s, site.kind)
                                        for n, s in site.slots.items() if n != "production"]}, {}
             slot = site.slots.get(slot_name)
             if slot is None:
                 if rest == "" and method == "PUT":
-                    slot = site.slots[slot_name] = Slot(self._slot_server(path.split("?")[0]))
+                    slot = site.slots[slot_name] = self._new_slot(path.split("?")[0])
                 else:
                     return 404, _error("ResourceNotFound", f"slot '{m['slot']}' of site '{m['site']}' not found"), {}
             return self._act(method, rest, body, site, slot_name, slot, path, m["site"], base)
@@ -248,7 +302,7 @@ class AppServiceEmulator:
              base: str) -> tuple[int, Any, dict[str, str]]:
         resource = path[: len(path) - len(rest)] if rest else path
         if rest == "" and method in ("GET", "PUT"):
-            return 200, self._resource(resource, site_name, name, slot), {}
+            return 200, self._resource(resource, site_name, name, slot, site.kind), {}
         if rest == "/config/appsettings/list" and method == "POST":
             return 200, {"id": f"{resource}/config/appsettings", "name": "appsettings",
                          "properties": dict(slot.settings)}, {}
@@ -256,9 +310,12 @@ class AppServiceEmulator:
             if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
                 return 400, _error("BadRequest", "properties must be an object"), {}
             slot.settings = {str(k): str(v) for k, v in body["properties"].items()}
-            slot.server.show_settings(slot.settings)
-            slot.server.run_package(slot.settings.get(RUN_FROM_PACKAGE))
+            # App Service answers first and restarts the slot afterwards: the old build serves meanwhile.
+            self._restart(site, slot)
             return 200, {"id": f"{resource}/config/appsettings", "properties": dict(slot.settings)}, {}
+        if rest == "/config/web" and method == "GET":
+            return 200, {"id": f"{resource}/config/web", "name": "web", "type": "Microsoft.Web/sites/config",
+                         "properties": {"linuxFxVersion": site.stack, "alwaysOn": True}}, {}
         if rest == "/config/connectionstrings/list" and method == "POST":
             return 200, {"id": f"{resource}/config/connectionstrings", "name": "connectionstrings",
                          "properties": {k: dict(v) for k, v in slot.connection_strings.items()}}, {}
@@ -289,7 +346,7 @@ class AppServiceEmulator:
             master = keys.pop("_master", None)
             return 200, {"masterKey": master, "functionKeys": keys, "systemKeys": {}}, {}
         if rest == "/restart" and method == "POST":
-            slot.server.run_package(slot.settings.get(RUN_FROM_PACKAGE))
+            self._restart(site, slot)
             return 200, None, {}
         if rest == "/slotsswap" and method == "POST":
             target = str((body or {}).get("targetSlot") or "production").lower()
@@ -350,6 +407,78 @@ class AppServiceEmulator:
             if op.error is None:
                 self.swaps_done += 1
 
+    # -- the slot's life: (re)starts read its content again
+
+    def _restart(self, site: Site, slot: Slot) -> None:
+        """Restart later (after `restart_seconds`), as App Service does after a settings change, a
+        restart call or a deployment: until then the running build keeps answering."""
+        if slot.restart_timer is not None:
+            slot.restart_timer.cancel()
+        if self.restart_seconds <= 0:
+            self._start(site, slot)
+            return
+        timer = threading.Timer(self.restart_seconds / self.speed, lambda: self._start_locked(site, slot))
+        timer.daemon = True
+        slot.restart_timer = timer
+        timer.start()
+
+    def _start_locked(self, site: Site, slot: Slot) -> None:
+        with self._lock:
+            self._start(site, slot)
+
+    def _start(self, site: Site, slot: Slot) -> None:
+        """Start the slot's app from what it has now: a run-from-package URL (read again, every time),
+        else the content zip deployment left, else the default page."""
+        slot.restart_timer = None
+        slot.server.show_settings(slot.settings)
+        package = slot.settings.get(RUN_FROM_PACKAGE, "")
+        if package and package != "1":
+            try:
+                slot.server.serve_zip(self._fetch_package(site, slot, package), package)
+            except PackageError as exc:
+                slot.server.fail(f"run-from-package failed: {exc}")
+        elif slot.wwwroot is not None:
+            slot.server.serve_zip(slot.wwwroot, "wwwroot")
+        else:
+            slot.server.default()
+
+    def _fetch_package(self, site: Site, slot: Slot, url: str) -> bytes:
+        """What App Service does with WEBSITE_RUN_FROM_PACKAGE=<url> at every start
+        (learn.microsoft.com, app-service/deploy-run-package):
+        - not for Python or Java apps on Linux ("Run from package isn't supported for Python apps");
+        - a SAS URL works until its expiry (`se`, against this emulator's clock: the stack's one clock);
+        - a URL without SAS is read with the managed identity that
+          WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID names, which needs read access to the blob."""
+        language = site.stack.split("|")[0].upper()
+        if language in ("PYTHON", "JAVA"):
+            raise PackageError(f"run from package is not supported for {language.title()} apps; deploy with "
+                               f"zip deployment (OneDeploy)")
+        query = parse_qs(urlparse(url).query)
+        if "sig" in query:
+            expiry = (query.get("se") or [""])[0]
+            try:
+                expired = expiry and datetime.fromisoformat(expiry.replace("Z", "+00:00")) <= self.now()
+            except ValueError:
+                expired = True
+            if expired:
+                raise PackageError(f"HTTP 403 AuthenticationFailed: the SAS expired at {expiry}")
+            try:
+                response = httpx.get(url, timeout=30)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise PackageError(str(exc)) from None
+            return response.content
+        identity = slot.settings.get("WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID", "")
+        if not identity:
+            raise PackageError("HTTP 409 PublicAccessNotPermitted: a URL without a SAS needs the app's managed "
+                               "identity (WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID)")
+        if identity.lower() not in {i.lower() for i in self.blob_readers} or self.read_blob is None:
+            raise PackageError(f"HTTP 403 AuthorizationPermissionMismatch: identity {identity} may not read the blob")
+        try:
+            return self.read_blob(url)
+        except Exception as exc:  # the storage answer, whatever it is, stops the start
+            raise PackageError(str(exc)) from None
+
     def _swap(self, site: Site, a: Slot, b: Slot) -> dict[str, Any] | None:
         """Warm up the source, then exchange content and non-sticky settings; sticky ones stay."""
         path = a.settings.get("WEBSITE_SWAP_WARMUP_PING_PATH")
@@ -362,6 +491,12 @@ class AppServiceEmulator:
             if allowed and status not in allowed:
                 return _error("SwapWarmupFailed", f"warm-up request to {path} answered {status}, expected one of "
                                                   f"{','.join(allowed)}: swap aborted")
+        package = a.settings.get(RUN_FROM_PACKAGE, "")
+        if package and package != "1":  # the source starts again for the swap: its package is read again
+            try:
+                self._fetch_package(site, a, package)
+            except PackageError as exc:
+                return _error("SwapWarmupFailed", f"the source slot did not start: run-from-package failed: {exc}")
         backups = {id(x): self.preview_backup.pop(id(x), None) for x in (a, b)}
         for slot in (a, b):  # a previewed slot goes into the swap with its own slot settings again
             backup = backups[id(slot)]
@@ -394,19 +529,23 @@ class AppServiceEmulator:
         a_cs, a_cs_moving = split(a.connection_strings, site.sticky_connections)
         b_cs, b_cs_moving = split(b.connection_strings, site.sticky_connections)
         a.connection_strings, b.connection_strings = {**b_cs_moving, **a_cs}, {**a_cs_moving, **b_cs}
+        a.wwwroot, b.wwwroot = b.wwwroot, a.wwwroot
         a.server.take(b.server)
         a.server.show_settings(a.settings)
         b.server.show_settings(b.settings)
 
     @staticmethod
-    def _resource(resource: str, site_name: str, name: str, slot: Slot) -> dict[str, Any]:
+    def _resource(resource: str, site_name: str, name: str, slot: Slot, kind: str = "app,linux") -> dict[str, Any]:
         host = slot.server.host_name
+        scm = slot.kudu.host_name if slot.kudu else ""
         production = name == "production"
         return {"id": resource, "name": site_name if production else f"{site_name}/{name}",
                 "type": "Microsoft.Web/sites" if production else "Microsoft.Web/sites/slots",
-                "location": "westeurope", "kind": "app",
+                "location": "westeurope", "kind": kind,
                 "properties": {"state": "Running", "defaultHostName": host, "hostNames": [host],
-                               "enabledHostNames": [host], "enabled": True}}
+                               "enabledHostNames": [host, scm], "enabled": True,
+                               "hostNameSslStates": [{"name": host, "sslState": "Disabled", "hostType": "Standard"},
+                                                     {"name": scm, "sslState": "Disabled", "hostType": "Repository"}]}}
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

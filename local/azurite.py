@@ -82,6 +82,11 @@ class Azurite:
                 pass
 
     @property
+    def credential(self) -> dict[str, str]:
+        """The account's shared key, as the storage SDKs take it (what the emulators use to read blobs)."""
+        return {"account_name": ACCOUNT, "account_key": ACCOUNT_KEY}
+
+    @property
     def connection_string(self) -> str:
         base = f"http://{self.host}"
         return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"

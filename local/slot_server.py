@@ -58,10 +58,19 @@ def load_package(url: str) -> tuple[Wsgi, Path | None]:
     try:
         response = httpx.get(url, timeout=30)
         response.raise_for_status()
-        root = Path(tempfile.mkdtemp(prefix="slipway-slot-"))
-        zipfile.ZipFile(io.BytesIO(response.content)).extractall(root)
-    except (httpx.HTTPError, zipfile.BadZipFile, OSError) as exc:
+    except httpx.HTTPError as exc:
         logger.warning("slot could not load its package: %s", exc)
+        return _text("503 Service Unavailable", f"run-from-package failed: {exc}"), None
+    return open_package(response.content)
+
+
+def open_package(data: bytes) -> tuple[Wsgi, Path | None]:
+    """Unzip a package and start its app; never raises (a failure becomes a 503 app)."""
+    try:
+        root = Path(tempfile.mkdtemp(prefix="slipway-slot-"))
+        zipfile.ZipFile(io.BytesIO(data)).extractall(root)
+    except (zipfile.BadZipFile, OSError) as exc:
+        logger.warning("slot could not open its package: %s", exc)
         return _text("503 Service Unavailable", f"run-from-package failed: {exc}"), None
     script = root / "app.py"
     if not script.exists():
@@ -134,6 +143,27 @@ class SlotServer:
         else:
             self.app, self._root = DEFAULT_PAGE, None
         self.package_url = url
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def serve_zip(self, data: bytes, source: str) -> None:
+        """Start the app from a package's bytes (what a restart does with the site's content)."""
+        old = self._root
+        self.app, self._root = open_package(data)
+        self.package_url = source
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def fail(self, reason: str) -> None:
+        """The app does not start: every request answers 503 with the reason."""
+        old = self._root
+        self.app, self._root, self.package_url = _text("503 Service Unavailable", reason), None, None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def default(self) -> None:
+        old = self._root
+        self.app, self._root, self.package_url = DEFAULT_PAGE, None, None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 

@@ -102,6 +102,9 @@ class LocalStack:
         self.emulator.start()
         self.monitor = MonitorEmulator(port=7075 if self.fixed_ports and _free(7075) else 0).start()
         self.monitor.now = self.clock.now
+        self.emulator.now = self.clock.now  # SAS expiries are judged on the stack's clock
+        self.emulator.speed = float(getattr(self.clock, "speed", 1))
+        self.emulator.read_blob = self._read_blob
         self.emulator.on_request = lambda resource, status, ms: self.monitor.record(  # type: ignore[union-attr]
             resource, None, status, ms)
         # Monitoring Reader on the apps' resource groups, as infra/ grants it (monitoredResourceGroupNames).
@@ -139,6 +142,13 @@ class LocalStack:
             self.workdir.mkdir(parents=True, exist_ok=True)
             (self.workdir / STACK_FILE.name).write_text(json.dumps({"api": self.api, "key": self.function_key,
                                                                    "storage": self.azurite.connection_string}))
+
+    def _read_blob(self, url: str) -> bytes:
+        """How an app's managed identity reads a package blob here: Azurite, with its key."""
+        from azure.storage.blob import BlobClient
+
+        assert self.azurite is not None
+        return bytes(BlobClient.from_blob_url(url, credential=self.azurite.credential).download_blob().readall())
 
     @property
     def api(self) -> str:

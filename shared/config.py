@@ -60,7 +60,6 @@ class Settings:
     """`managed-identity` in Azure; `local-emulator` only against the local App Service emulator."""
     managed_identity_client_id: str = ""
     slot_url_scheme: str = "https"
-    package_sas_hours: int = 24 * 365
     step_lease_seconds: int = 900
     """How long a step message may stay unanswered before the sweeper redelivers it."""
     max_step_redeliveries: int = 3
@@ -170,7 +169,6 @@ ENV_NAMES: dict[str, str] = {
     "arm_auth": "SLIPWAY_ARM_AUTH",
     "managed_identity_client_id": "SLIPWAY_MANAGED_IDENTITY_CLIENT_ID",
     "slot_url_scheme": "SLIPWAY_SLOT_URL_SCHEME",
-    "package_sas_hours": "SLIPWAY_PACKAGE_SAS_HOURS",
     "step_lease_seconds": "SLIPWAY_STEP_LEASE_SECONDS",
     "max_step_redeliveries": "SLIPWAY_MAX_STEP_REDELIVERIES",
     "email_endpoint": "SLIPWAY_EMAIL_ENDPOINT",

@@ -78,6 +78,19 @@ class AppServicePort(Protocol):
         """Replace the slot's app settings with `settings` (ARM replaces them all). Raises TargetError."""
         ...
 
+    def stack(self, target: Target) -> str:
+        """The slot's linuxFxVersion (`PYTHON|3.11`), else its site kind (`functionapp`)."""
+        ...
+
+    def zip_deploy(self, target: Target, package: str) -> str | None:
+        """Push the package file to the slot's deployment endpoint; the URL to follow it at, or None
+        when it is done already."""
+        ...
+
+    def deployment_status(self, target: Target, url: str) -> tuple[bool, bool, str]:
+        """(finished, succeeded, status text) of a zip deployment."""
+        ...
+
 
 @dataclass(frozen=True)
 class StoredPackage:
@@ -110,8 +123,13 @@ class PackagePort(Protocol):
         """The sha256 of a stored package's snapshot, computed from its bytes now."""
         ...
 
-    def read_url(self, name: str, snapshot: str) -> str:
-        """A read-only, time-limited URL of a stored package's snapshot."""
+    def download(self, name: str, snapshot: str) -> tuple[str, str]:
+        """A stored package's snapshot in a local temporary file, and the sha256 of those bytes:
+        what a zip deployment then sends is exactly what was checked."""
+        ...
+
+    def blob_url(self, name: str, snapshot: str) -> str:
+        """The snapshot's URL without a signature, for an app reading it with its managed identity."""
         ...
 
     def discard(self, name: str) -> None:

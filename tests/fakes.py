@@ -20,6 +20,9 @@ class FakeAppService:
         self.failures: list[TargetError] = []
         self.writes = 0
         self.known_slots = ["production", "dev", "test", "qa", "preprod", "staging"]
+        self.stacks: dict[str, str] = {}
+        self.content: dict[str, bytes] = {}
+        """What zip deployment put on each slot."""
 
     def slots(self, site: Target) -> list[str]:
         self._fail()
@@ -37,6 +40,21 @@ class FakeAppService:
         self._fail()
         self.writes += 1
         self.settings[target.resource_id] = dict(settings)
+
+    def stack(self, target: Target) -> str:
+        self._fail()
+        return self.stacks.get(target.resource_id, "PYTHON|3.11")
+
+    def zip_deploy(self, target: Target, package: str) -> str | None:
+        """The package is the slot's content at once (the emulator's tests cover the asynchronous path)."""
+        self._fail()
+        with open(package, "rb") as f:
+            self.content[target.resource_id] = f.read()
+        return None
+
+    def deployment_status(self, target: Target, url: str) -> tuple[bool, bool, str]:
+        self._fail()
+        return True, True, ""
 
 
 class FakeProbe:
@@ -82,8 +100,16 @@ class FakePackages:
     def digest(self, name: str, snapshot: str) -> str:
         return hashlib.sha256(self.stored[(name, snapshot)]).hexdigest()
 
-    def read_url(self, name: str, snapshot: str) -> str:
-        return f"https://packages.example/{name}?snapshot={snapshot}&sig=read-signature"
+    def blob_url(self, name: str, snapshot: str) -> str:
+        return f"https://packages.example/{name}?snapshot={snapshot}"
+
+    def download(self, name: str, snapshot: str) -> tuple[str, str]:
+        import tempfile
+
+        data = self.stored[(name, snapshot)]
+        with tempfile.NamedTemporaryFile(suffix=".zip", delete=False) as out:
+            out.write(data)
+        return out.name, hashlib.sha256(data).hexdigest()
 
     def discard(self, name: str) -> None:
         for key in [k for k in self.stored if k[0] == name]:

@@ -120,7 +120,6 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_ARM_AUTH', value: 'managed-identity' }
         { name: 'SLIPWAY_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }
         { name: 'SLIPWAY_SLOT_URL_SCHEME', value: 'https' }
-        { name: 'SLIPWAY_PACKAGE_SAS_HOURS', value: '168' }
         { name: 'SLIPWAY_STEP_LEASE_SECONDS', value: '900' }
         { name: 'SLIPWAY_MAX_STEP_REDELIVERIES', value: '3' }
         { name: 'SLIPWAY_EMAIL_ENDPOINT', value: emailEndpoint }

@@ -73,12 +73,8 @@ class ArmAppService:
     def read_slot(self, target: Target) -> SlotInfo:
         web = self._client(target.subscription_id).web_apps
         with _errors(target):
-            if target.is_production:
-                site = web.get(target.resource_group, target.site)
-                settings = web.list_application_settings(target.resource_group, target.site)
-            else:
-                site = web.get_slot(target.resource_group, target.site, target.slot)
-                settings = web.list_application_settings_slot(target.resource_group, target.site, target.slot)
+            site = _on(web, target, "get")
+            settings = _on(web, target, "list_application_settings")
         return SlotInfo(url=f"{self.settings.slot_url_scheme}://{site.default_host_name}",
                         app_settings=dict(settings.properties or {}), state=site.state or "")
 
@@ -88,10 +84,7 @@ class ArmAppService:
         web = self._client(target.subscription_id).web_apps
         body = StringDictionary(properties=dict(settings))
         with _errors(target):
-            if target.is_production:
-                web.update_application_settings(target.resource_group, target.site, body)
-            else:
-                web.update_application_settings_slot(target.resource_group, target.site, target.slot, body)
+            _on(web, target, "update_application_settings", body)
 
 
     def slots(self, site: Target) -> list[str]:
@@ -126,10 +119,7 @@ class ArmAppService:
     def restart(self, target: Target) -> None:
         web = self._client(target.subscription_id).web_apps
         with _errors(target):
-            if target.is_production:
-                web.restart(target.resource_group, target.site)
-            else:
-                web.restart_slot(target.resource_group, target.site, target.slot)
+            _on(web, target, "restart")
 
     def sticky_names(self, site: Target) -> list[str]:
         web = self._client(site.subscription_id).web_apps
@@ -174,6 +164,66 @@ class ArmAppService:
             else:
                 web.reset_slot_configuration_slot(site.resource_group, site.site, source)
 
+    def stack(self, target: Target) -> str:
+        """The slot's `linuxFxVersion` (e.g. `PYTHON|3.11`), or its site kind when it has none
+        (`functionapp`, Windows apps): what decides how a package is deployed."""
+        web = self._client(target.subscription_id).web_apps
+        with _errors(target):
+            config = _on(web, target, "get_configuration")
+            site = _on(web, target, "get")
+        return str(config.linux_fx_version or site.kind or "")
+
+    def zip_deploy(self, target: Target, package: str) -> str | None:
+        """Push a package file to the slot's deployment endpoint (Kudu OneDeploy, `POST
+        https://<scm host>/api/publish?type=zip&async=true`) with an Entra token for ARM, as
+        azure-notes section 4 says. Returns the URL to follow the deployment at, or None when it
+        finished already. A deployment in progress is a retryable TargetError."""
+        import httpx
+
+        base = self._scm_base(target)
+        try:
+            with open(package, "rb") as body:
+                response = httpx.post(f"{base}/api/publish", params={"type": "zip", "async": "true"},
+                                      content=body, headers=self._scm_headers(), timeout=600)
+        except httpx.HTTPError as exc:
+            raise TargetError(f"{_where(target)} deployment endpoint unreachable ({exc})", retryable=True) from exc
+        if response.status_code == 202:
+            return str(httpx.URL(base).join(response.headers.get("Location") or "/api/deployments/latest"))
+        if response.status_code == 200:
+            return None
+        raise _scm_error(target, response)
+
+    def deployment_status(self, target: Target, url: str) -> tuple[bool, bool, str]:
+        """(finished, succeeded, what Kudu says) of a zip deployment."""
+        import httpx
+
+        try:
+            response = httpx.get(url, headers=self._scm_headers(), timeout=30)
+        except httpx.HTTPError as exc:
+            raise TargetError(f"{_where(target)} deployment endpoint unreachable ({exc})", retryable=True) from exc
+        if response.status_code != 200:
+            raise _scm_error(target, response)
+        body = response.json()
+        status = int(body.get("status", 0))  # Kudu DeployStatus: 3 Failed, 4 Success
+        return bool(body.get("complete")) or status in (3, 4), status == 4, str(body.get("status_text") or "")
+
+    def _scm_base(self, target: Target) -> str:
+        web = self._client(target.subscription_id).web_apps
+        with _errors(target):
+            site = _on(web, target, "get")
+        hosts = [h.name for h in site.host_name_ssl_states or []
+                 if str(getattr(h.host_type, "value", h.host_type)).lower() == "repository"]
+        if not hosts:
+            raise TargetError(f"{_where(target)} has no deployment (SCM) host name", retryable=False)
+        return f"{self.settings.slot_url_scheme}://{hosts[0]}"
+
+    def _scm_headers(self) -> dict[str, str]:
+        if self.settings.arm_auth == "local-emulator":
+            return {"Authorization": "Bearer local-emulator"}
+        credential = self._credential or self._managed_identity()
+        self._credential = credential
+        return {"Authorization": f"Bearer {credential.get_token(self.settings.arm_scope).token}"}
+
     def host_keys(self, site: Target) -> dict[str, str]:
         """The function app's host keys by name (`_master` for the master key); system keys are left
         out: the host accepts them only for extension endpoints (`POST …/host/default/listkeys`)."""
@@ -213,6 +263,28 @@ def _PollFor(seconds: float) -> Any:
                 time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
     return PollFor(timeout=1)
+
+
+def _on(web: Any, target: Target, operation: str, *args: Any) -> Any:
+    """Call `operation` of `web_apps` on the target: the site's own form for production, the
+    `<operation>_slot` form (the slot's name after the site's) for a deployment slot."""
+    if target.is_production:
+        return getattr(web, operation)(target.resource_group, target.site, *args)
+    return getattr(web, f"{operation}_slot")(target.resource_group, target.site, target.slot, *args)
+
+
+def _where(target: Target) -> str:
+    return f"{target.site}/{target.slot or 'production'}"
+
+
+def _scm_error(target: Target, response: Any) -> TargetError:
+    status = response.status_code
+    text = response.text.strip().splitlines()[0][:300] if response.text.strip() else ""
+    if status == 409 and "in progress" in text:
+        return TargetError(f"{_where(target)}: a deployment is in progress ({text})", retryable=True, retry_after=10)
+    retryable = status in (408, 429) or status >= 500
+    hint = "; Slipway's identity needs Website Contributor on the app" if status in (401, 403) else ""
+    return TargetError(f"{_where(target)} deployment endpoint answered {status} ({text}){hint}", retryable=retryable)
 
 
 class _errors:

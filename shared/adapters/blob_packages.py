@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -87,27 +86,21 @@ class BlobPackages:
             digest.update(chunk)
         return digest.hexdigest()
 
+    def download(self, name: str, snapshot: str) -> tuple[str, str]:
+        import tempfile
+
+        digest = hashlib.sha256()
+        with tempfile.NamedTemporaryFile(prefix="slipway-package-", suffix=".zip", delete=False) as out:
+            for chunk in self.store_container.get_blob_client(name, snapshot=snapshot).download_blob().chunks():
+                digest.update(chunk)
+                out.write(chunk)
+        return out.name, digest.hexdigest()
+
+    def blob_url(self, name: str, snapshot: str) -> str:
+        return str(self.store_container.get_blob_client(name, snapshot=snapshot).url)
+
     def discard(self, name: str) -> None:
         try:
             self.store_container.get_blob_client(name).delete_blob(delete_snapshots="include")
         except ResourceNotFoundError:
             pass
-
-    def read_url(self, name: str, snapshot: str) -> str:
-        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
-
-        service = self.clients.blobs
-        now = datetime.now(UTC)
-        expiry = now + timedelta(hours=self.settings.package_sas_hours)
-        signing: dict[str, Any]
-        credential = service.credential
-        if getattr(credential, "account_key", None):
-            signing = {"account_key": credential.account_key}
-        else:
-            expiry = min(expiry, now + timedelta(days=7))
-            signing = {"user_delegation_key": service.get_user_delegation_key(now - timedelta(minutes=5), expiry)}
-        sas = generate_blob_sas(service.account_name, self.settings.package_store_container, name,
-                                snapshot=snapshot, permission=BlobSasPermissions(read=True), expiry=expiry,
-                                start=now - timedelta(minutes=5), **signing)
-        blob = self.store_container.get_blob_client(name, snapshot=snapshot)
-        return f"{blob.url}&{sas}" if "?" in blob.url else f"{blob.url}?{sas}"

@@ -44,11 +44,24 @@ class StepBase(Strict):
 
 
 class DeployPackageStep(StepBase):
-    """Set the slot to run the artifact's package (WEBSITE_RUN_FROM_PACKAGE)."""
+    """Put the artifact's package on the slot: zip deployment, or run-from-package read with the app's
+    managed identity; then, with `verifyPath`, wait until the slot shows the release's version."""
 
     type: Literal["deploy-package"]
     artifact: Token | None = None
     """Alias of the artifact to deploy; the primary artifact when omitted."""
+    method: Literal["auto", "zipDeploy", "runFromPackage"] = "auto"
+    """auto: run-from-package when `packageIdentity` is given and the stack supports it, else zip deployment."""
+    packageIdentity: Annotated[str, StringConstraints(pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resource[gG]roups/"
+                                                              r"[^/]+/providers/Microsoft\.ManagedIdentity/"
+                                                              r"userAssignedIdentities/[^/\s]+$",
+                                                      max_length=1024)] | None = None
+    """The app's user-assigned identity that reads the package (run-from-package, no SAS)."""
+    verifyPath: Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=2048)] | None = None
+    """A page of the slot that shows the build's version: the step ends when it does."""
+    verifyText: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "{version}"
+    """What that page must show; `{version}` is the artifact's version, `{release}` the release id."""
+    verifyTimeoutSeconds: int = Field(300, ge=10, le=3600)
 
 
 class HttpCheckStep(StepBase):
@@ -64,6 +77,8 @@ class HttpCheckStep(StepBase):
     """A failing post-swap check swaps the slots back and fails the deployment."""
     expectStatus: int = Field(200, ge=100, le=599)
     expectText: Annotated[str, Field(max_length=1000)] | None = None
+    """Text the body must contain; `{version}` is the release's version of the step's (or the primary)
+    artifact, `{release}` the release id: proof that the new build answered, not any build."""
     timeoutSeconds: int = Field(300, ge=0, le=86400)
     intervalSeconds: int = Field(10, ge=1, le=3600)
     requestTimeoutSeconds: int = Field(10, ge=1, le=120)

@@ -7,6 +7,7 @@ step row. Running a step twice has the same effect as running it once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ RELEASE_MARK = "SLIPWAY_RELEASE_ID"
 DIGEST_MARK = "SLIPWAY_PACKAGE_SHA256"
 VERSION_MARK = "SLIPWAY_VERSION"
 RUN_FROM_PACKAGE = "WEBSITE_RUN_FROM_PACKAGE"
+RUN_FROM_PACKAGE_IDENTITY = "WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"
 
 
 @dataclass
@@ -73,6 +75,12 @@ class StepContext:
         return next((a for a in self.release.artifacts
                      if a["alias"] == alias or (alias is None and a.get("isPrimary"))), None)
 
+    def expand(self, text: str) -> str:
+        """`{version}` (the step's or the primary artifact's version) and `{release}` in a step's text."""
+        artifact = self.artifact() or next(iter(self.release.artifacts), None)
+        version = str(artifact["version"]) if artifact else ""
+        return text.replace("{version}", version).replace("{release}", str(self.release.id))
+
     def log(self, text: str) -> None:
         self.lines.append(f"{self.now.strftime('%H:%M:%S')} {text}")
 
@@ -94,33 +102,131 @@ def slot_record(target: Target, settings: dict[str, str], how: str) -> dict[str,
 
 
 def deploy_package(deps: Deps, ctx: StepContext) -> Outcome:
+    """Put the artifact's package on the stage's slot, the way its stack supports, then prove the new
+    build answers. Resumable: its phase is kept in the step's state.
+
+    - zip deployment (Python and Java on Linux, and the default): the snapshot is read into a local
+      file while its sha256 is computed, those very bytes go to the slot's deployment endpoint, and
+      the deployment is followed until it completes;
+    - run-from-package (`packageIdentity` given, other stacks): the slot reads the snapshot's URL with
+      that managed identity, no SAS, whenever it starts.
+    App Service restarts the slot after a deployment asynchronously, so a 200 proves nothing: with
+    `verifyPath` the step waits until that page shows the release's version."""
     artifact = ctx.artifact()
-    alias = ctx.step.config.get("artifact")
     if artifact is None:
-        return Outcome.fail(f"release has no artifact '{alias or 'primary'}'")
+        return Outcome.fail(f"release has no artifact '{ctx.step.config.get('artifact') or 'primary'}'")
     target = ctx.target
     where = f"{target.site}/{target.slot or 'production'}"
+    state = dict(ctx.run.state)
+    phase = state.get("phase")
+    if phase is None:
+        settings = dict(deps.app_service.read_slot(target).app_settings)
+        if holds(settings, ctx.release.id, artifact):
+            ctx.log(f"{where} already runs {artifact['alias']} {artifact['version']} of release {ctx.release.id}")
+            return Outcome.ok(f"{artifact['version']} already on {where}",
+                              [slot_record(target, settings, "deployment")])
+        if not artifact.get("stored"):
+            return Outcome.fail(f"{artifact['alias']} {artifact['version']} has no package Slipway keeps a copy of "
+                                f"(registered before packages were proven): register the build as a new version")
+        outcome = _start_deployment(deps, ctx, artifact, settings, state)
+        if outcome is not None:
+            return outcome
+    if state.get("phase") == "deploying":
+        finished, ok, text = deps.app_service.deployment_status(target, state["status"])
+        if not finished:
+            return Outcome.retry("zip deployment running", 3, state)
+        if not ok:
+            return Outcome.fail(f"the zip deployment to {where} failed: {text or 'no reason given'}")
+        ctx.log(f"zip deployment to {where} completed")
+        state["phase"] = "deployed"
+    if state.get("phase") == "deployed":
+        settings = dict(deps.app_service.read_slot(target).app_settings)
+        settings.update(_marks(ctx, artifact))
+        deps.app_service.write_app_settings(target, settings)
+        state["phase"] = "verify"
+    return _verify_deployment(deps, ctx, artifact, state)
+
+
+def _marks(ctx: StepContext, artifact: dict[str, Any]) -> dict[str, str]:
+    return {DIGEST_MARK: artifact.get("sha256", ""), RELEASE_MARK: str(ctx.release.id),
+            VERSION_MARK: artifact["version"]}
+
+
+def _start_deployment(deps: Deps, ctx: StepContext, artifact: dict[str, Any], settings: dict[str, str],
+                      state: dict[str, Any]) -> Outcome | None:
+    cfg, target = ctx.step.config, ctx.target
+    where = f"{target.site}/{target.slot or 'production'}"
+    stack = deps.app_service.stack(target)
+    language = stack.split("|")[0].upper()
+    method = cfg.get("method", "auto")
+    if method == "auto":
+        method = "runFromPackage" if cfg.get("packageIdentity") and language not in ("PYTHON", "JAVA") \
+            else "zipDeploy"
+    ctx.log(f"{where} runs {stack or 'an unknown stack'}: deploying by {method}")
+    state["deadline"] = (ctx.now + timedelta(seconds=cfg.get("verifyTimeoutSeconds", 300))).isoformat()
+    if method == "runFromPackage":
+        if language in ("PYTHON", "JAVA"):
+            return Outcome.fail(f"{where} runs {stack}: run-from-package is not supported for {language.title()} "
+                                f"apps (learn.microsoft.com, deploy-run-package); use zipDeploy")
+        if not cfg.get("packageIdentity"):
+            return Outcome.fail("runFromPackage needs `packageIdentity`: the app's managed identity that reads "
+                                "the package (no SAS URL: it would expire)")
+        found = deps.packages.digest(artifact["stored"], artifact["snapshot"])
+        if found != artifact.get("sha256"):
+            return _tampered(ctx, artifact, found)
+        settings.update({RUN_FROM_PACKAGE: deps.packages.blob_url(artifact["stored"], artifact["snapshot"]),
+                         RUN_FROM_PACKAGE_IDENTITY: cfg["packageIdentity"], **_marks(ctx, artifact)})
+        deps.app_service.write_app_settings(target, settings)
+        ctx.log(f"{where} runs the package from Slipway's store with identity {cfg['packageIdentity']}")
+        state["phase"] = "verify"
+        return None
+    path, found = deps.packages.download(artifact["stored"], artifact["snapshot"])
+    try:
+        if found != artifact.get("sha256"):
+            return _tampered(ctx, artifact, found)
+        ctx.log(f"package verified: sha256 {found}")
+        if settings.get(RUN_FROM_PACKAGE, "") not in ("", "1"):
+            # The deployment endpoint refuses a zip while the app runs from a remote package URL.
+            for name in (RUN_FROM_PACKAGE, RUN_FROM_PACKAGE_IDENTITY):
+                settings.pop(name, None)
+            deps.app_service.write_app_settings(target, settings)
+            ctx.log(f"{where} no longer runs from a package URL")
+        status = deps.app_service.zip_deploy(target, path)
+    finally:
+        os.remove(path)
+    ctx.log(f"sent {artifact['alias']} {artifact['version']} to {where}'s deployment endpoint")
+    state.update(phase="deploying", status=status) if status else state.update(phase="deployed")
+    return None
+
+
+def _tampered(ctx: StepContext, artifact: dict[str, Any], found: str) -> Outcome:
+    ctx.log(f"package digest mismatch: expected sha256 {artifact.get('sha256')}, found {found}")
+    return Outcome.fail(f"the package of {artifact['alias']} {artifact['version']} is not what was registered: "
+                        f"expected sha256 {artifact.get('sha256')}, found {found}; nothing was deployed")
+
+
+def _verify_deployment(deps: Deps, ctx: StepContext, artifact: dict[str, Any], state: dict[str, Any]) -> Outcome:
+    cfg, target = ctx.step.config, ctx.target
+    where = f"{target.site}/{target.slot or 'production'}"
     slot = deps.app_service.read_slot(target)
-    settings = dict(slot.app_settings)
-    if holds(settings, ctx.release.id, artifact):
-        ctx.log(f"{where} already runs {artifact['alias']} {artifact['version']} of release {ctx.release.id}")
-        return Outcome.ok(f"{artifact['version']} already on {where}", [slot_record(target, settings, "deployment")])
-    if not artifact.get("stored"):
-        return Outcome.fail(f"{artifact['alias']} {artifact['version']} has no package Slipway keeps a copy of "
-                            f"(registered before packages were proven): register the build as a new version")
-    found = deps.packages.digest(artifact["stored"], artifact["snapshot"])
-    if found != artifact.get("sha256"):
-        ctx.log(f"package digest mismatch: expected sha256 {artifact.get('sha256')}, found {found}")
-        return Outcome.fail(f"the package of {artifact['alias']} {artifact['version']} is not what was registered: "
-                            f"expected sha256 {artifact.get('sha256')}, found {found}; nothing was deployed")
-    ctx.log(f"package verified: sha256 {found}")
-    url = deps.packages.read_url(artifact["stored"], artifact["snapshot"])
-    settings.update({RUN_FROM_PACKAGE: url, DIGEST_MARK: artifact.get("sha256", ""),
-                     RELEASE_MARK: str(ctx.release.id), VERSION_MARK: artifact["version"]})
-    ctx.log(f"setting {where} to run {artifact['alias']} {artifact['version']} (sha256 {artifact.get('sha256')})")
-    deps.app_service.write_app_settings(target, settings)
-    ctx.log(f"{where} now runs {artifact['version']}")
-    return Outcome.ok(f"deployed {artifact['version']} to {where}", [slot_record(target, settings, "deployment")])
+    record = [slot_record(target, slot.app_settings, "deployment")]
+    path = cfg.get("verifyPath")
+    if not path:
+        ctx.log(f"{where} now runs {artifact['version']} (not verified: no `verifyPath` to prove the new build "
+                f"answers)")
+        return Outcome.ok(f"deployed {artifact['version']} to {where}", record, state)
+    wanted = ctx.expand(str(cfg.get("verifyText", "{version}")))
+    url = slot.url.rstrip("/") + path
+    result = deps.probe.get(url, 10)
+    if result.error is None and result.status == 200 and wanted in result.body:
+        ctx.log(f"GET {url} shows '{wanted}': the new build answers")
+        return Outcome.ok(f"deployed {artifact['version']} to {where}", record, state)
+    seen = result.error or f"status {result.status}" + ("" if wanted in (result.body or "") else
+                                                         f", without '{wanted}' (the slot still restarts)")
+    if ctx.now >= datetime.fromisoformat(state["deadline"]):
+        return Outcome.fail(f"{where} did not show '{wanted}' at {path} by {state['deadline']}: {seen}")
+    ctx.debug(f"GET {url}: {seen}")
+    return Outcome.retry(f"waiting for the new build: {seen}", 2, state)
 
 
 def http_check(deps: Deps, ctx: StepContext) -> Outcome:
@@ -129,6 +235,7 @@ def http_check(deps: Deps, ctx: StepContext) -> Outcome:
     deadline = datetime.fromisoformat(ctx.run.state.get("deadline") or
                                       (ctx.now + timedelta(seconds=cfg.get("timeoutSeconds", 300))).isoformat())
     expect, text = cfg.get("expectStatus", 200), cfg.get("expectText")
+    text = ctx.expand(text) if text else text
     result = deps.probe.get(url, cfg.get("requestTimeoutSeconds", 10))
     ctx.debug(f"GET {url} -> {result.status} {result.error or ''} body: {(result.body or '')[:500]!r}")
     if result.error:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
+import os
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +24,21 @@ sys.path.insert(0, str(REPO / "examples"))
 from build import build_package, upload  # type: ignore[import-not-found]  # noqa: E402
 
 SUB = "00000000-0000-0000-0000-0000000000cc"
+
+
+def read_sas(packages: BlobPackages, name: str, snapshot: str, hours: int) -> str:
+    """A read-only SAS URL of a stored snapshot, as a user would sign one (Slipway itself never does:
+    a signed URL expires, so it deploys by zip or with the app's identity)."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    service = packages.clients.blobs
+    blob = packages.store_container.get_blob_client(name, snapshot=snapshot)
+    sas = generate_blob_sas(service.account_name, packages.store_container.container_name, name, snapshot=snapshot,
+                            account_key=service.credential.account_key, permission=BlobSasPermissions(read=True),
+                            expiry=datetime.now(UTC) + timedelta(hours=hours))
+    return f"{blob.url}&{sas}"
 DEV = Target(SUB, "rg-web", "tailspin", "dev")
 
 
@@ -47,29 +65,107 @@ def test_settings_round_trip_and_replace_everything(settings: Settings) -> None:
     assert arm.read_slot(Target(SUB, "rg-web", "tailspin")).app_settings == {}
 
 
-def test_deploying_a_package_serves_its_version(settings: Settings) -> None:
-    arm, packages = ArmAppService(settings), BlobPackages(settings)
-    for version in ("1.0.0", "1.1.0"):
-        upload(build_package(version), f"web/{version}.zip", settings.storage_connection,
-               settings.packages_container)
-        assert packages.exists(f"web/{version}.zip")
-        stored = packages.store(f"web/{version}.zip", f"web/{version}/copy.zip")
-        assert packages.digest(stored.name, stored.snapshot) == hashlib.sha256(build_package(version)).hexdigest()
-        arm.write_app_settings(DEV, {"WEBSITE_RUN_FROM_PACKAGE": packages.read_url(stored.name, stored.snapshot)})
-        url = arm.read_slot(DEV).url
-        assert f">{version}<" in httpx.get(url).text
-        assert httpx.get(f"{url}/health").json() == {"status": "ok", "version": version}
-    assert not packages.exists("web/9.9.9.zip")
+def eventually(check: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
 
 
-def test_a_package_url_without_signature_breaks_the_slot_with_a_reason(settings: Settings) -> None:
+def zip_deploy(settings: Settings, target: Target, version: str) -> None:
+    """What the deploy-package step does: push the package, follow the deployment to its end."""
+    arm = ArmAppService(settings)
+    with tempfile.NamedTemporaryFile(suffix=".zip", delete=False) as f:
+        f.write(build_package(version))
+    status = arm.zip_deploy(target, f.name)
+    os.remove(f.name)
+    finished = status is None
+    while not finished:
+        finished, ok, text = arm.deployment_status(target, status)  # type: ignore[arg-type]
+        time.sleep(0.05)
+    assert status is None or ok, text
+
+
+def test_zip_deployment_serves_the_new_build_after_the_slot_restarts(settings: Settings,
+                                                                     emulator: AppServiceEmulator) -> None:
+    arm = ArmAppService(settings)
+    assert arm.stack(DEV) == "PYTHON|3.11"
+    url = arm.read_slot(DEV).url
+    zip_deploy(settings, DEV, "1.0.0")
+    assert eventually(lambda: "1.0.0" in httpx.get(f"{url}/health").text)
+    emulator.restart_seconds = 1.0
+    zip_deploy(settings, DEV, "1.1.0")
+    assert httpx.get(f"{url}/health").json()["version"] == "1.0.0"  # deployed, not restarted yet: the old build
+    assert eventually(lambda: httpx.get(f"{url}/health").json()["version"] == "1.1.0")
+    arm.write_app_settings(DEV, {"A": "1"})  # settings change: answered now, restarted later, content stays
+    assert eventually(lambda: httpx.get(f"{url}/health").json()["version"] == "1.1.0")
+
+
+def test_the_deployment_endpoint_refuses_what_kudu_refuses(settings: Settings, emulator: AppServiceEmulator) -> None:
+    arm = ArmAppService(settings)
+    base = arm._scm_base(DEV)
+    assert httpx.post(f"{base}/api/publish", params={"type": "zip"}, content=build_package("1.0.0")).status_code == 401
+    arm.write_app_settings(DEV, {"WEBSITE_RUN_FROM_PACKAGE": "https://elsewhere.example/p.zip"})
+    with pytest.raises(TargetError) as err:
+        zip_deploy(settings, DEV, "1.0.0")
+    assert not err.value.retryable and "409" in str(err.value) and "remote URL" in str(err.value)
+    arm.write_app_settings(DEV, {})
+    slot = emulator.sites[(SUB.lower(), "rg-web", "tailspin")].slots["dev"]
+    slot.kudu.deploy_seconds = 5  # type: ignore[union-attr]
+    with tempfile.NamedTemporaryFile(suffix=".zip", delete=False) as f:
+        f.write(build_package("1.0.0"))
+    assert arm.zip_deploy(DEV, f.name)
+    with pytest.raises(TargetError) as err:
+        arm.zip_deploy(DEV, f.name)  # one at a time
+    assert err.value.retryable and "in progress" in str(err.value)
+    os.remove(f.name)
+
+
+def test_run_from_package_is_refused_for_python_and_a_sas_stops_working_when_it_expires(
+        settings: Settings, emulator: AppServiceEmulator) -> None:
+    from datetime import UTC, datetime, timedelta
+
     arm, packages = ArmAppService(settings), BlobPackages(settings)
+    emulator.restart_seconds = 0
     upload(build_package("2.0.0"), "web/2.0.0.zip", settings.storage_connection, settings.packages_container)
     stored = packages.store("web/2.0.0.zip", "web/2.0.0/copy.zip")
-    unsigned = packages.read_url(stored.name, stored.snapshot).split("?")[0]
-    arm.write_app_settings(DEV, {"WEBSITE_RUN_FROM_PACKAGE": unsigned})
+    sas = read_sas(packages, stored.name, stored.snapshot, hours=168)
+    arm.write_app_settings(DEV, {"WEBSITE_RUN_FROM_PACKAGE": sas})
     page = httpx.get(arm.read_slot(DEV).url)
-    assert page.status_code == 503 and "run-from-package failed" in page.text
+    assert page.status_code == 503 and "not supported for Python" in page.text
+    emulator.add_site(SUB, "rg-web", "nodeapp", slots=["dev"], stack="NODE|20-lts")
+    node = Target(SUB, "rg-web", "nodeapp", "dev")
+    arm.write_app_settings(node, {"WEBSITE_RUN_FROM_PACKAGE": sas})
+    assert "2.0.0" in httpx.get(f"{arm.read_slot(node).url}/health").text
+    later = datetime.now(UTC) + timedelta(hours=168 + 1)
+    emulator.now = lambda: later  # the SAS expired: the next start cannot read the package
+    emulator.scale_out(SUB, "rg-web", "nodeapp")
+    page = httpx.get(arm.read_slot(node).url)
+    assert page.status_code == 503 and "SAS expired" in page.text
+
+
+def test_run_from_package_with_the_apps_identity_needs_no_sas(settings: Settings, emulator: AppServiceEmulator,
+                                                            azurite: Azurite) -> None:
+    from azure.storage.blob import BlobClient
+
+    arm, packages = ArmAppService(settings), BlobPackages(settings)
+    emulator.restart_seconds = 0
+    emulator.add_site(SUB, "rg-web", "funcapp", stack="", kind="functionapp,linux")
+    app = Target(SUB, "rg-web", "funcapp")
+    identity = f"/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.ManagedIdentity/" \
+               "userAssignedIdentities/f"
+    emulator.read_blob = lambda url: BlobClient.from_blob_url(url, credential=azurite.credential
+                                                              ).download_blob().readall()
+    upload(build_package("3.0.0"), "web/3.0.0.zip", settings.storage_connection, settings.packages_container)
+    stored = packages.store("web/3.0.0.zip", "web/3.0.0/copy.zip")
+    plain = {"WEBSITE_RUN_FROM_PACKAGE": packages.blob_url(stored.name, stored.snapshot),
+             "WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID": identity}
+    arm.write_app_settings(app, plain)
+    assert httpx.get(arm.read_slot(app).url).status_code == 503  # not granted Storage Blob Data Reader yet
+    emulator.blob_readers.add(identity)
+    emulator.scale_out(SUB, "rg-web", "funcapp")
+    assert "3.0.0" in httpx.get(f"{arm.read_slot(app).url}/health").text
+    assert arm.stack(app) == "functionapp,linux"
 
 
 def test_throttling_is_retryable_with_retry_after(settings: Settings, emulator: AppServiceEmulator) -> None:
@@ -98,13 +194,12 @@ SITE = PROD
 
 
 def deploy(settings: Settings, target: Target, version: str) -> None:
-    upload(build_package(version), f"web/{version}.zip", settings.storage_connection, settings.packages_container)
     arm = ArmAppService(settings)
+    zip_deploy(settings, target, version)
     current = arm.read_slot(target).app_settings
-    packages = BlobPackages(settings)
-    stored = packages.store(f"web/{version}.zip", f"web/{version}/copy.zip")
-    url = packages.read_url(stored.name, stored.snapshot)
-    arm.write_app_settings(target, {**current, "WEBSITE_RUN_FROM_PACKAGE": url, "MARK": version})
+    arm.write_app_settings(target, {**current, "MARK": version})
+    url = arm.read_slot(target).url
+    assert eventually(lambda: version in httpx.get(f"{url}/health").text)
 
 
 def serving(settings: Settings, target: Target) -> str:

@@ -4,8 +4,8 @@ copy, and checks the bytes again before it deploys them."""
 from __future__ import annotations
 
 import hashlib
+import os
 
-import httpx
 import pytest
 from azure.storage.blob import BlobServiceClient
 
@@ -96,6 +96,9 @@ def test_the_stored_copy_is_a_snapshot_that_outlives_changes_to_the_blobs(world:
     uploads.get_blob_client("web/1.zip").upload_blob(b"evil", overwrite=True)
     packages.store_container.get_blob_client("web/1/copy.zip").upload_blob(b"evil", overwrite=True)
     assert packages.digest(stored.name, stored.snapshot) == stored.sha256
-    assert httpx.get(packages.read_url(stored.name, stored.snapshot)).content == b"approved" * 1000
+    path, digest = packages.download(stored.name, stored.snapshot)
+    with open(path, "rb") as f:
+        assert f.read() == b"approved" * 1000 and digest == stored.sha256
+    os.remove(path)
     with pytest.raises(Exception, match="BlobAlreadyExists|already exists"):
         packages.store("web/1.zip", "web/1/copy.zip")  # never overwrites a stored package

@@ -24,7 +24,10 @@ def test_release_deploys_dev_then_test_and_leaves_manual_production_waiting(worl
     assert statuses(world, rel.id) == {"Dev": "succeeded", "Test": "succeeded", "Production": "notStarted"}
     dev = world.app_service.settings["/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/"
                                      "rg-tailspin/providers/Microsoft.Web/sites/tailspin/slots/dev"]
-    assert dev[RUN_FROM_PACKAGE].startswith("https://packages.example/tailspin-web/1.4.0/")  # Slipway's copy
+    assert RUN_FROM_PACKAGE not in dev  # a Python app: deployed by zip deployment, from Slipway's copy
+    slot = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-tailspin/providers/" \
+           "Microsoft.Web/sites/tailspin/slots/dev"
+    assert world.app_service.content[slot] == b"1.4.0"
     assert dev[RELEASE_MARK] == str(rel.id)
     events = [e["type"] for e in releases.events(world.deps, rel.id)]
     assert events[0] == "releaseCreated" and events.count("deploymentSucceeded") == 2

@@ -32,6 +32,9 @@ SWAPS = r"/slotsswap$"
 @pytest.fixture
 def slots(world: World) -> Iterator[tuple[World, AppServiceEmulator]]:
     with AppServiceEmulator() as emulator:
+        # Deployments finish and slots restart at once here: these tests are about swaps (the
+        # asynchronous ones are the adapter's and the deploy step's tests).
+        emulator.deploy_seconds, emulator.restart_seconds = 0, 0
         emulator.add_site(SUB, RG, SITE, slots=["preprod"])
         settings = world.deps.settings.__class__(**{**world.deps.settings.__dict__, "arm_endpoint": emulator.url,
                                                     "arm_auth": "local-emulator", "slot_url_scheme": "http"})
