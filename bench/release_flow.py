@@ -1,10 +1,15 @@
 """Benchmark: releases through three automatic stages on the local stack.
 
-Prints (never asserts) the figures design decision 10 budgets:
+Prints (never asserts) the figures design decision 10 budgets, each next to its floor measured in
+the same run:
+- a small GET (`/api/health`) to a keep-alive `httpx` client, next to `curl` fetching the same URL
+  over one kept-alive connection;
 - storage operations of Slipway's own clients, per release created and per stage entered,
-  counted by an azure-core request hook on every storage client;
-- event to action: a stage's deployment finished -> the next stage's first step starts running
-  (p50 and p95 over the releases), with the host polling queues every 100 ms at most;
+  counted by an azure-core request hook on every storage client, and those on the path of one
+  transition (a stage finished -> the next stage's first step runs);
+- event to action: that transition's p50 and p95 over the releases, with the host polling queues
+  every 100 ms at most, next to its floor: Azurite's median time per operation times the
+  operations on the path (plus the host's receive), plus half the polling interval;
 - the import time of `function_app` in a fresh interpreter (median of 5).
 
 Run: `make bench` (or `python -m bench.release_flow --releases 60`).
@@ -19,8 +24,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -35,6 +41,106 @@ from shared.config import Settings
 
 SUB, RG, SITE = "00000000-0000-0000-0000-00000000be00", "rg-bench", "bench-app"
 SLOTS = ["dev", "test", "preprod"]
+POLLING = 0.1
+"""The host's longest wait between two polls of an empty queue, in seconds."""
+
+
+class TimedCounter(CountingPolicy):
+    """Counts requests, and keeps when each was sent, to count those inside a window."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[datetime] = []
+
+    def on_request(self, request: Any) -> None:
+        super().on_request(request)
+        self.sent.append(datetime.now(UTC))
+
+    def reset(self) -> None:
+        super().reset()
+        self.sent = []
+
+    def between(self, start: datetime, end: datetime) -> int:
+        return sum(1 for at in self.sent if start <= at <= end)
+
+
+def httpx_get_ms(url: str, count: int = 200) -> float:
+    """Median milliseconds of a GET of `url` to one keep-alive httpx client."""
+    with httpx.Client() as client:
+        client.get(url)
+        times = []
+        for _ in range(count):
+            t = time.perf_counter()
+            client.get(url).raise_for_status()
+            times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def fixed_answer_server() -> tuple[str, Callable[[], None]]:
+    """A socket server answering every request on a connection with the same few bytes: what an
+    httpx client costs by itself, with no server work at all."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with conn:
+                while (data := conn.recv(65536)) != b"":
+                    if data.endswith(b"\r\n\r\n"):
+                        conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/", listener.close
+
+
+def small_get(url: str, count: int = 200) -> tuple[float, float, float]:
+    """Median milliseconds of a GET of `url`: to one keep-alive httpx client; of the same client to a
+    server that does nothing (the client's own share); and to curl fetching `url` `count` times over
+    one connection (its own `time_total` per transfer, process start excluded)."""
+    ours = httpx_get_ms(url, count)
+    floor_url, stop = fixed_answer_server()
+    client_only = httpx_get_ms(floor_url, count)
+    stop()
+    each = [arg for _ in range(count + 1) for arg in ("-o", "/dev/null", url)]
+    out = subprocess.run(["curl", "-s", "-w", "%{time_total}\\n", *each],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return ours, client_only, statistics.median(float(x) for x in out[1:]) * 1000
+
+
+def azurite_op_ms(connection: str, count: int = 100) -> dict[str, float]:
+    """Azurite's median time of the operations on a transition's path, each over one kept-alive client."""
+    from azure.data.tables import TableClient, UpdateMode
+    from azure.storage.queue import QueueClient as Queue
+
+    table = TableClient.from_connection_string(connection, "benchfloor")
+    table.create_table()
+    queue = Queue.from_connection_string(connection, "benchfloor")
+    queue.create_queue()
+    entity = {"PartitionKey": "p", "RowKey": "r", "body": "x" * 2000}
+    table.upsert_entity(entity)
+    ops = {"table read": lambda: table.get_entity("p", "r"),
+           "table write": lambda: table.update_entity(entity, mode=UpdateMode.REPLACE),
+           "queue send": lambda: queue.send_message("x" * 200),
+           "queue receive": lambda: queue.receive_messages(max_messages=1, visibility_timeout=1).__next__()}
+    out = {}
+    for name, op in ops.items():
+        times = []
+        for _ in range(count):
+            t = time.perf_counter()
+            op()
+            times.append(time.perf_counter() - t)
+        out[name] = statistics.median(times) * 1000
+    table.delete_table()
+    queue.delete_queue()
+    return out
 
 
 def definition() -> dict[str, Any]:
@@ -43,7 +149,7 @@ def definition() -> dict[str, Any]:
         trigger = {"type": "afterRelease"} if i == 0 else {"type": "afterStages", "stages": [SLOTS[i - 1]]}
         stages.append({"name": slot, "target": {"subscriptionId": SUB, "resourceGroup": RG, "site": SITE, "slot": slot},
                        "trigger": trigger,
-                       "steps": [{"type": "deploy-package"},
+                       "steps": [{"type": "deploy-package", "verifyPath": "/health"},
                                  {"type": "http-check", "path": "/health", "intervalSeconds": 1}]})
     return {"name": "Bench", "artifacts": [{"alias": "app", "source": "bench-app"}], "stages": stages}
 
@@ -69,16 +175,20 @@ def upload_package(stack: LocalStack) -> dict[str, str]:
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def latencies(stack: LocalStack, release: dict[str, Any]) -> list[float]:
-    """For each stage after the first: its first step's start minus the previous stage's finish."""
+def transitions(stack: LocalStack, release: dict[str, Any]) -> list[tuple[datetime, datetime]]:
+    """For each stage after the first: the previous stage's finish and its first step's start."""
     out = []
     stages = release["stages"]
     for prev, nxt in zip(stages, stages[1:], strict=False):
         finished = datetime.fromisoformat(prev["deployments"][0]["finishedOn"])
         log = httpx.get(f"{stack.api}/releases/{release['id']}/stages/{nxt['name']}/deployments/1/steps/0/log").text
         started = datetime.fromisoformat(log.split(" started ", 1)[1].split(" ---", 1)[0])
-        out.append((started - finished).total_seconds() * 1000)
+        out.append((finished, started))
     return out
+
+
+def latencies(stack: LocalStack, release: dict[str, Any]) -> list[float]:
+    return [(started - finished).total_seconds() * 1000 for finished, started in transitions(stack, release)]
 
 
 def count_per_message(stack: LocalStack, counter: CountingPolicy, did: int,
@@ -125,12 +235,16 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4)
     args = parser.parse_args()
     imports = import_time()
-    counter = CountingPolicy()
-    with LocalStack(persistent=False, fixed_ports=False, seed=False, max_polling_interval=0.1) as stack:
+    counter = TimedCounter()
+    with LocalStack(persistent=False, fixed_ports=False, seed=False, max_polling_interval=POLLING) as stack:
         from shared import bootstrap
 
         assert stack.emulator is not None and stack.azurite is not None
         stack.emulator.add_site(SUB, RG, SITE, slots=SLOTS)
+        # Slipway's own time is measured, not the emulator's model of App Service's delays.
+        stack.emulator.deploy_seconds = stack.emulator.restart_seconds = 0
+        httpx_ms, client_ms, curl_ms = small_get(f"{stack.api}/health")
+        op_ms = azurite_op_ms(stack.azurite.connection_string)
         counter.hosts = {f"127.0.0.1:{p}": n for n, p in stack.azurite.ports.items()}
         bootstrap.use(bootstrap.build(storage_policies=[counter]))
         did = httpx.post(f"{stack.api}/definitions", json=definition(), timeout=30).json()["id"]
@@ -156,16 +270,26 @@ def main() -> None:
             time.sleep(0.05)
         ops["run"] = run_ops = counter.total
         single = finished(release_id)
+        path_ops = [counter.between(start, end) for start, end in transitions(stack, single)]
         with ThreadPoolExecutor(args.parallel) as pool:
             results = list(pool.map(lambda _: finished(create()), range(args.releases)))
         lat = sorted(x for r in results for x in latencies(stack, r))
         failed = [r["id"] for r in results if any(s["status"] != "succeeded" for s in r["stages"])]
         per_message = count_per_message(stack, counter, did, artifact)
+    per_op = statistics.mean(op_ms.values())
+    on_path = statistics.median(path_ops) + 1  # and the host's receive, from its own client
+    floor = per_op * on_path + POLLING * 1000 / 2
+    print(f"small GET /api/health: httpx keep-alive median {httpx_ms:.2f} ms (the same client to a server that "
+          f"does nothing: {client_ms:.2f} ms); curl over one connection median {curl_ms:.2f} ms")
     print(f"import function_app: median {statistics.median(imports) * 1000:.0f} ms, max {max(imports) * 1000:.0f} ms")
+    print("azurite per operation (median): " + ", ".join(f"{k} {v:.2f} ms" for k, v in op_ms.items()))
     print(f"storage ops: create release {ops['create']}; run through 3 stages ~{run_ops} "
           f"(~{run_ops / 3:.1f} per stage of 2 steps, ~{run_ops / 6:.1f} per step) -- counted by the request hook")
+    print(f"storage ops on a transition's path (stage finished -> next step starts): {path_ops} "
+          f"+ 1 host receive")
     print(f"event to action over {len(results)} releases ({len(lat)} transitions, {args.parallel} in parallel): "
-          f"p50 {statistics.median(lat):.0f} ms, p95 {lat[int(len(lat) * 0.95) - 1]:.0f} ms, max {lat[-1]:.0f} ms")
+          f"p50 {statistics.median(lat):.0f} ms, p95 {lat[int(len(lat) * 0.95) - 1]:.0f} ms, max {lat[-1]:.0f} ms; "
+          f"floor {floor:.0f} ms ({per_op:.2f} ms x {on_path:g} ops + {POLLING * 1000 / 2:.0f} ms half polling)")
     print("storage ops per step message (host stopped, messages handled one by one):")
     for what, ops_count in per_message:
         print(f"  {ops_count:>3}  {what}")

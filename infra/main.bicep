@@ -34,6 +34,9 @@ param authClientId string
 @description('Principal ids of the build identities that upload packages (Storage Blob Data Contributor on the packages container only).')
 param uploaderPrincipalIds array = []
 
+@description('Principal ids of the managed identities target apps read their package with when a stage deploys by runFromPackage (Storage Blob Data Reader on the slipway-packages container only).')
+param packageReaderPrincipalIds array = []
+
 @description('Group names mapped to Entra group object ids (name=objectId, comma-separated) for approvers and role grants named by group.')
 param groupIds string = ''
 
@@ -148,12 +151,25 @@ module selfKeys 'app/self-keys.bicep' = {
   }
 }
 
-module uploaders 'app/uploaders.bicep' = {
+module uploaders 'app/container-access.bicep' = {
   name: 'uploaders'
   scope: rg
   params: {
     storageAccountName: storage.outputs.name
+    containerName: 'packages'
+    roleDefinitionId: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // Storage Blob Data Contributor
     principalIds: uploaderPrincipalIds
+  }
+}
+
+module packageReaders 'app/container-access.bicep' = {
+  name: 'package-readers'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    containerName: 'slipway-packages'
+    roleDefinitionId: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1' // Storage Blob Data Reader
+    principalIds: packageReaderPrincipalIds
   }
 }
 

@@ -110,7 +110,7 @@ def test_app_service_authentication_is_on_with_entra_and_no_client_secret() -> N
     settings = bicep_app_settings()
     assert settings["OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"] == "authIdentityClientId"
     main = parse(REPO / "infra" / "main.bicep")
-    assert {"auth", "selfKeys", "authIdentity", "uploaders"} <= set(main["modules"])
+    assert {"auth", "selfKeys", "authIdentity", "uploaders", "packageReaders"} <= set(main["modules"])
     roles = {r["value"] for r in json.loads((REPO / "infra" / "app-roles.json").read_text())}
     assert roles == {"Slipway.Admin", "Slipway.ReleaseManager", "Slipway.Reader"}
     hooks = (REPO / "azure.yaml").read_text()
@@ -151,3 +151,14 @@ def test_the_hosts_storage_role_is_blob_data_owner() -> None:
     text = (REPO / "infra" / "app" / "rbac.bicep").read_text()
     assert "b7e6dc6d-f1e8-4753-8033-0f276bb0955b" in text  # Storage Blob Data Owner
     assert "ba92f5b4-2d11-453d-a403-e96b0029c9fe" not in text  # not Contributor
+
+
+def test_builds_write_only_uploads_and_target_apps_read_only_slipways_copies() -> None:
+    modules = parse(REPO / "infra" / "main.bicep")["modules"]
+    grants = {name: (modules[name]["config"]["params"]["containerName"],
+                     modules[name]["config"]["params"]["roleDefinitionId"]) for name in ("uploaders", "packageReaders")}
+    assert grants == {"uploaders": ("packages", "ba92f5b4-2d11-453d-a403-e96b0029c9fe"),  # Blob Data Contributor
+                      "packageReaders": ("slipway-packages", "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1")}  # Reader
+    resources = parse(REPO / "infra" / "app" / "container-access.bicep")["resources"]
+    assert resources["assignments"]["config"]["config"]["scope"] == "container"  # the one container only
+    assert resources["container"]["type"].endswith("/blobServices/containers")
