@@ -20,8 +20,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m local $(if $(AUTH),--auth $(AUTH))
 
+# Types first (seconds), then every test on as many workers as the machine has cores.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,7 @@ from functions import (
     definitions_api,
     events_queue,
     gates_queue,
+    mail_queue,
     releases_api,
     scheduler_timer,
     steps_queue,
@@ -24,5 +25,5 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, steps_queue, events_queue,
-               sweeper_timer, scheduler_timer, gates_queue, dashboard):
+               sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard):
     app.register_functions(module.bp)

@@ -197,7 +197,7 @@ def count_per_message(stack: LocalStack, counter: CountingPolicy, did: int,
     from shared import bootstrap
     from shared.config import STEPS_QUEUE
     from shared.schemas.release import ReleaseIn
-    from shared.services import releases, steps
+    from shared.services import releases
 
     assert stack.host is not None and stack.azurite is not None
     stack.host.stop()
@@ -218,7 +218,7 @@ def count_per_message(stack: LocalStack, counter: CountingPolicy, did: int,
             continue
         body = json.loads(msg.content)
         counter.reset()
-        outcome = steps.handle(deps, msg.content)
+        outcome = bootstrap.react(deps, STEPS_QUEUE, msg.content)
         ops = counter.total
         queue.delete_message(msg)
         after = deps.store.release(did, release.id)[0]

@@ -26,7 +26,7 @@ def _if_match(req: func.HttpRequest) -> str:
     value = req.headers.get("If-Match")
     if not value:
         raise PreconditionRequired("send If-Match with the release's ETag (from GET /releases/{id})")
-    return value
+    return str(value)
 
 
 def _where(req: func.HttpRequest) -> tuple[int, str]:
@@ -44,7 +44,7 @@ def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
     """Approve or reject a pending approval as one of its approvers."""
     who = authorize(req, READER, "decide approvals")
     body = parse(DecisionIn, body_json(req))
-    release = approvals.decide(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
+    release = approvals.cast_vote(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
                                body.comment, attempt=body.attempt, if_match=_if_match(req))
     return _answer(release)
 
@@ -54,7 +54,7 @@ def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
 def override_approval(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, ADMIN, "override approvals")
     body = parse(OverrideIn, body_json(req))
-    release = approvals.decide(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
+    release = approvals.cast_vote(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
                                body.reason, attempt=body.attempt, if_match=_if_match(req), override=True)
     return _answer(release)
 
@@ -104,7 +104,7 @@ def batch_decide(req: func.HttpRequest) -> func.HttpResponse:
     deps, results = bootstrap.deps(), []
     for item in body.items:
         try:
-            approvals.decide(deps, item.releaseId, item.stage, item.kind, who, body.decision, body.comment,
+            approvals.cast_vote(deps, item.releaseId, item.stage, item.kind, who, body.decision, body.comment,
                              attempt=item.attempt, if_match=item.etag)
             results.append({**item.model_dump(), "status": 200})
         except KNOWN as exc:

@@ -31,7 +31,9 @@ from shared import bootstrap
 from shared.domain.access import ADMIN, APP_ROLES, READER, RELEASE_MANAGER, Principal, Unauthenticated, require
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.release import Release
+from shared.domain.vocabulary import Kind
 from shared.domain.waiting import preview
+from shared.schemas.actions import DeployIn, IgnoreGateIn
 from shared.schemas.fields import clip
 from shared.schemas.release import ReleaseIn, parse
 from shared.services import approvals, definitions, delivery, environments, log_archive, releases
@@ -247,7 +249,7 @@ def inbox(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.Http
 @page(r"metrics")
 def metrics_page(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.HttpResponse:
     deps = bootstrap.deps()
-    days = _number(req, "days", 30, low=1, high=366)
+    days = _number(req, "days", 30, low=1, high=366) or 30
     items, _next = definitions.list_page(deps, cursor=None, limit=200)
     until = deps.clock.now()
     results = [(item, delivery.for_definition(deps, item["id"], since=until - timedelta(days=days), until=until))
@@ -319,18 +321,15 @@ def create_release(req: func.HttpRequest, who: Principal, route: dict[str, str])
 def deploy(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
     require(who, RELEASE_MANAGER, "deploy stages")
     fields = _fields(req)
-    glass = fields.get("breakGlass", "").strip() or None
-    releases.deploy_stage(bootstrap.deps(), int(route["id"]), route["stage"], by=who.name,
-                          reason=fields.get("reason") or None, break_glass=glass, admin=who.has(ADMIN))
+    body = parse(DeployIn, {k: v for k in ("reason", "breakGlass", "notBefore") if (v := fields.get(k, "").strip())})
+    releases.deploy_stage(bootstrap.deps(), int(route["id"]), route["stage"], body, by=who.name, admin=who.has(ADMIN))
     return _see_other(f"/releases/{route['id']}")
 
 
 @form(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/gates/(?P<kind>pre|post)/ignore")
 def ignore_gate(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
-    comment = _fields(req).get("comment", "").strip()
-    if not comment:
-        raise Invalid([FieldError("comment", "say why the gate is ignored (it is audited)")])
-    releases.ignore_gate(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, clip(comment))
+    body = parse(IgnoreGateIn, {"comment": clip(_fields(req).get("comment", ""))})
+    releases.ignore_gate(bootstrap.deps(), int(route["id"]), route["stage"], Kind(route["kind"]), who, body.comment)
     return _see_other(f"/releases/{route['id']}")
 
 
@@ -343,7 +342,7 @@ def decide(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func
     if not fields.get("etag"):
         raise Invalid([FieldError("etag", "the page's version of the release; reload the page")])
     attempt = _digits(fields.get("attempt", ""), "attempt", low=1, high=10**6) if fields.get("attempt") else None
-    approvals.decide(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, decision,
+    approvals.cast_vote(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, decision,
                      clip(fields.get("comment", "")), attempt=attempt, if_match=fields["etag"])
     back = fields.get("back", "")
     return _see_other(back if back in ("/approvals",) else f"/releases/{route['id']}")

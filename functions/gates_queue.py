@@ -8,7 +8,6 @@ import azure.functions as func
 
 from shared import bootstrap
 from shared.config import GATES_QUEUE
-from shared.services import gate_runs
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)
@@ -16,5 +15,5 @@ logger = logging.getLogger(__name__)
 
 @bp.queue_trigger(arg_name="msg", queue_name=GATES_QUEUE, connection="AzureWebJobsStorage")
 def run_gate_sample(msg: func.QueueMessage) -> None:
-    outcome = gate_runs.handle(bootstrap.deps(), msg.get_body().decode())
+    outcome = bootstrap.react(bootstrap.deps(), GATES_QUEUE, msg.get_body().decode(), msg.id or "")
     logger.info("gate message %s (delivery %s): %s", msg.id, msg.dequeue_count, outcome)

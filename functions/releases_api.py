@@ -10,7 +10,9 @@ from functions.http import api, authorize, body_json, cursor_param, int_param, j
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, RELEASE_MANAGER
 from shared.domain.errors import FieldError, Invalid, NotFound
+from shared.domain.vocabulary import Kind
 from shared.domain.waiting import preview
+from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, parse
 from shared.services import log_archive, releases
 from shared.services.views import release_summary, release_view
@@ -59,11 +61,8 @@ def release_item(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, RELEASE_MANAGER, "abandon releases")
-    body = body_json(req) if req.get_body() else {}
-    comment = body.get("comment", "") if isinstance(body, dict) else ""
-    if not isinstance(comment, str) or len(comment.encode("utf-8")) > 4000:
-        raise Invalid([FieldError("comment", "must be text of at most 4000 bytes")])
-    release = releases.abandon(bootstrap.deps(), route_int(req, "releaseId"), by=who.name, comment=comment)
+    body = parse(AbandonIn, body_json(req) if req.get_body() else {})
+    release = releases.abandon(bootstrap.deps(), route_int(req, "releaseId"), by=who.name, comment=body.comment)
     return json_response(release_view(release))
 
 
@@ -72,30 +71,10 @@ def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
 def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     """Deploy now; `{"reason": "rollback"}` marks an earlier release deployed again."""
     who = authorize(req, RELEASE_MANAGER, "deploy stages")
-    body = body_json(req) if req.get_body() else {}
-    body = body if isinstance(body, dict) else {}
-    reason, glass = body.get("reason"), body.get("breakGlass")
-    if reason not in (None, "manual", "redeploy", "rollback"):
-        raise Invalid([FieldError("reason", "must be manual, redeploy or rollback")])
-    if glass is not None and (not isinstance(glass, str) or not 1 <= len(glass.strip()) <= 500):
-        raise Invalid([FieldError("breakGlass", "the reason to deploy outside the windows: 1 to 500 characters")])
+    body = parse(DeployIn, body_json(req) if req.get_body() else {})
     release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
-                                    by=who.name, reason=reason, break_glass=glass, admin=who.has(ADMIN),
-                                    not_before=_instant(body.get("notBefore"), "notBefore"))
+                                    body, by=who.name, admin=who.has(ADMIN))
     return json_response(release_view(release), 202)
-
-
-def _instant(value: object, field: str) -> str | None:
-    """An ISO-8601 time with a zone, normalised; None when absent."""
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if isinstance(value, str) else None
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise Invalid([FieldError(field, "an ISO-8601 time with a time zone, e.g. 2026-12-01T03:00:00Z")])
-    return at.isoformat()
 
 
 @bp.route(route="api/releases/{releaseId:int}/stages/{stage}/gates/{kind}/ignore", methods=["POST"])
@@ -103,15 +82,12 @@ def _instant(value: object, field: str) -> str | None:
 def ignore_gate(req: func.HttpRequest) -> func.HttpResponse:
     """An admin lets the deployment past a running gate; the comment is required and audited."""
     who = authorize(req, ADMIN, "ignore gates")
-    body = body_json(req)
-    comment = body.get("comment") if isinstance(body, dict) else None
-    if not isinstance(comment, str) or not comment.strip() or len(comment.encode("utf-8")) > 4000:
-        raise Invalid([FieldError("comment", "why the gate is ignored: 1 to 4000 bytes")])
+    body = parse(IgnoreGateIn, body_json(req))
     kind = req.route_params["kind"]
-    if kind not in ("pre", "post"):
+    if kind not in tuple(Kind):
         raise NotFound(f"no gate kind '{kind}' (pre or post)")
-    release = releases.ignore_gate(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"], kind,
-                                   who, comment.strip())
+    release = releases.ignore_gate(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
+                                   Kind(kind), who, body.comment)
     return json_response(release_view(release))
 
 

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 @bp.queue_trigger(arg_name="msg", queue_name=STEPS_QUEUE, connection="AzureWebJobsStorage")
 def run_step(msg: func.QueueMessage) -> None:
-    outcome = steps.handle(bootstrap.deps(), msg.get_body().decode(), msg.id)
+    outcome = bootstrap.react(bootstrap.deps(), STEPS_QUEUE, msg.get_body().decode(), msg.id or "")
     logger.info("step message %s (delivery %s): %s", msg.id, msg.dequeue_count, outcome)
 
 

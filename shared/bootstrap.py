@@ -7,11 +7,15 @@ Tests call `build` with their own settings, policies or adapters.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from shared.config import Settings
 from shared.services.deps import Deps
+
+logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _deps: Deps | None = None
@@ -84,9 +88,9 @@ def deps() -> Deps:
     if _deps is None:
         with _lock:
             if _deps is None:
-                from shared import telemetry
+                from shared.adapters import telemetry_export
 
-                telemetry.configure()
+                telemetry_export.configure()
                 _deps = build()
     return _deps
 
@@ -96,3 +100,39 @@ def use(chosen: Deps | None) -> None:
     global _deps
     with _lock:
         _deps = chosen
+
+
+Reaction = Callable[[Deps, Any, str], str]
+_reactions: dict[type, Reaction] = {}
+
+
+def reactions() -> dict[type, Reaction]:
+    """What reacts to each queue message (cosmicpython's handler table, over durable queues).
+    A reaction gets the decoded message and the queue's id of this delivery, and returns what it
+    did, for the invocation log. Imported on first use, like the adapters."""
+    if not _reactions:
+        from shared import messages as m
+        from shared.services import gate_runs, mail, scheduler, steps, timers
+
+        _reactions.update({
+            m.RunStep: steps.run,
+            m.TakeSample: gate_runs.take_sample,
+            m.WakeUp: timers.wake,
+            m.LaneTurn: timers.lane_turn,
+            m.RegisterSchedules: scheduler.on_changed,
+            m.AskApproval: mail.ask,
+            m.TellOutcome: mail.tell,
+        })
+    return _reactions
+
+
+def react(chosen: Deps, queue: str, body: str, delivery: str = "") -> str:
+    """Decode a message from `queue` and run its reaction. A body that is not one of our messages
+    is dropped (logged): delivering it again cannot make it one."""
+    from shared.messages import decode
+
+    message = decode(queue, body)
+    if message is None:
+        logger.error("dropping a message on %s that is not ours: %.200s", queue, body)
+        return "malformed"
+    return reactions()[type(message)](chosen, message, delivery)

@@ -15,9 +15,15 @@ STEPS_QUEUE = "slipway-steps"
 """Deployment steps, one message per step run. Bound by name in the queue trigger."""
 STEPS_POISON_QUEUE = f"{STEPS_QUEUE}-poison"
 EVENTS_QUEUE = "slipway-events"
+"""Durable timers (approval timeouts, the end of deferrals) as delayed messages, lane turns and
+schedule registrations."""
 GATES_QUEUE = "slipway-gates"
 """Gate samples: one delayed message per sample of a running gate."""
-"""Durable timers (approval timeouts, the end of deferrals), as delayed messages."""
+MAIL_QUEUE = "slipway-mail"
+"""Mails, one message per recipient: a bad address fails alone and ends in the poison queue."""
+QUEUES = (STEPS_QUEUE, EVENTS_QUEUE, GATES_QUEUE, MAIL_QUEUE)
+"""Every queue a trigger reads; each has a `-poison` twin where the host moves a message that
+failed every delivery."""
 
 @dataclass(frozen=True)
 class Settings:

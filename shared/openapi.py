@@ -85,7 +85,7 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
     ("/openapi.json", "get", "openapi", "This document", None, 200, JSON, []),
 ]
 
-PATH_PARAMS = {"token": {"type": "string", "minLength": 1, "maxLength": 200},
+PATH_PARAMS: dict[str, dict[str, Any]] = {"token": {"type": "string", "minLength": 1, "maxLength": 200},
                "definitionId": ID, "releaseId": ID, "revision": ID, "attempt": ID,
                "step": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                "kind": {"enum": ["pre", "post"]},

@@ -193,5 +193,5 @@ class MessageBus(Protocol):
 
 class Mailer(Protocol):
     def send(self, to: list[str], subject: str, text: str, html: str) -> None:
-        """Send one mail; raises on failure (the outbox tries again later)."""
+        """Send one mail; raises on failure (the queue delivers the message again, then poisons it)."""
         ...

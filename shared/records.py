@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from shared.domain.release import Release
-from shared.domain.transitions import Event
+from shared.domain.transitions.results import Event
 
 
 class ConcurrentChange(Exception):

@@ -10,39 +10,16 @@ gateWaitMs, executionMs. Locally they are plain log lines.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from datetime import datetime
 from typing import Any
 
 from shared.domain.delivery import approval_span, execution_seconds
 from shared.domain.release import Release
 from shared.domain.target import Target
-from shared.domain.transitions import Event
+from shared.domain.transitions.results import Event
 
 logger = logging.getLogger("slipway.telemetry")
 EVENT_NAME = "SlipwayTransition"
-_configured = threading.Event()
-
-
-def configure() -> None:
-    """Redact secrets from every log record, and send telemetry to Application Insights when the
-    platform configured it (once per process)."""
-    from shared import redaction
-
-    redaction.install()
-    if _configured.is_set() or not os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
-        return
-    _configured.set()
-    try:
-        from azure.identity import ManagedIdentityCredential
-        from azure.monitor.opentelemetry import configure_azure_monitor
-
-        client_id = os.environ.get("SLIPWAY_MANAGED_IDENTITY_CLIENT_ID") or None
-        configure_azure_monitor(credential=ManagedIdentityCredential(client_id=client_id), logger_name="slipway")
-        redaction.install(logging.getLogger("slipway"))
-    except Exception:  # telemetry must never stop a release
-        logging.getLogger(__name__).exception("could not configure Azure Monitor telemetry")
 
 
 def transitions(release: Release, events: list[Event]) -> None:
@@ -62,7 +39,7 @@ def _fields(release: Release, event: Event) -> dict[str, Any]:
         return fields
     dep = run.deployments[event.attempt - 1]
     target = next((s.get("target") for s in release.definition["stages"] if s["name"] == event.stage), None)
-    fields["production"] = bool(target) and Target.from_dict(target).is_production
+    fields["production"] = target is not None and Target.from_dict(target).is_production
     fields["status"] = dep.status
     if dep.started_at:
         fields["queueWaitMs"] = _ms(dep.queued_at, dep.started_at)

@@ -133,10 +133,15 @@ class FakeClock:
 
 
 class FakeMailer:
+    """Keeps what it sent; refuses addresses in `refused` as a mail service refuses a bad one."""
+
     def __init__(self) -> None:
         self.sent: list[dict[str, object]] = []
+        self.refused: set[str] = set()
 
     def send(self, to: list[str], subject: str, text: str, html: str) -> None:
+        if self.refused & set(to):
+            raise RuntimeError(f"550 5.1.1 recipient rejected: {sorted(self.refused & set(to))}")
         self.sent.append({"to": to, "subject": subject, "text": text, "html": html})
 
 

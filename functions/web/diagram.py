@@ -8,6 +8,7 @@ them, without an edge, because nothing starts them but a person.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,7 @@ def _trigger(stage: dict[str, Any]) -> str:
     return "manual"
 
 
-def layout(definition: dict[str, Any], statuses: dict[str, str] | None = None) -> Diagram:
+def layout(definition: dict[str, Any], statuses: Mapping[str, str] | None = None) -> Diagram:
     """The diagram of `definition`, each stage coloured by `statuses` (the latest release's)."""
     statuses = statuses or {}
     source = Node("Release", 0, trigger="artifacts", status="source")

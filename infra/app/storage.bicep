@@ -37,7 +37,7 @@ resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-0
   name: 'default'
 }
 
-resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queue in ['slipway-steps', 'slipway-steps-poison', 'slipway-events', 'slipway-events-poison', 'slipway-gates', 'slipway-gates-poison']: {
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queue in ['slipway-steps', 'slipway-steps-poison', 'slipway-events', 'slipway-events-poison', 'slipway-gates', 'slipway-gates-poison', 'slipway-mail', 'slipway-mail-poison']: {
   parent: queueService
   name: queue
 }]

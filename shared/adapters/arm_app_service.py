@@ -130,14 +130,15 @@ class ArmAppService:
     def set_sticky_names(self, site: Target, names: list[str]) -> None:
         """Read-modify-write: the PUT replaces the whole `slotConfigNames` (sticky connection strings
         and storage mounts too), so what this does not change is sent back as it was."""
-        from azure.mgmt.web.models import SlotConfigNamesResource
+        from azure.mgmt.web.models import SlotConfigNames, SlotConfigNamesResource
 
         web = self._client(site.subscription_id).web_apps
         with _errors(site):
             current = web.list_slot_configuration_names(site.resource_group, site.site)
             web.update_slot_configuration_names(site.resource_group, site.site, SlotConfigNamesResource(
-                app_setting_names=names, connection_string_names=list(current.connection_string_names or []),
-                azure_storage_config_names=list(current.azure_storage_config_names or [])))
+                properties=SlotConfigNames(app_setting_names=names,
+                                           connection_string_names=list(current.connection_string_names or []),
+                                           azure_storage_config_names=list(current.azure_storage_config_names or []))))
 
     def apply_slot_config(self, site: Target, source: str, target: str = "production") -> None:
         """Swap with preview, phase 1: `source` takes `target`'s slot-specific settings. The API applies
@@ -244,7 +245,7 @@ def _PollFor(seconds: float) -> Any:
     from azure.core.polling.base_polling import BadResponse, BadStatus
     from azure.mgmt.core.polling.arm_polling import ARMPolling
 
-    class PollFor(ARMPolling):  # type: ignore[misc]
+    class PollFor(ARMPolling):
         def run(self) -> None:
             deadline = time.monotonic() + seconds
             while True:
@@ -300,9 +301,9 @@ class _errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None:
-            return False
+            return
         if isinstance(exc, ResourceNotFoundError):
             raise TargetError(f"{self.where}: not found ({_reason(exc)})", retryable=False) from exc
         if isinstance(exc, ClientAuthenticationError):
@@ -318,7 +319,6 @@ class _errors:
             retryable = status == 429 or status >= 500 or (status == 409 and not self.conflict_is_final)
             raise TargetError(f"{self.where}: ARM answered {status} ({_reason(exc)})", retryable=retryable,
                               retry_after=retry_after) from exc
-        return False
 
 
 def _reason(exc: HttpResponseError) -> str:
@@ -329,7 +329,7 @@ def _reason(exc: HttpResponseError) -> str:
 
 
 def _retry_after(exc: HttpResponseError) -> float | None:
-    response = exc.response
+    response: Any = exc.response  # an HttpResponse: the common API's type omits its headers
     value = response.headers.get("Retry-After") if response is not None else None
     try:
         return float(value) if value is not None else None

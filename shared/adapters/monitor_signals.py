@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,7 +94,8 @@ class MonitorSignals:
             return Reading(name, error=f"unknown signal type {kind}")
         except HttpResponseError as exc:
             status = exc.status_code or 0
-            retry_after = _retry_after(exc.response.headers if exc.response is not None else {})
+            response: Any = exc.response  # an HttpResponse: the common API's type omits its headers
+            retry_after = _retry_after(response.headers if response is not None else {})
             word = "throttled" if status == 429 else "unreadable answer" if 200 <= status < 300 else f"HTTP {status}"
             return Reading(name, error=f"{word}: {_first_line(exc.message)}", retry_after=retry_after)
         except (AzureError, httpx.HTTPError) as exc:
@@ -114,8 +116,9 @@ class MonitorSignals:
         values = [float(v) for v in points if v is not None]
         if not values:
             return Reading(signal["name"], inconclusive=f"no {signal['metric']} data in the last {window}")
-        combined = {"Total": sum, "Count": sum, "Maximum": max, "Minimum": min,
-                    "Average": lambda v: sum(v) / len(v)}[aggregation](values)
+        combine: dict[str, Callable[[list[float]], float]] = {
+            "Total": sum, "Count": sum, "Maximum": max, "Minimum": min, "Average": lambda v: sum(v) / len(v)}
+        combined = combine[aggregation](values)
         return Reading(signal["name"], value=round(combined, 6))
 
     def _log_query(self, signal: dict[str, Any]) -> Reading:

@@ -27,7 +27,8 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.core.paging import ItemPaged
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from shared.adapters.storage_clients import StorageClients
 from shared.domain.keys import key_hash
@@ -135,7 +136,7 @@ class TableStore:
         return Head(id=definition_id, name=row["name"], revision=row["revision"],
                     release_counter=row.get("releaseCounter", 0), deleted=row.get("deleted", False),
                     created_at=row.get("createdAt", ""), updated_at=row.get("updatedAt", ""),
-                    etag=row.metadata["etag"])
+                    etag=_etag(row))
 
     def revision(self, definition_id: int, revision: int) -> dict[str, Any] | None:
         try:
@@ -153,7 +154,7 @@ class TableStore:
             row = self.table.get_entity(pk(definition_id), release_key(release_id))
         except ResourceNotFoundError:
             return None
-        return Release.from_dict(get_json(row)), row.metadata["etag"]
+        return Release.from_dict(get_json(row)), _etag(row)
 
     def releases(self, definition_id: int, *, cursor: dict[str, str] | None, limit: int,
                  since: str | None = None, status: str | None = None) -> tuple[list[Release], dict[str, str] | None]:
@@ -166,10 +167,8 @@ class TableStore:
         if status:
             flt += " and status eq @status"
             params["status"] = status
-        pages = self.table.query_entities(flt, parameters=params, results_per_page=limit).by_page(
-            continuation_token=cursor)
-        rows = list(next(pages, []))
-        return [Release.from_dict(get_json(r)) for r in rows], pages.continuation_token
+        rows, token = _page(self.table.query_entities(flt, parameters=params, results_per_page=limit), cursor)
+        return [Release.from_dict(get_json(r)) for r in rows], token
 
     def events(self, definition_id: int, release_id: int) -> list[dict[str, Any]]:
         out = []
@@ -184,7 +183,7 @@ class TableStore:
         out = {}
         for row in self._range(pk(definition_id), "lane|"):
             data = get_json(row)
-            out[data["stage"]] = (data, row.metadata["etag"])
+            out[data["stage"]] = (data, _etag(row))
         return out
 
     def slot_records(self, definition_id: int) -> list[dict[str, Any]]:
@@ -214,7 +213,7 @@ class TableStore:
                                          select=["PartitionKey", "RowKey"])
         return [(int(r["PartitionKey"]), int(r["RowKey"].split("|")[1])) for r in rows]
 
-    def _range(self, partition: str, prefix: str) -> list[dict[str, Any]]:
+    def _range(self, partition: str, prefix: str) -> list[TableEntity]:
         hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         return list(self.table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
                                               parameters={"pk": partition, "lo": prefix, "hi": hi}))
@@ -304,10 +303,10 @@ class TableStore:
                 if left:
                     fresh = put_json({"PartitionKey": part, "RowKey": key, "count": len(left),
                                       "createdAt": min(i.created_at for i in left)}, [_outbox_json(i) for i in left])
-                    self.table.update_entity(fresh, mode=UpdateMode.REPLACE, etag=row.metadata["etag"],
+                    self.table.update_entity(fresh, mode=UpdateMode.REPLACE, etag=_etag(row),
                                              match_condition=MatchConditions.IfNotModified)
                 else:
-                    self.table.delete_entity(part, key, etag=row.metadata["etag"],
+                    self.table.delete_entity(part, key, etag=_etag(row),
                                              match_condition=MatchConditions.IfNotModified)
             except (ResourceModifiedError, ResourceNotFoundError):
                 continue
@@ -316,7 +315,7 @@ class TableStore:
 
     def artifact(self, source: str, version: str) -> dict[str, Any] | None:
         row = self.index_row(_artifact_pk(source), key_hash(version))
-        return None if row is None else get_json(row)  # type: ignore[no-any-return]
+        return None if row is None else get_json(row)
 
     def register_artifact(self, source: str, record: dict[str, Any]) -> None:
         row = put_json({"PartitionKey": _artifact_pk(source), "RowKey": key_hash(record["version"])}, record)
@@ -329,7 +328,7 @@ class TableStore:
 
     def latest_artifact(self, source: str) -> dict[str, Any] | None:
         row = self.index_row(_artifact_pk(source), "latest")
-        return None if row is None else get_json(row)  # type: ignore[no-any-return]
+        return None if row is None else get_json(row)
 
     # -- approval links (only their hash is stored)
 
@@ -342,7 +341,7 @@ class TableStore:
             row = self.index.get_entity("links", token_hash)
         except ResourceNotFoundError:
             return None
-        return get_json(row), bool(row.get("used")), row.metadata["etag"]
+        return get_json(row), bool(row.get("used")), _etag(row)
 
     def use_link(self, token_hash: str, etag: str) -> None:
         """Mark a link used, once: a second use (or a race) raises ConcurrentChange."""
@@ -377,9 +376,22 @@ class TableStore:
                    extra_filter: str = "", params: dict[str, Any] | None = None,
                    ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
         flt = "PartitionKey eq @pk" + (f" and {extra_filter}" if extra_filter else "")
-        pages = self.index.query_entities(flt, parameters={"pk": partition, **(params or {})},
-                                          results_per_page=limit).by_page(continuation_token=cursor)
-        return [dict(r) for r in next(pages, [])], pages.continuation_token
+        rows, token = _page(self.index.query_entities(flt, parameters={"pk": partition, **(params or {})},
+                                                      results_per_page=limit), cursor)
+        return [dict(r) for r in rows], token
+
+
+def _etag(row: TableEntity) -> str:
+    return str(row.metadata["etag"])
+
+
+def _page(query: ItemPaged[TableEntity], cursor: dict[str, str] | None,
+          ) -> tuple[list[TableEntity], dict[str, str] | None]:
+    """One page of a query and the token of the next. The Tables client's tokens are dicts of the
+    service's next-partition and next-row keys, though its type hints say str."""
+    pages = query.by_page(continuation_token=cursor)  # type: ignore[arg-type]
+    rows = list(next(pages, []))
+    return rows, pages.continuation_token  # type: ignore[attr-defined]
 
 
 def _slot_key(resource_id: str) -> str:

@@ -13,8 +13,8 @@ from typing import Any
 
 from shared.domain.access import Forbidden, Principal
 from shared.domain.errors import Conflict
+from shared.domain.vocabulary import ApprovalStatus, Choice, Kind
 
-PENDING, APPROVED, REJECTED, CANCELED, SKIPPED = "pending", "approved", "rejected", "canceled", "skipped"
 POLICIES = ("anyOne", "allInAnyOrder", "allInSequence", "count")
 HISTORY_KEPT = 10
 """Reassignments and deferrals an approval keeps; every one is also an event of the release."""
@@ -25,8 +25,7 @@ MAX_TIMEOUT_MINUTES = 365 * 24 * 60
 @dataclass
 class Vote:
     by: str
-    decision: str
-    """approve | reject"""
+    decision: Choice
     comment: str
     at: str
     entry: str
@@ -38,9 +37,8 @@ class Vote:
 
 @dataclass
 class Approval:
-    kind: str
-    """pre | post"""
-    status: str
+    kind: Kind
+    status: ApprovalStatus
     approvers: list[str]
     policy: str
     required: int
@@ -54,16 +52,17 @@ class Approval:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Approval:
-        return cls(**{**data, "votes": [Vote(**v) for v in data.get("votes", [])]})
+        return cls(**{**data, "kind": Kind(data["kind"]), "status": ApprovalStatus(data["status"]),
+                      "votes": [Vote(**{**v, "decision": Choice(v["decision"])}) for v in data.get("votes", [])]})
 
     def satisfied(self) -> set[str]:
-        return {v.entry for v in self.votes if v.decision == "approve"}
+        return {v.entry for v in self.votes if v.decision == Choice.APPROVE}
 
     def waiting_for(self) -> list[str]:
         """The entries still open, in order (an entry listed twice stays open until two people approved it)."""
         used: dict[str, int] = {}
         for v in self.votes:
-            if v.decision == "approve":
+            if v.decision == Choice.APPROVE:
                 used[v.entry] = used.get(v.entry, 0) + 1
         left = []
         for a in self.approvers:
@@ -76,7 +75,7 @@ class Approval:
 
 def check_voter(approval: Approval, who: Principal, requesters: set[str]) -> str:
     """The approver entry `who` may decide for now; raises Forbidden or Conflict otherwise."""
-    if approval.status != PENDING:
+    if approval.status != ApprovalStatus.PENDING:
         raise Conflict(f"the {approval.kind}-deployment approval is {approval.status}, not pending")
     if any(v.by.casefold() == who.name.casefold() for v in approval.votes):
         raise Conflict(f"{who.name} has already decided on this approval")
@@ -94,17 +93,17 @@ def check_voter(approval: Approval, who: Principal, requesters: set[str]) -> str
     return mine[0]
 
 
-def outcome(approval: Approval) -> str | None:
+def outcome(approval: Approval) -> ApprovalStatus | None:
     """approved, rejected, or None while more votes are needed."""
-    if any(v.decision == "reject" for v in approval.votes):
-        return REJECTED
-    approvals = [v for v in approval.votes if v.decision == "approve"]
+    if any(v.decision == Choice.REJECT for v in approval.votes):
+        return ApprovalStatus.REJECTED
+    approvals = [v for v in approval.votes if v.decision == Choice.APPROVE]
     if any(v.override for v in approvals):
-        return APPROVED
+        return ApprovalStatus.APPROVED
     if approval.policy == "anyOne":
-        return APPROVED if approvals else None
+        return ApprovalStatus.APPROVED if approvals else None
     if approval.policy == "count":
-        return APPROVED if len({v.by.casefold() for v in approvals}) >= approval.required else None
+        return ApprovalStatus.APPROVED if len({v.by.casefold() for v in approvals}) >= approval.required else None
     # Every entry needs its own approver: an entry listed twice needs two different people.
     votes_per_entry: dict[str, set[str]] = {}
     for v in approvals:
@@ -112,7 +111,7 @@ def outcome(approval: Approval) -> str | None:
     needed: dict[str, int] = {}
     for entry in approval.approvers:
         needed[entry.casefold()] = needed.get(entry.casefold(), 0) + 1
-    return APPROVED if all(len(votes_per_entry.get(e, ())) >= n for e, n in needed.items()) else None
+    return ApprovalStatus.APPROVED if all(len(votes_per_entry.get(e, ())) >= n for e, n in needed.items()) else None
 
 
 def check_reassign(approval: Approval, to: str) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.domain import approvals
 from shared.domain.approvals import Approval
-from shared.domain.release import FAILED, GOOD, REJECTED, Deployment, Release
+from shared.domain.release import Deployment, Release
+from shared.domain.vocabulary import GOOD, ApprovalStatus, Choice, Reason, Status
 
 SWAP_BACK_MARKS = ("swapped back", "swap-back")
 """Words of the failure text `transitions.after_step` writes after a post-swap check failed."""
@@ -72,7 +72,7 @@ def _stage_metrics(releases: list[Release], name: str, since: datetime, until: d
     return {
         "deployments": len(done),
         "succeeded": succeeded,
-        "failed": sum(d.status in (FAILED, REJECTED) for d in done),
+        "failed": sum(d.status in (Status.FAILED, Status.REJECTED) for d in done),
         "deploymentFrequencyPerDay": round(succeeded / days, 3),
         "changeFailureRate": round(len(failures) / len(done), 3) if done else None,
         "timeToRestoreMinutes": _minutes(_median(_restore_seconds(failures, every))),
@@ -84,7 +84,8 @@ def _stage_metrics(releases: list[Release], name: str, since: datetime, until: d
 def is_change_failure(dep: Deployment) -> bool:
     """A failed deployment, one whose change was swapped back out, or a rollback (the change before it failed)."""
     failure = (dep.failure or "").casefold()
-    return dep.status == FAILED or any(mark in failure for mark in SWAP_BACK_MARKS) or dep.reason == "rollback"
+    return (dep.status == Status.FAILED or any(mark in failure for mark in SWAP_BACK_MARKS)
+            or dep.reason == Reason.ROLLBACK)
 
 
 def _restore_seconds(failures: list[Deployment], every: list[Deployment]) -> list[float]:
@@ -112,10 +113,10 @@ def approval_span(approval: Approval, dep: Deployment) -> tuple[datetime, dateti
     cancellation leaves no vote, so it ended when the deployment finished. Skipped approvals never
     waited, and pending ones have no end yet.
     """
-    if approval.status in (approvals.SKIPPED, approvals.PENDING):
+    if approval.status in (ApprovalStatus.SKIPPED, ApprovalStatus.PENDING):
         return None
-    settled_by_vote = approval.status == approvals.APPROVED or (
-        approval.status == approvals.REJECTED and any(v.decision == "reject" for v in approval.votes))
+    settled_by_vote = approval.status == ApprovalStatus.APPROVED or (
+        approval.status == ApprovalStatus.REJECTED and any(v.decision == Choice.REJECT for v in approval.votes))
     if settled_by_vote and approval.votes:
         end = approval.votes[-1].at
     elif dep.finished_at:

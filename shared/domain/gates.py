@@ -15,10 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-PASS, FAIL, INCONCLUSIVE, ERROR = "pass", "fail", "inconclusive", "error"
-WAITING, EVALUATING, SUCCEEDED, FAILED, IGNORED, CANCELED = (
-    "waiting", "evaluating", "succeeded", "failed", "ignored", "canceled")
-DONE = frozenset({SUCCEEDED, IGNORED})
+from shared.domain.vocabulary import GATE_RUNNING, GateStatus, Kind, Verdict
+
 OPERATORS = (">", ">=", "<", "<=", "==", "!=")
 KEPT_SAMPLES = 40
 """Samples kept on the release for its page; every sample is also an event in its history."""
@@ -52,8 +50,8 @@ class Reading:
 class GateRun:
     """One gate of one deployment (pre or post) and the samples taken so far."""
 
-    kind: str
-    status: str
+    kind: Kind
+    status: GateStatus
     started_at: str
     evaluate_from: str
     deadline: str
@@ -76,31 +74,33 @@ class GateRun:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateRun:
-        return cls(**data)
+        return cls(**{**data, "kind": Kind(data["kind"]), "status": GateStatus(data["status"])})
 
 
-def start(kind: str, config: dict[str, Any], now: datetime) -> GateRun:
+def start(kind: Kind, config: dict[str, Any], now: datetime) -> GateRun:
     begin = now + timedelta(minutes=float(setting(config, "delayMinutes")))
     deadline = now + timedelta(minutes=float(setting(config, "timeoutMinutes")))
-    return GateRun(kind=kind, status=WAITING if begin > now else EVALUATING, started_at=now.isoformat(),
+    return GateRun(kind=kind, status=GateStatus.WAITING if begin > now else GateStatus.EVALUATING,
+                   started_at=now.isoformat(),
                    evaluate_from=begin.isoformat(), deadline=deadline.isoformat(), next_at=begin.isoformat())
 
 
-def judge(signal: dict[str, Any], reading: Reading | None) -> tuple[str, str]:
+def judge(signal: dict[str, Any], reading: Reading | None) -> tuple[Verdict, str]:
     """The verdict on one signal and why, in words."""
     if reading is None:
-        return ERROR, "no reading"
+        return Verdict.ERROR, "no reading"
     if reading.error:
-        return ERROR, reading.error
+        return Verdict.ERROR, reading.error
     if reading.failed:
-        return FAIL, reading.failed
+        return Verdict.FAIL, reading.failed
     if reading.inconclusive or reading.value is None:
-        return INCONCLUSIVE, reading.inconclusive or "no value"
+        return Verdict.INCONCLUSIVE, reading.inconclusive or "no value"
     op, threshold = condition(signal)
     ok = compare(reading.value, op, threshold)
     if ok is None:
-        return INCONCLUSIVE, f"{reading.value!r} cannot be compared with {threshold!r}"
-    return (PASS if ok else FAIL), f"{_show(reading.value)} {op} {_show(threshold)} is {'true' if ok else 'false'}"
+        return Verdict.INCONCLUSIVE, f"{reading.value!r} cannot be compared with {threshold!r}"
+    said = f"{_show(reading.value)} {op} {_show(threshold)} is {'true' if ok else 'false'}"
+    return (Verdict.PASS if ok else Verdict.FAIL), said
 
 
 def condition(signal: dict[str, Any]) -> tuple[str, Any]:
@@ -128,15 +128,16 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def sample_verdict(verdicts: list[str]) -> str:
+def sample_verdict(verdicts: list[Verdict]) -> Verdict:
     """All pass, or the worst: a red signal is a failure even when another provider errored."""
-    for kind in (FAIL, ERROR, INCONCLUSIVE):
+    for kind in (Verdict.FAIL, Verdict.ERROR, Verdict.INCONCLUSIVE):
         if kind in verdicts:
             return kind
-    return PASS
+    return Verdict.PASS
 
 
-def record(gate: GateRun, config: dict[str, Any], readings: list[Reading], now: datetime) -> tuple[str, float]:
+def record(gate: GateRun, config: dict[str, Any], readings: list[Reading], now: datetime,
+           ) -> tuple[GateStatus, float]:
     """Add one sample. Returns the gate's status after it and the seconds until the next sample."""
     by_name = {r.name: r for r in readings}
     signals = []
@@ -153,65 +154,67 @@ def record(gate: GateRun, config: dict[str, Any], readings: list[Reading], now: 
     gate.claim = gate.claimed_until = None
     gate.samples = [*gate.samples, {"seq": gate.sample_count, "at": now.isoformat(), "verdict": verdict,
                                     "signals": signals}][-KEPT_SAMPLES:]
-    gate.errors_in_row = gate.errors_in_row + 1 if verdict == ERROR else 0
-    gate.failed += verdict == FAIL
-    gate.inconclusive += verdict == INCONCLUSIVE
-    if verdict == PASS:
+    gate.errors_in_row = gate.errors_in_row + 1 if verdict == Verdict.ERROR else 0
+    gate.failed += verdict == Verdict.FAIL
+    gate.inconclusive += verdict == Verdict.INCONCLUSIVE
+    if verdict == Verdict.PASS:
         gate.green_since = gate.green_since or now.isoformat()
         steady = now - datetime.fromisoformat(gate.green_since)
         if steady >= timedelta(minutes=float(setting(config, "minimumSuccessMinutes"))):
-            return _end(gate, SUCCEEDED, f"all signals passed (sample {gate.sample_count})"), 0.0
+            return _end(gate, GateStatus.SUCCEEDED, f"all signals passed (sample {gate.sample_count})"), 0.0
     else:
         gate.green_since = None
     limit = _limit_hit(gate, config)
     if limit:
-        return _end(gate, FAILED, limit), 0.0
+        return _end(gate, *limit), 0.0
     deadline = datetime.fromisoformat(gate.deadline)
     if now >= deadline:
-        return _end(gate, FAILED, f"timed out at {gate.deadline}: {_red(signals)}"), 0.0
+        return _end(gate, GateStatus.FAILED, f"timed out at {gate.deadline}: {_red(signals)}"), 0.0
     wait = float(setting(config, "intervalMinutes")) * 60
     retry_after = max((r.retry_after or 0.0) for r in readings) if readings else 0.0
     wait = min(max(wait, retry_after), max(0.0, (deadline - now).total_seconds()))
     gate.next_at = (now + timedelta(seconds=wait)).isoformat()
-    gate.status = EVALUATING
-    return EVALUATING, wait
+    gate.status = GateStatus.EVALUATING
+    return GateStatus.EVALUATING, wait
 
 
-def _limit_hit(gate: GateRun, config: dict[str, Any]) -> str | None:
+def _limit_hit(gate: GateRun, config: dict[str, Any]) -> tuple[GateStatus, str] | None:
+    """A limit the samples reached: too many errors in a row is an errored gate (nothing could be
+    read), too many failed or inconclusive samples a failed one."""
     errors = int(setting(config, "maxConsecutiveErrors"))
     if gate.errors_in_row >= errors:
-        return f"{gate.errors_in_row} samples in a row could not be read (limit {errors})"
+        return GateStatus.ERRORED, f"{gate.errors_in_row} samples in a row could not be read (limit {errors})"
     for count, name, word in ((gate.failed, "maxFailedSamples", "failed"),
                               (gate.inconclusive, "maxInconclusiveSamples", "inconclusive")):
         limit = config.get(name)
         if limit is not None and count > int(limit):
-            return f"{count} {word} samples (limit {limit})"
+            return GateStatus.FAILED, f"{count} {word} samples (limit {limit})"
     return None
 
 
 def _red(signals: list[dict[str, Any]]) -> str:
-    red = [f"{s['name']} ({s['reason']})" for s in signals if s["verdict"] != PASS]
+    red = [f"{s['name']} ({s['reason']})" for s in signals if s["verdict"] != Verdict.PASS]
     return "; ".join(red) or "not steady long enough"
 
 
-def _end(gate: GateRun, status: str, reason: str) -> str:
+def _end(gate: GateRun, status: GateStatus, reason: str) -> GateStatus:
     gate.status, gate.reason = status, reason
     gate.claim = gate.claimed_until = None
     return status
 
 
 def timed_out(gate: GateRun, now: datetime) -> bool:
-    return gate.status in (WAITING, EVALUATING) and now >= datetime.fromisoformat(gate.deadline)
+    return gate.status in GATE_RUNNING and now >= datetime.fromisoformat(gate.deadline)
 
 
 def waiting_on(gate: GateRun) -> str:
     """Which signals the gate waits for, and since when (for the release's `waitingFor`)."""
-    if gate.status == WAITING:
+    if gate.status == GateStatus.WAITING:
         return f"{gate.kind}-deployment gate: first sample at {gate.evaluate_from}"
     if not gate.samples:
         return f"{gate.kind}-deployment gate: first sample due {gate.next_at}"
     last = gate.samples[-1]
-    red = [s for s in last["signals"] if s["verdict"] != PASS]
+    red = [s for s in last["signals"] if s["verdict"] != Verdict.PASS]
     if not red:
         return f"{gate.kind}-deployment gate: all signals pass since {gate.green_since}; staying green"
     parts = []
@@ -219,7 +222,7 @@ def waiting_on(gate: GateRun) -> str:
         since = last["at"]
         for sample in reversed(gate.samples):
             match = next((s for s in sample["signals"] if s["name"] == signal["name"]), None)
-            if match is None or match["verdict"] == PASS:
+            if match is None or match["verdict"] == Verdict.PASS:
                 break
             since = sample["at"]
         parts.append(f"{signal['name']} ({signal['verdict']}: {signal['reason']}) since {since}")

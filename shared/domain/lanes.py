@@ -24,6 +24,29 @@ class Lane:
     def to_dict(self) -> dict[str, Any]:
         return {"active": self.active, "queued": self.queued}
 
+    def admit(self, release_id: int, limit: int, latest: bool) -> tuple[bool, list[int]]:
+        """Let a release's deployment in, or queue it. Returns whether it must wait, and the queued
+        releases it pushed out (policy `latest`: only the newest waits)."""
+        if release_id in self.active:
+            return False, []
+        if len(self.active) < limit and not self.queued:
+            self.active.append(release_id)
+            return False, []
+        skipped = list(self.queued) if latest else []
+        if latest:
+            self.queued.clear()
+        self.queued.append(release_id)
+        return True, skipped
+
+    def leave(self, release_id: int) -> int | None:
+        """A release's deployment ended: the next queued release, if any, takes its place."""
+        self.active.remove(release_id)
+        if not self.queued:
+            return None
+        nxt = self.queued.pop(0)
+        self.active.append(nxt)
+        return nxt
+
 
 def limit_of(queue: dict[str, Any] | None) -> int:
     """0 means unlimited."""

@@ -13,26 +13,7 @@ from typing import Any
 from shared.domain.approvals import Approval
 from shared.domain.gates import GateRun
 from shared.domain.plan import Plan
-
-# Stage and deployment statuses, named as Azure DevOps names them.
-NOT_STARTED = "notStarted"
-QUEUED = "queued"
-IN_PROGRESS = "inProgress"
-SUCCEEDED = "succeeded"
-PARTIALLY_SUCCEEDED = "partiallySucceeded"
-CANCELED = "canceled"
-REJECTED = "rejected"
-FAILED = "failed"
-FINISHED = frozenset({SUCCEEDED, PARTIALLY_SUCCEEDED, CANCELED, REJECTED, FAILED})
-GOOD = frozenset({SUCCEEDED, PARTIALLY_SUCCEEDED})
-
-# Step statuses.
-PENDING = "pending"
-SKIPPED = "skipped"
-
-# Release statuses (Azure DevOps ReleaseStatus).
-ACTIVE = "active"
-ABANDONED = "abandoned"
+from shared.domain.vocabulary import STEP_FINISHED, Kind, Phase, Reason, ReleaseStatus, Status, StepStatus
 
 
 @dataclass
@@ -46,7 +27,7 @@ class StepRun:
     index: int
     type: str
     name: str
-    status: str = PENDING
+    status: StepStatus = StepStatus.PENDING
     run: int = 0
     started_at: str | None = None
     finished_at: str | None = None
@@ -66,19 +47,17 @@ class Deployment:
     """One attempt to put the release on a stage."""
 
     attempt: int
-    status: str
-    reason: str
-    """automated (a trigger), manual (first deployment by a person), redeploy (later attempts)."""
+    status: Status
+    reason: Reason
     requested_by: str
     queued_at: str
     started_at: str | None = None
     finished_at: str | None = None
     failure: str | None = None
     steps: list[StepRun] = field(default_factory=list)
-    phase: str = "steps"
-    """preApproval, preGate, window, deferred, steps, postGate or postApproval: where an in-progress
-    deployment stands."""
-    approvals: dict[str, Approval] = field(default_factory=dict)
+    phase: Phase = Phase.STEPS
+    """Where an in-progress (or queued) deployment stands."""
+    approvals: dict[Kind, Approval] = field(default_factory=dict)
     """The deployment's approvals by kind (pre, post)."""
     break_glass: str | None = None
     """An admin's reason to deploy outside the stage's windows and freezes."""
@@ -87,7 +66,7 @@ class Deployment:
     waits_for: str | None = None
     not_before: str | None = None
     """Whoever asked for the deployment set the earliest time its steps may run."""
-    gates: dict[str, GateRun] = field(default_factory=dict)
+    gates: dict[Kind, GateRun] = field(default_factory=dict)
     """The deployment's gates by kind (pre, post), with their samples."""
 
     def step(self, index: int) -> StepRun | None:
@@ -96,7 +75,7 @@ class Deployment:
 
 def deferred_until(dep: Deployment) -> str | None:
     """The one deferral of a deployment: the later of its `notBefore` and an approver's defer."""
-    pre = dep.approvals.get("pre")
+    pre = dep.approvals.get(Kind.PRE)
     times = [t for t in (dep.not_before, pre.deferred_until if pre else None) if t]
     return max(times, key=datetime.fromisoformat) if times else None
 
@@ -104,7 +83,7 @@ def deferred_until(dep: Deployment) -> str | None:
 @dataclass
 class StageRun:
     name: str
-    status: str = NOT_STARTED
+    status: Status = Status.NOT_STARTED
     deployments: list[Deployment] = field(default_factory=list)
 
     @property
@@ -126,7 +105,7 @@ class Release:
     definition: dict[str, Any]
     """The definition revision this release was created from, as it was then."""
     stages: dict[str, StageRun]
-    status: str = ACTIVE
+    status: ReleaseStatus = ReleaseStatus.ACTIVE
     debug: bool = False
     """Steps write verbose logs (what each step was given, what it saw)."""
     event_seq: int = 0
@@ -167,7 +146,7 @@ class Release:
                     if level >= 2:
                         gate.samples = gate.samples[-10:]
                 for step in dep.steps:
-                    if level >= 1 and not current and step.status in FINISHED | {SKIPPED}:
+                    if level >= 1 and not current and step.status in STEP_FINISHED | {StepStatus.SKIPPED}:
                         step.state = {}
                     if level >= 3:
                         step.message = _cut(step.message)
@@ -183,19 +162,11 @@ class Release:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Release:
         stages = {
-            name: StageRun(
-                name=s["name"],
-                status=s["status"],
-                deployments=[
-                    Deployment(**{**d, "steps": [StepRun(**st) for st in d["steps"]],
-                                  "approvals": {k: Approval.from_dict(a) for k, a in d.get("approvals", {}).items()},
-                                  "gates": {k: GateRun.from_dict(g) for k, g in d.get("gates", {}).items()}})
-                    for d in s["deployments"]
-                ],
-            )
+            name: StageRun(name=s["name"], status=Status(s["status"]),
+                           deployments=[_deployment(d) for d in s["deployments"]])
             for name, s in data["stages"].items()
         }
-        return cls(**{**data, "stages": stages})
+        return cls(**{**data, "stages": stages, "status": ReleaseStatus(data.get("status", ReleaseStatus.ACTIVE))})
 
     @classmethod
     def new(cls, *, id: int, definition_id: str, revision: int, name: str, created_at: str, created_by: str,
@@ -204,6 +175,16 @@ class Release:
         stages = {s["name"]: StageRun(s["name"]) for s in definition.get("stages", [])}
         return cls(id, definition_id, revision, name, created_at, created_by, reason, description,
                    artifacts, definition, stages, debug=debug)
+
+
+def _deployment(data: dict[str, Any]) -> Deployment:
+    """A stored deployment, its words read back as their types (the stored strings are unchanged)."""
+    return Deployment(**{
+        **data, "status": Status(data["status"]), "reason": Reason(data["reason"]),
+        "phase": Phase(data.get("phase", Phase.STEPS)),
+        "steps": [StepRun(**{**st, "status": StepStatus(st["status"])}) for st in data["steps"]],
+        "approvals": {Kind(k): Approval.from_dict(a) for k, a in data.get("approvals", {}).items()},
+        "gates": {Kind(k): GateRun.from_dict(g) for k, g in data.get("gates", {}).items()}})
 
 
 def _cut(text: str, size: int = 200) -> str:

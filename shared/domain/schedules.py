@@ -16,12 +16,15 @@ skips a stage the team meant as a quality bar.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.domain.keys import key_hash
 from shared.domain.plan import SCHEDULE, StagePlan
-from shared.domain.release import ABANDONED, PARTIALLY_SUCCEEDED, SUCCEEDED, Release
+from shared.domain.release import Release
+from shared.domain.vocabulary import ReleaseStatus, Status
 
 DAY_NUMBERS = {"Sun": 0, "Mon": 1, "Tue": 2, "Wed": 3, "Thu": 4, "Fri": 5, "Sat": 6}
 
@@ -72,8 +75,8 @@ def latest_due(cron: str, zone: str, first: datetime, now: datetime, *, limit: i
 
 
 def upstream_done(release: Release, stage: StagePlan) -> bool:
-    return all(release.stages[up].status == SUCCEEDED
-               or (stage.allow_partial and release.stages[up].status == PARTIALLY_SUCCEEDED)
+    return all(release.stages[up].status == Status.SUCCEEDED
+               or (stage.allow_partial and release.stages[up].status == Status.PARTIALLY_SUCCEEDED)
                for up in stage.after if up in release.stages)
 
 
@@ -81,5 +84,31 @@ def eligible(release: Release, stage_name: str) -> bool:
     """May the stage's schedule deploy this release: active, upstream done, never deployed there."""
     stage = release.plan.stage(stage_name)
     run = release.stages.get(stage_name)
-    return (stage is not None and run is not None and stage.trigger == SCHEDULE and release.status != ABANDONED
-            and not run.deployments and upstream_done(release, stage))
+    return (stage is not None and run is not None and stage.trigger == SCHEDULE
+            and release.status != ReleaseStatus.ABANDONED and not run.deployments and upstream_done(release, stage))
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One schedule of a definition, as its current revision declares it."""
+
+    key: str
+    kind: str  # stage | release
+    cron: str
+    zone: str
+    stage: str = ""
+    only_if_changed: bool = False
+
+
+def specs(definition: dict[str, Any]) -> dict[str, Spec]:
+    found: dict[str, Spec] = {}
+    for stage in definition.get("stages", []):
+        trigger = stage.get("trigger") or {}
+        if trigger.get("type") == SCHEDULE:
+            for i, item in enumerate(trigger.get("schedules", [])):
+                key = f"stage|{key_hash(stage['name'])[:16]}|{i}"
+                found[key] = Spec(key, "stage", item["cron"], item.get("timeZone", "UTC"), stage["name"])
+    for i, item in enumerate(definition.get("releaseSchedules", [])):
+        found[f"release|{i}"] = Spec(f"release|{i}", "release", release_schedule_cron(item),
+                                     item.get("timeZone", "UTC"), only_if_changed=bool(item.get("onlyIfChanged")))
+    return found

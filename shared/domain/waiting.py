@@ -6,17 +6,9 @@ from datetime import datetime
 
 from shared.domain import gates
 from shared.domain.plan import AFTER_RELEASE, AFTER_STAGES, MANUAL, SCHEDULE
-from shared.domain.release import (
-    ABANDONED,
-    IN_PROGRESS,
-    NOT_STARTED,
-    PARTIALLY_SUCCEEDED,
-    QUEUED,
-    SUCCEEDED,
-    Release,
-    deferred_until,
-)
+from shared.domain.release import Release, deferred_until
 from shared.domain.schedules import next_occurrence, upstream_done
+from shared.domain.vocabulary import Kind, Phase, ReleaseStatus, Status, StepStatus
 
 
 def why(release: Release, stage_name: str) -> str | None:
@@ -25,29 +17,29 @@ def why(release: Release, stage_name: str) -> str | None:
     stage = release.plan.stage(stage_name)
     if stage is None:
         return None
-    if run.status == IN_PROGRESS and run.current is not None:
+    if run.status == Status.IN_PROGRESS and run.current is not None:
         dep = run.current
-        if dep.phase in ("preApproval", "postApproval"):
-            approval = dep.approvals[dep.phase.removesuffix("Approval")]
+        if dep.phase in (Phase.PRE_APPROVAL, Phase.POST_APPROVAL):
+            approval = dep.approvals[_kind(dep.phase)]
             return (f"waiting for {approval.kind}-deployment approval by {', '.join(approval.waiting_for())} "
                     f"since {approval.requested_at} (times out {approval.deadline})")
-        if dep.phase in ("preGate", "postGate"):
-            return gates.waiting_on(dep.gates[dep.phase.removesuffix("Gate")])
-        if dep.phase == "window":
+        if dep.phase in (Phase.PRE_GATE, Phase.POST_GATE):
+            return gates.waiting_on(dep.gates[_kind(dep.phase)])
+        if dep.phase == Phase.WINDOW:
             return f"{dep.waits_for}: next opening {dep.opens_at}"
-        if dep.phase == "deferred":
+        if dep.phase == Phase.DEFERRED:
             return f"deferred until {deferred_until(dep)}"
-        step = next((s for s in dep.steps if s.status == IN_PROGRESS), None)
+        step = next((s for s in dep.steps if s.status == StepStatus.IN_PROGRESS), None)
         if step is None:
             return "finishing"
         text = f"running step {step.index + 1} of {len(dep.steps)}: '{step.name}'"
         return f"{text} ({step.message})" if step.message else text
-    if run.status == QUEUED:
+    if run.status == Status.QUEUED:
         limit = (stage.queue or {}).get("parallel")
         return f"queued: the stage deploys at most {limit} release(s) at a time"
-    if run.status != NOT_STARTED:
+    if run.status != Status.NOT_STARTED:
         return None
-    if release.status == ABANDONED:
+    if release.status == ReleaseStatus.ABANDONED:
         return "release abandoned: this stage will not start"
     if stage.trigger == MANUAL:
         return "manual trigger: waiting for someone to deploy it"
@@ -60,16 +52,18 @@ def why(release: Release, stage_name: str) -> str | None:
             return f"schedule ({when}) once upstream {pending} succeeded"
         return f"waiting for its schedule ({when}); it deploys the newest release that is eligible then"
     if stage.trigger == AFTER_STAGES:
-        blocked, pending = [], []
+        blocked: list[str] = []
+        waiting_for: list[str] = []
         for up in stage.after:
             status = release.stages[up].status
-            if status == SUCCEEDED or (status == PARTIALLY_SUCCEEDED and stage.allow_partial):
+            if status == Status.SUCCEEDED or (status == Status.PARTIALLY_SUCCEEDED and stage.allow_partial):
                 continue
-            (blocked if status not in (NOT_STARTED, IN_PROGRESS) else pending).append(f"{up} ({status})")
+            still_possible = status in (Status.NOT_STARTED, Status.IN_PROGRESS)
+            (waiting_for if still_possible else blocked).append(f"{up} ({status})")
         if blocked:
             return "will not start automatically: upstream " + ", ".join(blocked) + " did not succeed"
-        if pending:
-            return "waiting for upstream " + ", ".join(pending)
+        if waiting_for:
+            return "waiting for upstream " + ", ".join(waiting_for)
     return None
 
 
@@ -81,27 +75,31 @@ def preview(release: Release, stage_name: str, now: datetime | None = None) -> d
     dep = run.current
     out: dict[str, object] = {"stage": stage_name, "status": run.status, "waitingFor": why(release, stage_name),
                               "waitsOn": None, "nextDeployAt": None}
-    if dep is None or run.status not in (IN_PROGRESS, QUEUED):
+    if dep is None or run.status not in (Status.IN_PROGRESS, Status.QUEUED):
         out["waitsOn"] = "trigger" if out["waitingFor"] else None
         stage = release.plan.stage(stage_name)
-        if stage is not None and stage.trigger == SCHEDULE and run.status == NOT_STARTED and out["waitingFor"]:
+        if stage is not None and stage.trigger == SCHEDULE and run.status == Status.NOT_STARTED and out["waitingFor"]:
             out["waitsOn"] = "schedule"
             if now is not None and stage.schedules:
                 out["nextDeployAt"] = min(next_occurrence(s["cron"], s.get("timeZone", "UTC"), now)
                                           for s in stage.schedules).isoformat()
         return out
-    if dep.phase == "queued":
+    if dep.phase == Phase.QUEUED:
         out["waitsOn"] = "queue"
-    elif dep.phase in ("preApproval", "postApproval"):
+    elif dep.phase in (Phase.PRE_APPROVAL, Phase.POST_APPROVAL):
         out["waitsOn"] = "approval"
-        out["approvalTimesOutAt"] = dep.approvals[dep.phase.removesuffix("Approval")].deadline
-    elif dep.phase == "deferred":
+        out["approvalTimesOutAt"] = dep.approvals[_kind(dep.phase)].deadline
+    elif dep.phase == Phase.DEFERRED:
         out["waitsOn"], out["nextDeployAt"] = "deferral", deferred_until(dep)
-    elif dep.phase in ("preGate", "postGate"):
-        gate = dep.gates[dep.phase.removesuffix("Gate")]
+    elif dep.phase in (Phase.PRE_GATE, Phase.POST_GATE):
+        gate = dep.gates[_kind(dep.phase)]
         out["waitsOn"], out["nextSampleAt"], out["gateTimesOutAt"] = "gate", gate.next_at, gate.deadline
-    elif dep.phase == "window":
+    elif dep.phase == Phase.WINDOW:
         out["waitsOn"], out["nextDeployAt"] = "window", dep.opens_at
     else:
         out["waitsOn"] = "running"
     return out
+
+
+def _kind(phase: Phase) -> Kind:
+    return Kind.PRE if phase in (Phase.PRE_APPROVAL, Phase.PRE_GATE) else Kind.POST

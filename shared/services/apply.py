@@ -7,26 +7,23 @@ from a person (HTTP), a step message (queue) or the sweeper (timer).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from shared import telemetry
-from shared.config import EVENTS_QUEUE, GATES_QUEUE, STEPS_QUEUE
 from shared.domain.errors import Conflict, NotFound, PreconditionFailed
-from shared.domain.gate_transitions import EnqueueGate
 from shared.domain.keys import key_hash
 from shared.domain.lanes import Lane, limit_of
 from shared.domain.release import Release
-from shared.domain.transitions import ArmTimer, Command, Decision, EnqueueStep, LaneMessage, decide
+from shared.domain.transitions import decide
+from shared.domain.transitions.commands import Command
+from shared.domain.transitions.results import ArmTimer, Decision, Effect, EnqueueGate, EnqueueStep, LaneMessage
+from shared.domain.vocabulary import NOTIFIED
+from shared.messages import LaneTurn, Message, RunStep, TakeSample, WakeUp
 from shared.records import Changes, ConcurrentChange, OutboxItem
-from shared.services import outbox
+from shared.services import mail, outbox
 from shared.services.deps import Deps
 
 MAX_TRIES = 20
-
-
-def step_message(release: Release, effect: EnqueueStep) -> dict[str, Any]:
-    return {"definitionId": int(release.definition_id), "releaseId": release.id, "stage": effect.stage,
-            "attempt": effect.attempt, "step": effect.step, "run": effect.run}
 
 
 def release_index_row(release: Release) -> dict[str, Any]:
@@ -35,9 +32,20 @@ def release_index_row(release: Release) -> dict[str, Any]:
             "createdAt": release.created_at, "createdBy": release.created_by}
 
 
-def timer_message(release: Release, effect: ArmTimer) -> dict[str, Any]:
-    return {"kind": "wake", "definitionId": int(release.definition_id), "releaseId": release.id,
-            "stage": effect.stage, "attempt": effect.attempt, "due": effect.due}
+def message_of(release: Release, effect: Effect, now: datetime) -> tuple[Message, float]:
+    """The queue message that carries out an effect, and after how many seconds it is due."""
+    did = int(release.definition_id)
+    if isinstance(effect, EnqueueStep):
+        return RunStep(did, release.id, effect.stage, effect.attempt, effect.step, effect.run), effect.delay_seconds
+    if isinstance(effect, EnqueueGate):
+        return TakeSample(did, release.id, effect.stage, effect.attempt, effect.kind, effect.seq), \
+            effect.delay_seconds
+    if isinstance(effect, LaneMessage):
+        return LaneTurn(did, effect.release_id, effect.stage, effect.grant, release.id), 0.0
+    if isinstance(effect, ArmTimer):
+        delay = max(0.0, (datetime.fromisoformat(effect.due) - now).total_seconds())
+        return WakeUp(did, release.id, effect.stage, effect.attempt, effect.due), delay
+    assert_never(effect)
 
 
 def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[OutboxItem]:
@@ -45,32 +53,15 @@ def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[O
     now = deps.clock.now()
     items = []
     for effect in decision.effects:
-        if isinstance(effect, EnqueueStep):
-            items.append(outbox.queue_item(deps, rel.id, STEPS_QUEUE, step_message(rel, effect),
-                                           effect.delay_seconds))
-        elif isinstance(effect, EnqueueGate):
-            from shared.services.gate_runs import gate_message  # it applies commands itself
-
-            items.append(outbox.queue_item(deps, rel.id, GATES_QUEUE, gate_message(rel, effect), effect.delay_seconds))
-        elif isinstance(effect, LaneMessage):
-            items.append(outbox.queue_item(deps, rel.id, EVENTS_QUEUE, {
-                "kind": "lane", "action": effect.action, "definitionId": int(rel.definition_id),
-                "releaseId": effect.release_id, "stage": effect.stage, "from": rel.id}))
-        else:
-            delay = max(0.0, (datetime.fromisoformat(effect.due) - now).total_seconds())
-            items.append(outbox.queue_item(deps, rel.id, EVENTS_QUEUE, timer_message(rel, effect), delay))
+        message, delay = message_of(rel, effect, now)
+        items.append(outbox.message_item(deps, rel.id, message, delay))
     if before is None or before.status != rel.status:
         items.append(outbox.index_item(deps, rel.id, release_index_row(rel)))
     for row in approval_rows(before, rel):
         items.append(outbox.index_item(deps, rel.id, row))
     for event in decision.events:
-        if event.type in ("approvalRequested", "deploymentRejected", "deploymentFailed"):
-            run = rel.stages[event.stage or ""]
-            dep = run.deployments[(event.attempt or 1) - 1]
-            kind = dep.phase.removesuffix("Approval") if event.type == "approvalRequested" else None
-            items.append(outbox.notify_item(deps, rel.id, {
-                "event": event.type, "definitionId": int(rel.definition_id), "releaseId": rel.id,
-                "stage": event.stage, "attempt": event.attempt, "kind": kind}))
+        if event.type in NOTIFIED:
+            items.extend(outbox.message_item(deps, rel.id, m) for m in mail.recipients(rel, event))
     return items
 
 

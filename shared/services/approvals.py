@@ -9,7 +9,8 @@ from typing import Any
 from shared.domain.access import Principal
 from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.domain.release import Release
-from shared.domain.transitions import Command, Decide, Defer, Reassign
+from shared.domain.transitions.commands import CastVote, Command, Defer, Reassign
+from shared.domain.vocabulary import Choice, Kind
 from shared.services.apply import apply
 from shared.services.deps import Deps
 from shared.services.releases import locate
@@ -28,12 +29,24 @@ def _act(deps: Deps, release_id: int, stage: str, attempt: int | None, if_match:
     return apply(deps, definition_id, release_id, command(attempt), read=loaded, if_match=if_match).release
 
 
-def decide(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, decision: str, comment: str, *,
-           attempt: int | None, if_match: str | None, override: bool = False) -> Release:
-    if kind not in ("pre", "post"):
-        raise Invalid([FieldError("kind", "must be pre or post")])
+def cast_vote(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, choice: str, comment: str, *,
+              attempt: int | None, if_match: str | None, override: bool = False) -> Release:
+    """An approver's vote (or an admin's override) on the stage's pending `kind` approval."""
+    side, chosen = _kind(kind), _choice(choice)
     return _act(deps, release_id, stage, attempt, if_match,
-                lambda n: Decide(stage, n, kind, who, decision, comment, override))
+                lambda n: CastVote(stage, n, side, who, chosen, comment, override))
+
+
+def _kind(kind: str) -> Kind:
+    if kind not in tuple(Kind):
+        raise Invalid([FieldError("kind", "must be pre or post")])
+    return Kind(kind)
+
+
+def _choice(choice: str) -> Choice:
+    if choice not in tuple(Choice):
+        raise Invalid([FieldError("decision", "must be approve or reject")])
+    return Choice(choice)
 
 
 def defer(deps: Deps, release_id: int, stage: str, who: Principal, until: str, comment: str, *,
@@ -52,13 +65,15 @@ def defer(deps: Deps, release_id: int, stage: str, who: Principal, until: str, c
 
 def reassign(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, to: str, comment: str, *,
              attempt: int | None, if_match: str | None) -> Release:
-    return _act(deps, release_id, stage, attempt, if_match, lambda n: Reassign(stage, n, kind, who, to, comment))
+    side = _kind(kind)
+    return _act(deps, release_id, stage, attempt, if_match, lambda n: Reassign(stage, n, side, who, to, comment))
 
 
 def pending(deps: Deps, *, who: Principal | None, definition_id: int | None, status: str | None,
             cursor: dict[str, str] | None, limit: int) -> tuple[list[dict[str, Any]], Any]:
     """Approvals from the index (newest release first); `who` keeps those they can decide."""
-    clauses, params = [], {}
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
     if status:
         clauses.append("status eq @status")
         params["status"] = status

@@ -74,7 +74,7 @@ def resolve(deps: Deps, source: str, version: str | None, field: str) -> dict[st
     if found is None:
         what = f"version '{version}' of" if version else "any version of"
         raise Invalid([FieldError(field, f"{what} artifact source '{source}' is not registered")])
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def without_query(url: str) -> str:

@@ -9,10 +9,12 @@ import copy
 from typing import Any
 
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, PreconditionFailed
+from shared.domain.schedules import specs
 from shared.domain.secrets import header_errors, redacted, restore_kept
 from shared.domain.target import Target
+from shared.messages import RegisterSchedules
 from shared.ports import TargetError
-from shared.records import Changes, ConcurrentChange, Head
+from shared.records import Changes, ConcurrentChange, Head, OutboxItem
 from shared.schemas.definition import parse_definition, referenced_slots
 from shared.services import outbox
 from shared.services.deps import Deps
@@ -20,6 +22,12 @@ from shared.services.deps import Deps
 
 def etag_of(revision: int) -> str:
     return f'"{revision}"'
+
+
+def _registration(deps: Deps, definition_id: int, stored: dict[str, Any]) -> list[OutboxItem]:
+    """The message that puts the revision's schedules in the due index, when it has any (schedules
+    a revision dropped are dropped when they come due)."""
+    return [outbox.message_item(deps, 0, RegisterSchedules(definition_id))] if specs(stored) else []
 
 
 def _index_row(head: Head) -> dict[str, Any]:
@@ -71,7 +79,7 @@ def create(deps: Deps, body: Any, *, by: str, idempotency_key: str | None = None
     definition_id = deps.store.next_id("definition")
     head = Head(id=definition_id, name=data["name"], revision=1, created_at=now, updated_at=now)
     stored = _stamp(data, definition_id, 1, by, now)
-    items = [outbox.index_item(deps, 0, _index_row(head)), outbox.schedule_item(deps, definition_id)]
+    items = [outbox.index_item(deps, 0, _index_row(head)), *_registration(deps, definition_id, stored)]
     deps.store.commit(Changes(definition_id, head=head, revision=(1, stored), outbox=items))
     outbox.flush(deps, definition_id, items)
     return redacted(stored)
@@ -82,6 +90,15 @@ def current_head(deps: Deps, definition_id: int) -> Head:
     if head is None or head.deleted:
         raise NotFound(f"definition {definition_id} not found")
     return head
+
+
+def current_body(deps: Deps, definition_id: int) -> tuple[Head, dict[str, Any]]:
+    """The definition's head and its current revision's body."""
+    head = current_head(deps, definition_id)
+    body = deps.store.revision(definition_id, head.revision)
+    if body is None:
+        raise NotFound(f"definition {definition_id} revision {head.revision} not found")
+    return head, body
 
 
 def get(deps: Deps, definition_id: int, revision: int | None = None) -> dict[str, Any]:
@@ -154,7 +171,7 @@ def _new_revision(deps: Deps, definition_id: int, edit: Any, *, by: str, if_matc
     head.revision += 1
     head.name, head.updated_at = data["name"], now
     stored = _stamp(data, definition_id, head.revision, by, now)
-    items = [outbox.index_item(deps, 0, _index_row(head)), outbox.schedule_item(deps, definition_id)]
+    items = [outbox.index_item(deps, 0, _index_row(head)), *_registration(deps, definition_id, stored)]
     try:
         deps.store.commit(Changes(definition_id, head=head, revision=(head.revision, stored), outbox=items))
     except ConcurrentChange:

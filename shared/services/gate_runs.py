@@ -8,7 +8,6 @@ message for the next one. A gate that is not due has no message in flight and co
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,29 +15,29 @@ from datetime import datetime
 from typing import Any
 
 from shared.config import GATES_QUEUE
-from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateSample, gate_config, live_gate
 from shared.domain.gates import GateRun, Reading
 from shared.domain.release import Release
 from shared.domain.target import Target
+from shared.domain.transitions.commands import GateClaim, GateSample
+from shared.domain.transitions.gates import gate_config, live_gate
+from shared.domain.vocabulary import Kind
+from shared.messages import TakeSample, decode, encode
 from shared.services.apply import apply
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
 
 
-def gate_message(release: Release, effect: EnqueueGate) -> dict[str, Any]:
-    return {"kind": "gate", "definitionId": int(release.definition_id), "releaseId": release.id,
-            "stage": effect.stage, "attempt": effect.attempt, "gate": effect.kind, "seq": effect.seq}
-
-
-def handle(deps: Deps, body: str) -> str:
-    try:
-        msg = json.loads(body)
-        did, rid, stage = int(msg["definitionId"]), int(msg["releaseId"]), str(msg["stage"])
-        attempt, kind, seq = int(msg["attempt"]), str(msg["gate"]), int(msg["seq"])
-    except (ValueError, KeyError, TypeError):
+def handle(deps: Deps, body: str, delivery: str = "") -> str:
+    msg = decode(GATES_QUEUE, body)
+    if not isinstance(msg, TakeSample):
         logger.error("dropping a gate message that is not ours: %.200s", body)
         return "malformed"
+    return take_sample(deps, msg)
+
+
+def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
+    did, rid, stage, attempt, kind, seq = msg.definition_id, msg.release_id, msg.stage, msg.attempt, msg.gate, msg.seq
     loaded = deps.store.release(did, rid)
     if loaded is None:
         return "no such release"
@@ -47,7 +46,7 @@ def handle(deps: Deps, body: str) -> str:
         return "stale"
     left = (datetime.fromisoformat(gate.next_at) - deps.clock.now()).total_seconds()
     if left > 1:  # early: queues cap a delay at 7 days
-        deps.bus.send(GATES_QUEUE, body, left)
+        deps.bus.send(GATES_QUEUE, encode(msg), left)
         return "re-armed"
     token = uuid.uuid4().hex
     claimed = apply(deps, did, rid, GateClaim(stage, attempt, kind, seq, token), read=loaded).release
@@ -80,6 +79,6 @@ def _safe(deps: Deps, signal: dict[str, Any], resource_id: str, now: datetime) -
         return Reading(str(signal.get("name")), error=f"{type(exc).__name__}: {exc}")
 
 
-def _gate_of(release: Release, stage: str, attempt: int, kind: str) -> GateRun | None:
+def _gate_of(release: Release, stage: str, attempt: int, kind: Kind) -> GateRun | None:
     live = live_gate(release, stage, attempt, kind)
     return live[1] if live else None

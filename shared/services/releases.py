@@ -11,14 +11,17 @@ from typing import Any
 from shared import telemetry
 from shared.domain.access import Principal
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, Unprocessable
-from shared.domain.gate_transitions import IgnoreGate
 from shared.domain.release import Release, StepRun
-from shared.domain.transitions import Abandon, DeployStage, Event, StartRelease, decide
+from shared.domain.transitions import decide
+from shared.domain.transitions.commands import Abandon, DeployStage, IgnoreGate, StartRelease
+from shared.domain.transitions.results import Event
+from shared.domain.vocabulary import EventType, Kind, Reason
 from shared.records import Changes, ConcurrentChange
+from shared.schemas.actions import DeployIn
 from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
 from shared.services import artifacts, outbox
 from shared.services.apply import apply, lane_changes, outbox_for, read_lanes
-from shared.services.definitions import current_head
+from shared.services.definitions import current_body, current_head
 from shared.services.deps import Deps
 from shared.services.steps import log_name
 
@@ -42,15 +45,13 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
         earlier = _earlier(deps, definition_id, idempotency_key, fingerprint)
         if earlier is not None:
             return earlier, False
-    head = current_head(deps, definition_id)
-    definition = deps.store.revision(definition_id, head.revision)
+    head, definition = current_body(deps, definition_id)
     snapshot = _artifacts(deps, definition, body.artifacts)
     release_id = deps.store.next_id("release")
     for attempt in range(MAX_TRIES):
         if attempt:  # someone else changed the definition meanwhile: read it again
             revision = head.revision
-            head = current_head(deps, definition_id)
-            definition = deps.store.revision(definition_id, head.revision)
+            head, definition = current_body(deps, definition_id)
             if head.revision != revision:
                 snapshot = _artifacts(deps, definition, body.artifacts)
         head.release_counter += 1
@@ -61,7 +62,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
                               debug=body.debug)
         lanes, lane_etags = read_lanes(deps, definition_id, release)
         decision = decide(release, StartRelease(), deps.clock.now(), lanes)
-        created = Event("releaseCreated", decision.release.created_at, by=by, message=reason)
+        created = Event(EventType.RELEASE_CREATED, decision.release.created_at, by=by, message=reason)
         events = [created, *decision.events]
         decision.release.event_seq = len(events)
         items = outbox_for(deps, None, decision)
@@ -110,13 +111,13 @@ def _artifacts(deps: Deps, definition: dict[str, Any], given: list[ArtifactVersi
         raise Invalid(errors)
     snapshot = []
     for alias, decl in declared.items():
-        i, item = by_alias.get(alias, (None, None))
-        field = f"artifacts[{i}].version" if i is not None else "artifacts"
-        if item is not None and item.version and (item.package or item.packageUrl or item.sha256):
-            build = BuildIn(**item.model_dump(exclude={"alias"}, exclude_none=True))
-            record = artifacts.register(deps, decl["source"], build, field=f"artifacts[{i}]")
+        at, asked = by_alias.get(alias, (None, None))
+        field = f"artifacts[{at}].version" if at is not None else "artifacts"
+        if asked is not None and asked.version and (asked.package or asked.packageUrl or asked.sha256):
+            build = BuildIn(**asked.model_dump(exclude={"alias"}, exclude_none=True))
+            record = artifacts.register(deps, decl["source"], build, field=f"artifacts[{at}]")
         else:
-            record = artifacts.resolve(deps, decl["source"], item.version if item else None, field)
+            record = artifacts.resolve(deps, decl["source"], asked.version if asked else None, field)
         snapshot.append({"alias": alias, "isPrimary": decl.get("isPrimary", False),
                          **{k: v for k, v in record.items() if k != "registeredAt"}})
     return snapshot
@@ -143,7 +144,7 @@ def from_build(deps: Deps, hook: ArtifactWebhookIn, *, by: str) -> list[Release]
     artifacts.register(deps, hook.source, build)
     created = []
     for definition_id in _consumers(deps):
-        definition = deps.store.revision(definition_id, current_head(deps, definition_id).revision)
+        definition = current_body(deps, definition_id)[1]
         for art in definition.get("artifacts", []):
             trigger = art.get("trigger")
             if art["source"] != hook.source or not trigger or not trigger.get("enabled", True):
@@ -202,7 +203,7 @@ def read(deps: Deps, release_id: int) -> tuple[Release, str]:
     loaded = deps.store.release(locate(deps, release_id), release_id)
     if loaded is None:
         raise NotFound(f"release {release_id} not found")
-    return loaded  # type: ignore[no-any-return]
+    return loaded
 
 
 def running(deps: Deps, release: Release) -> dict[str, dict[str, Any]]:
@@ -210,13 +211,16 @@ def running(deps: Deps, release: Release) -> dict[str, dict[str, Any]]:
     return {r["slot"].lower(): r for r in deps.store.slot_records(int(release.definition_id))}
 
 
-def deploy_stage(deps: Deps, release_id: int, stage: str, *, by: str, reason: str | None = None,
-                 break_glass: str | None = None, admin: bool = False, not_before: str | None = None) -> Release:
-    command = DeployStage(stage, by, reason, break_glass, admin, not_before)
+def deploy_stage(deps: Deps, release_id: int, stage: str, body: DeployIn | None = None, *, by: str,
+                 admin: bool = False) -> Release:
+    """A person deploys the stage now (the API's, the dashboard's and the CLI's one rule set)."""
+    body = body or DeployIn()
+    command = DeployStage(stage, by, Reason(body.reason) if body.reason else None, body.breakGlass, admin,
+                          body.notBefore)
     return apply(deps, locate(deps, release_id), release_id, command).release
 
 
-def ignore_gate(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, comment: str) -> Release:
+def ignore_gate(deps: Deps, release_id: int, stage: str, kind: Kind, who: Principal, comment: str) -> Release:
     return apply(deps, locate(deps, release_id), release_id, IgnoreGate(stage, kind, who, comment)).release
 
 
@@ -235,14 +239,14 @@ def abandon(deps: Deps, release_id: int, *, by: str, comment: str) -> Release:
 
 
 def events(deps: Deps, release_id: int) -> list[dict[str, Any]]:
-    return deps.store.events(locate(deps, release_id), release_id)  # type: ignore[no-any-return]
+    return deps.store.events(locate(deps, release_id), release_id)
 
 
 def list_page(deps: Deps, *, definition_id: int | None, status: str | None, since: str | None,
               cursor: dict[str, str] | None, limit: int) -> tuple[list[Release], Any]:
     if definition_id is not None:
         current_head(deps, definition_id)
-        return deps.store.releases(definition_id, cursor=cursor, limit=limit, since=since, status=status)  # type: ignore[no-any-return]
+        return deps.store.releases(definition_id, cursor=cursor, limit=limit, since=since, status=status)
     clauses, params = [], {}
     if status:
         clauses.append("status eq @status")

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.errors import Conflict, Invalid, NotFound
-from shared.domain.keys import key_hash
-from shared.domain.plan import SCHEDULE
-from shared.domain.schedules import eligible, latest_due, next_occurrence, release_schedule_cron
-from shared.domain.transitions import DeployStage
+from shared.domain.schedules import Spec, eligible, latest_due, next_occurrence, specs
+from shared.domain.transitions.commands import DeployStage
+from shared.domain.vocabulary import Reason
+from shared.messages import RegisterSchedules
 from shared.schemas.release import ReleaseIn
 from shared.services import definitions, releases
 from shared.services.apply import apply
@@ -36,32 +35,6 @@ logger = logging.getLogger(__name__)
 STATE = "schedule"
 SCAN = 20
 """How many of the newest releases a stage schedule looks through for one it may deploy."""
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One schedule of a definition, as its current revision declares it."""
-
-    key: str
-    kind: str  # stage | release
-    cron: str
-    zone: str
-    stage: str = ""
-    only_if_changed: bool = False
-
-
-def specs(definition: dict[str, Any]) -> dict[str, Spec]:
-    found: dict[str, Spec] = {}
-    for stage in definition.get("stages", []):
-        trigger = stage.get("trigger") or {}
-        if trigger.get("type") == SCHEDULE:
-            for i, item in enumerate(trigger.get("schedules", [])):
-                key = f"stage|{key_hash(stage['name'])[:16]}|{i}"
-                found[key] = Spec(key, "stage", item["cron"], item.get("timeZone", "UTC"), stage["name"])
-    for i, item in enumerate(definition.get("releaseSchedules", [])):
-        found[f"release|{i}"] = Spec(f"release|{i}", "release", release_schedule_cron(item),
-                                     item.get("timeZone", "UTC"), only_if_changed=bool(item.get("onlyIfChanged")))
-    return found
 
 
 def _row_key(definition_id: int, key: str) -> str:
@@ -88,6 +61,11 @@ def register(deps: Deps, definition_id: int) -> int:
             continue
         _arm(deps, definition_id, spec, next_occurrence(spec.cron, spec.zone, now), state)
     return len(specs(definition))
+
+
+def on_changed(deps: Deps, msg: RegisterSchedules, delivery: str = "") -> str:
+    """The reaction to a definition created or changed (its outbox sent the message)."""
+    return f"registered {register(deps, msg.definition_id)} schedules of definition {msg.definition_id}"
 
 
 def _arm(deps: Deps, definition_id: int, spec: Spec, at: datetime, state: dict[str, Any] | None,
@@ -163,7 +141,7 @@ def _deploy(deps: Deps, definition_id: int, spec: Spec, occurrence: datetime) ->
         if not eligible(release, spec.stage):
             continue
         try:
-            apply(deps, definition_id, release.id, DeployStage(spec.stage, "schedule", "scheduled"),
+            apply(deps, definition_id, release.id, DeployStage(spec.stage, "schedule", Reason.SCHEDULED),
                   idempotency=(key, str(release.id)))
         except Conflict:
             earlier = deps.store.idempotent_result(definition_id, key)

@@ -8,16 +8,18 @@ and converges: the step reconciles before acting, and the outcome applies only o
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
+from shared.config import STEPS_QUEUE
 from shared.domain.keys import key_hash
 from shared.domain.plan import SWAP_TYPES, StepPlan
-from shared.domain.release import IN_PROGRESS, Release
-from shared.domain.transitions import SWAP_BACK, ClaimStep, CompleteStep, DeferStep, FailStep
+from shared.domain.release import Release
+from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep
+from shared.domain.transitions.steps import SWAP_BACK
+from shared.domain.vocabulary import Status, StepStatus
+from shared.messages import RunStep, decode
 from shared.ports import TargetError
 from shared.services import outbox
 from shared.services.apply import apply
@@ -30,25 +32,6 @@ TOGGLES = (*SWAP_TYPES, SWAP_BACK)
 MAX_TARGET_RETRIES = 8
 
 
-@dataclass(frozen=True)
-class StepMessage:
-    definition_id: int
-    release_id: int
-    stage: str
-    attempt: int
-    step: int
-    run: int
-
-    @classmethod
-    def parse(cls, body: str) -> StepMessage | None:
-        try:
-            d = json.loads(body)
-            return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]),
-                       int(d["step"]), int(d["run"]))
-        except (ValueError, KeyError, TypeError):
-            return None
-
-
 def log_name(release: Release, stage: str, attempt: int, step: int) -> str:
     """A readable blob name that is still one stage's own: stages named `A-B` and `A_B` (or any that
     differ only in characters a blob name leaves out) get different names by their digest."""
@@ -57,15 +40,11 @@ def log_name(release: Release, stage: str, attempt: int, step: int) -> str:
     return f"{release.definition_id}/{release.id}/{stage_key}/{attempt}/{step}.log"
 
 
-def handle(deps: Deps, body: str, delivery: str | None = None) -> str:
+def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     """Run the step a message names. Returns what happened, for the invocation log.
 
     `delivery` is the queue message's id: the same message delivered again after a crash may take
     back the claim on a toggling step; another message for the same run (sent twice) may not."""
-    msg = StepMessage.parse(body)
-    if msg is None:
-        logger.error("dropping a step message that is not ours: %.200s", body)
-        return "malformed"
     loaded = deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
         return "no such release"
@@ -95,13 +74,13 @@ def handle(deps: Deps, body: str, delivery: str | None = None) -> str:
     return outcome.kind
 
 
-def _context(release: Release, msg: StepMessage, deps: Deps) -> StepContext | None:
+def _context(release: Release, msg: RunStep, deps: Deps) -> StepContext | None:
     run = release.stages.get(msg.stage)
     dep = run.current if run else None
-    if dep is None or dep.attempt != msg.attempt or dep.status != IN_PROGRESS:
+    if dep is None or dep.attempt != msg.attempt or dep.status != Status.IN_PROGRESS:
         return None
     step = dep.step(msg.step)
-    if step is None or step.status != IN_PROGRESS or step.run != msg.run:
+    if step is None or step.status != StepStatus.IN_PROGRESS or step.run != msg.run:
         return None
     stage = release.plan.stage(msg.stage)
     assert stage is not None
@@ -125,7 +104,7 @@ def _run(deps: Deps, ctx: StepContext) -> Outcome:
         return Outcome.retry(f"{exc}; retrying in {delay:g}s", delay, {**ctx.run.state, "targetErrors": tries})
 
 
-def _command(msg: StepMessage, outcome: Outcome) -> Any:
+def _command(msg: RunStep, outcome: Outcome) -> Any:
     if outcome.kind == "retry":
         return DeferStep(msg.stage, msg.attempt, msg.step, msg.run, outcome.delay, outcome.message, outcome.state)
     return CompleteStep(msg.stage, msg.attempt, msg.step, msg.run, outcome.kind == "succeeded", outcome.message,
@@ -134,8 +113,8 @@ def _command(msg: StepMessage, outcome: Outcome) -> Any:
 
 def handle_poisoned(deps: Deps, body: str, dequeue_count: int | None) -> str:
     """A step message failed every delivery: fail its deployment with the reason, once."""
-    msg = StepMessage.parse(body)
-    if msg is None:
+    msg = decode(STEPS_QUEUE, body)
+    if not isinstance(msg, RunStep):
         logger.error("dropping a poisoned message that is not ours: %.200s", body)
         return "malformed"
     reason = "the step's message failed every delivery and was moved to the poison queue"

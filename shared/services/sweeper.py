@@ -6,7 +6,7 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
-from shared.domain.transitions import Sweep
+from shared.domain.transitions.commands import Sweep
 from shared.records import OutboxItem
 from shared.services import outbox
 from shared.services.apply import apply

@@ -11,8 +11,9 @@ import pytest
 from functions import approvals_api as appr
 from functions import definitions_api as defs
 from functions import releases_api as rels
-from shared.config import EVENTS_QUEUE
-from shared.services import sweeper, timers
+from shared import bootstrap
+from shared.config import EVENTS_QUEUE, MAIL_QUEUE
+from shared.services import sweeper
 from tests.integration.conftest import World, stage
 from tests.integration.test_http_api import api, as_, call  # noqa: F401  (fixture)
 
@@ -113,9 +114,9 @@ def test_twenty_approvers_at_once_count_once_each(api: World) -> None:  # noqa: 
 def test_an_approval_times_out_through_the_timer_or_the_sweeper(api: World) -> None:  # noqa: F811
     rid, _ = release_in_production(api, {"approvers": ["tim@contoso.com"], "timeoutMinutes": 5})
     [msg] = api.receive(EVENTS_QUEUE)
-    assert timers.handle(api.deps, msg.content) == "re-armed"  # it came early (the queue sent it at once)
+    assert bootstrap.react(api.deps, EVENTS_QUEUE, msg.content) == "re-armed"  # early (the queue sent it at once)
     api.clock.advance(301)
-    assert timers.handle(api.deps, msg.content) == "woke"
+    assert bootstrap.react(api.deps, EVENTS_QUEUE, msg.content) == "woke"
     got = production(api, rid)
     assert got.status == "rejected" and "timed out" in got.current.failure
     rid2, _ = release_in_production(api, {"approvers": ["tim@contoso.com"], "timeoutMinutes": 5})
@@ -134,7 +135,7 @@ def test_defer_then_approve_waits_until_the_time(api: World) -> None:  # noqa: F
     assert production(api, rid).current.phase == "deferred"
     api.clock.advance(2 * 3600 + 1)
     for msg in api.receive(EVENTS_QUEUE):
-        timers.handle(api.deps, msg.content)
+        bootstrap.react(api.deps, EVENTS_QUEUE, msg.content)
     api.pump()
     assert production(api, rid).status == "succeeded"
 
@@ -184,6 +185,7 @@ def link_page(token: str, method: str = "GET", form: str = "", headers: dict[str
 def mailed_token(world: World, to: str) -> str:
     import re
 
+    world.deliver(MAIL_QUEUE)
     mail = next(m for m in reversed(world.deps.mailer.sent) if m["to"] == [to])  # type: ignore[attr-defined]
     return re.search(r"/api/approve/([A-Za-z0-9_-]+)", str(mail["text"]))[1]  # type: ignore[index]
 
@@ -229,6 +231,21 @@ def test_the_link_page_carries_the_dashboards_security_headers(api: World) -> No
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_the_link_page_shows_the_stages_gates_and_how_they_stand(api: World) -> None:  # noqa: F811
+    from tests.integration.test_gates import SIGNALS
+
+    production = {**stage("Production", {"type": "manual"}, slot="production"),
+                  "preApprovals": {"approvers": ["tim@contoso.com"]},
+                  "postGates": {"signals": SIGNALS, "intervalMinutes": 1, "timeoutMinutes": 10}}
+    did = int(api.define([production])["id"])
+    rid = api.release(did).id
+    call(rels.deploy_stage, "POST", releaseId=rid, stage="Production", headers=AMITA)
+    status, page = link_page(mailed_token(api, "tim@contoso.com"))
+    assert status == 200 and "None configured" not in page and "none configured" not in page
+    assert "post-deployment gate" in page and "errors, alerts" in page and "not started" in page
+    assert f'href="/releases/{rid}"' in page
+
+
 def test_an_expired_link_changes_nothing(api: World) -> None:  # noqa: F811
     rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"], "timeoutMinutes": 60})
     token = mailed_token(api, "tim@contoso.com")
@@ -251,6 +268,7 @@ def test_the_page_escapes_user_text(api: World) -> None:  # noqa: F811
 def test_a_rejection_mails_the_requester(api: World) -> None:  # noqa: F811
     rid, tag = release_in_production(api, {"approvers": ["tim@contoso.com"]})
     assert decide(rid, TIM, "reject", tag=tag, comment="not now")[0] == 200
+    api.deliver(MAIL_QUEUE)
     mail = api.deps.mailer.sent[-1]  # type: ignore[attr-defined]
     assert mail["to"] == ["amita@contoso.com"] and "rejected" in str(mail["subject"])
 
@@ -262,7 +280,7 @@ def pump_events(world: World) -> None:
         if not batch:
             return
         for msg in batch:
-            timers.handle(world.deps, msg.content)
+            bootstrap.react(world.deps, EVENTS_QUEUE, msg.content)
             world.queue(EVENTS_QUEUE).delete_message(msg)
         world.pump()
 

@@ -235,3 +235,30 @@ def test_the_release_list_pages_back_to_older_releases(api: World) -> None:  # n
     assert 'id="older"' not in older and "Newest releases" in older
     bad = visit(f"pipelines/{did}", params={"continuationToken": "garbage"})
     assert bad.status_code == 400 and "continuationToken" in text(bad)
+
+
+def test_the_deploy_form_takes_the_apis_rules_and_a_person_cannot_claim_slipways_own_reason(
+        api: World) -> None:  # noqa: F811
+    """`automated` is Slipway's word for a trigger; claimed from the form, it used to skip the pre-deployment
+    approval of a manual redeploy (skipIfApprovedInPreviousStage counts automated starts only)."""
+    tims = {"approvers": ["tim@contoso.com"], "skipIfApprovedInPreviousStage": True}
+    did = api.define([{**stage("Dev"), "preApprovals": {"approvers": ["tim@contoso.com"]}},
+                      {**stage("Production", {"type": "afterStages", "stages": ["Dev"]}, slot="production"),
+                       "preApprovals": tims}])["id"]
+    rid = api.release(did).id
+    releases_page = f"releases/{rid}/stages"
+    tag = releases.read(api.deps, rid)[1]
+    assert visit(f"{releases_page}/Dev/approvals/pre", "POST", {"decision": "approve", "etag": tag},
+                 headers=TIM).status_code == 303
+    api.pump()
+    production = releases.get(api.deps, rid).stages["Production"]
+    assert production.status == "succeeded" and production.deployments[0].approvals["pre"].status == "skipped"
+    before = snapshot(api, rid)
+    for form, field in (({"reason": "automated"}, "reason"), ({"reason": "scheduled"}, "reason"),
+                        ({"breakGlass": "x" * 501}, "breakGlass"), ({"notBefore": "tomorrow"}, "notBefore")):
+        resp = visit(f"{releases_page}/Production/deploy", "POST", form, headers=AMITA)
+        assert resp.status_code == 400 and field in text(resp), form
+    assert snapshot(api, rid) == before
+    assert visit(f"{releases_page}/Production/deploy", "POST", {"reason": "redeploy"}, headers=AMITA).status_code == 303
+    redeploy = releases.get(api.deps, rid).stages["Production"].current
+    assert redeploy is not None and redeploy.reason == "redeploy" and redeploy.phase == "preApproval"

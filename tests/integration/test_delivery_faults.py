@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from local.storage_policies import InjectedCrash
+from shared import bootstrap
+from shared.config import STEPS_QUEUE
 from shared.domain.errors import Conflict
 from shared.services import releases, steps, sweeper
 from tests.integration.conftest import World, stage
@@ -39,8 +41,8 @@ def test_every_step_message_delivered_twice_has_one_effect(world: World) -> None
     while batch := world.receive():
         for msg in batch:
             world.clock.advance(world.bus.delays.pop(msg.content, 0.0))
-            steps.handle(world.deps, msg.content)
-            steps.handle(world.deps, msg.content)  # the duplicate
+            bootstrap.react(world.deps, STEPS_QUEUE, msg.content)
+            bootstrap.react(world.deps, STEPS_QUEUE, msg.content)  # the duplicate
             world.queue().delete_message(msg)
     assert outcome(world, rel.id) == EXPECTED
     counts = history(world, rel.id)
@@ -53,7 +55,8 @@ def test_concurrent_deliveries_of_one_message_have_one_effect(world: World) -> N
     while batch := world.receive():
         for msg in batch:
             world.clock.advance(world.bus.delays.pop(msg.content, 0.0))
-            threads = [threading.Thread(target=steps.handle, args=(world.deps, msg.content)) for _ in range(4)]
+            threads = [threading.Thread(target=bootstrap.react, args=(world.deps, STEPS_QUEUE, msg.content))
+                       for _ in range(4)]
             for t in threads:
                 t.start()
             for t in threads:
@@ -79,14 +82,14 @@ def test_a_crash_before_any_storage_call_of_the_step_handler_converges(world: Wo
         [msg] = world.receive()
         world.crash.arm(crash_at)
         try:
-            steps.handle(world.deps, msg.content)
+            bootstrap.react(world.deps, STEPS_QUEUE, msg.content)
             crashed = False
             world.crash.arm(None)
         except InjectedCrash as exc:
             assert f"storage call {crash_at}:" in str(exc)
             crashed = True
             world.crash.arm(None)
-            steps.handle(world.deps, msg.content)  # the queue redelivers it
+            bootstrap.react(world.deps, STEPS_QUEUE, msg.content)  # the queue redelivers it
         world.queue().delete_message(msg)
         world.pump()
         assert outcome(world, rel.id) == EXPECTED, f"crash at storage call {crash_at}"
@@ -101,7 +104,7 @@ def test_outbox_left_by_a_crash_after_commit_is_sent_by_the_sweeper(world: World
     [msg] = world.receive()
     world.crash.arm(1, match=r"^POST .*/slipway-steps/messages")  # the next step's send, after the commit
     with pytest.raises(InjectedCrash):
-        steps.handle(world.deps, msg.content)
+        bootstrap.react(world.deps, STEPS_QUEUE, msg.content)
     world.queue().delete_message(msg)  # and the message is gone for good
     assert world.receive() == []
     world.clock.advance(61)
@@ -130,7 +133,7 @@ def test_a_poisoned_step_fails_its_deployment_once_even_if_delivered_twice(world
     assert got.stages["Dev"].status == "failed" and got.stages["Test"].status == "notStarted"
     assert "poison queue" in (got.stages["Dev"].current.failure or "")
     assert history(world, rel.id)[("deploymentFailed", "Dev", None)] == 1
-    steps.handle(world.deps, msg.content)  # a late copy of the original changes nothing
+    bootstrap.react(world.deps, STEPS_QUEUE, msg.content)  # a late copy of the original changes nothing
     assert world.get(rel.id).stages["Dev"].status == "failed"
 
 
@@ -156,6 +159,6 @@ def test_concurrent_deploy_requests_on_one_stage_start_one_deployment(world: Wor
 
 
 def test_malformed_and_foreign_messages_are_dropped(world: World) -> None:
-    assert steps.handle(world.deps, "not json") == "malformed"
-    assert steps.handle(world.deps, '{"definitionId": 999, "releaseId": 1, "stage": "Dev", "attempt": 1, '
-                                    '"step": 0, "run": 1}') == "no such release"
+    assert bootstrap.react(world.deps, STEPS_QUEUE, "not json") == "malformed"
+    foreign = '{"definitionId": 999, "releaseId": 1, "stage": "Dev", "attempt": 1, "step": 0, "run": 1}'
+    assert bootstrap.react(world.deps, STEPS_QUEUE, foreign) == "no such release"

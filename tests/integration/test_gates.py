@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shared import bootstrap
 from shared.config import GATES_QUEUE
 from shared.domain.gates import Reading
-from shared.services import gate_runs, releases
+from shared.services import releases
 from tests.integration.conftest import World, stage
 from tests.integration.test_http_api import api, as_, call  # noqa: F401  (fixture)
 
@@ -36,7 +37,7 @@ def gate_messages(world: World) -> list[Any]:
 
 def deliver(world: World, msg: Any, *, delete: bool = True) -> str:
     world.clock.advance(world.bus.delays.get(msg.content, 0.0))
-    outcome = gate_runs.handle(world.deps, msg.content)
+    outcome = bootstrap.react(world.deps, GATES_QUEUE, msg.content)
     if delete:
         world.queue(GATES_QUEUE).delete_message(msg)
     return outcome
@@ -51,7 +52,7 @@ def test_a_duplicated_message_calls_each_provider_once_and_takes_one_sample(api:
     rid = gated(api)
     [msg] = gate_messages(api)
     assert deliver(api, msg, delete=False).startswith("post gate sample 1: fail")
-    assert gate_runs.handle(api.deps, msg.content) == "stale"  # the same message again
+    assert bootstrap.react(api.deps, GATES_QUEUE, msg.content) == "stale"  # the same message again
     calls = api.deps.signals.calls  # type: ignore[attr-defined]
     assert sorted(name for name, _ in calls) == ["alerts", "errors"]
     gate = api.get(rid).stages["Production"].current.gates["post"]  # type: ignore[union-attr]
@@ -99,7 +100,7 @@ def test_an_admin_ignores_the_gate_over_the_api_and_a_reader_cannot(api: World) 
     status, body = call(rels.ignore_gate, "POST", {"comment": "the metric is known to lag"}, headers=ADMIN, **where)
     assert status == 200 and body["stages"][0]["status"] == "succeeded"
     assert body["stages"][0]["deployments"][0]["gates"]["post"]["ignoredBy"] == "ops@contoso.com"
-    assert gate_runs.handle(api.deps, msg.content) == "stale"
+    assert bootstrap.react(api.deps, GATES_QUEUE, msg.content) == "stale"
 
 
 def test_the_release_page_shows_each_sample(api: World) -> None:  # noqa: F811

@@ -16,7 +16,8 @@ import pytest
 from local.monitor_emulator import MonitorEmulator
 from shared.adapters.monitor_signals import MonitorSignals
 from shared.config import Settings
-from shared.domain.gates import PASS, judge
+from shared.domain.gates import judge
+from shared.domain.vocabulary import Verdict
 
 SLOT = ("/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/Microsoft.Web/sites/app"
         "/slots/staging")
@@ -49,7 +50,7 @@ def test_metrics_come_from_the_traffic_the_slot_served(monitor: MonitorEmulator,
     latency = {"name": "rt", "type": "metric", "metric": "HttpResponseTime", "aggregation": "Average",
                "windowMinutes": 5, "operator": "<", "threshold": 0.5}
     reading = signals.read(latency, SLOT, now())
-    assert reading.value == pytest.approx(0.25) and judge(latency, reading)[0] == PASS
+    assert reading.value == pytest.approx(0.25) and judge(latency, reading)[0] == Verdict.PASS
     other = signals.read({**FIVE_XX, "resourceId": SITE}, SLOT, now())  # another resource: no traffic
     assert other.value is None and other.inconclusive and "no Http5xx data" in other.inconclusive
 
@@ -136,9 +137,9 @@ def test_every_fault_is_a_reading_that_never_passes(monitor: MonitorEmulator, si
     reading = signals.read(signal, SLOT, now())
     verdict, why = judge(signal, reading)
     if fault == "empty" and kind == "alerts":
-        assert verdict == PASS  # an empty list of fired alerts is the answer "none is firing"
+        assert verdict == Verdict.PASS  # an empty list of fired alerts is the answer "none is firing"
         return
-    assert verdict != PASS, (reading, why)
+    assert verdict != Verdict.PASS, (reading, why)
     if expect:
         assert expect in why, why
     if fault == "throttle":
@@ -170,9 +171,9 @@ def test_rest_probes(signals: MonitorSignals, monkeypatch: pytest.MonkeyPatch) -
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         probe = {"name": "status", "type": "rest", "url": f"{base}/ok", "jsonPath": "$.status", "threshold": "ok"}
-        assert judge(probe, signals.read(probe, SLOT, now()))[0] == PASS
+        assert judge(probe, signals.read(probe, SLOT, now()))[0] == Verdict.PASS
         nested = {**probe, "jsonPath": "$.checks[0].db", "threshold": "up"}
-        assert judge(nested, signals.read(nested, SLOT, now()))[0] == PASS
+        assert judge(nested, signals.read(nested, SLOT, now()))[0] == Verdict.PASS
         down = signals.read({**probe, "url": f"{base}/down"}, SLOT, now())
         assert judge(probe, down) == ("fail", "HTTP 503, expected 200")
         busy = signals.read({**probe, "url": f"{base}/busy"}, SLOT, now())
@@ -189,7 +190,7 @@ def test_rest_probes(signals: MonitorSignals, monkeypatch: pytest.MonkeyPatch) -
         assert refused.error and "allowlist" in refused.error and _Status.seen == []  # nothing was sent
         signals.settings = Settings(**{**signals.settings.__dict__,
                                        "gate_header_settings": "STATUS_KEY@127.0.0.1,AzureWebJobsStorage"})
-        assert judge(keyed, signals.read(keyed, SLOT, now()))[0] == PASS
+        assert judge(keyed, signals.read(keyed, SLOT, now()))[0] == Verdict.PASS
         assert _Status.seen[-1]["X-Key"] == "s3cret"
         storage = {**keyed, "headersFromSettings": {"X-Key": "AzureWebJobsStorage"}}
         assert "never sent" in (signals.read(storage, SLOT, now()).error or "")

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from shared.config import EVENTS_QUEUE
+from shared.domain.schedules import specs
+from shared.messages import MessageKind
 from shared.services import definitions, releases, scheduler
 from tests.integration.conftest import World, stage
 from tests.integration.test_approvals_api import pump_events
@@ -91,7 +94,7 @@ def test_two_ticks_at_once_and_a_replayed_occurrence_deploy_once(api: World) -> 
         t.join()
     assert in_test(api, did) == [rid]
     assert len(api.get(rid).stages["Test"].deployments) == 1
-    spec = next(iter(scheduler.specs(definitions.get(api.deps, did)).values()))
+    spec = next(iter(specs(definitions.get(api.deps, did)).values()))
     occurrence = datetime(2026, 11, 24, 3, tzinfo=UTC)
     assert scheduler._deploy(api.deps, did, spec, occurrence).endswith("(before)")  # a late duplicate
     assert len(api.get(rid).stages["Test"].deployments) == 1
@@ -139,12 +142,14 @@ def test_changing_or_removing_a_schedule_never_fires_the_old_one(api: World) -> 
     body = {k: v for k, v in body.items() if k in ("name", "artifacts", "stages", "releaseSchedules")}
     body["stages"][1]["trigger"]["schedules"] = [{"cron": "0 14 * * *", "timeZone": "UTC"}]
     definitions.update(api.deps, did, body, by="amita", if_match=None)
+    api.deliver(EVENTS_QUEUE, only=MessageKind.SCHEDULES)
     set_time(api, "2026-11-23T10:00:00+00:00")  # the old time: its pointer is stale
     assert [d["result"] for d in scheduler.tick(api.deps)] == ["stale"]
     set_time(api, "2026-11-23T14:00:00+00:00")
     assert [d["result"] for d in scheduler.tick(api.deps)][0].startswith("deployed release")
     body["stages"][1]["trigger"] = {"type": "manual"}
     definitions.update(api.deps, did, body, by="amita", if_match=None)
+    api.deliver(EVENTS_QUEUE, only=MessageKind.SCHEDULES)
     set_time(api, "2026-11-24T14:00:00+00:00")
     assert [d["result"] for d in scheduler.tick(api.deps)] == ["removed"]
     assert api.deps.store.index_page(scheduler.STATE, cursor=None, limit=10)[0] == []

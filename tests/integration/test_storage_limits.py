@@ -38,7 +38,7 @@ def approve_all(world: World, release_id: int) -> int:
         dep = run.current
         if dep is not None and dep.phase == "preApproval":
             _, etag = releases.read(world.deps, release_id)
-            approvals.decide(world.deps, release_id, name, "pre", TIM, "approve", "ok", attempt=dep.attempt,
+            approvals.cast_vote(world.deps, release_id, name, "pre", TIM, "approve", "ok", attempt=dep.attempt,
                              if_match=etag)
             decided += 1
     return decided

@@ -14,12 +14,14 @@ import pytest
 from local.app_service_emulator import AppServiceEmulator
 from local.azurite import REPO
 from local.storage_policies import InjectedCrash
+from shared import bootstrap
 from shared.adapters.arm_app_service import ArmAppService
 from shared.adapters.blob_packages import BlobPackages
 from shared.adapters.http_probe import HttpxProbe
+from shared.config import STEPS_QUEUE
 from shared.domain.target import Target
 from shared.schemas.release import ReleaseIn
-from shared.services import environments, releases, steps
+from shared.services import environments, releases
 from tests.integration.conftest import World
 
 sys.path.insert(0, str(REPO / "examples"))
@@ -128,20 +130,21 @@ def test_a_crash_at_any_storage_call_of_the_swap_step_converges(slots: tuple[Wor
         version = f"1.{crash_at}.0"
         rel = release(world, did, version)
         [msg] = world.receive()  # Preprod's deploy step
-        steps.handle(world.deps, msg.content)
+        bootstrap.react(world.deps, STEPS_QUEUE, msg.content)
         world.queue().delete_message(msg)
         [msg] = world.receive()  # Production's swap step
         before = swaps(emulator)
         world.crash.arm(crash_at)
         try:
-            steps.handle(world.deps, msg.content, msg.id)
+            bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
             crashed = False
         except InjectedCrash:
             crashed = True
         world.crash.arm(None)
         if crashed:
             assert production(world)["SLIPWAY_VERSION"] in (previous, version)
-            steps.handle(world.deps, msg.content, msg.id)  # redelivered: the same message may take its claim back
+            # redelivered: the same message may take its claim back
+            bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
         world.queue().delete_message(msg)
         world.pump()
         assert world.get(rel).stages["Production"].status == "succeeded", f"crash at {crash_at}"
@@ -204,12 +207,15 @@ def test_the_same_swap_sent_twice_and_handled_at_once_swaps_once(slots: tuple[Wo
     did, _ = first_release_in_production(world)
     second = release(world, did, "1.1.0")
     [msg] = world.receive()  # Preprod's deploy step
-    steps.handle(world.deps, msg.content, msg.id)
+    bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
     world.queue().delete_message(msg)
     [msg] = world.receive()  # Production's swap step
     before = swaps(emulator)
     outcomes: list[str] = []
-    copies = [threading.Thread(target=lambda d=d: outcomes.append(steps.handle(world.deps, msg.content, d)))
+    def deliver(delivery: str) -> None:
+        outcomes.append(bootstrap.react(world.deps, STEPS_QUEUE, msg.content, delivery))
+
+    copies = [threading.Thread(target=deliver, args=(d,))
               for d in (msg.id, "a-second-copy", "a-third-copy")]
     for t in copies:
         t.start()

@@ -13,8 +13,8 @@ from shared.domain.release import Release
 from shared.domain.transitions import (
     Abandon,
     ArmTimer,
+    CastVote,
     CompleteStep,
-    Decide,
     Defer,
     DeployStage,
     Reassign,
@@ -48,13 +48,13 @@ def status(rel: Release) -> tuple[str, str]:
 
 
 def vote(rel: Release, who: Principal, decision: str = "approve", **kw: Any) -> Release:
-    return decide(rel, Decide("Production", 1, kw.pop("kind", "pre"), who, decision, **kw), NOW).release
+    return decide(rel, CastVote("Production", 1, kw.pop("kind", "pre"), who, decision, **kw), NOW).release
 
 
 def test_pre_approval_holds_the_deployment_then_any_one_approver_releases_it() -> None:
     rel = prod({"approvers": ["tim@contoso.com", "management"], "policy": "anyOne"})
     assert status(rel) == ("inProgress", "preApproval")
-    d = decide(rel, Decide("Production", 1, "pre", BOSS, "approve", "ok"), NOW)
+    d = decide(rel, CastVote("Production", 1, "pre", BOSS, "approve", "ok"), NOW)
     assert status(d.release) == ("inProgress", "steps") and d.effects[0].step == 0  # type: ignore[union-attr]
 
 
@@ -122,7 +122,7 @@ def test_deferral_waits_for_its_time_after_approval() -> None:
     rel = prod({"approvers": ["tim@contoso.com"]})
     until = (NOW + timedelta(hours=3)).isoformat()
     rel = decide(rel, Defer("Production", 1, TIM, until, "after the load test"), NOW).release
-    d = decide(rel, Decide("Production", 1, "pre", TIM, "approve"), NOW)
+    d = decide(rel, CastVote("Production", 1, "pre", TIM, "approve"), NOW)
     assert status(d.release)[1] == "deferred" and d.effects == [ArmTimer("Production", 1, until)]
     assert status(decide(d.release, Wake("Production", 1), NOW + timedelta(hours=1)).release)[1] == "deferred"
     woke = decide(d.release, Wake("Production", 1), NOW + timedelta(hours=3))
@@ -185,10 +185,10 @@ def test_an_admin_overriding_their_own_deployment_needs_a_reason_and_is_marked()
     requester = Principal("amita", roles=frozenset({"admin"}))
     rel = prod({"approvers": ["tim@contoso.com"]})
     with pytest.raises(Invalid, match="reason"):
-        decide(rel, Decide("Production", 1, "pre", requester, "approve", "  ", override=True), NOW)
-    d = decide(rel, Decide("Production", 1, "pre", requester, "approve", "prod is down", override=True), NOW)
+        decide(rel, CastVote("Production", 1, "pre", requester, "approve", "  ", override=True), NOW)
+    d = decide(rel, CastVote("Production", 1, "pre", requester, "approve", "prod is down", override=True), NOW)
     vote_ = d.release.stages["Production"].current.approvals["pre"].votes[0]  # type: ignore[union-attr]
     assert vote_.override and vote_.self_override
     assert any(e.type == "approvalOverridden" and "self-override" in e.message for e in d.events)
-    other = decide(rel, Decide("Production", 1, "pre", ADMIN, "approve", "ok", override=True), NOW)
+    other = decide(rel, CastVote("Production", 1, "pre", ADMIN, "approve", "ok", override=True), NOW)
     assert not other.release.stages["Production"].current.approvals["pre"].votes[0].self_override  # type: ignore

@@ -39,6 +39,8 @@ EXPECTED = {
     "batch_decide": ("httpTrigger", "api/approvals/batch"),
     "run_event": ("queueTrigger", "slipway-events"),
     "run_gate_sample": ("queueTrigger", "slipway-gates"),
+    "send_mail": ("queueTrigger", "slipway-mail"),
+    "mail_poisoned": ("queueTrigger", "slipway-mail-poison"),
     "approval_page": ("httpTrigger", "api/approve/{token}"),
     "run_step": ("queueTrigger", "slipway-steps"),
     "step_poisoned": ("queueTrigger", "slipway-steps-poison"),

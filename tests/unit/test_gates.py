@@ -9,10 +9,18 @@ from typing import Any
 import pytest
 
 from shared.domain.access import Forbidden, Principal
-from shared.domain.gate_transitions import EnqueueGate, GateClaim, GateSample, IgnoreGate
 from shared.domain.gates import Reading
 from shared.domain.release import Release
-from shared.domain.transitions import ArmTimer, DeployStage, EnqueueStep, decide
+from shared.domain.transitions import (
+    ArmTimer,
+    DeployStage,
+    EnqueueGate,
+    EnqueueStep,
+    GateClaim,
+    GateSample,
+    IgnoreGate,
+    decide,
+)
 from shared.domain.waiting import preview, why
 from tests.unit.test_transitions import NOW, TARGET, finish_stage, release
 
@@ -117,19 +125,23 @@ def test_the_steady_duration_is_reset_by_one_red_sample() -> None:
     assert gate.run.status == "succeeded" and gate.run.sample_count == 7
 
 
-@pytest.mark.parametrize("limit, reading, reason", [
-    ({"maxFailedSamples": 1}, Reading("errors", value=5.0), "2 failed samples (limit 1)"),
-    ({"maxInconclusiveSamples": 1}, Reading("errors", inconclusive="no Http5xx data"), "2 inconclusive samples"),
-    ({}, Reading("errors", error="HTTP 500: boom"), "4 samples in a row could not be read (limit 4)"),
-    ({"maxConsecutiveErrors": 2}, Reading("errors", error="throttled", retry_after=30), "2 samples in a row"),
+@pytest.mark.parametrize("limit, reading, status, reason", [
+    ({"maxFailedSamples": 1}, Reading("errors", value=5.0), "failed", "2 failed samples (limit 1)"),
+    ({"maxInconclusiveSamples": 1}, Reading("errors", inconclusive="no Http5xx data"), "failed",
+     "2 inconclusive samples"),
+    ({}, Reading("errors", error="HTTP 500: boom"), "errored", "4 samples in a row could not be read (limit 4)"),
+    ({"maxConsecutiveErrors": 2}, Reading("errors", error="throttled", retry_after=30), "errored",
+     "2 samples in a row"),
 ])
-def test_each_limit_fails_the_gate(limit: dict[str, Any], reading: Reading, reason: str) -> None:
+def test_each_limit_ends_the_gate_failed_or_errored(limit: dict[str, Any], reading: Reading, status: str,
+                                                    reason: str) -> None:
+    """Signals that said no fail the gate; signals that could not be read leave it errored (technical)."""
     gate = Gate(deploy(production(post={"timeoutMinutes": 60, **limit})))
     for _ in range(6):
         if gate.run.status != "evaluating":
             break
         gate.sample({**GREEN, "errors": reading})
-    assert gate.run.status == "failed" and reason in gate.run.reason
+    assert gate.run.status == status and reason in gate.run.reason
 
 
 def test_errors_in_a_row_reset_when_a_sample_is_read() -> None:
@@ -193,6 +205,34 @@ def test_a_failed_pre_gate_rejects_the_deployment_before_any_step() -> None:
     gate.sample({**GREEN, "errors": Reading("errors", value=1.0)})
     dep = gate.rel.stages["Production"].current
     assert dep is not None and dep.status == "rejected" and dep.steps[0].status == "pending"
+
+
+def test_a_pre_gate_that_cannot_read_its_signals_fails_the_deployment_it_does_not_reject_it() -> None:
+    """Errored is technical, as Argo Rollouts and Kargo keep it: nobody decided against this build."""
+    rel = decide(production(pre={"timeoutMinutes": 10, "maxConsecutiveErrors": 2}),
+                 DeployStage("Production", "amita"), NOW).release
+    gate = Gate(rel, "pre")
+    broken = {**GREEN, "errors": Reading("errors", error="HTTP 503: monitor unavailable")}
+    gate.sample(broken)
+    decision = gate.sample(broken)
+    dep = gate.rel.stages["Production"].current
+    assert dep is not None and gate.run.status == "errored"
+    assert dep.status == "failed" and dep.steps[0].status == "pending"
+    assert "pre-deployment gate errored" in str(dep.failure)
+    assert [e.type for e in decision.events][-2:] == ["gateErrored", "deploymentFailed"]
+
+
+def test_an_errored_post_gate_after_a_swap_swaps_back() -> None:
+    steps = [{"type": "swap", "slot": "preprod"}]
+    rel = decide(production(post={"maxConsecutiveErrors": 1}, steps=steps), DeployStage("Production", "amita"),
+                 NOW).release
+    gate = Gate(finish_stage(rel, "Production"))
+    gate.sample({**GREEN, "errors": Reading("errors", error="throttled")})
+    dep = gate.rel.stages["Production"].current
+    assert dep is not None and gate.run.status == "errored"
+    assert dep.steps[-1].type == "swap-back" and dep.steps[-1].status == "inProgress"
+    done = finish_stage(gate.rel, "Production").stages["Production"].current
+    assert done is not None and done.status == "failed" and "post-deployment gate errored" in str(done.failure)
 
 
 def test_a_pre_gate_waits_for_approvals_by_default_and_before_them_when_asked() -> None:

@@ -10,8 +10,8 @@ from shared.domain.lanes import Lane
 from shared.domain.release import Release
 from shared.domain.transitions import (
     Abandon,
+    CastVote,
     CompleteStep,
-    Decide,
     DeployStage,
     LaneGrant,
     LaneMessage,
@@ -47,7 +47,7 @@ class World:
         self.lanes.update(d.lanes)
         for effect in d.effects:
             if isinstance(effect, LaneMessage):
-                cmd = LaneGrant(effect.stage) if effect.action == "grant" else LaneSkip(effect.stage, rid)
+                cmd = LaneGrant(effect.stage) if effect.grant else LaneSkip(effect.stage, rid)
                 self.act(effect.release_id, cmd)
 
     def state(self, rid: int) -> tuple[str, str]:
@@ -60,10 +60,10 @@ class World:
                 and any(a.status == "pending" for a in rel.stages["QA"].current.approvals.values())]
 
     def run_through(self, rid: int) -> None:
-        self.act(rid, Decide("QA", 1, "pre", TIM, "approve"))
+        self.act(rid, CastVote("QA", 1, "pre", TIM, "approve"))
         self.act(rid, CompleteStep("QA", 1, 0, 1, True))
         assert self.state(rid) == ("inProgress", "postApproval")
-        self.act(rid, Decide("QA", 1, "post", TIM, "approve"))
+        self.act(rid, CastVote("QA", 1, "post", TIM, "approve"))
 
 
 def test_all_in_sequence_asks_the_next_approval_only_after_the_previous_release_finished() -> None:

@@ -28,9 +28,8 @@ def test_a_failed_production_deployment_is_an_event_the_alert_finds(caplog: pyte
 def test_waits_are_apart_from_execution(caplog: pytest.LogCaptureFixture) -> None:
     from datetime import timedelta
 
-    from shared.domain.gate_transitions import GateClaim, GateSample
     from shared.domain.gates import Reading
-    from shared.domain.transitions import Decide, DeployStage
+    from shared.domain.transitions import CastVote, DeployStage, GateClaim, GateSample
     from tests.unit.test_gates import ADMIN
 
     prod = {"name": "Production", "target": TARGET, "trigger": {"type": "manual"},
@@ -39,7 +38,7 @@ def test_waits_are_apart_from_execution(caplog: pytest.LogCaptureFixture) -> Non
                           "timeoutMinutes": 30}}
     rel = decide(release(prod), DeployStage("Production", "amita"), NOW).release
     at = NOW + timedelta(minutes=20)  # approved 20 minutes later
-    rel = decide(rel, Decide("Production", 1, "pre", ADMIN, "approve"), at).release
+    rel = decide(rel, CastVote("Production", 1, "pre", ADMIN, "approve"), at).release
     step = rel.stages["Production"].current.steps[0]  # type: ignore[union-attr]
     at += timedelta(seconds=30)  # the step ran 30 s
     rel = decide(rel, CompleteStep("Production", 1, 0, step.run, True), at).release

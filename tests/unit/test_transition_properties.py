@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.errors import Conflict
-from shared.domain.release import FINISHED, GOOD, IN_PROGRESS, NOT_STARTED, Release
+from shared.domain.release import Release
 from shared.domain.transitions import (
     Abandon,
     CompleteStep,
@@ -19,6 +19,7 @@ from shared.domain.transitions import (
     Sweep,
     decide,
 )
+from shared.domain.vocabulary import FINISHED, GOOD, Status
 from tests.unit.test_transitions import FORK_JOIN, NOW, release
 
 STAGES = [s["name"] for s in FORK_JOIN]
@@ -44,11 +45,11 @@ def check_invariants(before: Release, after: Release) -> None:
             if dep.status in FINISHED:
                 assert after.stages[name].deployments[i] == dep
         assert len(run.deployments) >= len(old)
-        assert sum(d.status == IN_PROGRESS for d in run.deployments) <= 1
+        assert sum(d.status == Status.IN_PROGRESS for d in run.deployments) <= 1
         assert [d.attempt for d in run.deployments] == list(range(1, len(run.deployments) + 1))
         live = run.current
-        if live is not None and live.status == IN_PROGRESS:
-            assert sum(s.status == IN_PROGRESS for s in live.steps) <= 1
+        if live is not None and live.status == Status.IN_PROGRESS:
+            assert sum(s.status == Status.IN_PROGRESS for s in live.steps) <= 1
     stage_plan = {s.name: s for s in after.plan.stages}
     for name, run in after.stages.items():
         started = run.deployments[len(before.stages[name].deployments):]
@@ -79,5 +80,5 @@ def test_any_interleaving_keeps_the_invariants(steps: list[tuple[object, int]]) 
         assert decision.changed or nxt == rel  # no silent changes
         rel = nxt
     for run in rel.stages.values():
-        if run.status == NOT_STARTED:
+        if run.status == Status.NOT_STARTED:
             assert not run.deployments

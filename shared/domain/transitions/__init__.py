@@ -1,0 +1,127 @@
+"""The release state machine: given a release, a command and `now`, decide what happens.
+
+`decide` never does I/O. It returns the new release, the events to append to its history and the
+effects to carry out (messages to send, timers to arm). Each command has its rule in the module of
+its concern: `stages` (start, deploy, abandon), `steps`, `approvals`, `gates`, `windows`, `lanes`;
+`flow` moves a deployment through the holds that `holds.HOLDS` lists in order.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import assert_never
+
+from shared.domain.lanes import Lane
+from shared.domain.release import Release
+from shared.domain.transitions import approvals, gates, lanes, stages, steps, windows
+from shared.domain.transitions.commands import (
+    Abandon,
+    CastVote,
+    ClaimStep,
+    Command,
+    CompleteStep,
+    Defer,
+    DeferStep,
+    DeployStage,
+    FailStep,
+    GateClaim,
+    GateSample,
+    IgnoreGate,
+    LaneGrant,
+    LaneSkip,
+    Reassign,
+    StartRelease,
+    Sweep,
+    Wake,
+)
+from shared.domain.transitions.flow import Flow
+from shared.domain.transitions.holds import HOLDS
+from shared.domain.transitions.results import ArmTimer, Decision, EnqueueGate, EnqueueStep, Event, LaneMessage
+from shared.domain.vocabulary import Kind, Phase, Status
+
+__all__ = ["decide", "Abandon", "CastVote", "ClaimStep", "Command", "CompleteStep", "Defer", "DeferStep",
+           "DeployStage", "FailStep", "GateClaim", "GateSample", "IgnoreGate", "LaneGrant", "LaneSkip", "Reassign",
+           "StartRelease", "Sweep", "Wake", "ArmTimer", "Decision", "EnqueueGate", "EnqueueStep", "Event",
+           "LaneMessage"]
+
+
+def decide(release: Release, command: Command, now: datetime, lanes_read: dict[str, Lane] | None = None) -> Decision:
+    """`lanes_read` are the current lanes of the definition's stages that limit parallel deployments."""
+    flow = Flow(copy.deepcopy(release), now, copy.deepcopy(lanes_read or {}), HOLDS)
+    match command:
+        case StartRelease():
+            stages.start_release(flow)
+        case DeployStage():
+            stages.deploy_stage(flow, command)
+        case Abandon():
+            stages.abandon(flow, command)
+        case ClaimStep():
+            steps.claim_step(flow, command)
+        case CompleteStep():
+            steps.complete_step(flow, command)
+        case DeferStep():
+            steps.defer_step(flow, command)
+        case FailStep():
+            steps.fail_step(flow, command)
+        case Sweep():
+            _sweep(flow, command)
+        case CastVote():
+            approvals.cast_vote(flow, command)
+        case Defer():
+            approvals.defer(flow, command)
+        case Reassign():
+            approvals.reassign(flow, command)
+        case GateClaim():
+            gates.claim(flow, command)
+        case GateSample():
+            gates.sample(flow, command)
+        case IgnoreGate():
+            gates.ignore(flow, command)
+        case Wake():
+            _wake(flow, command.stage, command.attempt)
+        case LaneGrant():
+            lanes.grant(flow, command)
+        case LaneSkip():
+            lanes.skip(flow, command)
+        case _:
+            assert_never(command)
+    return flow.decision
+
+
+def _wake(flow: Flow, stage: str, attempt: int) -> None:
+    """A timer fired: whatever the deployment waits for may be over (an approval's or gate's timeout,
+    a window's opening, a deferral's end). Early or stale timers decide nothing."""
+    run = flow.release.stages.get(stage)
+    dep = run.current if run else None
+    if dep is None or dep.attempt != attempt or dep.status != Status.IN_PROGRESS:
+        return
+    phase = Phase(dep.phase)
+    match phase:
+        case Phase.PRE_APPROVAL:
+            approvals.time_out(flow, stage, dep, Kind.PRE)
+        case Phase.POST_APPROVAL:
+            approvals.time_out(flow, stage, dep, Kind.POST)
+        case Phase.PRE_GATE:
+            gates.deadline(flow, stage, dep, Kind.PRE)
+        case Phase.POST_GATE:
+            gates.deadline(flow, stage, dep, Kind.POST)
+        case Phase.WINDOW:
+            windows.window_timer(flow, stage, dep)
+        case Phase.DEFERRED:
+            windows.deferral_timer(flow, stage, dep)
+        case Phase.STEPS | Phase.QUEUED:
+            pass  # steps have their own messages; a queued deployment waits for its lane
+        case _:
+            assert_never(phase)
+
+
+def _sweep(flow: Flow, cmd: Sweep) -> None:
+    for name, run in flow.release.stages.items():
+        dep = run.current
+        if dep is None or dep.status != Status.IN_PROGRESS:
+            continue
+        if dep.phase != Phase.STEPS:
+            _wake(flow, name, dep.attempt)  # a lost timer: approvals time out, windows open, deferrals end
+        else:
+            steps.redeliver_unanswered(flow, name, dep, cmd)

@@ -1,0 +1,154 @@
+"""How gates hold a deployment: started where the stage's order puts them, sampled by delayed
+messages, and on their outcome the deployment goes on, is rejected, fails, or swaps back.
+
+Where a gate sits: a pre-deployment gate after the pre-deployment approvals (or before them with
+`"order": "beforeApprovals"`) and after the window and deferral, right before the steps; a
+post-deployment gate after the steps and before the post-deployment approvals (or after them with
+`"order": "afterApprovals"`). A failed pre-deployment gate rejects the deployment (a business
+decision); one that errored (its signals could not be read) fails it. A failed or errored
+post-deployment gate swaps back when the deployment swapped, and fails it either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.domain import gates
+from shared.domain.access import ADMIN, Forbidden
+from shared.domain.errors import Conflict
+from shared.domain.plan import StagePlan
+from shared.domain.release import Deployment, Release
+from shared.domain.transitions.commands import GateClaim, GateSample, IgnoreGate
+from shared.domain.transitions.flow import Flow
+from shared.domain.transitions.results import EnqueueGate
+from shared.domain.transitions.steps import may_claim, swap_back_or_fail
+from shared.domain.vocabulary import GATE_PASSED, GATE_RUNNING, EventType, GateStatus, Kind, Phase, Status
+
+CLAIM_SECONDS = 120
+"""How long one evaluation holds a sample before another may take it (a crashed handler)."""
+BEFORE_APPROVALS, AFTER_APPROVALS = "beforeApprovals", "afterApprovals"
+
+
+def gate_config(stage: StagePlan | None, kind: Kind) -> dict[str, Any] | None:
+    if stage is None:
+        return None
+    return stage.pre_gates if kind == Kind.PRE else stage.post_gates
+
+
+def order(config: dict[str, Any] | None, kind: Kind) -> str:
+    default = AFTER_APPROVALS if kind == Kind.PRE else BEFORE_APPROVALS
+    return str((config or {}).get("order") or default)
+
+
+def live_gate(release: Release, stage: str, attempt: int, kind: Kind) -> tuple[Deployment, gates.GateRun] | None:
+    """The `kind` gate of the stage's current attempt `attempt`, if it is running (waiting or sampling)."""
+    run = release.stages.get(stage)
+    dep = run.current if run else None
+    if dep is None or dep.attempt != attempt or dep.status != Status.IN_PROGRESS or dep.phase != Phase.gate(kind):
+        return None
+    gate = dep.gates.get(kind)
+    if gate is None or gate.status not in GATE_RUNNING:
+        return None
+    return dep, gate
+
+
+def hold(kind: Kind, where: str) -> Callable[[Flow, StagePlan, Deployment], bool]:
+    """The hold of the `kind` gate when the stage's order puts it `where` (before or after the approvals)."""
+    def enter(flow: Flow, stage: StagePlan, dep: Deployment) -> bool:
+        config = gate_config(stage, kind)
+        if not config or order(config, kind) != where:
+            return False
+        gate = dep.gates.get(kind)
+        if gate is not None and gate.status in GATE_PASSED:
+            return False
+        if gate is None or gate.status not in GATE_RUNNING:
+            start(flow, stage.name, dep, kind, config)
+        return True
+
+    enter.__name__ = f"{kind}_gate_{where}"
+    return enter
+
+
+def start(flow: Flow, stage: str, dep: Deployment, kind: Kind, config: dict[str, Any]) -> None:
+    gate = gates.start(kind, config, flow.now)
+    dep.gates[kind] = gate
+    dep.phase = Phase.gate(kind)
+    names = ", ".join(s["name"] for s in config.get("signals", []))
+    flow.emit(EventType.GATE_STARTED, stage=stage, attempt=dep.attempt,
+              message=f"{kind}: {names}; first sample {gate.evaluate_from}, times out {gate.deadline}")
+    delay = (datetime.fromisoformat(gate.evaluate_from) - flow.now).total_seconds()
+    flow.decision.effects.append(EnqueueGate(stage, dep.attempt, kind, gate.next_seq, max(0.0, delay)))
+    flow.arm_timer(stage, dep.attempt, gate.deadline)
+
+
+def claim(flow: Flow, cmd: GateClaim) -> None:
+    live = live_gate(flow.release, cmd.stage, cmd.attempt, cmd.kind)
+    if live is None or live[1].next_seq != cmd.seq:
+        return  # stale: a duplicate, or a sample already taken
+    gate = live[1]
+    if not may_claim(gate.claim, gate.claimed_until, cmd.token, flow.now):
+        return
+    gate.claim, gate.claimed_until = cmd.token, (flow.now + timedelta(seconds=CLAIM_SECONDS)).isoformat()
+    gate.status = GateStatus.EVALUATING
+    flow.decision.touched = True
+
+
+def sample(flow: Flow, cmd: GateSample) -> None:
+    live = live_gate(flow.release, cmd.stage, cmd.attempt, cmd.kind)
+    if live is None or live[1].next_seq != cmd.seq or live[1].claim != cmd.token:
+        return
+    dep, gate = live
+    config = gate_config(flow.plan.stage(cmd.stage), cmd.kind) or {}
+    status, wait = gates.record(gate, config, list(cmd.readings), flow.now)
+    taken = gate.samples[-1]
+    flow.emit(EventType.GATE_SAMPLE, stage=cmd.stage, attempt=dep.attempt, step=gate.sample_count,
+              message=f"{cmd.kind} sample {gate.sample_count}: {taken['verdict']}; " + "; ".join(
+                  f"{s['name']}={s['value']} {s['verdict']} ({s['reason']})" for s in taken["signals"]))
+    if status == GateStatus.EVALUATING:
+        flow.decision.effects.append(EnqueueGate(cmd.stage, dep.attempt, cmd.kind, gate.next_seq, wait))
+    else:
+        _over(flow, cmd.stage, dep, gate)
+
+
+def ignore(flow: Flow, cmd: IgnoreGate) -> None:
+    if not cmd.who.has(ADMIN):
+        raise Forbidden(f"{cmd.who.name} may not ignore gates: it needs the admin role")
+    run = flow.release.stages.get(cmd.stage)
+    dep = run.current if run else None
+    gate = dep.gates.get(cmd.kind) if dep else None
+    if dep is None or gate is None or dep.phase != Phase.gate(cmd.kind) or gate.status not in GATE_RUNNING:
+        raise Conflict(f"stage '{cmd.stage}' has no {cmd.kind}-deployment gate running")
+    gate.status, gate.reason, gate.ignored_by = GateStatus.IGNORED, cmd.comment, cmd.who.name
+    gate.claim = gate.claimed_until = None
+    flow.emit(EventType.GATE_IGNORED, stage=cmd.stage, attempt=dep.attempt, by=cmd.who.name,
+              message=f"{cmd.kind}: {cmd.comment}")
+    _over(flow, cmd.stage, dep, gate)
+
+
+def deadline(flow: Flow, stage: str, dep: Deployment, kind: Kind) -> None:
+    """The timer at a gate's timeout: the backstop when its sample messages were lost."""
+    gate = dep.gates.get(kind)
+    if gate is not None and gates.timed_out(gate, flow.now):
+        gate.status = GateStatus.FAILED
+        gate.reason = f"timed out at {gate.deadline} with {gate.sample_count} samples"
+        gate.claim = gate.claimed_until = None
+        _over(flow, stage, dep, gate)
+
+
+def _over(flow: Flow, stage: str, dep: Deployment, gate: gates.GateRun) -> None:
+    kind = Kind(gate.kind)
+    if gate.status in GATE_PASSED:
+        if gate.status == GateStatus.SUCCEEDED:
+            flow.emit(EventType.GATE_SUCCEEDED, stage=stage, attempt=dep.attempt, message=f"{kind}: {gate.reason}")
+        flow.advance(flow.stage(stage), dep, kind)
+        return
+    errored = gate.status == GateStatus.ERRORED
+    why = f"{kind}-deployment gate {'errored' if errored else 'failed'}: {gate.reason}"
+    flow.emit(EventType.GATE_ERRORED if errored else EventType.GATE_FAILED, stage=stage, attempt=dep.attempt,
+              message=why)
+    if kind == Kind.PRE:
+        flow.finish_deployment(stage, dep, Status.FAILED if errored else Status.REJECTED, failure=why)
+    else:
+        swap_back_or_fail(flow, stage, dep, why)

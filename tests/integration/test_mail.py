@@ -1,0 +1,35 @@
+"""Mails go one per recipient through the mail queue: a bad address fails alone, a crash loses none."""
+
+from __future__ import annotations
+
+from shared.domain.access import Principal
+from shared.services import approvals, sweeper
+from tests.integration.conftest import World, stage
+
+
+def test_one_refused_approver_address_fails_alone_and_never_mails_the_others_again(world: World) -> None:
+    mailer = world.deps.mailer
+    mailer.refused.add("bob@nowhere.invalid")  # type: ignore[attr-defined]
+    production = {**stage("Production"), "preApprovals": {"approvers": ["tim@contoso.com", "bob@nowhere.invalid"]}}
+    did = int(world.define([production])["id"])
+    rel = world.release(did)
+    world.pump()
+    for _ in range(5):  # five minutes of sweeps and deliveries
+        world.clock.advance(61)
+        sweeper.sweep(world.deps)
+        world.pump()
+    to_tim = [m for m in mailer.sent if m["to"] == ["tim@contoso.com"]]  # type: ignore[attr-defined]
+    assert len(to_tim) == 1 and "Approval needed" in str(to_tim[0]["subject"])
+    assert not [m for m in mailer.sent if m["to"] != ["tim@contoso.com"]]  # type: ignore[attr-defined]
+    assert world.deps.store.outbox(did, rel.id) == []  # nothing left for the sweeper to send again
+    assert world.get(rel.id).stages["Production"].current.phase == "preApproval"
+
+
+def test_an_approval_decided_before_its_mail_goes_out_is_not_mailed(world: World) -> None:
+    production = {**stage("Production"), "preApprovals": {"approvers": ["tim@contoso.com"]}}
+    did = int(world.define([production])["id"])
+    rel = world.release(did)
+    approvals.cast_vote(world.deps, rel.id, "Production", "pre", Principal("tim@contoso.com"), "approve", "",
+                        attempt=None, if_match=None)
+    world.pump()
+    assert not [m for m in world.deps.mailer.sent if "Approval needed" in str(m["subject"])]  # type: ignore[attr-defined]
