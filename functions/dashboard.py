@@ -36,7 +36,7 @@ from shared.domain.waiting import preview
 from shared.schemas.actions import DeployIn, IgnoreGateIn
 from shared.schemas.fields import clip
 from shared.schemas.release import ReleaseIn, parse
-from shared.services import approvals, definitions, delivery, environments, log_archive, releases
+from shared.services import approvals, definitions, delivery_metrics, log_archive, releases, what_runs_where
 from shared.services.views import release_view
 
 bp = func.Blueprint()
@@ -219,7 +219,7 @@ def environments_page(req: func.HttpRequest, who: Principal, route: dict[str, st
     """What runs where, and two releases side by side (artifacts, versions and commits)."""
     deps = bootstrap.deps()
     definition_id = int(route["id"])
-    where = environments.what_runs_where(deps, definition_id, verify=req.params.get("verify") == "true")
+    where = what_runs_where.what_runs_where(deps, definition_id, verify=req.params.get("verify") == "true")
     compare = None
     a, b = req.params.get("a", ""), req.params.get("b", "")
     if a or b:
@@ -252,8 +252,8 @@ def metrics_page(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> fu
     days = _number(req, "days", 30, low=1, high=366) or 30
     items, _next = definitions.list_page(deps, cursor=None, limit=200)
     until = deps.clock.now()
-    results = [(item, delivery.for_definition(deps, item["id"], since=until - timedelta(days=days), until=until))
-               for item in items]
+    since = until - timedelta(days=days)
+    results = [(item, delivery_metrics.for_definition(deps, item["id"], since=since, until=until)) for item in items]
     return render("metrics.html", who=who, results=results, days=days)
 
 

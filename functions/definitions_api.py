@@ -10,7 +10,7 @@ from functions.http import api, authorize, body_json, cursor_param, int_param, j
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER
 from shared.domain.errors import FieldError, Invalid
-from shared.services import definitions, delivery, environments
+from shared.services import definitions, delivery_metrics, what_runs_where
 from shared.services.definitions import etag_of
 
 bp = func.Blueprint()
@@ -86,7 +86,7 @@ def definition_environments(req: func.HttpRequest) -> func.HttpResponse:
     """What runs where; `?verify=true` also reads every slot to show drift."""
     authorize(req, READER, "read what runs where")
     verify = (req.params.get("verify") or "").lower() in ("1", "true", "yes")
-    return json_response(environments.what_runs_where(bootstrap.deps(), route_int(req, "definitionId"),
+    return json_response(what_runs_where.what_runs_where(bootstrap.deps(), route_int(req, "definitionId"),
                                                       verify=verify))
 
 
@@ -103,5 +103,5 @@ def definition_metrics(req: func.HttpRequest) -> func.HttpResponse:
         raise Invalid([FieldError("stage", "a stage name of at most 64 characters")])
     until = deps.clock.now()
     since = until - timedelta(days=days)
-    return json_response(delivery.for_definition(deps, route_int(req, "definitionId"), since=since, until=until,
+    return json_response(delivery_metrics.for_definition(deps, route_int(req, "definitionId"), since=since, until=until,
                                                  stage=stage))

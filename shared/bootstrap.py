@@ -112,13 +112,13 @@ def reactions() -> dict[type, Reaction]:
     did, for the invocation log. Imported on first use, like the adapters."""
     if not _reactions:
         from shared import messages as m
-        from shared.services import gate_runs, mail, scheduler, steps, timers
+        from shared.services import events, gate_runs, mail, scheduler, steps
 
         _reactions.update({
             m.RunStep: steps.run,
             m.TakeSample: gate_runs.take_sample,
-            m.WakeUp: timers.wake,
-            m.LaneTurn: timers.lane_turn,
+            m.WakeUp: events.wake,
+            m.LaneTurn: events.lane_turn,
             m.RegisterSchedules: scheduler.on_changed,
             m.AskApproval: mail.ask,
             m.TellOutcome: mail.tell,

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from shared.domain.delivery import approval_span, execution_seconds
+from shared.domain.delivery_metrics import approval_span, execution_seconds
 from shared.domain.release import Release
 from shared.domain.target import Target
 from shared.domain.transitions.results import Event

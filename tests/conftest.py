@@ -32,3 +32,18 @@ def storage_connection(azurite: Azurite) -> str:
 def unique() -> str:
     """A short random suffix that is valid in table, queue and container names."""
     return uuid.uuid4().hex[:10]
+
+
+SLOW_FIRST = ("test_schedule_week.py", "test_gates.py", "test_slots.py", "test_clock.py", "test_browser.py")
+"""Modules that take the longest (a simulated week runs on the wall clock): started first, so that
+parallel workers (`make test` runs one per core) end together instead of waiting for them at the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        if "e2e" in item.path.parts and name in SLOW_FIRST:
+            return SLOW_FIRST.index(name)
+        return len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order

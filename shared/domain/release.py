@@ -1,7 +1,7 @@
 """A release and the state of each of its stages, deployments and steps.
 
 Plain data, stored as JSON in one table row per release. The rules that change it live in
-`shared/domain/transitions.py`.
+`shared/domain/transitions/`.
 """
 
 from __future__ import annotations

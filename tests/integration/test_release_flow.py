@@ -7,7 +7,7 @@ import pytest
 from shared.domain.errors import Conflict, Invalid
 from shared.ports import ProbeResult, TargetError
 from shared.services import releases
-from shared.services.step_kinds import RELEASE_MARK, RUN_FROM_PACKAGE
+from shared.services.steps.context import RELEASE_MARK, RUN_FROM_PACKAGE
 from tests.integration.conftest import World, stage
 
 

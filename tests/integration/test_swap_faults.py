@@ -21,7 +21,7 @@ from shared.adapters.http_probe import HttpxProbe
 from shared.config import STEPS_QUEUE
 from shared.domain.target import Target
 from shared.schemas.release import ReleaseIn
-from shared.services import environments, releases
+from shared.services import releases, what_runs_where
 from tests.integration.conftest import World
 
 sys.path.insert(0, str(REPO / "examples"))
@@ -74,7 +74,7 @@ def production(world: World) -> dict[str, Any]:
 
 
 def recorded(world: World, did: int) -> Any:
-    where = environments.what_runs_where(world.deps, did, verify=True)
+    where = what_runs_where.what_runs_where(world.deps, did, verify=True)
     return next(s for s in where["stages"] if s["stage"] == "Production")
 
 

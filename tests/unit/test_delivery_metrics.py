@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.domain.approvals import Approval, Vote
-from shared.domain.delivery import delivery_metrics, is_change_failure
+from shared.domain.delivery_metrics import delivery_metrics, is_change_failure
 from shared.domain.release import Deployment, Release, StepRun
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)

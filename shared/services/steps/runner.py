@@ -24,7 +24,8 @@ from shared.ports import TargetError
 from shared.services import outbox
 from shared.services.apply import apply
 from shared.services.deps import Deps
-from shared.services.step_kinds import KINDS, Outcome, StepContext
+from shared.services.steps.context import Outcome, StepContext
+from shared.services.steps.kinds import KINDS
 
 logger = logging.getLogger(__name__)
 TOGGLES = (*SWAP_TYPES, SWAP_BACK)

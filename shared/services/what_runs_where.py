@@ -9,7 +9,7 @@ from shared.domain.target import Target
 from shared.ports import TargetError
 from shared.services import definitions
 from shared.services.deps import Deps
-from shared.services.step_kinds import slot_record
+from shared.services.steps.context import slot_record
 
 
 def what_runs_where(deps: Deps, definition_id: int, *, verify: bool = False) -> dict[str, Any]:

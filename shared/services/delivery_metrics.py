@@ -1,11 +1,11 @@
-"""Delivery metrics of a definition over a period, from its releases (see shared/domain/delivery.py)."""
+"""Delivery metrics of a definition over a period, from its releases (see shared/domain/delivery_metrics.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from shared.domain.delivery import delivery_metrics
+from shared.domain.delivery_metrics import delivery_metrics
 from shared.domain.release import Release
 from shared.services.definitions import current_head
 from shared.services.deps import Deps

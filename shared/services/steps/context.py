@@ -1,0 +1,98 @@
+"""What a step runs with (its release, stage, plan and run) and what it reports back.
+
+A step runs inside one queue-triggered invocation and never sleeps: a check that is not passing
+yet, or a wait, asks to be run again later (`Outcome.retry`), keeping its scratch state in the
+step row. Running a step twice has the same effect as running it once. The marks are the app
+settings by which a slot says which release it runs; they move with swaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.domain.plan import StagePlan, StepPlan
+from shared.domain.release import Release, StepRun
+from shared.domain.target import Target
+
+RELEASE_MARK = "SLIPWAY_RELEASE_ID"
+DIGEST_MARK = "SLIPWAY_PACKAGE_SHA256"
+VERSION_MARK = "SLIPWAY_VERSION"
+RUN_FROM_PACKAGE = "WEBSITE_RUN_FROM_PACKAGE"
+RUN_FROM_PACKAGE_IDENTITY = "WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"
+
+
+@dataclass
+class Outcome:
+    kind: str
+    """succeeded | failed | retry"""
+    message: str
+    delay: float = 0.0
+    state: dict[str, Any] = field(default_factory=dict)
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    """What runs in which slot now, for the what-runs-where records."""
+
+    @classmethod
+    def ok(cls, message: str, slots: list[dict[str, Any]] | None = None,
+           state: dict[str, Any] | None = None) -> Outcome:
+        return cls("succeeded", message, state=state or {}, slots=slots or [])
+
+    @classmethod
+    def fail(cls, message: str) -> Outcome:
+        return cls("failed", message)
+
+    @classmethod
+    def retry(cls, message: str, delay: float, state: dict[str, Any]) -> Outcome:
+        return cls("retry", message, delay, state)
+
+
+@dataclass
+class StepContext:
+    release: Release
+    stage: StagePlan
+    step: StepPlan
+    run: StepRun
+    now: datetime
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def target(self) -> Target:
+        return Target.from_dict(self.stage.target)
+
+    def slot(self, name: str | None) -> Target:
+        """The stage's app, at slot `name` (the stage's own slot when None)."""
+        if name is None:
+            return self.target
+        t = self.target
+        return Target(t.subscription_id, t.resource_group, t.site, None if name == "production" else name)
+
+    def artifact(self) -> dict[str, Any] | None:
+        alias = self.step.config.get("artifact")
+        return next((a for a in self.release.artifacts
+                     if a["alias"] == alias or (alias is None and a.get("isPrimary"))), None)
+
+    def expand(self, text: str) -> str:
+        """`{version}` (the step's or the primary artifact's version) and `{release}` in a step's text."""
+        artifact = self.artifact() or next(iter(self.release.artifacts), None)
+        version = str(artifact["version"]) if artifact else ""
+        return text.replace("{version}", version).replace("{release}", str(self.release.id))
+
+    def log(self, text: str) -> None:
+        self.lines.append(f"{self.now.strftime('%H:%M:%S')} {text}")
+
+    def debug(self, text: str) -> None:
+        """A line only releases created with `debug` write."""
+        if self.release.debug:
+            self.log(f"##[debug] {text}")
+
+
+def holds(settings: dict[str, str], release_id: int | str, artifact: dict[str, Any]) -> bool:
+    """Does a slot with these settings run this release's package? (The markers move with swaps.)"""
+    return settings.get(RELEASE_MARK) == str(release_id) and settings.get(DIGEST_MARK) == artifact.get("sha256", "")
+
+
+def slot_record(target: Target, settings: dict[str, str], how: str) -> dict[str, Any]:
+    release = settings.get(RELEASE_MARK)
+    return {"slot": target.resource_id, "releaseId": int(release) if release and release.isdigit() else None,
+            "version": settings.get(VERSION_MARK), "sha256": settings.get(DIGEST_MARK), "how": how}

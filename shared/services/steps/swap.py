@@ -1,0 +1,108 @@
+"""Where a swap happens: `swap` / `complete-swap`, `start-swap` and `cancel-swap` (swap with
+preview), and `swap-back`, which the engine adds when a stage fails after its swap (when to swap
+back is decided in `shared/domain/transitions/steps.py`). A swap is claimed by its queue message
+before it acts, so two copies never swap twice; it checks the slots before and after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared.domain.target import Target
+from shared.services.deps import Deps
+from shared.services.steps.context import (
+    DIGEST_MARK,
+    RELEASE_MARK,
+    VERSION_MARK,
+    Outcome,
+    StepContext,
+    holds,
+    slot_record,
+)
+
+
+def _swap_ends(ctx: StepContext) -> tuple[Target, str, str]:
+    cfg = ctx.step.config
+    source = (cfg.get("slot") or ctx.stage.target.get("slot") or "production").lower()
+    return ctx.target, source, (cfg.get("targetSlot") or "production").lower()
+
+
+def swap(deps: Deps, ctx: StepContext) -> Outcome:
+    """Swap until the target slot runs this release. Reconcile first, so that a swap retried after an
+    ambiguous failure (a timeout after the swap happened) never swaps the old version back."""
+    artifact = ctx.artifact()
+    if artifact is None:
+        return Outcome.fail("release has no artifact to swap")
+    site, source, target = _swap_ends(ctx)
+    what = f"release {ctx.release.id} ({artifact['version']})"
+
+    def release_in(settings: dict[str, str]) -> bool:
+        return holds(settings, ctx.release.id, artifact)
+
+    if "token" not in ctx.run.state and not release_in(deps.app_service.read_slot(ctx.slot(target)).app_settings):
+        src = deps.app_service.read_slot(ctx.slot(source)).app_settings
+        if not release_in(src):
+            return Outcome.fail(f"{source} does not run {what} (it runs release {src.get(RELEASE_MARK) or 'none'}): "
+                                f"deploy the release to {source} first")
+    return _swap_until(deps, ctx, site, source, target, release_in, what, "swap")
+
+
+def swap_back(deps: Deps, ctx: StepContext) -> Outcome:
+    """Undo the deployment's swap: the target slot runs what it ran before again."""
+    state = ctx.run.state
+    swapped = ctx.release.stages[ctx.stage.name].current
+    assert swapped is not None
+    before = swapped.steps[state["swapStep"]].state.get("previous") or {}
+    site, source, target = _swap_ends(ctx)
+
+    def restored(settings: dict[str, str]) -> bool:
+        return (settings.get(RELEASE_MARK) == before.get(RELEASE_MARK)
+                and settings.get(DIGEST_MARK) == before.get(DIGEST_MARK))
+
+    what = f"release {before.get(RELEASE_MARK) or '(none)'} ({before.get(VERSION_MARK) or 'unknown version'})"
+    return _swap_until(deps, ctx, site, source, target, restored, what, "automatic swap-back")
+
+
+def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target: str, done: Callable[..., bool],
+                what: str, how: str) -> Outcome:
+    state = dict(ctx.run.state)
+    src_t, dst_t = ctx.slot(source), ctx.slot(target)
+    dst = deps.app_service.read_slot(dst_t).app_settings
+    if done(dst):
+        src = deps.app_service.read_slot(src_t).app_settings
+        ctx.log(f"{target} runs {what}")
+        return Outcome.ok(f"{target} runs {what}", [slot_record(dst_t, dst, how), slot_record(src_t, src, how)],
+                          state)
+    token = state.get("token")
+    if token is None:
+        state.setdefault("previous", {k: dst.get(k, "") for k in (RELEASE_MARK, DIGEST_MARK, VERSION_MARK)})
+        ctx.run.state.update(state)  # kept even if the swap call fails below
+        ctx.log(f"swapping {source} into {target} to run {what}")
+    progress = deps.app_service.swap(site, source, target, preserve_vnet=ctx.step.config.get("preserveVnet", True),
+                                     token=token)
+    if not progress.done:
+        ctx.log(f"swap of {source} and {target} still running")
+        return Outcome.retry("swap running", 5, {**state, "token": progress.token})
+    state.pop("token", None)
+    dst = deps.app_service.read_slot(dst_t).app_settings
+    if not done(dst):
+        return Outcome.fail(f"the swap finished but {target} does not run {what} "
+                            f"(it runs release {dst.get(RELEASE_MARK) or 'none'})")
+    src = deps.app_service.read_slot(src_t).app_settings
+    ctx.log(f"swapped: {target} runs {what}")
+    return Outcome.ok(f"swapped {source} into {target}: {target} runs {what}",
+                      [slot_record(dst_t, dst, how), slot_record(src_t, src, how)], state)
+
+
+def start_swap(deps: Deps, ctx: StepContext) -> Outcome:
+    site, source, target = _swap_ends(ctx)
+    deps.app_service.apply_slot_config(site, source, target)
+    ctx.log(f"preview: {source} now runs with {target}'s slot settings")
+    return Outcome.ok(f"{source} runs with {target}'s settings: complete or cancel the swap")
+
+
+def cancel_swap(deps: Deps, ctx: StepContext) -> Outcome:
+    site, source, _ = _swap_ends(ctx)
+    deps.app_service.reset_slot_config(site, source)
+    ctx.log(f"preview canceled: {source} has its own settings again")
+    return Outcome.ok("swap with preview canceled")
