@@ -7,11 +7,14 @@ The store applies it all or nothing, each existing row guarded by the ETag it wa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from shared.domain.release import Release
+from shared.domain.approvals import Approval
+from shared.domain.keys import key_hash
+from shared.domain.release import Deployment, Release
 from shared.domain.transitions.results import Event
 
 
@@ -51,6 +54,80 @@ class OutboxItem:
     when it commits or reads the item."""
     row_items: int = 0
     """How many items that row holds: deleting them all deletes the row without reading it."""
+
+
+ListName = Literal["definitions", "releases", "approvals"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One entry of a list across definitions (the definitions, the releases, the approvals
+    inbox). Written from the outbox once the change that made it committed, so a list may lag its
+    partition for a moment; the partition stays the truth."""
+
+    list: ListName
+    fields: dict[str, Any]
+
+    @classmethod
+    def of_definition(cls, head: Head) -> Summary:
+        return cls("definitions", {"id": head.id, "name": head.name, "revision": head.revision,
+                                   "deleted": head.deleted, "updatedAt": head.updated_at})
+
+    @classmethod
+    def of_release(cls, release: Release) -> Summary:
+        return cls("releases", {"id": release.id, "definitionId": int(release.definition_id), "name": release.name,
+                                "status": str(release.status), "createdAt": release.created_at,
+                                "createdBy": release.created_by})
+
+    @classmethod
+    def of_approval(cls, release: Release, stage: str, dep: Deployment, kind: str, approval: Approval) -> Summary:
+        return cls("approvals", {"releaseId": release.id, "releaseName": release.name,
+                                 "definitionId": int(release.definition_id), "stage": stage, "attempt": dep.attempt,
+                                 "kind": str(kind), "status": str(approval.status),
+                                 "approvers": list(approval.approvers), "requestedAt": approval.requested_at,
+                                 "deadline": approval.deadline, "requestedBy": dep.requested_by})
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """What makes the entry one (a later summary of it replaces it), in the list's order:
+        definitions by id, releases and approvals newest release first."""
+        f = self.fields
+        if self.list == "definitions":
+            return (int(f["id"]),)
+        if self.list == "releases":
+            return self.release_identity(int(f["id"]))
+        return (-int(f["releaseId"]), key_hash(str(f["stage"]))[:16], int(f["attempt"]), str(f["kind"]))
+
+    @staticmethod
+    def release_identity(release_id: int) -> tuple[Any, ...]:
+        return (-release_id,)
+
+    def to_json(self) -> str:
+        return json.dumps({"list": self.list, "fields": self.fields}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Summary:
+        """Also reads what earlier versions left in an outbox: the index table's row itself."""
+        data = json.loads(text)
+        if "PartitionKey" in data:
+            fields = {k: v for k, v in data.items() if k not in ("PartitionKey", "RowKey")}
+            if isinstance(fields.get("approvers"), str):
+                fields["approvers"] = fields["approvers"].split("\n")
+            return cls(data["PartitionKey"], fields)
+        return cls(data["list"], data["fields"])
+
+
+@dataclass(frozen=True)
+class DueSchedule:
+    """A schedule's next occurrence in the due index."""
+
+    definition_id: int
+    key: str
+    at: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.definition_id:010d}|{self.key}"
 
 
 @dataclass
@@ -105,12 +182,32 @@ class PipelineStore(Protocol):
     def link(self, token_hash: str) -> tuple[dict[str, Any], bool, str] | None: ...
     def use_link(self, token_hash: str, etag: str) -> None: ...
 
-    # the index (derived, may lag a moment)
-    def upsert_index(self, row: dict[str, Any]) -> None: ...
-    def index_row(self, partition: str, row_key: str) -> dict[str, Any] | None: ...
-    def delete_index(self, partition: str, row_key: str) -> None: ...
+    # lists across definitions (derived from the partitions, may lag a moment)
+    def put_summary(self, summary: Summary) -> None: ...
+    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int,
+                         ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        """Definitions not deleted, by id."""
+        ...
+    def releases_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
+                      status: str | None = None, since: str | None = None,
+                      ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        """Release summaries, newest first."""
+        ...
+    def release_definition(self, release_id: int) -> int | None:
+        """The definition a release belongs to."""
+        ...
+    def approvals_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
+                       status: str | None = None) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        """Approval summaries, newest release first."""
+        ...
 
-    # the due index of schedules: one partition per UTC minute, `due|YYYYMMDDHHMM`
-    def due(self, until_bucket: str) -> list[dict[str, Any]]: ...
-    def index_page(self, partition: str, *, cursor: dict[str, str] | None, limit: int, extra_filter: str = "",
-                   params: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, str] | None]: ...
+    # schedules: their state, and the due index of their next occurrences
+    def schedule_state(self, definition_id: int, key: str) -> dict[str, Any] | None: ...
+    def arm_schedule(self, definition_id: int, key: str, at: datetime, state: dict[str, Any]) -> None:
+        """Record the schedule's state with `nextAt` = `at`, and put it in the due index at `at`."""
+        ...
+    def due_schedules(self, until: datetime) -> list[DueSchedule]:
+        """Due entries up to and including `until`'s minute."""
+        ...
+    def disarm(self, entry: DueSchedule) -> None: ...
+    def drop_schedule(self, definition_id: int, key: str) -> None: ...

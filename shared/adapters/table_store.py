@@ -33,11 +33,13 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 from shared.adapters.storage_clients import StorageClients
 from shared.domain.keys import key_hash
 from shared.domain.release import Release
-from shared.records import Changes, ConcurrentChange, Head, OutboxItem
+from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, Summary
 
 CHUNK = 32_000
 """UTF-16 code units per property: 64,000 bytes, under the 64 KiB limit."""
 MAX_BATCH = 100
+SCHEDULES = "schedule"
+"""The index partition of schedule states."""
 MAX_ENTITY_JSON = 480_000
 """UTF-16 code units of JSON one entity may hold: under 1 MiB with its property overhead, in 16 properties."""
 
@@ -314,7 +316,7 @@ class TableStore:
     # -- artifact versions (insert-only: a version's digest never changes)
 
     def artifact(self, source: str, version: str) -> dict[str, Any] | None:
-        row = self.index_row(_artifact_pk(source), key_hash(version))
+        row = self._index_row(_artifact_pk(source), key_hash(version))
         return None if row is None else get_json(row)
 
     def register_artifact(self, source: str, record: dict[str, Any]) -> None:
@@ -327,7 +329,7 @@ class TableStore:
                                  mode=UpdateMode.REPLACE)
 
     def latest_artifact(self, source: str) -> dict[str, Any] | None:
-        row = self.index_row(_artifact_pk(source), "latest")
+        row = self._index_row(_artifact_pk(source), "latest")
         return None if row is None else get_json(row)
 
     # -- approval links (only their hash is stored)
@@ -351,34 +353,74 @@ class TableStore:
         except (ResourceModifiedError, ResourceNotFoundError):
             raise ConcurrentChange("the link was used meanwhile") from None
 
-    # -- the index (derived data: upserts are fine here)
+    # -- lists across definitions (derived data: upserts are fine here)
+    # Index table rows: `definitions` by id; `releases` and `approvals` newest release first
+    # (RowKeys count down from 10^10); `schedule` states and `due|YYYYMMDDHHMM` minute partitions.
 
-    def upsert_index(self, row: dict[str, Any]) -> None:
+    def put_summary(self, summary: Summary) -> None:
+        row = {**summary.fields, "PartitionKey": summary.list, "RowKey": _summary_key(summary)}
+        if summary.list == "approvals":
+            row["approvers"] = "\n".join(summary.fields["approvers"])
         self.index.upsert_entity(row, mode=UpdateMode.REPLACE)
 
-    def index_row(self, partition: str, row_key: str) -> dict[str, Any] | None:
+    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int,
+                         ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        return self._list("definitions", cursor, limit, deleted=False)
+
+    def releases_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
+                      status: str | None = None, since: str | None = None,
+                      ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        return self._list("releases", cursor, limit, definitionId=definition_id, status=status, createdAt=since)
+
+    def release_definition(self, release_id: int) -> int | None:
+        row = self._index_row("releases", _newest_first(release_id))
+        return None if row is None else int(row["definitionId"])
+
+    def approvals_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
+                       status: str | None = None) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        rows, token = self._list("approvals", cursor, limit, definitionId=definition_id, status=status)
+        return [{**r, "approvers": str(r["approvers"]).split("\n")} for r in rows], token
+
+    def _list(self, partition: str, cursor: dict[str, str] | None, limit: int,
+              **equal: Any) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        """A page of an index partition whose rows match every given value (`createdAt`: from then on)."""
+        clauses, params = ["PartitionKey eq @pk"], {"pk": partition}
+        for name, value in equal.items():
+            if value is not None:
+                clauses.append(f"{name} {'ge' if name == 'createdAt' else 'eq'} @{name}")
+                params[name] = value
+        rows, token = _page(self.index.query_entities(" and ".join(clauses), parameters=params,
+                                                      results_per_page=limit), cursor)
+        return [dict(r) for r in rows], token
+
+    def _index_row(self, partition: str, row_key: str) -> dict[str, Any] | None:
         try:
             return dict(self.index.get_entity(partition, row_key))
         except ResourceNotFoundError:
             return None
 
-    def delete_index(self, partition: str, row_key: str) -> None:
-        self.index.delete_entity(partition, row_key)  # absent already: the SDK treats 404 as done
+    def schedule_state(self, definition_id: int, key: str) -> dict[str, Any] | None:
+        return self._index_row(SCHEDULES, _schedule_key(definition_id, key))
 
-    def due(self, until_bucket: str) -> list[dict[str, Any]]:
-        """Schedule rows due up to and including the minute `until_bucket`: one range query over the
-        minute partitions, whatever the number of definitions."""
+    def arm_schedule(self, definition_id: int, key: str, at: datetime, state: dict[str, Any]) -> None:
+        row_key = _schedule_key(definition_id, key)
+        self.index.upsert_entity({"PartitionKey": _minute(at), "RowKey": row_key, "definitionId": definition_id,
+                                  "at": at.isoformat()}, mode=UpdateMode.REPLACE)
+        self.index.upsert_entity({**state, "PartitionKey": SCHEDULES, "RowKey": row_key,
+                                  "definitionId": definition_id, "nextAt": at.isoformat()}, mode=UpdateMode.REPLACE)
+
+    def due_schedules(self, until: datetime) -> list[DueSchedule]:
+        """One range query over the minute partitions, whatever the number of definitions."""
         rows = self.index.query_entities("PartitionKey ge @lo and PartitionKey le @hi",
-                                         parameters={"lo": "due|", "hi": f"due|{until_bucket}"})
-        return [dict(r) for r in rows]
+                                         parameters={"lo": "due|", "hi": _minute(until)})
+        return [DueSchedule(int(r["definitionId"]), r["RowKey"].split("|", 1)[1], r["at"]) for r in rows]
 
-    def index_page(self, partition: str, *, cursor: dict[str, str] | None, limit: int,
-                   extra_filter: str = "", params: dict[str, Any] | None = None,
-                   ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
-        flt = "PartitionKey eq @pk" + (f" and {extra_filter}" if extra_filter else "")
-        rows, token = _page(self.index.query_entities(flt, parameters={"pk": partition, **(params or {})},
-                                                      results_per_page=limit), cursor)
-        return [dict(r) for r in rows], token
+    def disarm(self, entry: DueSchedule) -> None:
+        self.index.delete_entity(_minute(datetime.fromisoformat(entry.at)), _schedule_key(entry.definition_id,
+                                                                                          entry.key))
+
+    def drop_schedule(self, definition_id: int, key: str) -> None:
+        self.index.delete_entity(SCHEDULES, _schedule_key(definition_id, key))  # absent: the SDK treats 404 as done
 
 
 def _etag(row: TableEntity) -> str:
@@ -392,6 +434,27 @@ def _page(query: ItemPaged[TableEntity], cursor: dict[str, str] | None,
     pages = query.by_page(continuation_token=cursor)  # type: ignore[arg-type]
     rows = list(next(pages, []))
     return rows, pages.continuation_token  # type: ignore[attr-defined]
+
+
+def _newest_first(release_id: int) -> str:
+    return f"{10**10 - release_id:010d}"
+
+
+def _summary_key(summary: Summary) -> str:
+    f = summary.fields
+    if summary.list == "definitions":
+        return f"{int(f['id']):010d}"
+    if summary.list == "releases":
+        return _newest_first(int(f["id"]))
+    return f"{_newest_first(int(f['releaseId']))}|{key_hash(str(f['stage']))[:16]}|{f['attempt']}|{f['kind']}"
+
+
+def _schedule_key(definition_id: int, key: str) -> str:
+    return f"{definition_id:010d}|{key}"
+
+
+def _minute(at: datetime) -> str:
+    return "due|" + at.strftime("%Y%m%d%H%M")
 
 
 def _slot_key(resource_id: str) -> str:

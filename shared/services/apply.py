@@ -11,7 +11,6 @@ from typing import Any, assert_never
 
 from shared import telemetry
 from shared.domain.errors import Conflict, NotFound, PreconditionFailed
-from shared.domain.keys import key_hash
 from shared.domain.lanes import Lane, limit_of
 from shared.domain.release import Release
 from shared.domain.transitions import decide
@@ -19,17 +18,11 @@ from shared.domain.transitions.commands import Command
 from shared.domain.transitions.results import ArmTimer, Decision, Effect, EnqueueGate, EnqueueStep, LaneMessage
 from shared.domain.vocabulary import NOTIFIED
 from shared.messages import LaneTurn, Message, RunStep, TakeSample, WakeUp
-from shared.records import Changes, ConcurrentChange, OutboxItem
+from shared.records import Changes, ConcurrentChange, OutboxItem, Summary
 from shared.services import mail, outbox
 from shared.services.deps import Deps
 
 MAX_TRIES = 20
-
-
-def release_index_row(release: Release) -> dict[str, Any]:
-    return {"PartitionKey": "releases", "RowKey": f"{10**10 - release.id:010d}", "id": release.id,
-            "definitionId": int(release.definition_id), "name": release.name, "status": release.status,
-            "createdAt": release.created_at, "createdBy": release.created_by}
 
 
 def message_of(release: Release, effect: Effect, now: datetime) -> tuple[Message, float]:
@@ -56,17 +49,17 @@ def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[O
         message, delay = message_of(rel, effect, now)
         items.append(outbox.message_item(deps, rel.id, message, delay))
     if before is None or before.status != rel.status:
-        items.append(outbox.index_item(deps, rel.id, release_index_row(rel)))
-    for row in approval_rows(before, rel):
-        items.append(outbox.index_item(deps, rel.id, row))
+        items.append(outbox.index_item(deps, rel.id, Summary.of_release(rel)))
+    for summary in approval_summaries(before, rel):
+        items.append(outbox.index_item(deps, rel.id, summary))
     for event in decision.events:
         if event.type in NOTIFIED:
             items.extend(outbox.message_item(deps, rel.id, m) for m in mail.recipients(rel, event))
     return items
 
 
-def approval_rows(before: Release | None, after: Release) -> list[dict[str, Any]]:
-    """Index rows for approvals that appeared or changed status (the approvals inbox reads them)."""
+def approval_summaries(before: Release | None, after: Release) -> list[Summary]:
+    """Approvals that appeared or changed status (the approvals inbox lists them)."""
     def states(release: Release | None) -> dict[tuple[str, int, str], str]:
         if release is None:
             return {}
@@ -74,21 +67,10 @@ def approval_rows(before: Release | None, after: Release) -> list[dict[str, Any]
                 for name, run in release.stages.items() for d in run.deployments for kind, a in d.approvals.items()}
 
     old = states(before)
-    rows = []
-    for name, run in after.stages.items():
-        for dep in run.deployments:
-            for kind, approval in dep.approvals.items():
-                key = (name, dep.attempt, kind)
-                if old.get(key) == approval.status + "|" + ",".join(approval.approvers):
-                    continue
-                rows.append({"PartitionKey": "approvals",
-                             "RowKey": f"{10**10 - after.id:010d}|{key_hash(name)[:16]}|{dep.attempt}|{kind}",
-                             "releaseId": after.id, "releaseName": after.name,
-                             "definitionId": int(after.definition_id), "stage": name, "attempt": dep.attempt,
-                             "kind": kind, "status": approval.status, "approvers": "\n".join(approval.approvers),
-                             "requestedAt": approval.requested_at, "deadline": approval.deadline,
-                             "requestedBy": dep.requested_by})
-    return rows
+    return [Summary.of_approval(after, name, dep, kind, approval)
+            for name, run in after.stages.items() for dep in run.deployments
+            for kind, approval in dep.approvals.items()
+            if old.get((name, dep.attempt, kind)) != approval.status + "|" + ",".join(approval.approvers)]
 
 
 def read_lanes(deps: Deps, definition_id: int, release: Release) -> tuple[dict[str, Lane], dict[str, str]]:

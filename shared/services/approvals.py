@@ -72,16 +72,7 @@ def reassign(deps: Deps, release_id: int, stage: str, kind: str, who: Principal,
 def pending(deps: Deps, *, who: Principal | None, definition_id: int | None, status: str | None,
             cursor: dict[str, str] | None, limit: int) -> tuple[list[dict[str, Any]], Any]:
     """Approvals from the index (newest release first); `who` keeps those they can decide."""
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if status:
-        clauses.append("status eq @status")
-        params["status"] = status
-    if definition_id is not None:
-        clauses.append("definitionId eq @definition")
-        params["definition"] = definition_id
-    rows, nxt = deps.store.index_page("approvals", cursor=cursor, limit=limit, extra_filter=" and ".join(clauses),
-                                      params=params)
+    rows, nxt = deps.store.approvals_page(cursor=cursor, limit=limit, definition_id=definition_id, status=status)
     items = [_view(r) for r in rows]
     if who is not None:
         items = [i for i in items if any(who.is_(a) for a in i["approvers"])]
@@ -91,5 +82,5 @@ def pending(deps: Deps, *, who: Principal | None, definition_id: int | None, sta
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     return {"releaseId": row["releaseId"], "releaseName": row.get("releaseName"),
             "definitionId": row["definitionId"], "stage": row["stage"], "attempt": row["attempt"],
-            "kind": row["kind"], "status": row["status"], "approvers": row["approvers"].split("\n"),
+            "kind": row["kind"], "status": row["status"], "approvers": list(row["approvers"]),
             "requestedAt": row["requestedAt"], "deadline": row["deadline"], "requestedBy": row.get("requestedBy")}

@@ -14,7 +14,7 @@ from shared.domain.secrets import header_errors, redacted, restore_kept
 from shared.domain.target import Target
 from shared.messages import RegisterSchedules
 from shared.ports import TargetError
-from shared.records import Changes, ConcurrentChange, Head, OutboxItem
+from shared.records import Changes, ConcurrentChange, Head, OutboxItem, Summary
 from shared.schemas.definition import parse_definition, referenced_slots
 from shared.services import outbox
 from shared.services.deps import Deps
@@ -28,11 +28,6 @@ def _registration(deps: Deps, definition_id: int, stored: dict[str, Any]) -> lis
     """The message that puts the revision's schedules in the due index, when it has any (schedules
     a revision dropped are dropped when they come due)."""
     return [outbox.message_item(deps, 0, RegisterSchedules(definition_id))] if specs(stored) else []
-
-
-def _index_row(head: Head) -> dict[str, Any]:
-    return {"PartitionKey": "definitions", "RowKey": f"{head.id:010d}", "id": head.id, "name": head.name,
-            "revision": head.revision, "deleted": head.deleted, "updatedAt": head.updated_at}
 
 
 def _stamp(body: dict[str, Any], definition_id: int, revision: int, by: str, now: str) -> dict[str, Any]:
@@ -79,7 +74,7 @@ def create(deps: Deps, body: Any, *, by: str, idempotency_key: str | None = None
     definition_id = deps.store.next_id("definition")
     head = Head(id=definition_id, name=data["name"], revision=1, created_at=now, updated_at=now)
     stored = _stamp(data, definition_id, 1, by, now)
-    items = [outbox.index_item(deps, 0, _index_row(head)), *_registration(deps, definition_id, stored)]
+    items = [outbox.index_item(deps, 0, Summary.of_definition(head)), *_registration(deps, definition_id, stored)]
     deps.store.commit(Changes(definition_id, head=head, revision=(1, stored), outbox=items))
     outbox.flush(deps, definition_id, items)
     return redacted(stored)
@@ -117,7 +112,7 @@ def revisions(deps: Deps, definition_id: int) -> list[dict[str, Any]]:
 
 
 def list_page(deps: Deps, *, cursor: dict[str, str] | None, limit: int) -> tuple[list[dict[str, Any]], Any]:
-    rows, nxt = deps.store.index_page("definitions", cursor=cursor, limit=limit, extra_filter="deleted eq false")
+    rows, nxt = deps.store.definitions_page(cursor=cursor, limit=limit)
     return [{k: r[k] for k in ("id", "name", "revision", "updatedAt")} for r in rows], nxt
 
 
@@ -149,7 +144,7 @@ def delete(deps: Deps, definition_id: int, *, by: str, if_match: str | None) -> 
     head = current_head(deps, definition_id)
     _check_if_match(head, if_match)
     head.deleted, head.updated_at = True, deps.clock.now().isoformat()
-    items = [outbox.index_item(deps, 0, _index_row(head))]
+    items = [outbox.index_item(deps, 0, Summary.of_definition(head))]
     try:
         deps.store.commit(Changes(definition_id, head=head, outbox=items))
     except ConcurrentChange:
@@ -171,7 +166,7 @@ def _new_revision(deps: Deps, definition_id: int, edit: Any, *, by: str, if_matc
     head.revision += 1
     head.name, head.updated_at = data["name"], now
     stored = _stamp(data, definition_id, head.revision, by, now)
-    items = [outbox.index_item(deps, 0, _index_row(head)), *_registration(deps, definition_id, stored)]
+    items = [outbox.index_item(deps, 0, Summary.of_definition(head)), *_registration(deps, definition_id, stored)]
     try:
         deps.store.commit(Changes(definition_id, head=head, revision=(head.revision, stored), outbox=items))
     except ConcurrentChange:

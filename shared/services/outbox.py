@@ -12,13 +12,12 @@ import json
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
 
 from shared.config import EVENTS_QUEUE, MAIL_QUEUE
 from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import EventType
 from shared.messages import Message, RegisterSchedules, encode
-from shared.records import OutboxItem
+from shared.records import OutboxItem, Summary
 from shared.services import mail
 from shared.services.deps import Deps
 
@@ -30,9 +29,9 @@ def message_item(deps: Deps, release_id: int, message: Message, delay: float = 0
                       body=encode(message), delay=delay, created_at=deps.clock.now().isoformat())
 
 
-def index_item(deps: Deps, release_id: int, row: dict[str, Any]) -> OutboxItem:
-    return OutboxItem(id=uuid.uuid4().hex, release_id=release_id, kind="index",
-                      body=json.dumps(row, separators=(",", ":")), created_at=deps.clock.now().isoformat())
+def index_item(deps: Deps, release_id: int, summary: Summary) -> OutboxItem:
+    return OutboxItem(id=uuid.uuid4().hex, release_id=release_id, kind="index", body=summary.to_json(),
+                      created_at=deps.clock.now().isoformat())
 
 
 def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
@@ -44,7 +43,7 @@ def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
             waited = (now - datetime.fromisoformat(item.created_at)).total_seconds()
             deps.bus.send(item.queue, item.body, max(0.0, item.delay - waited))
         elif item.kind == "index":
-            deps.store.upsert_index(json.loads(item.body))
+            deps.store.put_summary(Summary.from_json(item.body))
         elif item.kind in ("notify", "schedule"):
             for queue, body in _earlier_kind(deps, definition_id, item):
                 deps.bus.send(queue, body, 0.0)

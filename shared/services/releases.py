@@ -164,7 +164,7 @@ def from_build(deps: Deps, hook: ArtifactWebhookIn, *, by: str) -> list[Release]
 def _consumers(deps: Deps) -> list[int]:
     ids, cursor = [], None
     while True:
-        rows, cursor = deps.store.index_page("definitions", cursor=cursor, limit=1000, extra_filter="deleted eq false")
+        rows, cursor = deps.store.definitions_page(cursor=cursor, limit=1000)
         ids += [int(r["id"]) for r in rows]
         if not cursor:
             return ids
@@ -188,10 +188,10 @@ def branch_matches(branch: str | None, filters: dict[str, list[str]]) -> bool:
 
 def locate(deps: Deps, release_id: int) -> int:
     """The definition a release belongs to, from the index."""
-    row = deps.store.index_row("releases", f"{10**10 - release_id:010d}")
-    if row is None:
+    found = deps.store.release_definition(release_id)
+    if found is None:
         raise NotFound(f"release {release_id} not found")
-    return int(row["definitionId"])
+    return found
 
 
 def get(deps: Deps, release_id: int) -> Release:
@@ -247,15 +247,7 @@ def list_page(deps: Deps, *, definition_id: int | None, status: str | None, sinc
     if definition_id is not None:
         current_head(deps, definition_id)
         return deps.store.releases(definition_id, cursor=cursor, limit=limit, since=since, status=status)
-    clauses, params = [], {}
-    if status:
-        clauses.append("status eq @status")
-        params["status"] = status
-    if since:
-        clauses.append("createdAt ge @since")
-        params["since"] = since
-    rows, nxt = deps.store.index_page("releases", cursor=cursor, limit=limit, extra_filter=" and ".join(clauses),
-                                      params=params)
+    rows, nxt = deps.store.releases_page(cursor=cursor, limit=limit, status=status, since=since)
     return _load(deps, rows), nxt
 
 
@@ -266,8 +258,7 @@ def newest(deps: Deps, definition_id: int, *, limit: int) -> list[Release]:
 
 def newest_page(deps: Deps, definition_id: int, *, limit: int,
                 cursor: dict[str, str] | None) -> tuple[list[Release], dict[str, str] | None]:
-    rows, nxt = deps.store.index_page("releases", cursor=cursor, limit=limit, extra_filter="definitionId eq @d",
-                                      params={"d": definition_id})
+    rows, nxt = deps.store.releases_page(cursor=cursor, limit=limit, definition_id=definition_id)
     return _load(deps, rows), nxt
 
 

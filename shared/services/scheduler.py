@@ -26,23 +26,15 @@ from shared.domain.schedules import Spec, eligible, latest_due, next_occurrence,
 from shared.domain.transitions.commands import DeployStage
 from shared.domain.vocabulary import Reason
 from shared.messages import RegisterSchedules
+from shared.records import DueSchedule
 from shared.schemas.release import ReleaseIn
 from shared.services import definitions, releases
 from shared.services.apply import apply
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
-STATE = "schedule"
 SCAN = 20
 """How many of the newest releases a stage schedule looks through for one it may deploy."""
-
-
-def _row_key(definition_id: int, key: str) -> str:
-    return f"{definition_id:010d}|{key}"
-
-
-def _bucket(at: datetime) -> str:
-    return "due|" + at.strftime("%Y%m%d%H%M")
 
 
 def register(deps: Deps, definition_id: int) -> int:
@@ -54,8 +46,7 @@ def register(deps: Deps, definition_id: int) -> int:
         return 0
     now = deps.clock.now()
     for spec in specs(definition).values():
-        row_key = _row_key(definition_id, spec.key)
-        state = deps.store.index_row(STATE, row_key)
+        state = deps.store.schedule_state(definition_id, spec.key)
         if state and (state["cron"], state["timeZone"]) == (spec.cron, spec.zone) and \
                 datetime.fromisoformat(state["nextAt"]) > now:
             continue
@@ -70,47 +61,43 @@ def on_changed(deps: Deps, msg: RegisterSchedules, delivery: str = "") -> str:
 
 def _arm(deps: Deps, definition_id: int, spec: Spec, at: datetime, state: dict[str, Any] | None,
          **carry: Any) -> None:
-    row_key = _row_key(definition_id, spec.key)
-    deps.store.upsert_index({"PartitionKey": _bucket(at), "RowKey": row_key, "definitionId": definition_id,
-                             "at": at.isoformat()})
     old = {k: v for k, v in (state or {}).items() if k in ("lastVersions", "lastFired", "lastResult")}
-    deps.store.upsert_index({**old, **carry, "PartitionKey": STATE, "RowKey": row_key, "definitionId": definition_id,
-                             "kind": spec.kind, "stage": spec.stage, "cron": spec.cron, "timeZone": spec.zone,
-                             "nextAt": at.isoformat()})
+    deps.store.arm_schedule(definition_id, spec.key, at, {**old, **carry, "kind": spec.kind, "stage": spec.stage,
+                                                          "cron": spec.cron, "timeZone": spec.zone})
 
 
 def tick(deps: Deps) -> list[dict[str, Any]]:
     """Fire what is due now. Returns what each due schedule did (for the invocation log and tests)."""
     now = deps.clock.now()
     done = []
-    for row in deps.store.due(now.strftime("%Y%m%d%H%M")):
-        if datetime.fromisoformat(row["at"]) > now:
+    for entry in deps.store.due_schedules(now):
+        if datetime.fromisoformat(entry.at) > now:
             continue
         try:
-            done.append(_process(deps, row, now))
-        except Exception:  # one broken schedule must not stop the others; its row stays for the next tick
-            logger.exception("schedule %s failed; the next tick tries again", row["RowKey"])
+            done.append(_process(deps, entry, now))
+        except Exception:  # one broken schedule must not stop the others; its entry stays for the next tick
+            logger.exception("schedule %s failed; the next tick tries again", entry.name)
     return done
 
 
-def _process(deps: Deps, row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    state = deps.store.index_row(STATE, row["RowKey"])
-    did = int(row["definitionId"])
-    if state is None or state["nextAt"] != row["at"]:  # left behind when the schedule was armed again
-        deps.store.delete_index(row["PartitionKey"], row["RowKey"])
-        return {"schedule": row["RowKey"], "result": "stale"}
+def _process(deps: Deps, entry: DueSchedule, now: datetime) -> dict[str, Any]:
+    did = entry.definition_id
+    state = deps.store.schedule_state(did, entry.key)
+    if state is None or state["nextAt"] != entry.at:  # left behind when the schedule was armed again
+        deps.store.disarm(entry)
+        return {"schedule": entry.name, "result": "stale"}
     try:
-        spec = specs(definitions.get(deps, did)).get(row["RowKey"].split("|", 1)[1])
+        spec = specs(definitions.get(deps, did)).get(entry.key)
     except NotFound:
         spec = None
     if spec is None or (spec.cron, spec.zone) != (state["cron"], state["timeZone"]):
         if spec is None:  # the definition or this schedule is gone
-            deps.store.delete_index(STATE, row["RowKey"])
+            deps.store.drop_schedule(did, entry.key)
         else:  # changed, and its registration has not happened yet (the outbox is a minute behind)
             _arm(deps, did, spec, next_occurrence(spec.cron, spec.zone, now), state)
-        deps.store.delete_index(row["PartitionKey"], row["RowKey"])
-        return {"schedule": row["RowKey"], "result": "removed" if spec is None else "rescheduled"}
-    occurrence, missed = latest_due(spec.cron, spec.zone, datetime.fromisoformat(row["at"]), now)
+        deps.store.disarm(entry)
+        return {"schedule": entry.name, "result": "removed" if spec is None else "rescheduled"}
+    occurrence, missed = latest_due(spec.cron, spec.zone, datetime.fromisoformat(entry.at), now)
     carry: dict[str, Any] = {}
     if now - occurrence > timedelta(minutes=deps.settings.schedule_grace_minutes):
         result = f"missed: the occurrence at {occurrence.isoformat()} is too old to fire"
@@ -121,8 +108,8 @@ def _process(deps: Deps, row: dict[str, Any], now: datetime) -> dict[str, Any]:
         result, carry = _create(deps, did, spec, occurrence, state)
     carry.update(lastFired=occurrence.isoformat(), lastResult=result)
     _arm(deps, did, spec, next_occurrence(spec.cron, spec.zone, now), state, **carry)
-    deps.store.delete_index(row["PartitionKey"], row["RowKey"])
-    return {"schedule": row["RowKey"], "definitionId": did, "occurrence": occurrence.isoformat(),
+    deps.store.disarm(entry)
+    return {"schedule": entry.name, "definitionId": did, "occurrence": occurrence.isoformat(),
             "skipped": missed, "result": result}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shared.config import EVENTS_QUEUE
+from shared.domain.keys import key_hash
 from shared.domain.schedules import specs
 from shared.messages import MessageKind
 from shared.services import definitions, releases, scheduler
@@ -152,8 +153,8 @@ def test_changing_or_removing_a_schedule_never_fires_the_old_one(api: World) -> 
     api.deliver(EVENTS_QUEUE, only=MessageKind.SCHEDULES)
     set_time(api, "2026-11-24T14:00:00+00:00")
     assert [d["result"] for d in scheduler.tick(api.deps)] == ["removed"]
-    assert api.deps.store.index_page(scheduler.STATE, cursor=None, limit=10)[0] == []
-    assert api.deps.store.due("209901010000") == []
+    assert [api.deps.store.schedule_state(did, key) for key in ("stage|" + key_hash("Test")[:16] + "|0",)] == [None]
+    assert api.deps.store.due_schedules(datetime(2099, 1, 1, tzinfo=UTC)) == []
 
 
 def test_release_schedules_create_once_per_occurrence_and_only_if_something_changed(api: World) -> None:  # noqa: F811

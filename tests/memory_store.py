@@ -1,0 +1,261 @@
+"""The pipeline store in memory: the port's fake for service tests (no Azurite).
+
+It keeps what the Table Storage adapter keeps and refuses what it refuses: a change applies all or
+nothing, a row read with an ETag is replaced only under that ETag, rows that must be new must not
+exist, an idempotency key is taken once, a link is used once. `tests/integration/test_store_contract.py`
+runs the same assertions against it and against Azurite, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from dataclasses import asdict, replace
+from datetime import datetime
+from typing import Any
+
+from shared.domain.release import Release
+from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, PipelineStore, Summary
+
+
+class MemoryStore(PipelineStore):
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._etags = itertools.count(1)
+        self.counters: dict[str, int] = {}
+        self.heads: dict[int, tuple[Head, str]] = {}
+        self.revision_bodies: dict[tuple[int, int], dict[str, Any]] = {}
+        self.release_rows: dict[tuple[int, int], tuple[dict[str, Any], str]] = {}
+        self.event_rows: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        self.outbox_rows: dict[tuple[int, str], list[OutboxItem]] = {}
+        self.lane_rows: dict[tuple[int, str], tuple[dict[str, Any], str]] = {}
+        self.slots: dict[tuple[int, str], dict[str, Any]] = {}
+        self.idempotency: dict[tuple[int, str], str] = {}
+        self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.links: dict[str, tuple[dict[str, Any], bool, str]] = {}
+        self.summaries: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
+        self.schedule_states: dict[tuple[int, str], dict[str, Any]] = {}
+        self.due_entries: dict[tuple[str, int, str], DueSchedule] = {}
+
+    def _etag(self) -> str:
+        return f'W/"{next(self._etags)}"'
+
+    # -- ids
+
+    def next_id(self, kind: str) -> int:
+        with self._lock:
+            self.counters[kind] = self.counters.get(kind, 0) + 1
+            return self.counters[kind]
+
+    # -- a definition's partition
+
+    def head(self, definition_id: int) -> Head | None:
+        found = self.heads.get(definition_id)
+        return replace(found[0], etag=found[1]) if found else None
+
+    def revision(self, definition_id: int, revision: int) -> dict[str, Any] | None:
+        body = self.revision_bodies.get((definition_id, revision))
+        return copy.deepcopy(body) if body is not None else None
+
+    def revisions(self, definition_id: int) -> list[dict[str, Any]]:
+        return [{"revision": rev, "createdAt": body.get("modifiedOn", ""), "createdBy": body.get("modifiedBy", "")}
+                for (did, rev), body in sorted(self.revision_bodies.items()) if did == definition_id]
+
+    def release(self, definition_id: int, release_id: int) -> tuple[Release, str] | None:
+        found = self.release_rows.get((definition_id, release_id))
+        return (Release.from_dict(copy.deepcopy(found[0])), found[1]) if found else None
+
+    def releases(self, definition_id: int, *, cursor: dict[str, str] | None, limit: int, since: str | None = None,
+                 status: str | None = None) -> tuple[list[Release], dict[str, str] | None]:
+        rows = [data for (did, _), (data, _) in sorted(self.release_rows.items()) if did == definition_id
+                and (since is None or data["createdAt"] >= since) and (status is None or data["status"] == status)]
+        page, nxt = _page(rows, cursor, limit)
+        return [Release.from_dict(copy.deepcopy(r)) for r in page], nxt
+
+    def events(self, definition_id: int, release_id: int) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.event_rows.get((definition_id, release_id), []))
+
+    def lanes(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]]:
+        return {stage: (copy.deepcopy(data), etag) for (did, stage), (data, etag) in self.lane_rows.items()
+                if did == definition_id}
+
+    def slot_records(self, definition_id: int) -> list[dict[str, Any]]:
+        return [copy.deepcopy(r) for (did, _), r in self.slots.items() if did == definition_id]
+
+    def idempotent_result(self, definition_id: int, key: str) -> str | None:
+        return self.idempotency.get((definition_id, key))
+
+    def outbox(self, definition_id: int, release_id: int | None = None) -> list[OutboxItem]:
+        return [i for (did, _), items in sorted(self.outbox_rows.items()) if did == definition_id
+                for i in items if release_id is None or i.release_id == release_id]
+
+    def stale_outbox(self, older_than: datetime) -> list[tuple[int, OutboxItem]]:
+        return [(did, i) for (did, _), items in sorted(self.outbox_rows.items())
+                if min(x.created_at for x in items) < older_than.isoformat() for i in items]
+
+    def in_flight(self) -> list[tuple[int, int]]:
+        return [key for key, (data, _) in sorted(self.release_rows.items())
+                if any(s.current is not None and s.current.status == "inProgress"
+                       for s in Release.from_dict(copy.deepcopy(data)).stages.values())]
+
+    # -- the one write
+
+    def commit(self, changes: Changes) -> None:
+        c, did = changes, changes.definition_id
+        with self._lock:
+            if c.head is not None:
+                self._check(self.heads.get(did), c.head.etag, "definition")
+            if c.revision is not None and (did, c.revision[0]) in self.revision_bodies:
+                raise ConcurrentChange(f"revision {c.revision[0]} exists")
+            if c.release is not None:
+                self._check(self.release_rows.get((did, c.release.id)), c.release_etag, "release")
+            for stage, _, etag in c.lanes:
+                self._check(self.lane_rows.get((did, stage)), etag, "lane")
+            if c.idempotency is not None and (did, c.idempotency[0]) in self.idempotency:
+                raise ConcurrentChange(f"'{c.idempotency[0]}' is taken")
+            if c.head is not None:
+                self.heads[did] = (replace(c.head, etag=None), self._etag())
+            if c.revision is not None:
+                self.revision_bodies[(did, c.revision[0])] = copy.deepcopy(c.revision[1])
+            if c.release is not None:
+                r = c.release
+                self.release_rows[(did, r.id)] = (copy.deepcopy(r.to_dict()), self._etag())
+                first = r.event_seq - len(c.events) + 1
+                self.event_rows.setdefault((did, r.id), []).extend(
+                    {"seq": first + n, **asdict(e)} for n, e in enumerate(c.events))
+            by_release: dict[int, list[int]] = {}
+            for n, item in enumerate(c.outbox):
+                by_release.setdefault(item.release_id, []).append(n)
+            for positions in by_release.values():
+                key = f"outbox|{c.outbox[positions[0]].release_id:010d}|{c.outbox[positions[0]].id}"
+                for n in positions:
+                    c.outbox[n] = replace(c.outbox[n], row=key, row_items=len(positions))
+                self.outbox_rows[(did, key)] = [c.outbox[n] for n in positions]
+            for stage, lane, _ in c.lanes:
+                self.lane_rows[(did, stage)] = ({**copy.deepcopy(lane), "stage": stage}, self._etag())
+            for record in c.slots:
+                self.slots[(did, record["slot"].lower())] = copy.deepcopy(record)
+            if c.idempotency is not None:
+                self.idempotency[(did, c.idempotency[0])] = c.idempotency[1]
+
+    @staticmethod
+    def _check(found: tuple[Any, str] | None, etag: str | None, what: str) -> None:
+        if etag is None and found is not None:
+            raise ConcurrentChange(f"the {what} exists")
+        if etag is not None and (found is None or found[1] != etag):
+            raise ConcurrentChange(f"the {what} changed")
+
+    def delete_outbox(self, definition_id: int, items: list[OutboxItem]) -> None:
+        with self._lock:
+            for item in items:
+                key = (definition_id, item.row or f"outbox|{item.release_id:010d}|{item.id}")
+                left = [i for i in self.outbox_rows.get(key, []) if i.id != item.id]
+                if left:
+                    self.outbox_rows[key] = left
+                else:
+                    self.outbox_rows.pop(key, None)
+
+    # -- artifact versions
+
+    def artifact(self, source: str, version: str) -> dict[str, Any] | None:
+        found = self.artifacts.get((source, version))
+        return copy.deepcopy(found) if found else None
+
+    def register_artifact(self, source: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            if (source, record["version"]) in self.artifacts:
+                raise ConcurrentChange(f"{source} {record['version']} is already registered")
+            self.artifacts[(source, record["version"])] = copy.deepcopy(record)
+            self.latest[source] = copy.deepcopy(record)
+
+    def latest_artifact(self, source: str) -> dict[str, Any] | None:
+        found = self.latest.get(source)
+        return copy.deepcopy(found) if found else None
+
+    # -- approval links
+
+    def create_link(self, token_hash: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            if token_hash in self.links:
+                raise ConcurrentChange("the link exists")
+            self.links[token_hash] = (copy.deepcopy(record), False, self._etag())
+
+    def link(self, token_hash: str) -> tuple[dict[str, Any], bool, str] | None:
+        found = self.links.get(token_hash)
+        return (copy.deepcopy(found[0]), found[1], found[2]) if found else None
+
+    def use_link(self, token_hash: str, etag: str) -> None:
+        with self._lock:
+            found = self.links.get(token_hash)
+            if found is None or found[2] != etag:
+                raise ConcurrentChange("the link was used meanwhile")
+            self.links[token_hash] = (found[0], True, self._etag())
+
+    # -- lists across definitions
+
+    def put_summary(self, summary: Summary) -> None:
+        with self._lock:
+            self.summaries[(summary.list, summary.identity)] = copy.deepcopy(summary.fields)
+
+    def _list(self, name: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(f) for (n, _), f in sorted(self.summaries.items(), key=lambda kv: kv[0][1])
+                if n == name]
+
+    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int,
+                         ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        return _page([r for r in self._list("definitions") if not r.get("deleted")], cursor, limit)
+
+    def releases_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
+                      status: str | None = None, since: str | None = None,
+                      ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        rows = [r for r in self._list("releases") if (definition_id is None or r["definitionId"] == definition_id)
+                and (status is None or r["status"] == status) and (since is None or r["createdAt"] >= since)]
+        return _page(rows, cursor, limit)
+
+    def release_definition(self, release_id: int) -> int | None:
+        found = self.summaries.get(("releases", Summary.release_identity(release_id)))
+        return int(found["definitionId"]) if found else None
+
+    def approvals_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
+                       status: str | None = None) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        rows = [r for r in self._list("approvals") if (definition_id is None or r["definitionId"] == definition_id)
+                and (status is None or r["status"] == status)]
+        return _page(rows, cursor, limit)
+
+    # -- schedules
+
+    def schedule_state(self, definition_id: int, key: str) -> dict[str, Any] | None:
+        found = self.schedule_states.get((definition_id, key))
+        return copy.deepcopy(found) if found else None
+
+    def schedule_states_of(self, definition_id: int | None = None) -> list[dict[str, Any]]:
+        return [copy.deepcopy(s) for (did, _), s in sorted(self.schedule_states.items())
+                if definition_id is None or did == definition_id]
+
+    def arm_schedule(self, definition_id: int, key: str, at: datetime, state: dict[str, Any]) -> None:
+        with self._lock:
+            entry = DueSchedule(definition_id, key, at.isoformat())
+            self.due_entries[(at.strftime("%Y%m%d%H%M"), definition_id, key)] = entry
+            self.schedule_states[(definition_id, key)] = {**copy.deepcopy(state), "definitionId": definition_id,
+                                                          "nextAt": at.isoformat()}
+
+    def due_schedules(self, until: datetime) -> list[DueSchedule]:
+        bound = until.strftime("%Y%m%d%H%M")
+        return [e for (minute, _, _), e in sorted(self.due_entries.items()) if minute <= bound]
+
+    def disarm(self, entry: DueSchedule) -> None:
+        with self._lock:
+            minute = datetime.fromisoformat(entry.at).strftime("%Y%m%d%H%M")
+            self.due_entries.pop((minute, entry.definition_id, entry.key), None)
+
+    def drop_schedule(self, definition_id: int, key: str) -> None:
+        with self._lock:
+            self.schedule_states.pop((definition_id, key), None)
+
+
+def _page(rows: list[Any], cursor: dict[str, str] | None, limit: int) -> tuple[list[Any], dict[str, str] | None]:
+    start = int((cursor or {}).get("offset", "0"))
+    end = start + limit
+    return rows[start:end], ({"offset": str(end)} if end < len(rows) else None)
