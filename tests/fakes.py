@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,3 +174,75 @@ class FakeFunctionKeys:
 
     def verify(self, key: str) -> str | None:
         return next((name for name, value in self.keys.items() if value == key), None)
+
+
+class FakeLogs:
+    """Step logs in memory, appended as the blob adapter appends them."""
+
+    def __init__(self) -> None:
+        self.logs: dict[str, str] = {}
+
+    def append(self, name: str, lines: list[str], *, new: bool = False) -> None:
+        if lines:
+            self.logs[name] = self.logs.get(name, "") + "".join(line.rstrip("\n") + "\n" for line in lines)
+
+    def read(self, name: str) -> str | None:
+        return self.logs.get(name)
+
+
+@dataclass
+class QueuedMessage:
+    id: str
+    content: str
+    dequeue_count: int = 0
+    pop_receipt: str = ""
+
+
+class MemoryQueue:
+    """The part of a storage queue client the service tests use: a message received is invisible
+    until it is deleted or made visible again (a failed delivery stays away, as for the visibility
+    timeout of a real queue within a test)."""
+
+    def __init__(self) -> None:
+        self.visible: list[QueuedMessage] = []
+        self.invisible: dict[str, QueuedMessage] = {}
+        self._ids = itertools.count(1)
+
+    def send(self, body: str) -> None:
+        self.visible.append(QueuedMessage(f"m{next(self._ids)}", body))
+
+    def receive_messages(self, max_messages: int = 32, visibility_timeout: int = 30) -> list[QueuedMessage]:
+        taken, self.visible = self.visible[:max_messages], self.visible[max_messages:]
+        for msg in taken:
+            msg.dequeue_count += 1
+            self.invisible[msg.id] = msg
+        return taken
+
+    def delete_message(self, msg: QueuedMessage) -> None:
+        self.invisible.pop(msg.id, None)
+
+    def update_message(self, msg: QueuedMessage, visibility_timeout: int = 0) -> None:
+        if self.invisible.pop(msg.id, None) is not None:
+            self.visible.append(msg)
+
+    def clear_messages(self) -> None:
+        self.visible, self.invisible = [], {}
+
+    def create_queue(self) -> None:
+        pass
+
+
+class MemoryBus:
+    """Queues in memory that send at once and remember each message's delay, for the test's pump
+    to move the fake clock (as the Azurite world's time-warping bus does)."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, MemoryQueue] = {}
+        self.delays: dict[str, float] = {}
+
+    def queue(self, name: str) -> MemoryQueue:
+        return self.queues.setdefault(name, MemoryQueue())
+
+    def send(self, queue: str, body: str, delay_seconds: float = 0.0) -> None:
+        self.delays[body] = delay_seconds
+        self.queue(queue).send(body)

@@ -29,11 +29,14 @@ from tests.fakes import (
     FakeAppService,
     FakeClock,
     FakeFunctionKeys,
+    FakeLogs,
     FakeMailer,
     FakePackages,
     FakeProbe,
     FakeSignals,
+    MemoryBus,
 )
+from tests.memory_store import MemoryStore
 
 SUB = "00000000-0000-0000-0000-0000000000aa"
 
@@ -55,7 +58,7 @@ class World:
     deps: Deps
     counter: CountingPolicy
     crash: CrashPolicy
-    bus: TimeWarpBus
+    bus: TimeWarpBus | MemoryBus
     failures: list[tuple[str, str, Exception]] = field(default_factory=list)
 
     @property
@@ -67,7 +70,9 @@ class World:
         return self.deps.app_service  # type: ignore[return-value]
 
     def queue(self, name: str = STEPS_QUEUE) -> Any:
-        return self.deps.store.clients.queue(name)
+        if isinstance(self.bus, MemoryBus):
+            return self.bus.queue(name)
+        return self.deps.store.clients.queue(name)  # type: ignore[attr-defined]
 
     def define(self, stages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         """Create a definition, and deliver the message that registers its schedules."""
@@ -125,7 +130,13 @@ class World:
 
 
 @pytest.fixture
-def world(azurite: Azurite, unique: str) -> Iterator[World]:
+def world(request: pytest.FixtureRequest, unique: str) -> Iterator[World]:
+    """Services on the in-memory store and queues; on Azurite for modules marked `azurite` (storage
+    faults, operation counts, Table Storage's limits, the real adapters)."""
+    if request.node.get_closest_marker("azurite") is None:
+        yield memory_world()
+        return
+    azurite: Azurite = request.getfixturevalue("azurite")
     settings = Settings(storage_connection=azurite.connection_string, table_name=f"T{unique}",
                         packages_container=f"p{unique}", logs_container=f"l{unique}", auth_mode="development",
                         package_store_container=f"s{unique}", website_auth_enabled="true")
@@ -144,6 +155,15 @@ def world(azurite: Azurite, unique: str) -> Iterator[World]:
             pass
         q.clear_messages()
     yield World(deps, counter, crash, bus)
+
+
+def memory_world() -> World:
+    settings = Settings(auth_mode="development", website_auth_enabled="true")
+    bus = MemoryBus()
+    deps = bootstrap.build(settings, store=MemoryStore(), bus=bus, logs=FakeLogs(), clock=FakeClock(),
+                           app_service=FakeAppService(), packages=FakePackages(), probe=FakeProbe(),
+                           mailer=FakeMailer(), signals=FakeSignals(), function_keys=FakeFunctionKeys())
+    return World(deps, CountingPolicy({}), CrashPolicy(), bus)
 
 
 def stage(name: str, trigger: dict[str, Any] | None = None, steps: list[dict[str, Any]] | None = None,

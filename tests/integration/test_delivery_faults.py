@@ -16,6 +16,8 @@ from shared.domain.errors import Conflict
 from shared.services import releases, steps, sweeper
 from tests.integration.conftest import World, stage
 
+pytestmark = pytest.mark.azurite  # storage faults, operation counts and limits need the real store
+
 
 def flow(world: World) -> dict[str, Any]:
     return world.define([stage("Dev", steps=[{"type": "deploy-package"}, {"type": "wait", "seconds": 30}]),

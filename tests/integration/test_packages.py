@@ -82,6 +82,7 @@ def test_package_names_with_dot_segments_are_refused(api: World, name: str) -> N
     assert status == 400 and problem["errors"][0]["field"] == "package"
 
 
+@pytest.mark.azurite  # the real blob adapter
 def test_the_stored_copy_is_a_snapshot_that_outlives_changes_to_the_blobs(world: World) -> None:
     """Against Azurite: the upload and even Slipway's own blob may be overwritten; the snapshot a
     release names keeps the registered bytes, and its digest is computed from them."""

@@ -13,6 +13,8 @@ from shared.domain.access import Principal
 from shared.services import approvals, releases
 from tests.integration.conftest import World, stage
 
+pytestmark = pytest.mark.azurite  # storage faults, operation counts and limits need the real store
+
 TIM = Principal("tim@contoso.com")
 
 

@@ -27,6 +27,8 @@ from tests.integration.conftest import World
 sys.path.insert(0, str(REPO / "examples"))
 from build import build_package, upload  # type: ignore[import-not-found]  # noqa: E402
 
+pytestmark = pytest.mark.azurite  # storage faults, operation counts and limits need the real store
+
 SUB, RG, SITE = "00000000-0000-0000-0000-0000000000dd", "rg-swap", "tailspin"
 SWAPS = r"/slotsswap$"
 
