@@ -106,7 +106,7 @@ def _gates(plan: StagePlan | None, dep: Deployment | None) -> list[dict[str, Any
     for kind in (Kind.PRE, Kind.POST):
         config = gate_config(plan, kind)
         if config:
-            found.append({"kind": kind, "order": order(config, kind),
+            found.append({"kind": kind, "order": order(plan, kind),
                           "signals": [str(s.get("name", "")) for s in config.get("signals", [])],
                           "run": dep.gates.get(kind) if dep else None})
     return found

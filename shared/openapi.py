@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
 from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, OverrideIn, ReassignIn
 from shared.schemas.definition import DefinitionIn
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
@@ -51,11 +52,11 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
     ("/releases/{releaseId}", "get", "getRelease", "A release with its stages and why they wait", None, 200, JSON,
      []),
     ("/releases/{releaseId}/abandon", "post", "abandonRelease", "Abandon; running deployments are canceled",
-     "Comment", 200, JSON, []),
+     "Abandon", 200, JSON, []),
     ("/releases/{releaseId}/stages/{stage}/deploy", "post", "deployStage", "Deploy a stage now", "Deploy", 202, JSON,
      []),
     ("/releases/{releaseId}/stages/{stage}/gates/{kind}/ignore", "post", "ignoreGate",
-     "An admin lets the deployment past a running gate (audited)", "Comment", 200, JSON, []),
+     "An admin lets the deployment past a running gate (audited)", "IgnoreGate", 200, JSON, []),
     ("/releases/{releaseId}/stages/{stage}", "get", "previewStage",
      "When the stage deploys next and what it waits for", None, 200, JSON, []),
     ("/releases/{releaseId}/events", "get", "listEvents", "The release's history", None, 200, JSON, []),
@@ -109,11 +110,9 @@ def _bodies() -> dict[str, Any]:
                          "properties": {"decision": {"enum": ["approve", "reject"]}, "comment": {"type": "string"},
                                         "etag": {"type": "string"}}},
         "CloneStage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-        "Comment": {"type": "object", "properties": {"comment": {"type": "string", "maxLength": 4000}}},
-        "Deploy": {"type": "object", "properties": {"reason": {"enum": ["manual", "redeploy", "rollback"]},
-                                                    "breakGlass": {"type": "string", "minLength": 1,
-                                                                   "maxLength": 500},
-                                                    "notBefore": {"type": "string", "format": "date-time"}}},
+        "Abandon": schema(AbandonIn),
+        "Deploy": schema(DeployIn),
+        "IgnoreGate": schema(IgnoreGateIn),
         "Problem": {"type": "object", "required": ["title", "status"],
                     "properties": {"type": {"type": "string"}, "title": {"type": "string"},
                                    "status": {"type": "integer"}, "detail": {"type": "string"},
@@ -157,7 +156,7 @@ def document() -> dict[str, Any]:
                                      "responses": responses}
         if body is not None:
             media = "application/x-www-form-urlencoded" if body == "ApprovalForm" else JSON
-            operation["requestBody"] = {"required": body not in ("Comment", "Deploy"),
+            operation["requestBody"] = {"required": body not in ("Abandon", "Deploy"),
                                         "content": {media: {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
         paths.setdefault(path, {})[method] = operation
     return {"openapi": "3.1.0",

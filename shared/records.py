@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from shared.domain.approvals import Approval
@@ -33,8 +34,23 @@ class Head:
     deleted: bool = False
     created_at: str = ""
     updated_at: str = ""
+    deleted_by: str = ""
+    """Who deleted the definition (its history stays readable)."""
     etag: str | None = None
     """None for a head not stored yet."""
+
+
+class OutboxKind(StrEnum):
+    """What an outbox item does once its change committed."""
+
+    QUEUE = "queue"
+    """Send `body` to `queue`, visible after `delay` seconds."""
+    INDEX = "index"
+    """Write a `Summary` into a list across definitions."""
+    NOTIFY = "notify"
+    """Left by earlier versions: a mail to send; sent now as the mail queue's messages."""
+    SCHEDULE = "schedule"
+    """Left by earlier versions: a schedule registration; sent now as its message."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +59,7 @@ class OutboxItem:
 
     id: str
     release_id: int
-    kind: str
-    """`queue`: send `body` to `queue` after `delay` seconds; `index`: upsert `body` into the index table."""
+    kind: OutboxKind
     body: str
     created_at: str
     queue: str = ""

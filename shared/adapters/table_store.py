@@ -33,7 +33,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 from shared.adapters.storage_clients import StorageClients
 from shared.domain.keys import key_hash
 from shared.domain.release import Release
-from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, Summary
+from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, OutboxKind, Summary
 
 CHUNK = 32_000
 """UTF-16 code units per property: 64,000 bytes, under the 64 KiB limit."""
@@ -138,7 +138,7 @@ class TableStore:
         return Head(id=definition_id, name=row["name"], revision=row["revision"],
                     release_counter=row.get("releaseCounter", 0), deleted=row.get("deleted", False),
                     created_at=row.get("createdAt", ""), updated_at=row.get("updatedAt", ""),
-                    etag=_etag(row))
+                    deleted_by=row.get("deletedBy", ""), etag=_etag(row))
 
     def revision(self, definition_id: int, revision: int) -> dict[str, Any] | None:
         try:
@@ -240,7 +240,7 @@ class TableStore:
             h = c.head
             row = {"PartitionKey": part, "RowKey": "definition", "name": h.name, "revision": h.revision,
                    "releaseCounter": h.release_counter, "deleted": h.deleted, "createdAt": h.created_at,
-                   "updatedAt": h.updated_at}
+                   "updatedAt": h.updated_at, "deletedBy": h.deleted_by}
             ops.append(_guarded(row, h.etag))
         if c.revision is not None:
             rev, body = c.revision
@@ -489,10 +489,10 @@ def _outbox_items(row: dict[str, Any]) -> list[OutboxItem]:
     _, release, ident = row["RowKey"].split("|")
     if "json0" in row:
         listed = get_json(row)
-        return [OutboxItem(id=i["id"], release_id=int(release), kind=i["kind"], body=i["body"],
+        return [OutboxItem(id=i["id"], release_id=int(release), kind=OutboxKind(i["kind"]), body=i["body"],
                            created_at=i["createdAt"], queue=i.get("queue", ""), delay=float(i.get("delay", 0.0)),
                            row=row["RowKey"], row_items=len(listed)) for i in listed]
-    return [OutboxItem(id=ident, release_id=int(release), kind=row["kind"], body=row["body"],
+    return [OutboxItem(id=ident, release_id=int(release), kind=OutboxKind(row["kind"]), body=row["body"],
                        created_at=row["createdAt"], queue=row.get("queue", ""), delay=float(row.get("delay", 0.0)),
                        row=row["RowKey"], row_items=1)]
 

@@ -15,11 +15,9 @@ from shared.domain.access import Forbidden, Principal
 from shared.domain.errors import Conflict
 from shared.domain.vocabulary import ApprovalStatus, Choice, Kind
 
-POLICIES = ("anyOne", "allInAnyOrder", "allInSequence", "count")
 HISTORY_KEPT = 10
 """Reassignments and deferrals an approval keeps; every one is also an event of the release."""
 DEFAULT_TIMEOUT_MINUTES = 30 * 24 * 60
-MAX_TIMEOUT_MINUTES = 365 * 24 * 60
 
 
 @dataclass

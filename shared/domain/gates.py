@@ -17,7 +17,6 @@ from typing import Any
 
 from shared.domain.vocabulary import GATE_RUNNING, GateStatus, Kind, Verdict
 
-OPERATORS = (">", ">=", "<", "<=", "==", "!=")
 KEPT_SAMPLES = 40
 """Samples kept on the release for its page; every sample is also an event in its history."""
 DEFAULTS: dict[str, Any] = {"delayMinutes": 0.0, "intervalMinutes": 5.0, "timeoutMinutes": 60.0,

@@ -16,7 +16,6 @@ AFTER_RELEASE = "afterRelease"
 AFTER_STAGES = "afterStages"
 MANUAL = "manual"
 SCHEDULE = "schedule"
-TRIGGER_TYPES = (AFTER_RELEASE, AFTER_STAGES, MANUAL, SCHEDULE)
 STEP_TYPES = ("deploy-package", "http-check", "wait", "swap", "start-swap", "complete-swap", "cancel-swap",
               "restart", "set-app-settings")
 SWAP_TYPES = ("swap", "complete-swap")

@@ -129,9 +129,6 @@ class Reason(StrEnum):
     """The stage's schedule fired."""
 
 
-REQUESTABLE_REASONS = (Reason.MANUAL, Reason.REDEPLOY, Reason.ROLLBACK)
-"""What a person may name when they deploy a stage: the others are Slipway's own."""
-
 
 class ApprovalStatus(StrEnum):
     PENDING = "pending"

@@ -400,6 +400,16 @@ class StageIn(Strict):
     preGates: GatesIn | None = None
     postGates: GatesIn | None = None
 
+    @model_validator(mode="after")
+    def _one_order(self) -> StageIn:
+        for side, approvals, gates in (("pre", self.preApprovals, self.preGates),
+                                       ("post", self.postApprovals, self.postGates)):
+            if approvals and gates and approvals.order and gates.order and \
+                    (approvals.order == "afterGates") != (gates.order == "beforeApprovals"):
+                raise ValueError(f"`{side}Approvals.order` ({approvals.order}) and `{side}Gates.order` "
+                                 f"({gates.order}) disagree: say it on one side")
+        return self
+
 
 class BranchFilter(Strict):
     include: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default_factory=lambda: ["*"])

@@ -6,6 +6,7 @@ The API's ETag of a definition is its revision number: `If-Match: "3"` updates o
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, PreconditionFailed
@@ -18,6 +19,8 @@ from shared.records import Changes, ConcurrentChange, Head, OutboxItem, Summary
 from shared.schemas.definition import parse_definition, referenced_slots
 from shared.services import outbox
 from shared.services.deps import Deps
+
+logger = logging.getLogger(__name__)
 
 
 def etag_of(revision: int) -> str:
@@ -143,13 +146,14 @@ def clone_stage(deps: Deps, definition_id: int, stage: str, new_name: Any, *, by
 def delete(deps: Deps, definition_id: int, *, by: str, if_match: str | None) -> None:
     head = current_head(deps, definition_id)
     _check_if_match(head, if_match)
-    head.deleted, head.updated_at = True, deps.clock.now().isoformat()
+    head.deleted, head.deleted_by, head.updated_at = True, by, deps.clock.now().isoformat()
     items = [outbox.index_item(deps, 0, Summary.of_definition(head))]
     try:
         deps.store.commit(Changes(definition_id, head=head, outbox=items))
     except ConcurrentChange:
         raise Conflict(f"definition {definition_id} changed meanwhile; read it again") from None
     outbox.flush(deps, definition_id, items)
+    logger.info("definition %s deleted by %s", definition_id, by)
 
 
 def _check_if_match(head: Head, if_match: str | None) -> None:

@@ -12,12 +12,13 @@ import json
 import logging
 import uuid
 from datetime import datetime
+from typing import assert_never
 
 from shared.config import EVENTS_QUEUE, MAIL_QUEUE
 from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import EventType
 from shared.messages import Message, RegisterSchedules, encode
-from shared.records import OutboxItem, Summary
+from shared.records import OutboxItem, OutboxKind, Summary
 from shared.services import mail
 from shared.services.deps import Deps
 
@@ -25,12 +26,12 @@ logger = logging.getLogger(__name__)
 
 
 def message_item(deps: Deps, release_id: int, message: Message, delay: float = 0.0) -> OutboxItem:
-    return OutboxItem(id=uuid.uuid4().hex, release_id=release_id, kind="queue", queue=message.queue,
+    return OutboxItem(id=uuid.uuid4().hex, release_id=release_id, kind=OutboxKind.QUEUE, queue=message.queue,
                       body=encode(message), delay=delay, created_at=deps.clock.now().isoformat())
 
 
 def index_item(deps: Deps, release_id: int, summary: Summary) -> OutboxItem:
-    return OutboxItem(id=uuid.uuid4().hex, release_id=release_id, kind="index", body=summary.to_json(),
+    return OutboxItem(id=uuid.uuid4().hex, release_id=release_id, kind=OutboxKind.INDEX, body=summary.to_json(),
                       created_at=deps.clock.now().isoformat())
 
 
@@ -39,23 +40,23 @@ def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
         return
     now = deps.clock.now()
     for item in items:
-        if item.kind == "queue":
+        if item.kind == OutboxKind.QUEUE:
             waited = (now - datetime.fromisoformat(item.created_at)).total_seconds()
             deps.bus.send(item.queue, item.body, max(0.0, item.delay - waited))
-        elif item.kind == "index":
+        elif item.kind == OutboxKind.INDEX:
             deps.store.put_summary(Summary.from_json(item.body))
-        elif item.kind in ("notify", "schedule"):
+        elif item.kind in (OutboxKind.NOTIFY, OutboxKind.SCHEDULE):
             for queue, body in _earlier_kind(deps, definition_id, item):
                 deps.bus.send(queue, body, 0.0)
         else:
-            logger.error("unknown outbox item kind %s in definition %s", item.kind, definition_id)
+            assert_never(item.kind)
     deps.store.delete_outbox(definition_id, items)
 
 
 def _earlier_kind(deps: Deps, definition_id: int, item: OutboxItem) -> list[tuple[str, str]]:
     """Items an earlier version left in the outbox (it mailed and registered schedules there):
     sent as the messages that do it now."""
-    if item.kind == "schedule":
+    if item.kind == OutboxKind.SCHEDULE:
         return [(EVENTS_QUEUE, encode(RegisterSchedules(definition_id)))]
     note = json.loads(item.body)
     loaded = deps.store.release(definition_id, item.release_id)

@@ -109,6 +109,8 @@ def test_definition_revisions_update_delete_and_clone(api: World) -> None:
     assert [r["revision"] for r in revs["value"]] == [1, 2, 3]
     assert call(defs.definition_item, "DELETE", definitionId=did)[0] == 204
     assert call(defs.definition_item, "GET", definitionId=did)[0] == 404
+    head = api.deps.store.head(did)
+    assert head is not None and head.deleted and head.deleted_by.startswith("developer@localhost")
     assert call(defs.definition_revision, "GET", definitionId=did, revision=2)[0] == 200
 
 

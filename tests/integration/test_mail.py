@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from shared.domain.access import Principal
-from shared.services import approvals, sweeper
+from shared.records import Changes, OutboxItem, OutboxKind
+from shared.services import approvals, outbox, sweeper
 from tests.integration.conftest import World, stage
 
 
@@ -33,3 +36,21 @@ def test_an_approval_decided_before_its_mail_goes_out_is_not_mailed(world: World
                         attempt=None, if_match=None)
     world.pump()
     assert not [m for m in world.deps.mailer.sent if "Approval needed" in str(m["subject"])]  # type: ignore[attr-defined]
+
+
+def test_mails_an_earlier_version_left_in_the_outbox_go_out_as_messages(world: World) -> None:
+    production = {**stage("Production"), "preApprovals": {"approvers": ["tim@contoso.com"]}}
+    did = int(world.define([production])["id"])
+    rel = world.release(did)
+    world.pump()
+    mailer = world.deps.mailer
+    mailer.sent.clear()  # type: ignore[attr-defined]
+    note = {"event": "approvalRequested", "definitionId": did, "releaseId": rel.id, "stage": "Production",
+            "attempt": 1, "kind": "pre"}
+    legacy = OutboxItem(id="old1", release_id=rel.id, kind=OutboxKind.NOTIFY, body=json.dumps(note),
+                        created_at=world.clock.now().isoformat())
+    world.deps.store.commit(Changes(did, outbox=[legacy]))
+    outbox.flush_pending(world.deps, did, rel.id)
+    world.pump()
+    assert [m["to"] for m in mailer.sent] == [["tim@contoso.com"]]  # type: ignore[attr-defined]
+    assert world.deps.store.outbox(did, rel.id) == []

@@ -20,7 +20,7 @@ from shared.domain.approvals import Approval
 from shared.domain.release import Release
 from shared.domain.transitions import StartRelease, decide
 from shared.domain.vocabulary import ApprovalStatus, Kind
-from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, PipelineStore, Summary
+from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, OutboxKind, PipelineStore, Summary
 from tests.memory_store import MemoryStore
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ def release(rid: int, *, created: datetime = NOW, by: str = "amita") -> Release:
 
 
 def item(rid: int, n: int, created: datetime = NOW) -> OutboxItem:
-    return OutboxItem(id=f"i{rid}x{n}", release_id=rid, kind="queue", queue="q", body=f'{{"n":{n}}}',
+    return OutboxItem(id=f"i{rid}x{n}", release_id=rid, kind=OutboxKind.QUEUE, queue="q", body=f'{{"n":{n}}}',
                       created_at=created.isoformat())
 
 

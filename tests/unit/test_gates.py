@@ -207,6 +207,26 @@ def test_a_failed_pre_gate_rejects_the_deployment_before_any_step() -> None:
     assert dep is not None and dep.status == "rejected" and dep.steps[0].status == "pending"
 
 
+def test_the_approvals_may_say_where_the_gate_goes_and_a_definition_where_both_disagree_is_refused() -> None:
+    from shared.domain.errors import Invalid
+    from shared.schemas.definition import parse_definition
+
+    rel = production(pre={})
+    rel.definition["stages"][0]["preApprovals"] = {"approvers": ["tim@contoso.com"], "order": "afterGates"}
+    rel = Release.from_dict(rel.to_dict())
+    assert decide(rel, DeployStage("Production", "amita"), NOW).release.stages["Production"].current.phase \
+        == "preGate"  # type: ignore[union-attr]
+    rel.definition["stages"][0]["preApprovals"]["order"] = "beforeGates"
+    rel = Release.from_dict(rel.to_dict())
+    assert decide(rel, DeployStage("Production", "amita"), NOW).release.stages["Production"].current.phase \
+        == "preApproval"  # type: ignore[union-attr]
+    stage = {**rel.definition["stages"][0], "preGates": {**rel.definition["stages"][0]["preGates"],
+                                                          "order": "afterApprovals"},
+             "preApprovals": {"approvers": ["tim@contoso.com"], "order": "afterGates"}}
+    with pytest.raises(Invalid, match="disagree"):
+        parse_definition({"name": "T", "artifacts": [{"alias": "web", "source": "web"}], "stages": [stage]})
+
+
 def test_a_pre_gate_that_cannot_read_its_signals_fails_the_deployment_it_does_not_reject_it() -> None:
     """Errored is technical, as Argo Rollouts and Kargo keep it: nobody decided against this build."""
     rel = decide(production(pre={"timeoutMinutes": 10, "maxConsecutiveErrors": 2}),

@@ -37,9 +37,18 @@ def gate_config(stage: StagePlan | None, kind: Kind) -> dict[str, Any] | None:
     return stage.pre_gates if kind == Kind.PRE else stage.post_gates
 
 
-def order(config: dict[str, Any] | None, kind: Kind) -> str:
-    default = AFTER_APPROVALS if kind == Kind.PRE else BEFORE_APPROVALS
-    return str((config or {}).get("order") or default)
+def order(stage: StagePlan | None, kind: Kind) -> str:
+    """Whether the stage's `kind` gate runs before or after its `kind` approvals. Either side may say
+    it (the gate's `order`, or the approvals' `beforeGates`/`afterGates`, as Azure DevOps' approval
+    options do); a definition where they disagree is refused when it is saved."""
+    said = (gate_config(stage, kind) or {}).get("order")
+    if said:
+        return str(said)
+    approvals = (stage.pre_approvals if kind == Kind.PRE else stage.post_approvals) if stage else None
+    placed = (approvals or {}).get("order")
+    if placed:
+        return BEFORE_APPROVALS if placed == "afterGates" else AFTER_APPROVALS
+    return AFTER_APPROVALS if kind == Kind.PRE else BEFORE_APPROVALS
 
 
 def live_gate(release: Release, stage: str, attempt: int, kind: Kind) -> tuple[Deployment, gates.GateRun] | None:
@@ -58,7 +67,7 @@ def hold(kind: Kind, where: str) -> Callable[[Flow, StagePlan, Deployment], bool
     """The hold of the `kind` gate when the stage's order puts it `where` (before or after the approvals)."""
     def enter(flow: Flow, stage: StagePlan, dep: Deployment) -> bool:
         config = gate_config(stage, kind)
-        if not config or order(config, kind) != where:
+        if not config or order(stage, kind) != where:
             return False
         gate = dep.gates.get(kind)
         if gate is not None and gate.status in GATE_PASSED:
