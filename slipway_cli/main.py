@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from slipway_cli.api import ApiError, Client
 
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("release", type=int)
     wait.add_argument("stage")
     wait.add_argument("--timeout", type=float, default=3600)
+    abandon = release.add_parser("abandon", help="abandon a release; its running deployments are canceled")
+    abandon.add_argument("release", type=int)
+    abandon.add_argument("--comment", default="")
 
     stage = groups.add_parser("stage", help="deploy a stage of a release").add_subparsers(
         dest="command", required=True)
@@ -70,7 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("stage")
         cmd.add_argument("--wait", action="store_true", help="wait until the stage finishes")
         cmd.add_argument("--timeout", type=float, default=3600)
+        cmd.add_argument("--break-glass", metavar="REASON",
+                         help="admins: deploy outside the stage's windows and freezes (audited)")
+        cmd.add_argument("--not-before", metavar="TIME", help="run the steps no earlier than this ISO-8601 time")
         cmd.set_defaults(reason=reason)
+    ignore = stage.add_parser("ignore-gate", help="admins: let the deployment past a running gate (audited)")
+    ignore.add_argument("release", type=int)
+    ignore.add_argument("stage")
+    ignore.add_argument("--kind", choices=["pre", "post"], required=True)
+    ignore.add_argument("--comment", required=True, help="why (audited)")
 
     approval = groups.add_parser("approval", help="list, approve, reject and defer approvals").add_subparsers(
         dest="command", required=True)
@@ -185,9 +197,15 @@ def release_wait(client: Client, args: argparse.Namespace) -> int:
     return wait_for(client, args, args.release, args.stage, args.timeout)
 
 
+def deploy_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's deploy body (`DeployIn`): the server holds the rules, the same for the dashboard."""
+    given = {"reason": args.reason, "breakGlass": args.break_glass, "notBefore": args.not_before}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def stage_deploy(client: Client, args: argparse.Namespace) -> int:
-    body = {"reason": args.reason} if args.reason else None
-    release = client.call("POST", f"/releases/{args.release}/stages/{args.stage}/deploy", json=body)
+    release = client.call("POST", f"/releases/{args.release}/stages/{quote(args.stage, safe='')}/deploy",
+                          json=deploy_body(args) or None)
     emit(args, release, stage_table(release))
     if args.wait:
         return wait_for(client, args, args.release, args.stage, args.timeout)
@@ -276,11 +294,26 @@ def _print_logs(client: Client, args: argparse.Namespace, printed: dict[int, int
     return None
 
 
+def release_abandon(client: Client, args: argparse.Namespace) -> int:
+    release = client.call("POST", f"/releases/{args.release}/abandon", json={"comment": args.comment})
+    emit(args, release, stage_table(release))
+    return EXIT_OK
+
+
+def stage_ignore_gate(client: Client, args: argparse.Namespace) -> int:
+    path = f"/releases/{args.release}/stages/{quote(args.stage, safe='')}/gates/{args.kind}/ignore"
+    release = client.call("POST", path, json={"comment": args.comment})
+    emit(args, release, stage_table(release))
+    return EXIT_OK
+
+
 COMMANDS = {
     ("release", "create"): release_create,
     ("release", "list"): release_list,
     ("release", "show"): release_show,
     ("release", "wait"): release_wait,
+    ("release", "abandon"): release_abandon,
+    ("stage", "ignore-gate"): stage_ignore_gate,
     ("stage", "deploy"): stage_deploy,
     ("stage", "redeploy"): stage_deploy,
     ("stage", "rollback"): stage_deploy,
