@@ -29,6 +29,7 @@ class MemoryStore(PipelineStore):
         self.release_rows: dict[tuple[int, int], tuple[dict[str, Any], str]] = {}
         self.event_rows: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self.outbox_rows: dict[tuple[int, str], list[OutboxItem]] = {}
+        self.outbox_claims: dict[tuple[int, str], str] = {}
         self.lane_rows: dict[tuple[int, str], tuple[dict[str, Any], str]] = {}
         self.slots: dict[tuple[int, str], dict[str, Any]] = {}
         self.idempotency: dict[tuple[int, str], str] = {}
@@ -91,9 +92,17 @@ class MemoryStore(PipelineStore):
         return [i for (did, _), items in sorted(self.outbox_rows.items()) if did == definition_id
                 for i in items if release_id is None or i.release_id == release_id]
 
-    def stale_outbox(self, older_than: datetime) -> list[tuple[int, OutboxItem]]:
-        return [(did, i) for (did, _), items in sorted(self.outbox_rows.items())
-                if min(x.created_at for x in items) < older_than.isoformat() for i in items]
+    def claim_stale_outbox(self, older_than: datetime, now: datetime, until: datetime,
+                           ) -> list[tuple[int, OutboxItem]]:
+        won = []
+        with self._lock:
+            for key, items in sorted(self.outbox_rows.items()):
+                if min(x.created_at for x in items) >= older_than.isoformat() or \
+                        self.outbox_claims.get(key, "") > now.isoformat():
+                    continue
+                self.outbox_claims[key] = until.isoformat()
+                won += [(key[0], i) for i in items]
+        return won
 
     def in_flight(self) -> list[tuple[int, int]]:
         return [key for key, (data, _) in sorted(self.release_rows.items())
@@ -156,6 +165,7 @@ class MemoryStore(PipelineStore):
                     self.outbox_rows[key] = left
                 else:
                     self.outbox_rows.pop(key, None)
+                    self.outbox_claims.pop(key, None)
 
     # -- artifact versions
 

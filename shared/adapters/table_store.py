@@ -202,11 +202,23 @@ class TableStore:
         prefix = "outbox|" if release_id is None else f"outbox|{release_id:010d}|"
         return [item for r in self._range(pk(definition_id), prefix) for item in _outbox_items(r)]
 
-    def stale_outbox(self, older_than: datetime) -> list[tuple[int, OutboxItem]]:
-        """Outbox rows of every definition left unsent since `older_than` (a scan: the sweeper's job)."""
+    def claim_stale_outbox(self, older_than: datetime, now: datetime, until: datetime,
+                           ) -> list[tuple[int, OutboxItem]]:
+        """A scan (the sweeper's job); each row is claimed with a merge under the ETag it was read with."""
         rows = self.table.query_entities("RowKey ge @lo and RowKey lt @hi and createdAt lt @t",
                                          parameters={"lo": "outbox|", "hi": "outbox}", "t": older_than.isoformat()})
-        return [(int(r["PartitionKey"]), item) for r in rows for item in _outbox_items(r)]
+        won = []
+        for row in rows:
+            if str(row.get("claimedUntil", "")) > now.isoformat():
+                continue
+            try:
+                self.table.update_entity({"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"],
+                                          "claimedUntil": until.isoformat()}, mode=UpdateMode.MERGE,
+                                         etag=_etag(row), match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue  # another sweeper has it, or its handler sent it meanwhile
+            won += [(int(row["PartitionKey"]), item) for item in _outbox_items(row)]
+        return won
 
     def in_flight(self) -> list[tuple[int, int]]:
         """(definition, release) pairs with a deployment in progress (a scan: the sweeper's job)."""

@@ -102,8 +102,7 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
             raise PreconditionFailed(f"release {release_id} changed since you read it; read it again")
         lanes, lane_etags = read_lanes(deps, definition_id, release)
         decision = decide(release, command, deps.clock.now(), lanes)
-        if not decision.changed:
-            outbox.flush_pending(deps, definition_id, release_id)
+        if not decision.changed:  # sends nothing: what others committed is theirs to send (or the sweeper's)
             return decision
         decision.release.event_seq += len(decision.events)
         items = outbox_for(deps, release, decision)

@@ -64,8 +64,3 @@ def _earlier_kind(deps: Deps, definition_id: int, item: OutboxItem) -> list[tupl
         return []
     event = Event(EventType(note["event"]), item.created_at, note.get("stage"), note.get("attempt"))
     return [(MAIL_QUEUE, encode(m)) for m in mail.recipients(loaded[0], event)]
-
-
-def flush_pending(deps: Deps, definition_id: int, release_id: int) -> None:
-    """Send what an earlier, interrupted handler left in the outbox of this release."""
-    flush(deps, definition_id, deps.store.outbox(definition_id, release_id))

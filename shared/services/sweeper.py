@@ -19,7 +19,7 @@ STALE_AFTER = timedelta(minutes=1)
 def sweep(deps: Deps) -> dict[str, int]:
     now = deps.clock.now()
     stale: dict[int, list[OutboxItem]] = defaultdict(list)
-    for definition_id, item in deps.store.stale_outbox(now - STALE_AFTER):
+    for definition_id, item in deps.store.claim_stale_outbox(now - STALE_AFTER, now, now + STALE_AFTER):
         stale[definition_id].append(item)
     for definition_id, items in stale.items():
         outbox.flush(deps, definition_id, items)

@@ -105,8 +105,13 @@ def test_outbox_items_go_with_their_change_and_leave_one_by_one(store: PipelineS
     store.commit(Changes(1, release=release(5), outbox=items))
     listed = store.outbox(1, 5)
     assert sorted(i.id for i in listed) == ["i5x1", "i5x2", "i5x3"] and store.outbox(1, 6) == []
-    assert [i.id for _, i in store.stale_outbox(NOW + timedelta(seconds=1))] == [i.id for i in listed]
-    assert store.stale_outbox(NOW) == []
+    assert store.claim_stale_outbox(NOW, NOW, NOW) == []  # not older than the lease yet
+    later = NOW + timedelta(minutes=2)
+    claimed = store.claim_stale_outbox(NOW + timedelta(seconds=1), later, later + timedelta(minutes=1))
+    assert sorted(i.id for _, i in claimed) == sorted(i.id for i in listed)
+    assert store.claim_stale_outbox(NOW + timedelta(seconds=1), later, later + timedelta(minutes=1)) == []  # held
+    expired = later + timedelta(minutes=2)
+    assert len(store.claim_stale_outbox(NOW + timedelta(seconds=1), expired, expired)) == 3  # the claim lapsed
     store.delete_outbox(1, [i for i in listed if i.id == "i5x2"])
     assert sorted(i.id for i in store.outbox(1)) == ["i5x1", "i5x3"]
     store.delete_outbox(1, store.outbox(1))

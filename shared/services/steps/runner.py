@@ -21,7 +21,6 @@ from shared.domain.transitions.steps import SWAP_BACK
 from shared.domain.vocabulary import Status, StepStatus
 from shared.messages import RunStep, decode
 from shared.ports import TargetError
-from shared.services import outbox
 from shared.services.apply import apply
 from shared.services.deps import Deps
 from shared.services.steps.context import Outcome, StepContext
@@ -52,7 +51,6 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     release, _ = loaded
     ctx = _context(release, msg, deps)
     if ctx is None:
-        outbox.flush_pending(deps, msg.definition_id, msg.release_id)
         return "stale"
     if ctx.step.type in TOGGLES:
         token = delivery or uuid.uuid4().hex
