@@ -159,6 +159,9 @@ class Changes:
     """(key, result): insert-only, so a second request with the same key fails and reads the first result."""
     slots: list[dict[str, Any]] = field(default_factory=list)
     """What now runs in which slot (the what-runs-where records), written with the change that did it."""
+    slot_etags: dict[str, str | None] = field(default_factory=dict)
+    """For a slot (its resource id, lower case) named here, its record is replaced only under this ETag
+    (None: created only if there is none): a record never goes back to an older reading."""
     lanes: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
     """(stage, lane, ETag it was read with or None to create): the stage queues this change moved."""
 
@@ -179,6 +182,9 @@ class PipelineStore(Protocol):
                  status: str | None = None) -> tuple[list[Release], dict[str, str] | None]: ...
     def events(self, definition_id: int, release_id: int) -> list[dict[str, Any]]: ...
     def slot_records(self, definition_id: int) -> list[dict[str, Any]]: ...
+    def slot_versions(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]]:
+        """Each slot's record with its ETag, by the slot's resource id in lower case."""
+        ...
     def lanes(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]]: ...
     def idempotent_result(self, definition_id: int, key: str) -> str | None: ...
 

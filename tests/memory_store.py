@@ -31,7 +31,7 @@ class MemoryStore(PipelineStore):
         self.outbox_rows: dict[tuple[int, str], list[OutboxItem]] = {}
         self.outbox_claims: dict[tuple[int, str], str] = {}
         self.lane_rows: dict[tuple[int, str], tuple[dict[str, Any], str]] = {}
-        self.slots: dict[tuple[int, str], dict[str, Any]] = {}
+        self.slots: dict[tuple[int, str], tuple[dict[str, Any], str]] = {}
         self.idempotency: dict[tuple[int, str], str] = {}
         self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
         self.latest: dict[str, dict[str, Any]] = {}
@@ -83,7 +83,11 @@ class MemoryStore(PipelineStore):
                 if did == definition_id}
 
     def slot_records(self, definition_id: int) -> list[dict[str, Any]]:
-        return [copy.deepcopy(r) for (did, _), r in self.slots.items() if did == definition_id]
+        return [copy.deepcopy(r) for (did, _), (r, _) in self.slots.items() if did == definition_id]
+
+    def slot_versions(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]]:
+        return {slot: (copy.deepcopy(r), etag) for (did, slot), (r, etag) in self.slots.items()
+                if did == definition_id}
 
     def idempotent_result(self, definition_id: int, key: str) -> str | None:
         return self.idempotency.get((definition_id, key))
@@ -122,6 +126,9 @@ class MemoryStore(PipelineStore):
                 self._check(self.release_rows.get((did, c.release.id)), c.release_etag, "release")
             for stage, _, etag in c.lanes:
                 self._check(self.lane_rows.get((did, stage)), etag, "lane")
+            for slot, etag in c.slot_etags.items():
+                if any(r["slot"].lower() == slot.lower() for r in c.slots):
+                    self._check(self.slots.get((did, slot.lower())), etag, "slot record")
             if c.idempotency is not None and (did, c.idempotency[0]) in self.idempotency:
                 raise ConcurrentChange(f"'{c.idempotency[0]}' is taken")
             if c.head is not None:
@@ -145,7 +152,7 @@ class MemoryStore(PipelineStore):
             for stage, lane, _ in c.lanes:
                 self.lane_rows[(did, stage)] = ({**copy.deepcopy(lane), "stage": stage}, self._etag())
             for record in c.slots:
-                self.slots[(did, record["slot"].lower())] = copy.deepcopy(record)
+                self.slots[(did, record["slot"].lower())] = (copy.deepcopy(record), self._etag())
             if c.idempotency is not None:
                 self.idempotency[(did, c.idempotency[0])] = c.idempotency[1]
 

@@ -21,20 +21,43 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueServiceClient
 
 
+POOL_SIZE = 64
+"""Connections kept per storage service. host.json lets each queue trigger run batchSize 8 +
+newBatchThreshold 4 = 12 messages at once, four triggers and the HTTP functions share these clients:
+requests' default pool of 10 dropped connections under load ("Connection pool is full")."""
+
+
+def _transport() -> Any:
+    """azure-core's requests transport on a session with a pool sized for the host; retries stay
+    off in urllib3 as azure-core sets them (its own retry policy decides)."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE,
+                          max_retries=Retry(total=False, redirect=False, raise_on_status=False))
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return RequestsTransport(session=session, session_owner=False)
+
+
 class StorageClients:
     def __init__(self, settings: Settings, policies: list[Any] | None = None) -> None:
         self.settings = settings
         self.policies = list(policies or [])
 
     def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"transport": _transport()}
         if not self.policies:
-            return {}
+            return options
 
         def hook(request: Any) -> None:
             for policy in self.policies:
                 policy.on_request(request)
 
-        return {"raw_request_hook": hook}
+        return {**options, "raw_request_hook": hook}
 
     @cached_property
     def credential(self) -> Any:

@@ -192,6 +192,13 @@ class TableStore:
         """What Slipway last put in each slot this definition deploys to."""
         return [get_json(r) for r in self._range(pk(definition_id), "slot|")]
 
+    def slot_versions(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]]:
+        found = {}
+        for row in self._range(pk(definition_id), "slot|"):
+            record = get_json(row)
+            found[str(record["slot"]).lower()] = (record, _etag(row))
+        return found
+
     def idempotent_result(self, definition_id: int, key: str) -> str | None:
         try:
             return str(self.table.get_entity(pk(definition_id), f"idem|{key_hash(key)}")["result"])
@@ -284,8 +291,10 @@ class TableStore:
             ops.append(_guarded(row, etag))
         latest = {record["slot"]: record for record in c.slots}
         for resource_id, record in latest.items():
-            # A projection of the events in this same transaction, so last-writer-wins is right here.
-            ops.append(("upsert", put_json({"PartitionKey": part, "RowKey": _slot_key(resource_id)}, record)))
+            row = put_json({"PartitionKey": part, "RowKey": _slot_key(resource_id)}, record)
+            etags = {k.lower(): v for k, v in c.slot_etags.items()}
+            key = resource_id.lower()
+            ops.append(_guarded(row, etags[key]) if key in etags else ("upsert", row))
         if c.idempotency is not None:
             key, result = c.idempotency
             ops.append(("create", {"PartitionKey": part, "RowKey": f"idem|{key_hash(key)}", "result": result}))

@@ -6,6 +6,8 @@ from a person (HTTP), a step message (queue) or the sweeper (timer).
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import datetime
 from typing import Any, assert_never
 
@@ -22,7 +24,15 @@ from shared.records import Changes, ConcurrentChange, OutboxItem, Summary
 from shared.services import mail, outbox
 from shared.services.deps import Deps
 
-MAX_TRIES = 20
+MAX_TRIES = 40
+
+
+def back_off(attempt: int) -> None:
+    """Wait a random while before retrying a write another change won: full jitter, growing from 10 ms
+    to at most half a second, so that many writers of one partition (concurrent creators, a burst of
+    completions) spread out instead of colliding again in step."""
+    if attempt:
+        time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
 
 
 def message_of(release: Release, effect: Effect, now: datetime) -> tuple[Message, float]:
@@ -82,6 +92,25 @@ def read_lanes(deps: Deps, definition_id: int, release: Release) -> tuple[dict[s
             {stage: etag for stage, (_, etag) in stored.items()})
 
 
+def forward_slots(deps: Deps, definition_id: int, decision: Decision,
+                  ) -> tuple[list[dict[str, Any]], dict[str, str | None]]:
+    """The slot records of a change that are newer than what is recorded (by when the slot was read),
+    with the ETags to write them under: an older reading never replaces a newer one, whatever order
+    the changes commit in (the release's history keeps every reading)."""
+    if not decision.slots:
+        return [], {}
+    stored = deps.store.slot_versions(definition_id)
+    latest = {str(r["slot"]).lower(): r for r in decision.slots}
+    keep, etags = [], {}
+    for slot, record in latest.items():
+        old = stored.get(slot)
+        if old is not None and str(old[0].get("seenAt", "")) > str(record.get("seenAt", "")):
+            continue
+        keep.append(record)
+        etags[slot] = old[1] if old else None
+    return keep, etags
+
+
 def lane_changes(decision: Decision, etags: dict[str, str]) -> list[tuple[str, dict[str, Any], str | None]]:
     return [(stage, lane.to_dict(), etags.get(stage)) for stage, lane in decision.lanes.items()]
 
@@ -93,7 +122,8 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
     write that finds it stale re-reads as usual. `if_match` (a person's decision) must name the
     version they saw: anything else is a 412, never a retry. `idempotency` (key, result) is
     written with the change: a second change with that key fails (a schedule's occurrence)."""
-    for _ in range(MAX_TRIES):
+    for attempt in range(MAX_TRIES):
+        back_off(attempt)
         loaded, read = read or deps.store.release(definition_id, release_id), None
         if loaded is None:
             raise NotFound(f"release {release_id} not found")
@@ -106,9 +136,10 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
             return decision
         decision.release.event_seq += len(decision.events)
         items = outbox_for(deps, release, decision)
+        slots, slot_etags = forward_slots(deps, definition_id, decision)
         try:
             deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
-                                      events=decision.events, outbox=items, slots=decision.slots,
+                                      events=decision.events, outbox=items, slots=slots, slot_etags=slot_etags,
                                       lanes=lane_changes(decision, lane_etags), idempotency=idempotency))
         except ConcurrentChange:
             if idempotency is not None and deps.store.idempotent_result(definition_id, idempotency[0]) is not None:

@@ -20,13 +20,12 @@ from shared.records import Changes, ConcurrentChange
 from shared.schemas.actions import DeployIn
 from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
 from shared.services import artifacts, outbox
-from shared.services.apply import apply, lane_changes, outbox_for, read_lanes
+from shared.services.apply import MAX_TRIES, apply, back_off, lane_changes, outbox_for, read_lanes
 from shared.services.definitions import current_body, current_head
 from shared.services.deps import Deps
 from shared.services.steps import log_name
 
 logger = logging.getLogger(__name__)
-MAX_TRIES = 20
 
 
 def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idempotency_key: str | None = None,
@@ -49,6 +48,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
     snapshot = _artifacts(deps, definition, body.artifacts)
     release_id = deps.store.next_id("release")
     for attempt in range(MAX_TRIES):
+        back_off(attempt)
         if attempt:  # someone else changed the definition meanwhile: read it again
             revision = head.revision
             head, definition = current_body(deps, definition_id)

@@ -29,7 +29,7 @@ def what_runs_where(deps: Deps, definition_id: int, *, verify: bool = False) -> 
 
 def _verify(deps: Deps, target: Target, recorded: dict[str, Any] | None) -> dict[str, Any]:
     try:
-        actual = slot_record(target, deps.app_service.read_slot(target).app_settings, "observed")
+        actual = slot_record(target, deps.app_service.read_slot(target).app_settings, "observed", deps.clock.now())
     except TargetError as exc:
         return {"actual": None, "drift": None, "verifyError": str(exc)}
     if recorded is None:

@@ -84,14 +84,14 @@ def test_a_crash_before_any_storage_call_of_the_step_handler_converges(world: Wo
         [msg] = world.receive()
         world.crash.arm(crash_at)
         try:
-            bootstrap.react(world.deps, STEPS_QUEUE, msg.content)
+            bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
             crashed = False
             world.crash.arm(None)
         except InjectedCrash as exc:
             assert f"storage call {crash_at}:" in str(exc)
             crashed = True
             world.crash.arm(None)
-            bootstrap.react(world.deps, STEPS_QUEUE, msg.content)  # the queue redelivers it
+            bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)  # the queue redelivers it
         world.queue().delete_message(msg)
         world.pump()
         world.clock.advance(61)  # what a crash after the commit left is the sweeper's to send

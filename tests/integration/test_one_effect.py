@@ -5,13 +5,19 @@ sends it once."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 from shared import bootstrap
 from shared.config import EVENTS_QUEUE, STEPS_QUEUE
+from shared.domain.target import Target
+from shared.domain.transitions.commands import CompleteStep
 from shared.messages import RunStep, WakeUp, encode
 from shared.records import Changes
-from shared.services import outbox, sweeper
+from shared.services import outbox, releases, sweeper
+from shared.services.apply import apply
+from shared.services.steps.context import RELEASE_MARK, VERSION_MARK, slot_record
+from shared.services.what_runs_where import what_runs_where
 from tests.integration.conftest import World, stage
 
 
@@ -49,3 +55,22 @@ def test_the_sweeper_sends_what_a_dead_handler_left_once_however_many_sweep(worl
     for t in sweeps:
         t.join()
     assert len(events(world)) == 1 and world.deps.store.outbox(did, rid) == []
+
+
+def test_what_runs_where_keeps_the_order_the_slot_was_seen_in_not_the_order_changes_commit(world: World) -> None:
+    dev = stage("Dev", steps=[{"type": "wait", "seconds": 0}], slot="dev")
+    did = int(world.define([dev])["id"])
+    older, newer = world.release(did, "1.0.0"), world.release(did, "2.0.0")
+    target = Target.from_dict(dev["target"])
+    now = world.clock.now()
+
+    def seen(release: Any, version: str, after: int) -> dict[str, Any]:
+        settings = {RELEASE_MARK: str(release.id), VERSION_MARK: version}
+        return slot_record(target, settings, "deployment", now + timedelta(milliseconds=after))
+
+    # the newer write was read last, but its change commits first
+    apply(world.deps, did, newer.id, CompleteStep("Dev", 1, 0, 1, True, "ok", (seen(newer, "2.0.0", 157),)))
+    apply(world.deps, did, older.id, CompleteStep("Dev", 1, 0, 1, True, "ok", (seen(older, "1.0.0", 0),)))
+    [where] = what_runs_where(world.deps, did)["stages"]
+    assert where["recorded"]["releaseId"] == newer.id and where["recorded"]["version"] == "2.0.0"
+    assert [e["type"] for e in releases.events(world.deps, older.id)].count("slotChanged") == 1  # history keeps it

@@ -208,3 +208,19 @@ def test_schedules_come_due_by_the_minute(store: PipelineStore) -> None:
     store.drop_schedule(1, "stage|abc|0")
     store.drop_schedule(1, "stage|abc|0")  # twice is fine
     assert store.schedule_state(1, "stage|abc|0") is None
+
+
+def test_a_slot_record_is_replaced_only_under_its_etag(store: PipelineStore) -> None:
+    slot = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/app/slots/dev"
+    first = {"slot": slot, "releaseId": 1, "seenAt": NOW.isoformat()}
+    store.commit(Changes(1, slots=[first], slot_etags={slot: None}))
+    with pytest.raises(ConcurrentChange):
+        store.commit(Changes(1, slots=[first], slot_etags={slot: None}))  # someone recorded it first
+    [(record, etag)] = store.slot_versions(1).values()
+    assert record["releaseId"] == 1
+    store.commit(Changes(1, slots=[{**first, "releaseId": 2}], slot_etags={slot: etag}))
+    with pytest.raises(ConcurrentChange):
+        store.commit(Changes(1, slots=[{**first, "releaseId": 3}], slot_etags={slot: etag}))  # stale
+    assert [r["releaseId"] for r in store.slot_records(1)] == [2]
+    store.commit(Changes(1, slots=[{**first, "releaseId": 4}]))  # no ETag named: last writer wins
+    assert [r["releaseId"] for r in store.slot_records(1)] == [4]

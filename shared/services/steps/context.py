@@ -92,7 +92,10 @@ def holds(settings: dict[str, str], release_id: int | str, artifact: dict[str, A
     return settings.get(RELEASE_MARK) == str(release_id) and settings.get(DIGEST_MARK) == artifact.get("sha256", "")
 
 
-def slot_record(target: Target, settings: dict[str, str], how: str) -> dict[str, Any]:
+def slot_record(target: Target, settings: dict[str, str], how: str, seen_at: datetime) -> dict[str, Any]:
+    """What the slot runs, as read at `seen_at`: records of one slot are kept in the order they were
+    read, whatever the order their changes commit in (a later read is the truer one)."""
     release = settings.get(RELEASE_MARK)
     return {"slot": target.resource_id, "releaseId": int(release) if release and release.isdigit() else None,
-            "version": settings.get(VERSION_MARK), "sha256": settings.get(DIGEST_MARK), "how": how}
+            "version": settings.get(VERSION_MARK), "sha256": settings.get(DIGEST_MARK), "how": how,
+            "seenAt": seen_at.isoformat()}

@@ -45,7 +45,7 @@ def deploy_package(deps: Deps, ctx: StepContext) -> Outcome:
         if holds(settings, ctx.release.id, artifact):
             ctx.log(f"{where} already runs {artifact['alias']} {artifact['version']} of release {ctx.release.id}")
             return Outcome.ok(f"{artifact['version']} already on {where}",
-                              [slot_record(target, settings, "deployment")])
+                              [slot_record(target, settings, "deployment", deps.clock.now())])
         if not artifact.get("stored"):
             return Outcome.fail(f"{artifact['alias']} {artifact['version']} has no package Slipway keeps a copy of "
                                 f"(registered before packages were proven): register the build as a new version")
@@ -130,7 +130,7 @@ def _verify_deployment(deps: Deps, ctx: StepContext, artifact: dict[str, Any], s
     cfg, target = ctx.step.config, ctx.target
     where = f"{target.site}/{target.slot or 'production'}"
     slot = deps.app_service.read_slot(target)
-    record = [slot_record(target, slot.app_settings, "deployment")]
+    record = [slot_record(target, slot.app_settings, "deployment", deps.clock.now())]
     path = cfg.get("verifyPath")
     if not path:
         ctx.log(f"{where} now runs {artifact['version']} (not verified: no `verifyPath` to prove the new build "

@@ -27,8 +27,10 @@ from shared.services.steps.context import Outcome, StepContext
 from shared.services.steps.kinds import KINDS
 
 logger = logging.getLogger(__name__)
-TOGGLES = (*SWAP_TYPES, SWAP_BACK)
-"""Steps that must not run twice at once (a swap done twice undoes itself): claimed first."""
+ACTS = (*SWAP_TYPES, SWAP_BACK, "deploy-package", "restart", "set-app-settings")
+"""Steps that write to a target: claimed by their run's message before they act, so a copy of the
+message (sent twice, or redelivered while the first still runs) finds the run taken and does nothing.
+A swap done twice undoes itself; a deployment or a restart done twice is a second outage."""
 MAX_TARGET_RETRIES = 8
 
 
@@ -52,10 +54,11 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     ctx = _context(release, msg, deps)
     if ctx is None:
         return "stale"
-    if ctx.step.type in TOGGLES:
+    if ctx.step.type in ACTS:
         token = delivery or uuid.uuid4().hex
         held = apply(deps, msg.definition_id, msg.release_id,
-                     ClaimStep(msg.stage, msg.attempt, msg.step, msg.run, token), read=loaded).release
+                     ClaimStep(msg.stage, msg.attempt, msg.step, msg.run, token,
+                               deps.settings.step_lease_seconds), read=loaded).release
         found = _context(held, msg, deps)
         if found is None or found.run.claim != token:
             return "taken by another delivery of the same message"

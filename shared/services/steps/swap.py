@@ -71,8 +71,8 @@ def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target:
     if done(dst):
         src = deps.app_service.read_slot(src_t).app_settings
         ctx.log(f"{target} runs {what}")
-        return Outcome.ok(f"{target} runs {what}", [slot_record(dst_t, dst, how), slot_record(src_t, src, how)],
-                          state)
+        return Outcome.ok(f"{target} runs {what}", [slot_record(dst_t, dst, how, deps.clock.now()),
+                                                     slot_record(src_t, src, how, deps.clock.now())], state)
     token = state.get("token")
     if token is None:
         state.setdefault("previous", {k: dst.get(k, "") for k in (RELEASE_MARK, DIGEST_MARK, VERSION_MARK)})
@@ -91,7 +91,8 @@ def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target:
     src = deps.app_service.read_slot(src_t).app_settings
     ctx.log(f"swapped: {target} runs {what}")
     return Outcome.ok(f"swapped {source} into {target}: {target} runs {what}",
-                      [slot_record(dst_t, dst, how), slot_record(src_t, src, how)], state)
+                      [slot_record(dst_t, dst, how, deps.clock.now()),
+                       slot_record(src_t, src, how, deps.clock.now())], state)
 
 
 def start_swap(deps: Deps, ctx: StepContext) -> Outcome:
