@@ -25,7 +25,9 @@ from local.app_service_emulator import AppServiceEmulator
 from local.azurite import Azurite
 from local.storage_policies import CountingPolicy
 from shared import bootstrap
-from shared.config import Settings
+from shared.adapters.table_store import SCHEDULES
+from shared.config import EVENTS_QUEUE, Settings
+from shared.messages import RegisterSchedules, encode
 from shared.schemas.release import ReleaseIn
 from shared.services import definitions, releases, scheduler
 
@@ -57,8 +59,8 @@ def filler(connection: str, index_table: str, count: int) -> None:
         bucket = "due|" + at.strftime("%Y%m%d%H%M")
         by_bucket.setdefault(bucket, []).append(("upsert", {"PartitionKey": bucket, "RowKey": key,
                                                             "definitionId": 1_000_000 + i, "at": at.isoformat()}))
-        by_bucket.setdefault(scheduler.STATE, []).append(("upsert", {
-            "PartitionKey": scheduler.STATE, "RowKey": key, "definitionId": 1_000_000 + i, "kind": "stage",
+        by_bucket.setdefault(SCHEDULES, []).append(("upsert", {
+            "PartitionKey": SCHEDULES, "RowKey": key, "definitionId": 1_000_000 + i, "kind": "stage",
             "stage": "Test", "cron": "0 3 * * *", "timeZone": "Europe/London", "nextAt": at.isoformat()}))
     for ops in by_bucket.values():
         for start in range(0, len(ops), 100):
@@ -83,6 +85,7 @@ def one(size: int, azurite: Azurite, arm: AppServiceEmulator) -> dict[str, Any]:
     blobs.create_container()
     blobs.upload_blob("bench-app/1.0.zip", b"bench")
     did = definitions.create(deps, pipeline("due one"), by="bench")["id"]
+    bootstrap.react(deps, EVENTS_QUEUE, encode(RegisterSchedules(did)))  # what the events queue's trigger does
     digest = hashlib.sha256(b"bench").hexdigest()
     art = {"alias": "app", "version": "1.0", "package": "bench-app/1.0.zip", "sha256": digest}
     releases.create(deps, ReleaseIn(definitionId=did, artifacts=[art]), by="bench")

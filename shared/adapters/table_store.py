@@ -63,11 +63,13 @@ def json_text(value: Any) -> str:
 
 
 def utf16_units(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def utf16_chunks(text: str, limit: int) -> list[str]:
     """`text` in pieces of at most `limit` UTF-16 code units each (a character outside the BMP is two)."""
+    if utf16_units(text) == len(text):  # no character outside the BMP: units are characters (the usual case)
+        return [text[i:i + limit] for i in range(0, len(text), limit)] or [""]
     chunks, start, units = [], 0, 0
     for i, ch in enumerate(text):
         width = 2 if ord(ch) > 0xFFFF else 1
