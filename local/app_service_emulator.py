@@ -310,7 +310,9 @@ class AppServiceEmulator:
             if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
                 return 400, _error("BadRequest", "properties must be an object"), {}
             slot.settings = {str(k): str(v) for k, v in body["properties"].items()}
-            # App Service answers first and restarts the slot afterwards: the old build serves meanwhile.
+            # App Service answers first and restarts the slot afterwards: the old build serves meanwhile
+            # (azure-notes §4; WebApps_Restart's `synchronous` defaults to false: "the API responds
+            # immediately (asynchronous)", Microsoft.Web REST reference / azure-mgmt-web `restart_slot`).
             self._restart(site, slot)
             return 200, {"id": f"{resource}/config/appsettings", "properties": dict(slot.settings)}, {}
         if rest == "/config/web" and method == "GET":
@@ -411,7 +413,9 @@ class AppServiceEmulator:
 
     def _restart(self, site: Site, slot: Slot) -> None:
         """Restart later (after `restart_seconds`), as App Service does after a settings change, a
-        restart call or a deployment: until then the running build keeps answering."""
+        restart call or a deployment: until then the running build keeps answering. Source: the
+        Microsoft.Web REST reference for WebApps_Restart (`synchronous`: "By default, it is set to
+        false, and the API responds immediately (asynchronous)") and azure-notes §4 on settings writes."""
         if slot.restart_timer is not None:
             slot.restart_timer.cancel()
         if self.restart_seconds <= 0:

@@ -202,8 +202,7 @@ def decode(queue: str, text: str) -> Message | None:
         if not isinstance(data, dict):
             return None
         home = queue.removesuffix("-poison")
-        kind = str(data.get("kind", _DEFAULT_KIND.get(home)))
-        cls = _BY_KIND.get(home, {}).get(MessageKind(kind)) if kind in MessageKind._value2member_map_ else None
+        cls = _BY_KIND.get(home, {}).get(MessageKind(str(data.get("kind", _DEFAULT_KIND.get(home)))))
         return cls.load(data) if cls is not None else None
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -294,15 +294,20 @@ def _print_logs(client: Client, args: argparse.Namespace, printed: dict[int, int
     return None
 
 
+def comment_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's abandon and ignore-gate body (`AbandonIn`, `IgnoreGateIn`)."""
+    return {"comment": args.comment}
+
+
 def release_abandon(client: Client, args: argparse.Namespace) -> int:
-    release = client.call("POST", f"/releases/{args.release}/abandon", json={"comment": args.comment})
+    release = client.call("POST", f"/releases/{args.release}/abandon", json=comment_body(args))
     emit(args, release, stage_table(release))
     return EXIT_OK
 
 
 def stage_ignore_gate(client: Client, args: argparse.Namespace) -> int:
     path = f"/releases/{args.release}/stages/{quote(args.stage, safe='')}/gates/{args.kind}/ignore"
-    release = client.call("POST", path, json={"comment": args.comment})
+    release = client.call("POST", path, json=comment_body(args))
     emit(args, release, stage_table(release))
     return EXIT_OK
 

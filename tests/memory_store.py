@@ -217,8 +217,8 @@ class MemoryStore(PipelineStore):
             self.summaries[(summary.list, summary.identity)] = copy.deepcopy(summary.fields)
 
     def _list(self, name: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(f) for (n, _), f in sorted(self.summaries.items(), key=lambda kv: kv[0][1])
-                if n == name]
+        listed = sorted((identity, f) for (n, identity), f in self.summaries.items() if n == name)
+        return [copy.deepcopy(f) for _, f in listed]
 
     def definitions_page(self, *, cursor: dict[str, str] | None, limit: int,
                          ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
@@ -246,10 +246,6 @@ class MemoryStore(PipelineStore):
     def schedule_state(self, definition_id: int, key: str) -> dict[str, Any] | None:
         found = self.schedule_states.get((definition_id, key))
         return copy.deepcopy(found) if found else None
-
-    def schedule_states_of(self, definition_id: int | None = None) -> list[dict[str, Any]]:
-        return [copy.deepcopy(s) for (did, _), s in sorted(self.schedule_states.items())
-                if definition_id is None or did == definition_id]
 
     def arm_schedule(self, definition_id: int, key: str, at: datetime, state: dict[str, Any]) -> None:
         with self._lock:

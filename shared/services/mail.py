@@ -41,7 +41,7 @@ def recipients(release: Release, event: Event) -> list[AskApproval | TellOutcome
                 for a in (approval.approvers if approval else []) if "@" in a]
     if event.type in (EventType.DEPLOYMENT_REJECTED, EventType.DEPLOYMENT_FAILED):
         to = sorted(p for p in {release.created_by, dep.requested_by} if "@" in p)
-        return [TellOutcome(did, release.id, stage, attempt, EventType(event.type), p) for p in to]
+        return [TellOutcome(did, release.id, stage, attempt, event.type, p) for p in to]
     return []
 
 

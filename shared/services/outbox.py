@@ -59,8 +59,11 @@ def _earlier_kind(deps: Deps, definition_id: int, item: OutboxItem) -> list[tupl
     if item.kind == OutboxKind.SCHEDULE:
         return [(EVENTS_QUEUE, encode(RegisterSchedules(definition_id)))]
     note = json.loads(item.body)
-    loaded = deps.store.release(definition_id, item.release_id)
-    if loaded is None or note.get("event") not in EventType._value2member_map_:
+    try:
+        event = Event(EventType(note.get("event")), item.created_at, note.get("stage"), note.get("attempt"))
+    except ValueError:
         return []
-    event = Event(EventType(note["event"]), item.created_at, note.get("stage"), note.get("attempt"))
+    loaded = deps.store.release(definition_id, item.release_id)
+    if loaded is None:
+        return []
     return [(MAIL_QUEUE, encode(m)) for m in mail.recipients(loaded[0], event)]

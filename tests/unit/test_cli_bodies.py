@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
-from slipway_cli.main import build_parser, deploy_body
+from slipway_cli.main import build_parser, comment_body, deploy_body
 
 
 def test_stage_commands_send_the_deploy_body_the_api_validates() -> None:
@@ -24,8 +24,8 @@ def test_stage_commands_send_the_deploy_body_the_api_validates() -> None:
 
 def test_abandon_and_ignore_gate_send_the_bodies_the_api_validates() -> None:
     parser = build_parser()
-    assert AbandonIn.model_validate({"comment": parser.parse_args(["release", "abandon", "3"]).comment})
+    assert AbandonIn.model_validate(comment_body(parser.parse_args(["release", "abandon", "3"])))
     args = parser.parse_args(["stage", "ignore-gate", "3", "Production", "--kind", "post", "--comment", "noise"])
-    assert IgnoreGateIn.model_validate({"comment": args.comment}).comment == "noise"
+    assert IgnoreGateIn.model_validate(comment_body(args)).comment == "noise"
     with pytest.raises(SystemExit):
         parser.parse_args(["stage", "ignore-gate", "3", "Production", "--kind", "post"])  # a reason is required
