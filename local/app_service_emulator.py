@@ -44,6 +44,8 @@ class Slot:
     """The site's content as zip deployment left it (it moves with a swap, like the content does)."""
     kudu: Kudu | None = None
     restart_timer: threading.Timer | None = None
+    swap_status: dict[str, str] | None = None
+    """`slotSwapStatus` of the slot's resource: the last swap it took part in."""
 
 
 SLOT_CONFIG_LISTS = ("appSettingNames", "connectionStringNames", "azureStorageConfigNames")
@@ -129,6 +131,9 @@ class AppServiceEmulator:
         """How a managed identity reads a blob URL (the local stack reads Azurite with its key)."""
         self.swaps_done = 0
         """Swaps carried out (a refused or failed one is not)."""
+        self.swap_log: list[dict[str, Any]] = []
+        """Every swap carried out, with what each slot ran after it (by Slipway's release mark): what
+        load and crash tests count the engine's own acts by."""
         self.preview_backup: dict[int, tuple[dict[str, str], dict[str, dict[str, str]]]] = {}
         """A previewed slot's own settings and connection strings, put back by a reset or the swap."""
         self._lock = threading.RLock()
@@ -361,7 +366,7 @@ class AppServiceEmulator:
                 return 409, _error("Conflict", "Cannot modify this site because another operation is in "
                                                "progress (a slot swap)."), {}
             op = uuid.uuid4().hex
-            self.operations[op] = Operation(self.operation_polls, lambda: self._swap(site, slot, other),
+            self.operations[op] = Operation(self.operation_polls, lambda: self._swap(site, slot, other, name, target),
                                             slots=(id(slot), id(other)),
                                             due=time.monotonic() + self.operation_seconds)
             if self.operation_polls == 0:
@@ -483,8 +488,11 @@ class AppServiceEmulator:
         except Exception as exc:  # the storage answer, whatever it is, stops the start
             raise PackageError(str(exc)) from None
 
-    def _swap(self, site: Site, a: Slot, b: Slot) -> dict[str, Any] | None:
-        """Warm up the source, then exchange content and non-sticky settings; sticky ones stay."""
+    def _swap(self, site: Site, a: Slot, b: Slot, a_name: str, b_name: str) -> dict[str, Any] | None:
+        """Warm up the source, then exchange content and non-sticky settings; sticky ones stay. Both
+        slots' resources then report the swap as the site's `slotSwapStatus` (Microsoft.Web Site model:
+        "the status of the last successful slot swap operation": timestampUtc, sourceSlotName,
+        destinationSlotName)."""
         path = a.settings.get("WEBSITE_SWAP_WARMUP_PING_PATH")
         if path:
             allowed = [s.strip() for s in a.settings.get("WEBSITE_SWAP_WARMUP_PING_STATUSES", "").split(",") if s]
@@ -517,6 +525,11 @@ class AppServiceEmulator:
                     else:
                         slot.connection_strings.pop(name, None)
         self._exchange(site, a, b)
+        status = {"timestampUtc": self.now().isoformat(), "sourceSlotName": a_name, "destinationSlotName": b_name}
+        a.swap_status = b.swap_status = status
+        self.swap_log.append({**status, "site": next(k[2] for k, v in self.sites.items() if v is site),
+                              "runs": {a_name: a.settings.get("SLIPWAY_RELEASE_ID"),
+                                       b_name: b.settings.get("SLIPWAY_RELEASE_ID")}})
         return None
 
     @staticmethod
@@ -547,6 +560,7 @@ class AppServiceEmulator:
                 "type": "Microsoft.Web/sites" if production else "Microsoft.Web/sites/slots",
                 "location": "westeurope", "kind": kind,
                 "properties": {"state": "Running", "defaultHostName": host, "hostNames": [host],
+                               **({"slotSwapStatus": dict(slot.swap_status)} if slot.swap_status else {}),
                                "enabledHostNames": [host, scm], "enabled": True,
                                "hostNameSslStates": [{"name": host, "sslState": "Disabled", "hostType": "Standard"},
                                                      {"name": scm, "sslState": "Disabled", "hostType": "Repository"}]}}

@@ -94,7 +94,7 @@ class LocalStack:
         if speed > 1 and "SLIPWAY_STEP_LEASE_SECONDS" not in self.extra_settings:
             # How long real work may take is real time: on an accelerated clock the step lease scales with
             # it, or a step that runs half a real second would look stuck for hours and be redelivered.
-            lease = int(chosen.get("SLIPWAY_STEP_LEASE_SECONDS") or 900)
+            lease = int(chosen.get("SLIPWAY_STEP_LEASE_SECONDS") or 30)
             self.extra_settings = {**self.extra_settings, "SLIPWAY_STEP_LEASE_SECONDS": str(lease * speed)}
         self.azurite = Azurite(location=location, **ports).start()
         self.mail = MailSink(page_port=7074 if self.fixed_ports and _free(7074) else 0).start()

@@ -40,7 +40,7 @@ class Settings:
     table_name: str = "Slipway"
     packages_container: str = "packages"
     logs_container: str = "logs"
-    sweep_schedule: str = "0 * * * * *"
+    sweep_schedule: str = "*/15 * * * * *"
     scheduler_schedule: str = "0 * * * * *"
     """When the scheduler ticks (NCRONTAB, 6 fields): it fires the schedules that are due."""
     schedule_grace_minutes: int = 60
@@ -66,8 +66,11 @@ class Settings:
     """`managed-identity` in Azure; `local-emulator` only against the local App Service emulator."""
     managed_identity_client_id: str = ""
     slot_url_scheme: str = "https"
-    step_lease_seconds: int = 900
-    """How long a step message may stay unanswered before the sweeper redelivers it."""
+    step_lease_seconds: int = 30
+    """A running step's claim lasts this long; its heartbeat renews it every third of it. The sweeper
+    sends a step again once its claim ran out (its host died) or, for a message nobody claimed, after
+    twice this (a message lost before it was received). With the sweep every 15 s, a crash delays a
+    release by at most lease + 15 s + the queue's polling interval."""
     max_step_redeliveries: int = 3
     email_endpoint: str = ""
     """Azure Communication Services endpoint for approval mails (identity-based); empty: no mail."""

@@ -28,12 +28,22 @@ class TargetError(Exception):
 
 
 @dataclass(frozen=True)
+class LastSwap:
+    """The site's `slotSwapStatus`: when the last successful swap completed, and between which slots
+    (Microsoft.Web `SlotSwapStatus`: timestampUtc, sourceSlotName, destinationSlotName)."""
+
+    at: datetime
+    slots: frozenset[str]
+
+
+@dataclass(frozen=True)
 class SlotInfo:
     """What a slot is now: its public URL and its app settings."""
 
     url: str
     app_settings: dict[str, str]
     state: str = "Running"
+    last_swap: LastSwap | None = None
 
 
 @dataclass(frozen=True)

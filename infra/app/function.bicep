@@ -107,7 +107,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_PACKAGES_CONTAINER', value: 'packages' }
         { name: 'SLIPWAY_PACKAGE_STORE_CONTAINER', value: 'slipway-packages' }
         { name: 'SLIPWAY_LOGS_CONTAINER', value: 'logs' }
-        { name: 'SLIPWAY_SWEEP_SCHEDULE', value: '0 * * * * *' }
+        { name: 'SLIPWAY_SWEEP_SCHEDULE', value: '*/15 * * * * *' }
         { name: 'SLIPWAY_SCHEDULER_SCHEDULE', value: '0 * * * * *' }
         { name: 'SLIPWAY_SCHEDULE_GRACE_MINUTES', value: '60' }
         { name: 'SLIPWAY_GATE_MIN_INTERVAL_SECONDS', value: '60' }
@@ -120,7 +120,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_ARM_AUTH', value: 'managed-identity' }
         { name: 'SLIPWAY_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }
         { name: 'SLIPWAY_SLOT_URL_SCHEME', value: 'https' }
-        { name: 'SLIPWAY_STEP_LEASE_SECONDS', value: '900' }
+        { name: 'SLIPWAY_STEP_LEASE_SECONDS', value: '30' }
         { name: 'SLIPWAY_MAX_STEP_REDELIVERIES', value: '3' }
         { name: 'SLIPWAY_EMAIL_ENDPOINT', value: emailEndpoint }
         { name: 'SLIPWAY_EMAIL_SENDER', value: emailSender }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC
 from typing import Any
 
 from azure.core.credentials import AccessToken
@@ -25,7 +26,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 
 from shared.config import Settings
 from shared.domain.target import Target
-from shared.ports import SlotInfo, SwapProgress, TargetError
+from shared.ports import LastSwap, SlotInfo, SwapProgress, TargetError
 
 
 class _EmulatorToken:
@@ -76,7 +77,8 @@ class ArmAppService:
             site = _on(web, target, "get")
             settings = _on(web, target, "list_application_settings")
         return SlotInfo(url=f"{self.settings.slot_url_scheme}://{site.default_host_name}",
-                        app_settings=dict(settings.properties or {}), state=site.state or "")
+                        app_settings=dict(settings.properties or {}), state=site.state or "",
+                        last_swap=_last_swap(site.slot_swap_status, target.site))
 
     def write_app_settings(self, target: Target, settings: dict[str, str]) -> None:
         from azure.mgmt.web.models import StringDictionary
@@ -272,6 +274,17 @@ def _on(web: Any, target: Target, operation: str, *args: Any) -> Any:
     if target.is_production:
         return getattr(web, operation)(target.resource_group, target.site, *args)
     return getattr(web, f"{operation}_slot")(target.resource_group, target.site, target.slot, *args)
+
+
+def _last_swap(status: Any, site: str) -> LastSwap | None:
+    """The site's `slotSwapStatus` (read-only in Microsoft.Web's Site model: "the status of the last
+    successful slot swap operation"), if it names one. A slot may be named `site/slot`, and the
+    production slot by the site's name."""
+    if status is None or status.timestamp_utc is None:
+        return None
+    at = status.timestamp_utc if status.timestamp_utc.tzinfo else status.timestamp_utc.replace(tzinfo=UTC)
+    names = {str(n).rsplit("/", 1)[-1].lower() for n in (status.source_slot_name, status.destination_slot_name) if n}
+    return LastSwap(at, frozenset("production" if n == site.lower() else n for n in names))
 
 
 def _where(target: Target) -> str:

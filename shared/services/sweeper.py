@@ -1,4 +1,5 @@
-"""The minute sweeper: sends outbox items left behind by a crash and redelivers lost step messages."""
+"""The sweeper (every 15 s): sends outbox items a crash left behind, and sends again the steps whose
+host stopped answering or whose message was lost."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from shared.services.apply import apply
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
-STALE_AFTER = timedelta(minutes=1)
 
 
 def sweep(deps: Deps) -> dict[str, int]:
     now = deps.clock.now()
+    stale_after = timedelta(seconds=deps.settings.step_lease_seconds)
+    """An outbox row is sent by the handler that committed it, within milliseconds; one still there a
+    lease later was left by a host that died in between."""
     stale: dict[int, list[OutboxItem]] = defaultdict(list)
-    for definition_id, item in deps.store.claim_stale_outbox(now - STALE_AFTER, now, now + STALE_AFTER):
+    for definition_id, item in deps.store.claim_stale_outbox(now - stale_after, now, now + stale_after):
         stale[definition_id].append(item)
     for definition_id, items in stale.items():
         outbox.flush(deps, definition_id, items)

@@ -39,6 +39,7 @@ def slots(world: World) -> Iterator[tuple[World, AppServiceEmulator]]:
         # Deployments finish and slots restart at once here: these tests are about swaps (the
         # asynchronous ones are the adapter's and the deploy step's tests).
         emulator.deploy_seconds, emulator.restart_seconds = 0, 0
+        emulator.now = world.clock.now  # one clock: App Service stamps swaps with the time Slipway reads
         emulator.add_site(SUB, RG, SITE, slots=["preprod"])
         settings = world.deps.settings.__class__(**{**world.deps.settings.__dict__, "arm_endpoint": emulator.url,
                                                     "arm_auth": "local-emulator", "slot_url_scheme": "http"})
@@ -229,3 +230,43 @@ def test_the_same_swap_sent_twice_and_handled_at_once_swaps_once(slots: tuple[Wo
     assert production(world)["SLIPWAY_VERSION"] == "1.1.0"
     assert world.get(second).stages["Production"].status == "succeeded"
     assert sum(o.startswith("taken") or o == "stale" for o in outcomes) == 2, outcomes
+
+
+def test_a_swap_whose_host_died_before_recording_it_is_recorded_from_its_intent(
+        slots: tuple[World, AppServiceEmulator]) -> None:
+    """The run swaps, then dies before it records anything; by the time the step is sent again the
+    slots have changed (someone swapped them back). The new run finds its intent and App Service's
+    last swap after it: it records the swap as done when it happened, and does not swap again."""
+    from shared.services import sweeper
+
+    world, emulator = slots
+    emulator.operation_polls = 0  # the swap completes within the call: the next thing is recording it
+    did, first = first_release_in_production(world)
+    second = release(world, did, "1.1.0")
+    while True:  # Preprod's deploy step, until Production's swap is next
+        world.clock.advance(5)
+        [msg] = world.receive()
+        if '"Production"' in msg.content:
+            break
+        bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
+        world.queue().delete_message(msg)
+    world.crash.arm(1, match=f"/{world.deps.settings.logs_container}/")  # the host dies right after the swap, before its log and its record
+    with pytest.raises(InjectedCrash):
+        bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
+    world.queue().delete_message(msg)  # back only after the host's 10-minute visibility: gone for this test
+    assert production(world)["SLIPWAY_VERSION"] == "1.1.0" and emulator.swaps_done == 2
+    world.clock.advance(5)
+    world.deps.app_service.swap(Target(SUB, RG, SITE), "preprod", "production")  # somebody swaps it back
+    assert production(world)["SLIPWAY_VERSION"] == "1.0.0"
+    step = world.get(second).stages["Production"].current.steps[0]
+    assert step.state["intent"]["sourceBefore"]["SLIPWAY_RELEASE_ID"] == str(second)
+    world.clock.advance(world.deps.settings.step_lease_seconds + 1)  # the dead host's claim runs out
+    assert sweeper.sweep(world.deps)["redelivered"] == 1
+    world.pump()
+    got = world.get(second).stages["Production"]
+    assert got.status == "succeeded" and emulator.swaps_done == 3  # no swap of its own the second time
+    assert "swapped preprod into production between" in (got.current.steps[0].message or "")
+    events = [e for e in releases.events(world.deps, second) if e["type"] == "slotChanged"]
+    assert any(e["stage"] == "Production" and f"{SITE} now runs release {second}" in e["message"]
+               for e in events), events
+    assert recorded(world, did)["drift"], "what runs where shows production changed outside Slipway"

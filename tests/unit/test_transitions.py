@@ -11,6 +11,7 @@ from shared.domain.errors import Conflict, NotFound
 from shared.domain.release import Release
 from shared.domain.transitions import (
     Abandon,
+    ClaimStep,
     CompleteStep,
     DeferStep,
     DeployStage,
@@ -157,14 +158,37 @@ def test_abandon_cancels_running_work_and_blocks_deployments() -> None:
     assert not decide(rel, Abandon("amita"), NOW).changed
 
 
-def test_sweep_redelivers_overdue_steps_then_fails_them() -> None:
+def test_sweep_sends_a_claimed_step_again_when_its_heartbeat_stops_then_fails_it() -> None:
     rel = decide(release(*FORK_JOIN), StartRelease(), NOW).release
-    later = NOW + timedelta(seconds=901)
-    assert not decide(rel, Sweep(900, 1), NOW).changed
-    d = decide(rel, Sweep(900, 1), later)
-    assert d.effects == [EnqueueStep("Dev", 1, 0, 2, 0)]
-    d2 = decide(d.release, Sweep(900, 1), later + timedelta(seconds=901))
+    rel = decide(rel, ClaimStep("Dev", 1, 0, 1, "host-a", 30), NOW).release
+    assert not decide(rel, Sweep(30, 1), NOW + timedelta(seconds=29)).changed  # the claim still holds
+    d = decide(rel, Sweep(30, 1), NOW + timedelta(seconds=31))
+    assert d.effects == [EnqueueStep("Dev", 1, 0, 2, 0)]  # a new run: host-a's late answer is stale
+    assert not decide(d.release, CompleteStep("Dev", 1, 0, 1, True), NOW).changed
+    claimed = decide(d.release, ClaimStep("Dev", 1, 0, 2, "host-b", 30), NOW + timedelta(seconds=31)).release
+    d2 = decide(claimed, Sweep(30, 1), NOW + timedelta(seconds=62))
     assert d2.release.stages["Dev"].status == "failed"
+
+
+def test_sweep_sends_an_unclaimed_step_again_for_the_same_run_without_counting_it() -> None:
+    rel = decide(release(*FORK_JOIN), StartRelease(), NOW).release
+    assert not decide(rel, Sweep(30, 1), NOW + timedelta(seconds=59)).changed  # maybe still in the queue
+    d = decide(rel, Sweep(30, 1), NOW + timedelta(seconds=61))
+    assert d.effects == [EnqueueStep("Dev", 1, 0, 1, 0)]  # whichever copy is received first runs it
+    step = d.release.stages["Dev"].current.steps[0]  # type: ignore[union-attr]
+    assert step.redeliveries == 0 and step.visible_at == (NOW + timedelta(seconds=61)).isoformat()
+    assert not decide(d.release, Sweep(30, 1), NOW + timedelta(seconds=62)).changed  # once per period
+    taken = decide(d.release, ClaimStep("Dev", 1, 0, 1, "first", 30), NOW).release
+    assert not decide(taken, ClaimStep("Dev", 1, 0, 1, "second", 30), NOW).changed
+
+
+def test_a_claim_keeps_its_intent_and_its_holder_renews_it() -> None:
+    rel = decide(release(*FORK_JOIN), StartRelease(), NOW).release
+    rel = decide(rel, ClaimStep("Dev", 1, 0, 1, "a", 30), NOW).release
+    rel = decide(rel, ClaimStep("Dev", 1, 0, 1, "a", 30, {"act": "swap"}), NOW + timedelta(seconds=20)).release
+    step = rel.stages["Dev"].current.steps[0]  # type: ignore[union-attr]
+    assert step.state["intent"] == {"act": "swap"} and step.claimed_until == (NOW + timedelta(seconds=50)).isoformat()
+    assert not decide(rel, ClaimStep("Dev", 1, 0, 1, "b", 30, {"act": "other"}), NOW + timedelta(seconds=40)).changed
 
 
 def swap_release() -> Release:

@@ -49,15 +49,18 @@ class Abandon:
 
 @dataclass(frozen=True)
 class ClaimStep:
-    """A step handler takes a run of a step that toggles something (a swap) before acting, so that
-    the same message delivered twice at once never swaps twice."""
+    """A step handler takes the run of a step before acting, so that a copy of its message (sent
+    twice, or delivered at once to two hosts) finds it taken and does nothing. The same command,
+    with the same token, renews the claim (the heartbeat) and records an `intent`: what the step is
+    about to do to the world, and how the world looked, before it does it."""
 
     stage: str
     attempt: int
     step: int
     run: int
     token: str
-    lease_seconds: float = 120.0
+    lease_seconds: float = 30.0
+    intent: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

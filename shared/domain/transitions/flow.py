@@ -121,6 +121,11 @@ class Flow:
         step.visible_at = (self.now + timedelta(seconds=delay)).isoformat()
         self.decision.effects.append(EnqueueStep(stage, dep.attempt, step.index, step.run, delay))
 
+    def resend_step(self, stage: str, dep: Deployment, step: StepRun) -> None:
+        """Another message for the same run (one was lost before anyone claimed it)."""
+        step.visible_at = self.stamp
+        self.decision.effects.append(EnqueueStep(stage, dep.attempt, step.index, step.run, 0))
+
     # -- the stage's lane (queue policy)
 
     def lane(self, stage: str) -> Lane:

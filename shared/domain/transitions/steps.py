@@ -58,6 +58,8 @@ def claim_step(flow: Flow, cmd: ClaimStep) -> None:
         return
     step.claim = cmd.token
     step.claimed_until = (flow.now + timedelta(seconds=cmd.lease_seconds)).isoformat()
+    if cmd.intent is not None:
+        step.state = {**step.state, "intent": dict(cmd.intent)}
     flow.decision.touched = True
 
 
@@ -104,20 +106,31 @@ def fail_step(flow: Flow, cmd: FailStep) -> None:
 
 
 def redeliver_unanswered(flow: Flow, stage: str, dep: Deployment, cmd: Sweep) -> None:
-    """Send again the step message nobody answered within its lease; fail the step after too many tries."""
+    """Send a step again when nobody is running it: its claim ran out (the heartbeat of the host that
+    claimed it stopped: a new run, so that the dead host's late answer is stale; after too many, the
+    step fails), or its message was never claimed within twice the lease (lost before anyone received
+    it: the same run again, so that whichever copy is received first runs it and the other finds it
+    taken; a long queue only gets one more copy per period, and it does not count as a failure)."""
+    lease = timedelta(seconds=cmd.lease_seconds)
     for step in dep.steps:
         if step.status != StepStatus.IN_PROGRESS or step.visible_at is None:
             continue
-        if flow.now < datetime.fromisoformat(step.visible_at) + timedelta(seconds=cmd.lease_seconds):
-            continue
-        if step.redeliveries >= cmd.max_redeliveries:
-            fail_step(flow, FailStep(stage, dep.attempt, step.index, f"no progress after {step.redeliveries} "
-                                                                     f"redeliveries"))
-        else:
+        if step.claim is not None:
+            if step.claimed_until is None or flow.now < datetime.fromisoformat(step.claimed_until):
+                continue
+            if step.redeliveries >= cmd.max_redeliveries:
+                fail_step(flow, FailStep(stage, dep.attempt, step.index,
+                                         f"its host stopped answering {step.redeliveries + 1} times"))
+                continue
             step.redeliveries += 1
+            why = f"its host stopped answering (claim ran out at {step.claimed_until})"
             flow.send_step(stage, dep, step, 0)
-            flow.emit(EventType.STEP_REDELIVERED, stage=stage, attempt=dep.attempt, step=step.index,
-                      message=f"no answer since {step.visible_at}")
+        elif flow.now >= datetime.fromisoformat(step.visible_at) + 2 * lease:
+            why = f"nobody took its message, visible since {step.visible_at}"
+            flow.resend_step(stage, dep, step)
+        else:
+            continue
+        flow.emit(EventType.STEP_REDELIVERED, stage=stage, attempt=dep.attempt, step=step.index, message=why)
 
 
 def _after_step(flow: Flow, stage: str, dep: Deployment, step: StepRun) -> None:

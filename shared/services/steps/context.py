@@ -8,6 +8,7 @@ settings by which a slot says which release it runs; they move with swaps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,6 +48,10 @@ class Outcome:
         return cls("retry", message, delay, state)
 
 
+class ClaimLost(Exception):
+    """The run's claim is another delivery's now (this host was presumed dead): stop before acting."""
+
+
 @dataclass
 class StepContext:
     release: Release
@@ -55,6 +60,15 @@ class StepContext:
     run: StepRun
     now: datetime
     lines: list[str] = field(default_factory=list)
+    keep_intent: Callable[[dict[str, Any]], bool] | None = None
+    """Stores an intent on the step under the run's claim; False when the claim is lost."""
+
+    def intend(self, intent: dict[str, Any]) -> None:
+        """Record, durably, what the step is about to do and how the world looked, before an act that
+        cannot be repeated blindly: a retry after a crash reconciles from it. Raises `ClaimLost`."""
+        if self.keep_intent is not None and not self.keep_intent(intent):
+            raise ClaimLost("the step's run was taken by another delivery before it acted")
+        self.run.state["intent"] = dict(intent)
 
     @property
     def target(self) -> Target:

@@ -9,12 +9,13 @@ and converges: the step reconciles before acting, and the outcome applies only o
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from typing import Any
 
 from shared.config import STEPS_QUEUE
 from shared.domain.keys import key_hash
-from shared.domain.plan import SWAP_TYPES, StepPlan
+from shared.domain.plan import StepPlan
 from shared.domain.release import Release
 from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep
 from shared.domain.transitions.steps import SWAP_BACK
@@ -23,14 +24,10 @@ from shared.messages import RunStep, decode
 from shared.ports import TargetError
 from shared.services.apply import apply
 from shared.services.deps import Deps
-from shared.services.steps.context import Outcome, StepContext
+from shared.services.steps.context import ClaimLost, Outcome, StepContext
 from shared.services.steps.kinds import KINDS
 
 logger = logging.getLogger(__name__)
-ACTS = (*SWAP_TYPES, SWAP_BACK, "deploy-package", "restart", "set-app-settings")
-"""Steps that write to a target: claimed by their run's message before they act, so a copy of the
-message (sent twice, or redelivered while the first still runs) finds the run taken and does nothing.
-A swap done twice undoes itself; a deployment or a restart done twice is a second outage."""
 MAX_TARGET_RETRIES = 8
 
 
@@ -45,35 +42,80 @@ def log_name(release: Release, stage: str, attempt: int, step: int) -> str:
 def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     """Run the step a message names. Returns what happened, for the invocation log.
 
-    `delivery` is the queue message's id: the same message delivered again after a crash may take
-    back the claim on a toggling step; another message for the same run (sent twice) may not."""
+    Every run is claimed by its message before it acts, so a copy of the message (sent twice, or
+    received by two hosts) finds the run taken and does nothing: a swap done twice undoes itself, a
+    deployment or a restart done twice is a second outage. The claim is short and a heartbeat renews
+    it while the step runs, so the sweeper knows within a lease that a host died. `delivery` is the
+    queue message's id: the same message delivered again after a crash may take its claim back."""
     loaded = deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
         return "no such release"
     release, _ = loaded
-    ctx = _context(release, msg, deps)
-    if ctx is None:
+    if _context(release, msg, deps) is None:
         return "stale"
-    if ctx.step.type in ACTS:
-        token = delivery or uuid.uuid4().hex
-        held = apply(deps, msg.definition_id, msg.release_id,
-                     ClaimStep(msg.stage, msg.attempt, msg.step, msg.run, token,
-                               deps.settings.step_lease_seconds), read=loaded).release
-        found = _context(held, msg, deps)
-        if found is None or found.run.claim != token:
-            return "taken by another delivery of the same message"
-        loaded, ctx = None, found  # the claim changed the release: the completion reads it again
+    token = delivery or uuid.uuid4().hex
+    ctx = _claim(deps, msg, token, read=loaded)
+    if ctx is None:
+        return "taken by another delivery of the same message"
+    ctx.keep_intent = lambda intent: _claim(deps, msg, token, intent=intent) is not None
     ctx.debug(f"message: stage {msg.stage!r} attempt {msg.attempt} step {msg.step} run {msg.run}; "
               f"type {ctx.step.type}; settings {sorted(k for k in ctx.step.config if k not in ('type', 'name'))}")
     ctx.debug(f"target {ctx.target.resource_id}; artifacts "
               f"{[(a['alias'], a['version'], a.get('sha256')) for a in release.artifacts]}")
-    outcome = _run(deps, ctx)
+    with Heartbeat(deps, msg, token):
+        try:
+            outcome = _run(deps, ctx)
+        except ClaimLost as exc:
+            logger.warning("step %s/%s/%s run %s: %s", msg.release_id, msg.stage, msg.step, msg.run, exc)
+            return "claim lost"
     ctx.debug(f"outcome {outcome.kind}: {outcome.message}; state {outcome.state}")
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
     deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1)
-    apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome), read=loaded)
+    apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome))
     return outcome.kind
+
+
+def _claim(deps: Deps, msg: RunStep, token: str, *, intent: dict[str, Any] | None = None,
+           read: tuple[Release, str] | None = None) -> StepContext | None:
+    """Take, renew or keep (with an intent) the run's claim: the step as it is now, if this token holds it."""
+    after = apply(deps, msg.definition_id, msg.release_id,
+                  ClaimStep(msg.stage, msg.attempt, msg.step, msg.run, token, deps.settings.step_lease_seconds,
+                            intent), read=read).release
+    found = _context(after, msg, deps)
+    return found if found is not None and found.run.claim == token else None
+
+
+class Heartbeat:
+    """Renews the run's claim every third of the lease while the step runs, from a thread: a step that
+    waits on a slow deployment endpoint stays claimed, a host that died stops renewing. (The lease is
+    in the clock's seconds; the local stack's clock may run faster than the thread sleeps.)"""
+
+    def __init__(self, deps: Deps, msg: RunStep, token: str) -> None:
+        self.deps, self.msg, self.token = deps, msg, token
+        self.every = deps.settings.step_lease_seconds / 3 / float(getattr(deps.clock, "speed", 1) or 1)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat:{msg.release_id}/{msg.stage}/{msg.step}",
+                                       daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                if _claim(self.deps, self.msg, self.token) is None:
+                    logger.warning("step %s/%s/%s run %s: claim lost while running", self.msg.release_id,
+                                   self.msg.stage, self.msg.step, self.msg.run)
+                    return
+            except Exception:  # a missed beat is not fatal: the claim lasts three of them
+                logger.exception("heartbeat of step %s/%s/%s failed", self.msg.release_id, self.msg.stage,
+                                 self.msg.step)
 
 
 def _context(release: Release, msg: RunStep, deps: Deps) -> StepContext | None:

@@ -7,6 +7,7 @@ before it acts, so two copies never swap twice; it checks the slots before and a
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from shared.domain.target import Target
 from shared.services.deps import Deps
@@ -40,6 +41,9 @@ def swap(deps: Deps, ctx: StepContext) -> Outcome:
         return holds(settings, ctx.release.id, artifact)
 
     if "token" not in ctx.run.state and not release_in(deps.app_service.read_slot(ctx.slot(target)).app_settings):
+        happened = _swapped_since_intent(deps, ctx, source, target, what)
+        if happened is not None:
+            return happened
         src = deps.app_service.read_slot(ctx.slot(source)).app_settings
         if not release_in(src):
             return Outcome.fail(f"{source} does not run {what} (it runs release {src.get(RELEASE_MARK) or 'none'}): "
@@ -60,7 +64,44 @@ def swap_back(deps: Deps, ctx: StepContext) -> Outcome:
                 and settings.get(DIGEST_MARK) == before.get(DIGEST_MARK))
 
     what = f"release {before.get(RELEASE_MARK) or '(none)'} ({before.get(VERSION_MARK) or 'unknown version'})"
+    if "token" not in state and not restored(deps.app_service.read_slot(ctx.slot(target)).app_settings):
+        happened = _swapped_since_intent(deps, ctx, source, target, what)
+        if happened is not None:
+            return happened
     return _swap_until(deps, ctx, site, source, target, restored, what, "automatic swap-back")
+
+
+def _marks(settings: dict[str, str]) -> dict[str, str]:
+    return {k: settings.get(k, "") for k in (RELEASE_MARK, DIGEST_MARK, VERSION_MARK)}
+
+
+def _swapped_since_intent(deps: Deps, ctx: StepContext, source: str, target: str, what: str) -> Outcome | None:
+    """A run that died between swapping and recording it left its intent, with App Service's last swap
+    as it was before. If App Service has swapped these two slots since, that swap was this step's
+    (nothing else swaps the slots of a stage that deploys one release at a time): it is recorded as
+    done, even if the slots changed again afterwards, and not made again. Only App Service's own
+    timestamps are compared, so clock skew between Slipway and Azure cannot fake a swap. None when no
+    swap happened."""
+    intent = ctx.run.state.get("intent")
+    if not intent or intent.get("source") != source or intent.get("target") != target:
+        return None
+    seen = {name: deps.app_service.read_slot(ctx.slot(name)) for name in (target, source)}
+    before = intent.get("lastSwapBefore")
+    for name in (target, source):
+        last = seen[name].last_swap
+        if last is None or last.slots != frozenset((source, target)) or \
+                (before is not None and last.at <= datetime.fromisoformat(before)):
+            continue
+        exact = all(seen[target].app_settings.get(k, "") == v for k, v in intent["sourceBefore"].items())
+        at, when = (last.at, f"at {last.at.isoformat()}") if exact else \
+            (datetime.fromisoformat(intent["at"]), f"between {intent['at']} and {last.at.isoformat()}")
+        ctx.log(f"the swap of {source} into {target} to run {what} completed {when}; its run ended before "
+                f"recording it{'' if exact else f', and {target} has changed since'}")
+        return Outcome.ok(f"swapped {source} into {target} {when}: {target} ran {what}",
+                          [slot_record(ctx.slot(target), intent["sourceBefore"], "swap", at),
+                           slot_record(ctx.slot(source), intent["targetBefore"], "swap", at)],
+                          {k: v for k, v in ctx.run.state.items() if k != "token"})
+    return None
 
 
 def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target: str, done: Callable[..., bool],
@@ -75,7 +116,13 @@ def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target:
                                                      slot_record(src_t, src, how, deps.clock.now())], state)
     token = state.get("token")
     if token is None:
-        state.setdefault("previous", {k: dst.get(k, "") for k in (RELEASE_MARK, DIGEST_MARK, VERSION_MARK)})
+        state.setdefault("previous", _marks(dst))
+        src_slot = deps.app_service.read_slot(src_t)
+        last = src_slot.last_swap
+        ctx.intend({"act": how, "source": source, "target": target, "at": deps.clock.now().isoformat(),
+                    "sourceBefore": _marks(src_slot.app_settings), "targetBefore": _marks(dst),
+                    "lastSwapBefore": last.at.isoformat() if last else None})
+        state["intent"] = ctx.run.state["intent"]
         ctx.run.state.update(state)  # kept even if the swap call fails below
         ctx.log(f"swapping {source} into {target} to run {what}")
     progress = deps.app_service.swap(site, source, target, preserve_vnet=ctx.step.config.get("preserveVnet", True),
