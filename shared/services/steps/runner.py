@@ -18,7 +18,6 @@ from shared.domain.keys import key_hash
 from shared.domain.plan import StepPlan
 from shared.domain.release import Release
 from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep
-from shared.domain.transitions.steps import SWAP_BACK
 from shared.domain.vocabulary import Status, StepStatus
 from shared.messages import RunStep, decode
 from shared.ports import TargetError
