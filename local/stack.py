@@ -113,7 +113,7 @@ class LocalStack:
         self.emulator.add_site(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"], SAMPLE_TARGET["site"],
                                slots=SAMPLE_SLOTS)
         self.emulator.add_site(TAILSPIN_TARGET["subscriptionId"], TAILSPIN_TARGET["resourceGroup"],
-                               TAILSPIN_TARGET["site"], slots=["dev", "test", "preprod"])
+                               TAILSPIN_TARGET["site"], slots=["dev", "test", "preprod", "staging"])
         self.emulator.add_function_app(SELF["subscriptionId"], SELF["resourceGroup"], SELF["site"],
                                        {"default": self.function_key, "_master": secrets.token_urlsafe(30)})
         auth = ({"SLIPWAY_AUTH_MODE": "appservice", "WEBSITE_AUTH_ENABLED": "true"} if self.auth == "appservice"

@@ -34,7 +34,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-resource slots 'Microsoft.Web/sites/slots@2024-04-01' = [for slot in ['dev', 'test', 'preprod']: {
+resource slots 'Microsoft.Web/sites/slots@2024-04-01' = [for slot in ['dev', 'test', 'preprod', 'staging']: {
   parent: app
   name: slot
   location: location

@@ -46,8 +46,3 @@ class Lane:
         nxt = self.queued.pop(0)
         self.active.append(nxt)
         return nxt
-
-
-def limit_of(queue: dict[str, Any] | None) -> int:
-    """0 means unlimited."""
-    return int((queue or {}).get("parallel") or 0)

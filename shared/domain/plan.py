@@ -53,6 +53,17 @@ class StagePlan:
     post_gates: dict[str, Any] | None = None
     """Health signals sampled before the steps / after them (see shared/domain/gates.py)."""
 
+    @property
+    def swaps(self) -> bool:
+        return any(s.type in SWAP_TYPES or s.type == "start-swap" for s in self.steps)
+
+    @property
+    def limit(self) -> int:
+        """How many releases it deploys at once (0: no limit). A stage that swaps deploys one at a time
+        whatever its queue says: a second release's deployment would overwrite the slot the first is
+        about to swap, or swap in between its swap and its checks."""
+        return 1 if self.swaps else int((self.queue or {}).get("parallel") or 0)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -140,3 +151,69 @@ def _visit(node: str, edges: dict[str, list[str]], state: dict[str, int], path: 
     path.pop()
     state[node] = 2
     return []
+
+
+WRITES_OWN_SLOT = ("deploy-package",)
+WRITES_NAMED_SLOT = ("set-app-settings", "restart")
+"""Steps that change a slot: a deployment goes to the stage's slot; these to theirs (`slot`) or the stage's."""
+
+
+def swap_warnings(data: dict[str, Any]) -> list[FieldError]:
+    """What a definition's swaps are exposed to. A swap stage deploys one release at a time, but the
+    stages that feed its source slot do not wait for it: when another stage deploys to the slot a
+    stage swaps from, a later release's deployment there can replace the build between this release's
+    approval and its swap (the swap then fails: the slot does not run the release). The safe shape:
+    the swapping stage deploys to a slot it owns, then swaps it."""
+    def app(target: dict[str, Any]) -> tuple[str, str, str]:
+        return (str(target.get("subscriptionId", "")).lower(), str(target.get("resourceGroup", "")).lower(),
+                str(target.get("site", "")).lower())
+
+    def slot_of(name: Any) -> str:
+        return str(name or "production").lower()
+
+    writers: dict[tuple[tuple[str, str, str], str], list[str]] = {}
+    for stage in data.get("stages", []):
+        target = stage.get("target") or {}
+        for step in stage.get("steps", []):
+            if step.get("type") in WRITES_OWN_SLOT or step.get("type") in WRITES_NAMED_SLOT:
+                slot = slot_of(target.get("slot") if step.get("type") in WRITES_OWN_SLOT
+                               else step.get("slot") or target.get("slot"))
+                names = writers.setdefault((app(target), slot), [])
+                if stage["name"] not in names:
+                    names.append(stage["name"])
+    warnings = []
+    for i, stage in enumerate(data.get("stages", [])):
+        target = stage.get("target") or {}
+        for j, step in enumerate(stage.get("steps", [])):
+            if step.get("type") not in (*SWAP_TYPES, "start-swap"):
+                continue
+            source = slot_of(step.get("slot") or target.get("slot"))
+            others = [n for n in writers.get((app(target), source), []) if n != stage["name"]]
+            if others:
+                warnings.append(FieldError(
+                    f"stages[{i}].steps[{j}].slot",
+                    f"stage '{stage['name']}' swaps slot '{source}', which {', '.join(repr(n) for n in others)} "
+                    f"also deploy{'s' if len(others) == 1 else ''} to: a later release deployed there can replace "
+                    f"the build before this stage swaps it. Deploy the release to a slot this stage owns (a "
+                    f"deploy-package step to it before the swap); this stage swaps one release at a time"))
+        parallel = (stage.get("queue") or {}).get("parallel")
+        if parallel and int(parallel) > 1 and any(s.get("type") in (*SWAP_TYPES, "start-swap")
+                                                    for s in stage.get("steps", [])):
+            warnings.append(FieldError(f"stages[{i}].queue.parallel",
+                                       f"stage '{stage['name']}' swaps slots, so it deploys one release at a "
+                                       f"time: parallel {parallel} does not apply"))
+    return warnings
+
+
+def environment_target(stage: dict[str, Any]) -> dict[str, Any]:
+    """Where a stage's release ends up: the slot its last swap swaps into (a stage that deploys to a
+    staging slot of its own and swaps it into production is the production environment), or else
+    the stage's own slot."""
+    target = dict(stage.get("target") or {})
+    swaps = [s for s in stage.get("steps", []) if s.get("type") in SWAP_TYPES]
+    if swaps:
+        slot = str(swaps[-1].get("targetSlot") or "production").lower()
+        target["slot"] = "" if slot == "production" else slot
+        if not target["slot"]:
+            del target["slot"]
+    return target

@@ -456,10 +456,11 @@ class DefinitionIn(Strict):
     revision: int | None = None
     modifiedBy: Any = None
     modifiedOn: Any = None
+    warnings: Any = None
     """What a read adds (a GET's body can be PUT back as it is); ignored on the way in."""
 
 
-READ_ONLY = ("id", "revision", "modifiedBy", "modifiedOn")
+READ_ONLY = ("id", "revision", "modifiedBy", "modifiedOn", "warnings")
 
 
 def parse_definition(body: Any) -> dict[str, Any]:

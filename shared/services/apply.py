@@ -13,7 +13,7 @@ from typing import Any, assert_never
 
 from shared import telemetry
 from shared.domain.errors import Conflict, NotFound, PreconditionFailed
-from shared.domain.lanes import Lane, limit_of
+from shared.domain.lanes import Lane
 from shared.domain.release import Release
 from shared.domain.transitions import decide
 from shared.domain.transitions.commands import Command
@@ -85,7 +85,7 @@ def approval_summaries(before: Release | None, after: Release) -> list[Summary]:
 
 def read_lanes(deps: Deps, definition_id: int, release: Release) -> tuple[dict[str, Lane], dict[str, str]]:
     """The lanes of the stages that limit parallel deployments (one read, and only when some do)."""
-    if not any(limit_of(s.queue) for s in release.plan.stages):
+    if not any(s.limit for s in release.plan.stages):
         return {}, {}
     stored = deps.store.lanes(definition_id)
     return ({stage: Lane.from_dict(data) for stage, (data, _) in stored.items()},

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, PreconditionFailed
+from shared.domain.plan import swap_warnings
 from shared.domain.schedules import specs
 from shared.domain.secrets import header_errors, redacted, restore_kept
 from shared.domain.target import Target
@@ -21,6 +22,12 @@ from shared.services import outbox
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
+
+
+def shown(stored: dict[str, Any]) -> dict[str, Any]:
+    """A revision as reads show it: secrets redacted, and what its swaps are exposed to (`warnings`)."""
+    warnings = [{"field": w.field, "message": w.message} for w in swap_warnings(stored)]
+    return {**redacted(stored), **({"warnings": warnings} if warnings else {})}
 
 
 def etag_of(revision: int) -> str:
@@ -80,7 +87,7 @@ def create(deps: Deps, body: Any, *, by: str, idempotency_key: str | None = None
     items = [outbox.index_item(deps, 0, Summary.of_definition(head)), *_registration(deps, definition_id, stored)]
     deps.store.commit(Changes(definition_id, head=head, revision=(1, stored), outbox=items))
     outbox.flush(deps, definition_id, items)
-    return redacted(stored)
+    return shown(stored)
 
 
 def current_head(deps: Deps, definition_id: int) -> Head:
@@ -106,7 +113,7 @@ def get(deps: Deps, definition_id: int, revision: int | None = None) -> dict[str
     body = deps.store.revision(definition_id, revision or head.revision)
     if body is None:
         raise NotFound(f"definition {definition_id} has no revision {revision}")
-    return redacted(body)
+    return shown(body)
 
 
 def revisions(deps: Deps, definition_id: int) -> list[dict[str, Any]]:
@@ -176,4 +183,4 @@ def _new_revision(deps: Deps, definition_id: int, edit: Any, *, by: str, if_matc
     except ConcurrentChange:
         raise PreconditionFailed(f"definition {definition_id} changed meanwhile; read it again") from None
     outbox.flush(deps, definition_id, items)
-    return redacted(stored)
+    return shown(stored)

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.domain.gates import GateRun
+from shared.domain.plan import environment_target
 from shared.domain.release import Deployment, Release
 from shared.domain.target import Target
 from shared.domain.waiting import why
@@ -35,8 +36,8 @@ def release_view(release: Release, base: str = "/api",
                 "name": name,
                 "status": run.status,
                 "waitingFor": why(release, name),
-                "target": (target := _target(release, name)),
-                "nowRunning": _now_running(running, target),
+                "target": _target(release, name),
+                "nowRunning": _now_running(running, _environment(release, name)),
                 "deployments": [_deployment(d, f"{href}/stages/{quote(name, safe='')}") for d in run.deployments],
             }
             for name, run in release.stages.items()
@@ -47,6 +48,10 @@ def release_view(release: Release, base: str = "/api",
 
 def _target(release: Release, stage: str) -> dict[str, Any] | None:
     return next((s.get("target") for s in release.definition["stages"] if s["name"] == stage), None)
+
+
+def _environment(release: Release, stage: str) -> dict[str, Any] | None:
+    return next((environment_target(s) for s in release.definition["stages"] if s["name"] == stage), None)
 
 
 def _now_running(running: dict[str, dict[str, Any]], target: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.domain.plan import environment_target
 from shared.domain.target import Target
 from shared.ports import TargetError
 from shared.services import definitions
@@ -17,7 +18,7 @@ def what_runs_where(deps: Deps, definition_id: int, *, verify: bool = False) -> 
     records = {r["slot"].lower(): r for r in deps.store.slot_records(definition_id)}
     stages = []
     for stage in definition["stages"]:
-        target = Target.from_dict(stage["target"])
+        target = Target.from_dict(environment_target(stage))
         entry: dict[str, Any] = {"stage": stage["name"], "site": target.site, "slot": target.slot or "production",
                                  "recorded": records.get(target.resource_id.lower())}
         if verify:

@@ -1,5 +1,5 @@
-"""Tailspin's pipeline on the local stack: dev, test and preprod slots, Production swaps preprod in;
-a release that fails its post-swap check is swapped back automatically."""
+"""Tailspin's pipeline on the local stack: dev, test and preprod slots, Production deploys to its staging
+slot and swaps it in; a release that fails its post-swap check is swapped back automatically."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ SUB, RG, SITE = TARGET["subscriptionId"], TARGET["resourceGroup"], TARGET["site"
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     with LocalStack(persistent=False, fixed_ports=False, seed=False, max_polling_interval=0.1) as running:
-        yield running  # the stack seeds the tailspin app with its dev, test and preprod slots
+        yield running  # the stack seeds the tailspin app with its dev, test, preprod and staging slots
 
 
 def build(stack: LocalStack, version: str, defect_in: str | None = None) -> int:
@@ -58,7 +58,8 @@ def test_releases_swap_into_production_and_a_bad_one_is_swapped_back(stack: Loca
 
     r2 = stack.wait_for(build(stack, "1.1.0"), settled, 90)
     assert [s["status"] for s in r2["stages"]] == ["succeeded"] * 4
-    assert serving(stack, "production") == "1.1.0" and serving(stack, "preprod") == "1.0.0"
+    assert serving(stack, "production") == "1.1.0" and serving(stack, "staging") == "1.0.0"
+    assert serving(stack, "preprod") == "1.1.0"
 
     r3 = stack.wait_for(build(stack, "1.2.0", defect_in="production"), settled, 90)
     assert [s["status"] for s in r3["stages"]] == ["succeeded", "succeeded", "succeeded", "failed"]

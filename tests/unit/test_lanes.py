@@ -23,12 +23,12 @@ from tests.unit.test_transitions import NOW, TARGET
 TIM = Principal("tim@contoso.com")
 
 
-def qa_release(rid: int, policy: str) -> Release:
+def qa_release(rid: int, policy: str | None, step: str = "wait") -> Release:
     stage: dict[str, Any] = {"name": "QA", "target": TARGET, "trigger": {"type": "manual"},
-                             "steps": [{"type": "wait", "name": "w", "seconds": 0}],
+                             "steps": [{"type": step, "name": "w", "seconds": 0, "slot": "staging"}],
                              "preApprovals": {"approvers": ["tim@contoso.com"]},
                              "postApprovals": {"approvers": ["tim@contoso.com"]},
-                             "queue": {"parallel": 1, "policy": policy}}
+                             **({"queue": {"parallel": 1, "policy": policy}} if policy else {})}
     return Release.new(id=rid, definition_id="1", revision=1, name=f"R{rid}", created_at=NOW.isoformat(),
                        created_by="amita", reason="manual", description="", artifacts=[],
                        definition={"name": "Fabrikam", "stages": [stage]})
@@ -37,8 +37,8 @@ def qa_release(rid: int, policy: str) -> Release:
 class World:
     """Five releases and one lane, with lane messages delivered as the events queue would."""
 
-    def __init__(self, policy: str) -> None:
-        self.releases = {rid: qa_release(rid, policy) for rid in range(1, 6)}
+    def __init__(self, policy: str | None, step: str = "wait") -> None:
+        self.releases = {rid: qa_release(rid, policy, step) for rid in range(1, 6)}
         self.lanes: dict[str, Lane] = {}
 
     def act(self, rid: int, command: Any) -> None:
@@ -99,3 +99,18 @@ def test_abandoning_the_running_release_hands_the_lane_on() -> None:
     assert w.pending_approvals() == [2] and w.lanes["QA"].active == [2]
     w.act(2, Abandon("amita"))
     assert w.lanes["QA"] == Lane([], [])
+
+
+def test_a_stage_that_swaps_deploys_one_release_at_a_time_without_a_queue_policy() -> None:
+    """Two releases swapping the same slots at once would swap each other's build out, or overwrite
+    the staging slot one of them is about to swap: the stage has a lane of one whatever it says."""
+    w = World(None, step="swap")
+    for rid in range(1, 4):
+        w.act(rid, DeployStage("QA", "amita"))
+    assert w.pending_approvals() == [1] and [w.state(r)[0] for r in (2, 3)] == ["queued"] * 2
+    w.run_through(1)
+    assert w.pending_approvals() == [2]
+    unlimited = World(None)
+    for rid in range(1, 4):
+        unlimited.act(rid, DeployStage("QA", "amita"))
+    assert unlimited.pending_approvals() == [1, 2, 3]  # a stage that does not swap has no lane by default

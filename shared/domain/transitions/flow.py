@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.domain.lanes import Lane, limit_of
+from shared.domain.lanes import Lane
 from shared.domain.plan import StagePlan
 from shared.domain.release import Deployment, Release, StepRun
 from shared.domain.transitions.results import ArmTimer, Decision, EnqueueStep, Event, LaneMessage
@@ -136,7 +136,7 @@ class Flow:
 
     def queue_if_full(self, stage: StagePlan, dep: Deployment) -> bool:
         """Take a place in the stage's lane; True when the deployment must wait for one."""
-        limit = limit_of(stage.queue)
+        limit = stage.limit
         if not limit:
             return False
         lane = self.lane(stage.name)
