@@ -110,7 +110,7 @@ class MemoryStore(PipelineStore):
 
     def in_flight(self) -> list[tuple[int, int]]:
         return [key for key, (data, _) in sorted(self.release_rows.items())
-                if any(s.current is not None and s.current.status == "inProgress"
+                if any(s.current is not None and s.current.status in ("inProgress", "queued")
                        for s in Release.from_dict(copy.deepcopy(data)).stages.values())]
 
     # -- the one write

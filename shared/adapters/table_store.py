@@ -230,7 +230,7 @@ class TableStore:
         return won
 
     def in_flight(self) -> list[tuple[int, int]]:
-        """(definition, release) pairs with a deployment in progress (a scan: the sweeper's job)."""
+        """(definition, release) pairs with a deployment in progress or queued (a scan: the sweeper's job)."""
         rows = self.table.query_entities("RowKey ge @lo and RowKey lt @hi and inFlight eq true",
                                          parameters={"lo": "release|", "hi": "release}"},
                                          select=["PartitionKey", "RowKey"])
@@ -495,7 +495,8 @@ def _guarded(row: dict[str, Any], etag: str | None) -> tuple[Any, ...]:
 
 
 def _in_flight(release: Release) -> bool:
-    return any(s.current is not None and s.current.status == "inProgress" for s in release.stages.values())
+    """A deployment runs or waits for its lane: the sweeper looks at it (a lost lane turn is its to give)."""
+    return any(s.current is not None and s.current.status in ("inProgress", "queued") for s in release.stages.values())
 
 
 def _outbox_key(item: OutboxItem) -> str:

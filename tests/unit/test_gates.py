@@ -3,7 +3,7 @@ duplicate and late messages, and what a gate's outcome does to the deployment.""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -301,3 +301,25 @@ def test_the_timeout_timer_fails_a_gate_whose_messages_were_lost() -> None:
     assert not early.changed
     late = decide(gate.rel, Wake("Production", 1), NOW + timedelta(minutes=10))
     assert late.release.stages["Production"].status == "failed"
+
+
+def test_the_sweeper_asks_again_for_a_sample_whose_evaluation_died_or_whose_message_was_lost() -> None:
+    from shared.domain.transitions import EnqueueGate, GateClaim, Sweep
+
+    rel = Gate(deploy(production(post={"timeoutMinutes": 60}))).rel
+    dep = rel.stages["Production"].current
+    assert dep is not None and dep.phase == "postGate"
+    due = datetime.fromisoformat(dep.gates["post"].next_at)
+
+    def resent(decision: Any) -> list[Any]:
+        return [e for e in decision.effects if isinstance(e, EnqueueGate)]
+
+    assert not resent(decide(rel, Sweep(30, 3), due + timedelta(seconds=59)))  # the message may be queued
+    assert resent(decide(rel, Sweep(30, 3), due + timedelta(seconds=61))) == [EnqueueGate("Production", 1, "post",
+                                                                                            1, 0)]
+    claimed = decide(rel, GateClaim("Production", 1, "post", 1, "host-a"), due).release
+    assert not resent(decide(claimed, Sweep(30, 3), due + timedelta(seconds=59)))  # its evaluation holds the claim
+    died = decide(claimed, Sweep(30, 3), due + timedelta(seconds=61))
+    assert resent(died) == [EnqueueGate("Production", 1, "post", 1, 0)]
+    retaken = decide(died.release, GateClaim("Production", 1, "post", 1, "host-b"), due + timedelta(seconds=62))
+    assert retaken.release.stages["Production"].current.gates["post"].claim == "host-b"  # type: ignore[union-attr]

@@ -114,3 +114,18 @@ def test_a_stage_that_swaps_deploys_one_release_at_a_time_without_a_queue_policy
     for rid in range(1, 4):
         unlimited.act(rid, DeployStage("QA", "amita"))
     assert unlimited.pending_approvals() == [1, 2, 3]  # a stage that does not swap has no lane by default
+
+
+def test_the_sweeper_gives_a_queued_release_the_turn_whose_message_was_lost() -> None:
+    from shared.domain.transitions import Sweep
+
+    w = World("sequence")
+    w.act(1, DeployStage("QA", "amita"))
+    w.act(2, DeployStage("QA", "amita"))
+    d = decide(w.releases[1], Abandon("amita"), NOW, w.lanes)  # its lane turn message is lost
+    w.releases[1] = d.release
+    w.lanes.update(d.lanes)
+    assert w.state(2) == ("queued", "queued") and w.lanes["QA"].active == [2]
+    swept = decide(w.releases[2], Sweep(30, 3), NOW, w.lanes)
+    assert swept.release.stages["QA"].current.status == "inProgress"  # type: ignore[union-attr]
+    assert not decide(swept.release, Sweep(30, 3), NOW, w.lanes).changed

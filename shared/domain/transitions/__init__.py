@@ -119,8 +119,16 @@ def _wake(flow: Flow, stage: str, attempt: int) -> None:
 def _sweep(flow: Flow, cmd: Sweep) -> None:
     for name, run in flow.release.stages.items():
         dep = run.current
+        if dep is not None and dep.status == Status.QUEUED:
+            lane = flow.lanes.get(name)
+            if lane is not None and flow.release.id in lane.active:
+                lanes.grant(flow, LaneGrant(name))  # its turn came, and the message saying so was lost
+            continue
         if dep is None or dep.status != Status.IN_PROGRESS:
             continue
+        if dep.phase in (Phase.PRE_GATE, Phase.POST_GATE):
+            gates.resend_lost_sample(flow, name, dep, Kind.PRE if dep.phase == Phase.PRE_GATE else Kind.POST,
+                                     cmd.lease_seconds)
         if dep.phase != Phase.STEPS:
             _wake(flow, name, dep.attempt)  # a lost timer: approvals time out, windows open, deferrals end
         else:

@@ -26,7 +26,7 @@ from shared.domain.transitions.results import EnqueueGate
 from shared.domain.transitions.steps import may_claim, swap_back_or_fail
 from shared.domain.vocabulary import GATE_PASSED, GATE_RUNNING, EventType, GateStatus, Kind, Phase, Status
 
-CLAIM_SECONDS = 120
+CLAIM_SECONDS = 60
 """How long one evaluation holds a sample before another may take it (a crashed handler)."""
 BEFORE_APPROVALS, AFTER_APPROVALS = "beforeApprovals", "afterApprovals"
 
@@ -144,6 +144,23 @@ def deadline(flow: Flow, stage: str, dep: Deployment, kind: Kind) -> None:
         gate.reason = f"timed out at {gate.deadline} with {gate.sample_count} samples"
         gate.claim = gate.claimed_until = None
         _over(flow, stage, dep, gate)
+
+
+def resend_lost_sample(flow: Flow, stage: str, dep: Deployment, kind: Kind, lease_seconds: float) -> None:
+    """The sweeper's part: a sample whose evaluation died (its claim ran out) or whose message was lost
+    (due two leases ago, nobody claimed it) is asked for again; a copy of a live one finds its seq or
+    its claim taken."""
+    gate = dep.gates.get(kind)
+    if gate is None or gate.status not in GATE_RUNNING or not gate.next_at:
+        return
+    if gate.claim is not None:
+        if gate.claimed_until is not None and flow.now < datetime.fromisoformat(gate.claimed_until):
+            return
+    elif flow.now < datetime.fromisoformat(gate.next_at) + timedelta(seconds=2 * lease_seconds):
+        return
+    gate.claim = gate.claimed_until = None
+    gate.next_at = flow.stamp
+    flow.decision.effects.append(EnqueueGate(stage, dep.attempt, kind, gate.next_seq, 0))
 
 
 def _over(flow: Flow, stage: str, dep: Deployment, gate: gates.GateRun) -> None:
