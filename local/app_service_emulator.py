@@ -131,6 +131,9 @@ class AppServiceEmulator:
         """How a managed identity reads a blob URL (the local stack reads Azurite with its key)."""
         self.swaps_done = 0
         """Swaps carried out (a refused or failed one is not)."""
+        self.settings_log: list[tuple[str, str | None]] = []
+        """Every app settings write: (slot resource id, the release mark it leaves), for the same counts."""
+        self.on_swap: Callable[[dict[str, Any]], None] | None = None
         self.swap_log: list[dict[str, Any]] = []
         """Every swap carried out, with what each slot ran after it (by Slipway's release mark): what
         load and crash tests count the engine's own acts by."""
@@ -315,6 +318,7 @@ class AppServiceEmulator:
             if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
                 return 400, _error("BadRequest", "properties must be an object"), {}
             slot.settings = {str(k): str(v) for k, v in body["properties"].items()}
+            self.settings_log.append((resource.lower(), slot.settings.get("SLIPWAY_RELEASE_ID")))
             # App Service answers first and restarts the slot afterwards: the old build serves meanwhile
             # (azure-notes §4; WebApps_Restart's `synchronous` defaults to false: "the API responds
             # immediately (asynchronous)", Microsoft.Web REST reference / azure-mgmt-web `restart_slot`).
@@ -527,9 +531,11 @@ class AppServiceEmulator:
         self._exchange(site, a, b)
         status = {"timestampUtc": self.now().isoformat(), "sourceSlotName": a_name, "destinationSlotName": b_name}
         a.swap_status = b.swap_status = status
-        self.swap_log.append({**status, "site": next(k[2] for k, v in self.sites.items() if v is site),
-                              "runs": {a_name: a.settings.get("SLIPWAY_RELEASE_ID"),
-                                       b_name: b.settings.get("SLIPWAY_RELEASE_ID")}})
+        entry = {**status, "site": next(k[2] for k, v in self.sites.items() if v is site),
+                 "runs": {a_name: a.settings.get("SLIPWAY_RELEASE_ID"), b_name: b.settings.get("SLIPWAY_RELEASE_ID")}}
+        self.swap_log.append(entry)
+        if self.on_swap is not None:
+            self.on_swap(entry)  # before the caller hears of it: a crash test kills the caller here
         return None
 
     @staticmethod

@@ -18,6 +18,7 @@ from local.app_service_emulator import AppServiceEmulator
 from local.azurite import REPO, Azurite
 from local.easy_auth import LocalEntra
 from local.functions_host import FunctionsHost
+from local.host_process import HostProcess
 from local.mail_sink import MailSink
 from local.monitor_emulator import MonitorEmulator
 
@@ -33,6 +34,13 @@ SELF = {"subscriptionId": SAMPLE_TARGET["subscriptionId"], "resourceGroup": "rg-
 """Slipway's own function app, as the App Service emulator knows it: its host keys are the function keys."""
 SELF_ID = (f"/subscriptions/{SELF['subscriptionId']}/resourceGroups/{SELF['resourceGroup']}"
            f"/providers/Microsoft.Web/sites/{SELF['site']}")
+
+
+def _port() -> int:
+    """A port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _free(port: int) -> bool:
@@ -52,7 +60,8 @@ class LocalStack:
 
     def __init__(self, *, persistent: bool = True, fixed_ports: bool = True, seed: bool = True,
                  max_polling_interval: float | None = None, workdir: Path = REPO / ".slipway",
-                 extra_settings: dict[str, str] | None = None, auth: str = "development") -> None:
+                 extra_settings: dict[str, str] | None = None, auth: str = "development",
+                 host_process: bool = False) -> None:
         self.auth = auth
         self.entra = LocalEntra()
         self.function_key = secrets.token_urlsafe(30)
@@ -61,9 +70,12 @@ class LocalStack:
         self.max_polling_interval = max_polling_interval
         self.workdir = workdir
         self.extra_settings = extra_settings or {}
+        self.host_process = host_process
+        """Run the Functions host in a process of its own (`self.host` is then a `HostProcess` that a
+        crash test kills by pid and starts again); development sign-in and the real clock only."""
         self.azurite: Azurite | None = None
         self.emulator: AppServiceEmulator | None = None
-        self.host: FunctionsHost | None = None
+        self.host: FunctionsHost | HostProcess | None = None
         self.mail: MailSink | None = None
         self.monitor: MonitorEmulator | None = None
         self.definition_id: int | None = None
@@ -125,10 +137,16 @@ class LocalStack:
                     "SLIPWAY_MONITOR_ENDPOINT": self.monitor.url, "SLIPWAY_LOGS_ENDPOINT": self.monitor.url,
                     "SLIPWAY_GATE_MIN_INTERVAL_SECONDS": "1",
                     **self.extra_settings}
-        self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
-                                  max_polling_interval=self.max_polling_interval, entra=self.entra,
-                                  clock=self.clock)
-        self.host.start()
+        if self.host_process:
+            assert self.auth == "development" and speed == 1, "a host process runs development sign-in, real time"
+            os.environ["SLIPWAY_PUBLIC_URL"] = settings["SLIPWAY_PUBLIC_URL"] = f"http://127.0.0.1:{(port := _port())}"
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.host = HostProcess(settings, http_port=port, max_polling_interval=self.max_polling_interval,
+                                    log=self.workdir / f"host-{port}.log").start()
+        else:
+            self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
+                                      max_polling_interval=self.max_polling_interval, entra=self.entra,
+                                      clock=self.clock).start()
         os.environ["SLIPWAY_PUBLIC_URL"] = self.host.base_url  # the links in mails point at this host
         from local.storage_policies import TableLimitsPolicy
         from shared import bootstrap

@@ -34,7 +34,8 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
-SLOW_FIRST = ("test_schedule_week.py", "test_gates.py", "test_slots.py", "test_clock.py", "test_browser.py")
+SLOW_FIRST = ("test_load.py", "test_crash.py", "test_schedule_week.py", "test_gates.py", "test_slots.py",
+              "test_clock.py", "test_browser.py")
 """Modules that take the longest (a simulated week runs on the wall clock): started first, so that
 parallel workers (`make test` runs one per core) end together instead of waiting for them at the end."""
 

@@ -263,7 +263,16 @@ def _PollFor(seconds: float) -> Any:
                     return
                 if time.monotonic() >= deadline:
                     return
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                time.sleep(min(self.next_look(), max(0.0, deadline - time.monotonic())))
+
+        def next_look(self) -> float:
+            """ARM's `Retry-After` on the operation's answer says when to look again (at most a second
+            here: the call gives up after `seconds` and the step looks again later by itself)."""
+            value = self._pipeline_response.http_response.headers.get("Retry-After", "")
+            try:
+                return min(1.0, max(0.0, float(value)))
+            except ValueError:
+                return 1.0
 
     return PollFor(timeout=1)
 

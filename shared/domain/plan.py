@@ -20,6 +20,9 @@ STEP_TYPES = ("deploy-package", "http-check", "wait", "swap", "start-swap", "com
               "restart", "set-app-settings")
 SWAP_TYPES = ("swap", "complete-swap")
 """Steps after which a failing post-swap check swaps back."""
+SLOT_WRITERS = ("deploy-package", "set-app-settings", "restart", "swap", "complete-swap", "start-swap",
+                "cancel-swap")
+"""Steps that change a slot: their stage deploys one release at a time."""
 
 
 @dataclass(frozen=True)
@@ -54,15 +57,17 @@ class StagePlan:
     """Health signals sampled before the steps / after them (see shared/domain/gates.py)."""
 
     @property
-    def swaps(self) -> bool:
-        return any(s.type in SWAP_TYPES or s.type == "start-swap" for s in self.steps)
+    def writes_slot(self) -> bool:
+        return any(s.type in SLOT_WRITERS for s in self.steps)
 
     @property
     def limit(self) -> int:
-        """How many releases it deploys at once (0: no limit). A stage that swaps deploys one at a time
-        whatever its queue says: a second release's deployment would overwrite the slot the first is
-        about to swap, or swap in between its swap and its checks."""
-        return 1 if self.swaps else int((self.queue or {}).get("parallel") or 0)
+        """How many releases it deploys at once (0: no limit). A stage that changes its slot deploys one
+        release at a time whatever its queue says: two builds deployed onto one slot at once leave
+        whichever came last (each deployment's check then waits for a build that is gone), and a second
+        release would overwrite the slot the first is about to swap, or swap between its swap and its
+        checks. Only a stage that just looks (checks, waits) runs releases side by side."""
+        return 1 if self.writes_slot else int((self.queue or {}).get("parallel") or 0)
 
 
 @dataclass(frozen=True)
@@ -197,11 +202,10 @@ def swap_warnings(data: dict[str, Any]) -> list[FieldError]:
                     f"the build before this stage swaps it. Deploy the release to a slot this stage owns (a "
                     f"deploy-package step to it before the swap); this stage swaps one release at a time"))
         parallel = (stage.get("queue") or {}).get("parallel")
-        if parallel and int(parallel) > 1 and any(s.get("type") in (*SWAP_TYPES, "start-swap")
-                                                    for s in stage.get("steps", [])):
+        if parallel and int(parallel) > 1 and any(s.get("type") in SLOT_WRITERS for s in stage.get("steps", [])):
             warnings.append(FieldError(f"stages[{i}].queue.parallel",
-                                       f"stage '{stage['name']}' swaps slots, so it deploys one release at a "
-                                       f"time: parallel {parallel} does not apply"))
+                                       f"stage '{stage['name']}' changes its slot, so it deploys one release at "
+                                       f"a time: parallel {parallel} does not apply"))
     return warnings
 
 

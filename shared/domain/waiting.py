@@ -35,8 +35,8 @@ def why(release: Release, stage_name: str) -> str | None:
         text = f"running step {step.index + 1} of {len(dep.steps)}: '{step.name}'"
         return f"{text} ({step.message})" if step.message else text
     if run.status == Status.QUEUED:
-        if stage.swaps:
-            return "queued: the stage swaps slots, so it deploys one release at a time"
+        if stage.writes_slot:
+            return "queued: the stage changes its slot, so it deploys one release at a time"
         return f"queued: the stage deploys at most {stage.limit} release(s) at a time"
     if run.status != Status.NOT_STARTED:
         return None

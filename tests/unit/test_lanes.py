@@ -129,3 +129,7 @@ def test_the_sweeper_gives_a_queued_release_the_turn_whose_message_was_lost() ->
     swept = decide(w.releases[2], Sweep(30, 3), NOW, w.lanes)
     assert swept.release.stages["QA"].current.status == "inProgress"  # type: ignore[union-attr]
     assert not decide(swept.release, Sweep(30, 3), NOW, w.lanes).changed
+    w.act(3, DeployStage("QA", "amita"))
+    w.releases[2] = swept.release
+    late_turn = decide(swept.release, LaneGrant("QA"), NOW, w.lanes)  # the lost message arrives after all
+    assert not late_turn.changed and not late_turn.lanes  # it neither leaves the lane nor lets release 3 in

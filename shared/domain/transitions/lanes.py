@@ -13,8 +13,9 @@ def grant(flow: Flow, cmd: LaneGrant) -> None:
     dep = run.current if run else None
     if run is None or stage is None or dep is None or dep.status != Status.QUEUED:
         lane = flow.lanes.get(cmd.stage)
-        if lane is not None and flow.release.id in lane.active:  # granted to one that left: pass it on
-            flow.leave_lane(cmd.stage)
+        running = dep is not None and dep.status == Status.IN_PROGRESS  # granted already (a repeated turn)
+        if lane is not None and flow.release.id in lane.active and not running:
+            flow.leave_lane(cmd.stage)  # granted to one that left: pass it on
         return
     dep.status, dep.started_at = Status.IN_PROGRESS, flow.stamp
     run.status = Status.IN_PROGRESS

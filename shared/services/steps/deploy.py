@@ -55,7 +55,7 @@ def deploy_package(deps: Deps, ctx: StepContext) -> Outcome:
     if state.get("phase") == "deploying":
         finished, ok, text = deps.app_service.deployment_status(target, state["status"])
         if not finished:
-            return Outcome.retry("zip deployment running", 3, state)
+            return Outcome.retry("zip deployment running", _next_look(state), state)
         if not ok:
             return Outcome.fail(f"the zip deployment to {where} failed: {text or 'no reason given'}")
         ctx.log(f"zip deployment to {where} completed")
@@ -147,4 +147,12 @@ def _verify_deployment(deps: Deps, ctx: StepContext, artifact: dict[str, Any], s
     if ctx.now >= datetime.fromisoformat(state["deadline"]):
         return Outcome.fail(f"{where} did not show '{wanted}' at {path} by {state['deadline']}: {seen}")
     ctx.debug(f"GET {url}: {seen}")
-    return Outcome.retry(f"waiting for the new build: {seen}", 2, state)
+    return Outcome.retry(f"waiting for the new build: {seen}", _next_look(state), state)
+
+
+def _next_look(state: dict[str, Any]) -> float:
+    """Look again soon, then less often: 0.5 s, 1 s, 2 s, then every 3 s (a small package deploys and
+    restarts in a second or two, a large one takes a minute; each look is one queue message)."""
+    looks = int(state.get("looks", 0)) + 1
+    state["looks"] = looks
+    return min(3.0, 0.25 * 2.0 ** looks)
