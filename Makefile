@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint bench sample-build clean
+.PHONY: run test install lint bench bench-load sample-build clean
 
 $(STAMP): requirements.txt requirements-dev.txt package.json pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -34,6 +34,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.release_flow
 	$(PY) -m bench.scheduler_tick
+
+bench-load: $(STAMP)
+	$(PY) -m bench.load --releases 200
 
 # Build the sample web app as VERSION and tell the running local stack about it.
 sample-build: $(STAMP)

@@ -232,7 +232,9 @@ def count_per_message(stack: LocalStack, counter: CountingPolicy, did: int,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--releases", type=int, default=60)
-    parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="releases at once; a stage that deploys runs one release at a time, so above 1 the "
+                             "figure includes waiting for the stage")
     args = parser.parse_args()
     imports = import_time()
     counter = TimedCounter()
@@ -255,8 +257,8 @@ def main() -> None:
             return int(httpx.post(f"{stack.api}/releases", json=body, timeout=30).json()["id"])
 
         def finished(release_id: int) -> dict[str, Any]:
-            return stack.wait_for(release_id, lambda r: r["stages"][-1]["status"] not in ("notStarted", "inProgress"),
-                                  120)
+            return stack.wait_for(release_id, lambda r: r["stages"][-1]["status"] not in ("notStarted", "inProgress",
+                                                                                            "queued"), 300)
 
         finished(create())  # warm up: tables, queues and containers exist from here on
         # Storage operations of one release alone, watched from an uncounted client.

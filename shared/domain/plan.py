@@ -57,6 +57,11 @@ class StagePlan:
     """Health signals sampled before the steps / after them (see shared/domain/gates.py)."""
 
     @property
+    def environment(self) -> dict[str, Any]:
+        """The slot this stage's release ends up in (see `environment_target`)."""
+        return _environment(self.target, [s.config for s in self.steps])
+
+    @property
     def writes_slot(self) -> bool:
         return any(s.type in SLOT_WRITERS for s in self.steps)
 
@@ -211,13 +216,17 @@ def swap_warnings(data: dict[str, Any]) -> list[FieldError]:
 
 def environment_target(stage: dict[str, Any]) -> dict[str, Any]:
     """Where a stage's release ends up: the slot its last swap swaps into (a stage that deploys to a
-    staging slot of its own and swaps it into production is the production environment), or else
-    the stage's own slot."""
-    target = dict(stage.get("target") or {})
-    swaps = [s for s in stage.get("steps", []) if s.get("type") in SWAP_TYPES]
+    staging slot of its own and swaps it into production is the production environment, and its
+    gates watch production), or else the stage's own slot."""
+    return _environment(stage.get("target") or {}, stage.get("steps", []))
+
+
+def _environment(target: dict[str, Any], steps: Any) -> dict[str, Any]:
+    out = dict(target)
+    swaps = [s for s in steps if s.get("type") in SWAP_TYPES]
     if swaps:
+        out.pop("slot", None)
         slot = str(swaps[-1].get("targetSlot") or "production").lower()
-        target["slot"] = "" if slot == "production" else slot
-        if not target["slot"]:
-            del target["slot"]
-    return target
+        if slot != "production":
+            out["slot"] = slot
+    return out

@@ -55,7 +55,7 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
         return "taken by another evaluation"
     plan = claimed.plan.stage(stage)
     config = gate_config(plan, kind) or {}
-    resource_id = Target.from_dict(plan.target).resource_id if plan else ""
+    resource_id = Target.from_dict(plan.environment).resource_id if plan else ""  # where the release ends up
     readings = read_all(deps, config.get("signals", []), resource_id)
     after = apply(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings))).release
     done = after.stages[stage].deployments[attempt - 1].gates[kind]

@@ -64,7 +64,7 @@ def deploy_package(deps: Deps, ctx: StepContext) -> Outcome:
         settings = dict(deps.app_service.read_slot(target).app_settings)
         settings.update(_marks(ctx, artifact))
         deps.app_service.write_app_settings(target, settings)
-        state["phase"] = "verify"
+        state.update(phase="verify", looks=0)  # the new build restarts: look again soon
     return _verify_deployment(deps, ctx, artifact, state)
 
 
@@ -99,7 +99,7 @@ def _start_deployment(deps: Deps, ctx: StepContext, artifact: dict[str, Any], se
                          RUN_FROM_PACKAGE_IDENTITY: cfg["packageIdentity"], **_marks(ctx, artifact)})
         deps.app_service.write_app_settings(target, settings)
         ctx.log(f"{where} runs the package from Slipway's store with identity {cfg['packageIdentity']}")
-        state["phase"] = "verify"
+        state.update(phase="verify", looks=0)  # the new build restarts: look again soon
         return None
     path, found = deps.packages.download(artifact["stored"], artifact["snapshot"])
     try:
