@@ -46,6 +46,7 @@ class Killer:
         self.kills: list[tuple[str, float]] = []
         self.last_restart = time.monotonic()
         self.stopped = threading.Event()
+        self.restarts: list[threading.Thread] = []
 
     def kill_and_restart(self, why: str) -> None:
         with self.lock:
@@ -53,7 +54,15 @@ class Killer:
             assert host is not None and hasattr(host, "kill")
             host.kill()
             self.kills.append((why, time.monotonic()))
-            threading.Thread(target=self._restart, daemon=True).start()
+            restart = threading.Thread(target=self._restart, daemon=True)
+            self.restarts.append(restart)
+            restart.start()
+
+    def settle(self) -> None:
+        """Stop killing, and wait until the host is up again."""
+        self.stopped.set()
+        for restart in list(self.restarts):
+            restart.join()
 
     def _restart(self) -> None:
         with self.lock:
@@ -84,9 +93,10 @@ def test_a_host_killed_after_every_swap_and_at_random_swaps_once_and_records_eve
     try:
         released = reliability.wait_settled(stack, run, timeout=600)
     finally:
-        killer.stopped.set()
         stack.emulator.on_swap = None
+        killer.settle()
         randomly.join()
+        killer.settle()
     assert not run.refused, run.refused
     swaps = [why for why, _ in killer.kills if why.startswith("after the swap")]
     assert len(swaps) == RELEASES and len(killer.kills) >= RELEASES + 1, killer.kills
