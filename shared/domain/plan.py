@@ -20,8 +20,11 @@ STEP_TYPES = ("deploy-package", "http-check", "wait", "swap", "start-swap", "com
               "restart", "set-app-settings")
 SWAP_TYPES = ("swap", "complete-swap")
 """Steps after which a failing post-swap check swaps back."""
-SLOT_WRITERS = ("deploy-package", "set-app-settings", "restart", "swap", "complete-swap", "start-swap",
-                "cancel-swap")
+SWAPS = (*SWAP_TYPES, "start-swap")
+"""Steps that swap a source slot's build into another slot (a preview's start reads the source too)."""
+FEEDERS = ("deploy-package", "set-app-settings", "restart")
+"""Steps that change what a slot runs: the stage's slot, or the one a step names (`slot`)."""
+SLOT_WRITERS = (*FEEDERS, *SWAPS, "cancel-swap")
 """Steps that change a slot: their stage deploys one release at a time."""
 
 
@@ -163,11 +166,6 @@ def _visit(node: str, edges: dict[str, list[str]], state: dict[str, int], path: 
     return []
 
 
-WRITES_OWN_SLOT = ("deploy-package",)
-WRITES_NAMED_SLOT = ("set-app-settings", "restart")
-"""Steps that change a slot: a deployment goes to the stage's slot; these to theirs (`slot`) or the stage's."""
-
-
 def swap_warnings(data: dict[str, Any]) -> list[FieldError]:
     """What a definition's swaps are exposed to. A swap stage deploys one release at a time, but the
     stages that feed its source slot do not wait for it: when another stage deploys to the slot a
@@ -185,17 +183,15 @@ def swap_warnings(data: dict[str, Any]) -> list[FieldError]:
     for stage in data.get("stages", []):
         target = stage.get("target") or {}
         for step in stage.get("steps", []):
-            if step.get("type") in WRITES_OWN_SLOT or step.get("type") in WRITES_NAMED_SLOT:
-                slot = slot_of(target.get("slot") if step.get("type") in WRITES_OWN_SLOT
-                               else step.get("slot") or target.get("slot"))
-                names = writers.setdefault((app(target), slot), [])
+            if step.get("type") in FEEDERS:  # a deployment has no `slot` of its own: the stage's
+                names = writers.setdefault((app(target), slot_of(step.get("slot") or target.get("slot"))), [])
                 if stage["name"] not in names:
                     names.append(stage["name"])
     warnings = []
     for i, stage in enumerate(data.get("stages", [])):
         target = stage.get("target") or {}
         for j, step in enumerate(stage.get("steps", [])):
-            if step.get("type") not in (*SWAP_TYPES, "start-swap"):
+            if step.get("type") not in SWAPS:
                 continue
             source = slot_of(step.get("slot") or target.get("slot"))
             others = [n for n in writers.get((app(target), source), []) if n != stage["name"]]

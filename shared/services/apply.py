@@ -15,7 +15,7 @@ from shared import telemetry
 from shared.domain.errors import Conflict, NotFound, PreconditionFailed
 from shared.domain.lanes import Lane
 from shared.domain.release import Release
-from shared.domain.transitions import decide
+from shared.domain.transitions import decide, reads_lanes
 from shared.domain.transitions.commands import Command
 from shared.domain.transitions.results import ArmTimer, Decision, Effect, EnqueueGate, EnqueueStep, LaneMessage
 from shared.domain.vocabulary import NOTIFIED
@@ -130,7 +130,7 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
         release, etag = loaded
         if if_match is not None and if_match.strip() not in ("*", etag):
             raise PreconditionFailed(f"release {release_id} changed since you read it; read it again")
-        lanes, lane_etags = read_lanes(deps, definition_id, release)
+        lanes, lane_etags = read_lanes(deps, definition_id, release) if reads_lanes(command) else ({}, {})
         decision = decide(release, command, deps.clock.now(), lanes)
         if not decision.changed:  # sends nothing: what others committed is theirs to send (or the sweeper's)
             return decision

@@ -18,9 +18,9 @@ logger = logging.getLogger(__name__)
 
 def sweep(deps: Deps) -> dict[str, int]:
     now = deps.clock.now()
+    # An outbox row is sent by the handler that committed it, within milliseconds; one still there a
+    # lease later was left by a host that died in between.
     stale_after = timedelta(seconds=deps.settings.step_lease_seconds)
-    """An outbox row is sent by the handler that committed it, within milliseconds; one still there a
-    lease later was left by a host that died in between."""
     stale: dict[int, list[OutboxItem]] = defaultdict(list)
     for definition_id, item in deps.store.claim_stale_outbox(now - stale_after, now, now + stale_after):
         stale[definition_id].append(item)

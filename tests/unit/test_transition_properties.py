@@ -32,6 +32,7 @@ from shared.domain.transitions import (
     Sweep,
     Wake,
     decide,
+    reads_lanes,
 )
 from shared.domain.transitions.commands import Command, Defer, Reassign
 from shared.domain.vocabulary import FINISHED, GOOD, Choice, Kind, Reason, Status
@@ -141,6 +142,7 @@ def test_any_interleaving_keeps_the_invariants(steps: list[tuple[Command, int]])
         nxt.event_seq = rel.event_seq + len(decision.events)
         check_invariants(rel, nxt)
         assert decision.changed or nxt == rel  # no silent changes
+        assert reads_lanes(cmd) or not decision.lanes  # their writer does not read lanes: they must not change one
         rel, lanes = nxt, {**lanes, **decision.lanes}
     for run in rel.stages.values():
         if run.status == Status.NOT_STARTED:

@@ -40,10 +40,19 @@ from shared.domain.transitions.holds import HOLDS
 from shared.domain.transitions.results import ArmTimer, Decision, EnqueueGate, EnqueueStep, Event, LaneMessage
 from shared.domain.vocabulary import Kind, Phase, Status
 
-__all__ = ["decide", "Abandon", "CastVote", "ClaimStep", "Command", "CompleteStep", "Defer", "DeferStep",
+__all__ = ["decide", "reads_lanes", "Abandon", "CastVote", "ClaimStep", "Command", "CompleteStep", "Defer", "DeferStep",
            "DeployStage", "FailStep", "GateClaim", "GateSample", "IgnoreGate", "LaneGrant", "LaneSkip", "Reassign",
            "StartRelease", "Sweep", "Wake", "ArmTimer", "Decision", "EnqueueGate", "EnqueueStep", "Event",
            "LaneMessage"]
+
+
+LANE_FREE = (ClaimStep, DeferStep, GateClaim)
+"""Commands that never start or end a deployment, so never read or change a lane: a claim, its
+heartbeat and intent, a step looking again, a gate sample's claim. Their writer need not read lanes."""
+
+
+def reads_lanes(command: Command) -> bool:
+    return not isinstance(command, LANE_FREE)
 
 
 def decide(release: Release, command: Command, now: datetime, lanes_read: dict[str, Lane] | None = None) -> Decision:

@@ -40,15 +40,13 @@ def swap(deps: Deps, ctx: StepContext) -> Outcome:
     def release_in(settings: dict[str, str]) -> bool:
         return holds(settings, ctx.release.id, artifact)
 
-    if "token" not in ctx.run.state and not release_in(deps.app_service.read_slot(ctx.slot(target)).app_settings):
-        happened = _swapped_since_intent(deps, ctx, source, target, what)
-        if happened is not None:
-            return happened
-        src = deps.app_service.read_slot(ctx.slot(source)).app_settings
-        if not release_in(src):
-            return Outcome.fail(f"{source} does not run {what} (it runs release {src.get(RELEASE_MARK) or 'none'}): "
-                                f"deploy the release to {source} first")
-    return _swap_until(deps, ctx, site, source, target, release_in, what, "swap")
+    def ready(src: dict[str, str]) -> Outcome | None:
+        if release_in(src):
+            return None
+        return Outcome.fail(f"{source} does not run {what} (it runs release {src.get(RELEASE_MARK) or 'none'}): "
+                            f"deploy the release to {source} first")
+
+    return _swap_until(deps, ctx, site, source, target, release_in, what, "swap", ready)
 
 
 def swap_back(deps: Deps, ctx: StepContext) -> Outcome:
@@ -64,10 +62,6 @@ def swap_back(deps: Deps, ctx: StepContext) -> Outcome:
                 and settings.get(DIGEST_MARK) == before.get(DIGEST_MARK))
 
     what = f"release {before.get(RELEASE_MARK) or '(none)'} ({before.get(VERSION_MARK) or 'unknown version'})"
-    if "token" not in state and not restored(deps.app_service.read_slot(ctx.slot(target)).app_settings):
-        happened = _swapped_since_intent(deps, ctx, source, target, what)
-        if happened is not None:
-            return happened
     return _swap_until(deps, ctx, site, source, target, restored, what, "automatic swap-back")
 
 
@@ -105,19 +99,29 @@ def _swapped_since_intent(deps: Deps, ctx: StepContext, source: str, target: str
 
 
 def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target: str, done: Callable[..., bool],
-                what: str, how: str) -> Outcome:
+                what: str, how: str, ready: Callable[[dict[str, str]], Outcome | None] | None = None) -> Outcome:
+    """Reconcile, then swap: a target that runs `what` already is recorded as it is; a swap an earlier
+    run made but did not record is recorded from its intent; otherwise, if the source is `ready`,
+    the intent is written and the swap started (or followed, with its token)."""
     state = dict(ctx.run.state)
     src_t, dst_t = ctx.slot(source), ctx.slot(target)
     dst = deps.app_service.read_slot(dst_t).app_settings
     if done(dst):
         src = deps.app_service.read_slot(src_t).app_settings
         ctx.log(f"{target} runs {what}")
-        return Outcome.ok(f"{target} runs {what}", [slot_record(dst_t, dst, how, deps.clock.now()),
-                                                     slot_record(src_t, src, how, deps.clock.now())], state)
+        now = deps.clock.now()
+        return Outcome.ok(f"{target} runs {what}", [slot_record(dst_t, dst, how, now),
+                                                     slot_record(src_t, src, how, now)], state)
     token = state.get("token")
     if token is None:
-        state.setdefault("previous", _marks(dst))
+        happened = _swapped_since_intent(deps, ctx, source, target, what)
+        if happened is not None:
+            return happened
         src_slot = deps.app_service.read_slot(src_t)
+        refusal = ready(src_slot.app_settings) if ready is not None else None
+        if refusal is not None:
+            return refusal
+        state.setdefault("previous", _marks(dst))
         last = src_slot.last_swap
         ctx.intend({"act": how, "source": source, "target": target, "at": deps.clock.now().isoformat(),
                     "sourceBefore": _marks(src_slot.app_settings), "targetBefore": _marks(dst),
@@ -137,9 +141,9 @@ def _swap_until(deps: Deps, ctx: StepContext, site: Target, source: str, target:
                             f"(it runs release {dst.get(RELEASE_MARK) or 'none'})")
     src = deps.app_service.read_slot(src_t).app_settings
     ctx.log(f"swapped: {target} runs {what}")
+    now = deps.clock.now()
     return Outcome.ok(f"swapped {source} into {target}: {target} runs {what}",
-                      [slot_record(dst_t, dst, how, deps.clock.now()),
-                       slot_record(src_t, src, how, deps.clock.now())], state)
+                      [slot_record(dst_t, dst, how, now), slot_record(src_t, src, how, now)], state)
 
 
 def start_swap(deps: Deps, ctx: StepContext) -> Outcome:
