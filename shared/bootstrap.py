@@ -75,9 +75,26 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
         from shared.adapters.function_keys import FunctionKeys
         return FunctionKeys(settings.function_app_id, ArmAppService(settings).host_keys)
 
+    def arm_deployments() -> Any:
+        from shared.adapters.arm_deployments import ArmDeployments
+        return ArmDeployments(settings)
+
+    def container_jobs() -> Any:
+        from shared.adapters.container_jobs import ContainerJobs
+        return ContainerJobs(settings)
+
+    def pipelines() -> Any:
+        from shared.adapters.github_actions import GitHubActions
+        return GitHubActions(settings)
+
+    def secrets() -> Any:
+        from shared.adapters.key_vault import KeyVaultSecrets
+        return KeyVaultSecrets(settings)
+
     factories = {"store": store, "bus": bus, "clock": clock, "app_service": app_service, "packages": packages,
                  "logs": logs, "probe": probe, "mailer": mailer, "signals": signals,
-                 "function_keys": function_keys}
+                 "function_keys": function_keys, "arm_deployments": arm_deployments,
+                 "container_jobs": container_jobs, "pipelines": pipelines, "secrets": secrets}
     parts = {name: overrides[name] if name in overrides else make() for name, make in factories.items()}
     return Deps(settings=settings, **parts)
 

@@ -65,6 +65,11 @@ class Settings:
     arm_auth: str = "managed-identity"
     """`managed-identity` in Azure; `local-emulator` only against the local App Service emulator."""
     managed_identity_client_id: str = ""
+    github_api_url: str = "https://api.github.com"
+    """GitHub's REST API for run-pipeline steps (GitHub Enterprise Server: `https://HOST/api/v3`; the
+    local GitHub emulator locally)."""
+    keyvault_endpoint: str = ""
+    """Local stack only: where requests for any `*.vault.azure.net` secret go (the Key Vault emulator)."""
     slot_url_scheme: str = "https"
     step_lease_seconds: int = 30
     """A running step's claim lasts this long; its heartbeat renews it every third of it. The sweeper
@@ -176,6 +181,8 @@ ENV_NAMES: dict[str, str] = {
     "clock_speed": "SLIPWAY_CLOCK_SPEED",
     "arm_endpoint": "SLIPWAY_ARM_ENDPOINT",
     "arm_auth": "SLIPWAY_ARM_AUTH",
+    "github_api_url": "SLIPWAY_GITHUB_API_URL",
+    "keyvault_endpoint": "SLIPWAY_KEYVAULT_ENDPOINT",
     "managed_identity_client_id": "SLIPWAY_MANAGED_IDENTITY_CLIENT_ID",
     "slot_url_scheme": "SLIPWAY_SLOT_URL_SCHEME",
     "step_lease_seconds": "SLIPWAY_STEP_LEASE_SECONDS",

@@ -205,3 +205,167 @@ class Mailer(Protocol):
     def send(self, to: list[str], subject: str, text: str, html: str) -> None:
         """Send one mail; raises on failure (the queue delivers the message again, then poisons it)."""
         ...
+
+
+@dataclass(frozen=True)
+class ArmDeployment:
+    """An ARM template deployment as ARM reports it (Microsoft.Resources `DeploymentExtended`)."""
+
+    state: str
+    """provisioningState: Accepted, Running, Succeeded, Failed, Canceled, …"""
+    outputs: dict[str, Any]
+    """Output name → value (the `value` of each output, as the template typed it)."""
+    error: str = ""
+    """The deployment's error: code and message, with the first nested details."""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("Succeeded", "Failed", "Canceled")
+
+
+@dataclass(frozen=True)
+class ArmTemplate:
+    """What to deploy: exactly one of a template body, a template spec version id, or a template URL."""
+
+    template: dict[str, Any] | None = None
+    spec_id: str | None = None
+    uri: str | None = None
+    parameters: dict[str, Any] | None = None
+    """Parameter name → value (not wrapped in {"value": …})."""
+    mode: str = "Incremental"
+    """Incremental | Complete (resource-group scope only)."""
+    location: str | None = None
+    """Where the deployment's metadata lives: required at subscription scope."""
+
+
+@dataclass(frozen=True)
+class WhatIfChange:
+    """One resource a deployment would change (Microsoft.Resources `WhatIfChange`)."""
+
+    resource_id: str
+    change: str
+    """Create, Delete, Modify, Deploy, NoChange, Ignore, Unsupported."""
+    properties: tuple[str, ...] = ()
+    """For Modify: the property paths that change."""
+
+
+class ArmDeploymentsPort(Protocol):
+    """ARM template deployments at resource-group (`/subscriptions/{s}/resourceGroups/{rg}`) or
+    subscription (`/subscriptions/{s}`) scope. Every call raises TargetError."""
+
+    def deploy(self, scope: str, name: str, what: ArmTemplate) -> None:
+        """PUT the deployment `name` and return without waiting (it runs on in ARM)."""
+        ...
+
+    def get(self, scope: str, name: str) -> ArmDeployment | None:
+        """The deployment `name`, or None when ARM has none of that name."""
+        ...
+
+    def operations(self, scope: str, name: str) -> list[dict[str, Any]]:
+        """Its operations so far: {"resource", "type", "operation", "state", "message"} each."""
+        ...
+
+    def cancel(self, scope: str, name: str) -> None:
+        """Cancel a deployment that is still running (a finished one is left as it is)."""
+        ...
+
+    def what_if(self, scope: str, what: ArmTemplate) -> list[WhatIfChange]:
+        """What deploying `what` would change, per resource; waits for ARM's answer."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobExecution:
+    """One execution of a Container Apps job (Microsoft.App `JobExecution`)."""
+
+    name: str
+    status: str
+    """Running, Processing, Stopped, Degraded, Failed, Unknown, Succeeded."""
+    marker: str | None = None
+    """The value of the `SLIPWAY_RUN` environment variable the execution was started with."""
+    exit_code: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("Succeeded", "Failed", "Stopped", "Degraded")
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """What one execution runs: a container image, its command, arguments and environment."""
+
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+    """Plain values (never secrets)."""
+    secret_env: dict[str, str] | None = None
+    """Environment variable → the name of a secret of the job (a Key Vault reference the job holds)."""
+    marker: str = ""
+    """Set as `SLIPWAY_RUN`: finds the execution again after a crash between start and record."""
+    cpu: float = 0.5
+    memory: str = "1Gi"
+
+
+class ContainerJobsPort(Protocol):
+    """Azure Container Apps jobs (`azure-mgmt-appcontainers`); `job` is the job's resource id. Every
+    call raises TargetError."""
+
+    def start(self, job: str, run: JobRun) -> str:
+        """Start an execution with this template; its name."""
+        ...
+
+    def executions(self, job: str) -> list[JobExecution]:
+        """The job's executions, newest first (for finding one by its marker)."""
+        ...
+
+    def execution(self, job: str, name: str) -> JobExecution | None: ...
+
+    def stop(self, job: str, name: str) -> None: ...
+
+    def logs(self, job: str, execution: str, skip: int) -> list[str]:
+        """Console lines of the execution after the first `skip` (from the environment's Log Analytics
+        workspace, table ContainerAppConsoleLogs_CL)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """A run of a GitHub Actions workflow (or an Azure Pipelines run)."""
+
+    id: int
+    status: str
+    """queued, in_progress, completed, …"""
+    conclusion: str | None
+    """success, failure, cancelled, timed_out, … when completed."""
+    url: str
+    """The run's page, for people."""
+
+
+class PipelinesPort(Protocol):
+    """GitHub Actions through the GitHub REST API. Every call raises TargetError."""
+
+    def dispatch(self, repo: str, workflow: str, ref: str, inputs: dict[str, str], token: str) -> int | None:
+        """`workflow_dispatch` a workflow (file name or id) on `ref`; the new run's id when GitHub says it."""
+        ...
+
+    def find_run(self, repo: str, workflow: str, marker: str, token: str) -> PipelineRun | None:
+        """The workflow's run whose name or inputs carry `marker` (a run dispatched before a crash)."""
+        ...
+
+    def run(self, repo: str, run_id: int, token: str) -> PipelineRun: ...
+
+    def cancel(self, repo: str, run_id: int, token: str) -> None: ...
+
+    def log_lines(self, repo: str, run_id: int, token: str, limit: int) -> list[str]:
+        """The last `limit` lines of the run's logs (jobs' logs, in order)."""
+        ...
+
+
+class SecretsPort(Protocol):
+    """Key Vault secrets, read with Slipway's managed identity. Raises TargetError (unreachable,
+    forbidden, no such secret): a secret is never silently empty."""
+
+    def get(self, reference: str) -> str:
+        """The value of a secret by its URI (`https://{vault}.vault.azure.net/secrets/{name}[/{version}]`)."""
+        ...

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from shared.config import Settings
 from shared.ports import (
     AppServicePort,
+    ArmDeploymentsPort,
+    ContainerJobsPort,
+    PipelinesPort,
+    SecretsPort,
     Clock,
     FunctionKeysPort,
     HttpProbePort,
@@ -32,3 +36,7 @@ class Deps:
     mailer: Mailer
     signals: SignalPort
     function_keys: FunctionKeysPort
+    arm_deployments: ArmDeploymentsPort
+    container_jobs: ContainerJobsPort
+    pipelines: PipelinesPort
+    secrets: SecretsPort
