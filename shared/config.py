@@ -65,6 +65,12 @@ class Settings:
     arm_auth: str = "managed-identity"
     """`managed-identity` in Azure; `local-emulator` only against the local App Service emulator."""
     managed_identity_client_id: str = ""
+    deployments_endpoint: str = ""
+    """ARM endpoint for template deployments, what-if and template specs; the cloud's ARM when empty
+    (the local ARM deployments emulator locally)."""
+    container_apps_endpoint: str = ""
+    """ARM endpoint for Container Apps jobs (script steps); the cloud's ARM when empty (the local
+    Container Apps emulator locally)."""
     github_api_url: str = "https://api.github.com"
     """GitHub's REST API for run-pipeline steps (GitHub Enterprise Server: `https://HOST/api/v3`; the
     local GitHub emulator locally)."""
@@ -129,6 +135,18 @@ class Settings:
         return CLOUDS.get(self.cloud, CLOUDS["AzureCloud"])["arm"].rstrip("/") + "/.default"
 
     @property
+    def deployments_url(self) -> str:
+        return (self.deployments_endpoint or self.cloud_arm).rstrip("/")
+
+    @property
+    def container_apps_url(self) -> str:
+        return (self.container_apps_endpoint or self.cloud_arm).rstrip("/")
+
+    @property
+    def cloud_arm(self) -> str:
+        return CLOUDS.get(self.cloud, CLOUDS["AzureCloud"])["arm"]
+
+    @property
     def monitor_url(self) -> str:
         return (self.monitor_endpoint or CLOUDS.get(self.cloud, CLOUDS["AzureCloud"])["arm"]).rstrip("/")
 
@@ -181,6 +199,8 @@ ENV_NAMES: dict[str, str] = {
     "clock_speed": "SLIPWAY_CLOCK_SPEED",
     "arm_endpoint": "SLIPWAY_ARM_ENDPOINT",
     "arm_auth": "SLIPWAY_ARM_AUTH",
+    "deployments_endpoint": "SLIPWAY_DEPLOYMENTS_ENDPOINT",
+    "container_apps_endpoint": "SLIPWAY_CONTAINERAPPS_ENDPOINT",
     "github_api_url": "SLIPWAY_GITHUB_API_URL",
     "keyvault_endpoint": "SLIPWAY_KEYVAULT_ENDPOINT",
     "managed_identity_client_id": "SLIPWAY_MANAGED_IDENTITY_CLIENT_ID",

@@ -117,6 +117,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_CLOCK_START', value: '' }
         { name: 'SLIPWAY_CLOCK_SPEED', value: '1' }
         { name: 'SLIPWAY_ARM_ENDPOINT', value: '' }
+        { name: 'SLIPWAY_DEPLOYMENTS_ENDPOINT', value: '' }
+        { name: 'SLIPWAY_CONTAINERAPPS_ENDPOINT', value: '' }
+        { name: 'SLIPWAY_GITHUB_API_URL', value: 'https://api.github.com' }
+        { name: 'SLIPWAY_KEYVAULT_ENDPOINT', value: '' }
         { name: 'SLIPWAY_ARM_AUTH', value: 'managed-identity' }
         { name: 'SLIPWAY_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }
         { name: 'SLIPWAY_SLOT_URL_SCHEME', value: 'https' }

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, StringConstraints, field_validator
 
-from shared.schemas.definition import Strict
 from shared.schemas.fields import Text
+from shared.schemas.step_base import Strict
 
 
 def _instant(value: str) -> str:

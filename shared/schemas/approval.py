@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from shared.schemas.definition import Strict
 from shared.schemas.fields import Text
+from shared.schemas.step_base import Strict
 
 Comment = Text
 

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.gates import JSON_PATH
@@ -23,12 +23,9 @@ from shared.schemas.fields import (
     Token,
     field_errors,
 )
+from shared.schemas.step_base import StepBase, Strict
 
 NAME_TOKENS = re.compile(r"\$\((rev:r+|Build\.BuildNumber|Release\.DefinitionName)\)")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class TargetIn(Strict):
@@ -36,11 +33,6 @@ class TargetIn(Strict):
     resourceGroup: ResourceGroup
     site: SiteName
     slot: SlotName | None = None
-
-
-class StepBase(Strict):
-    name: Name | None = None
-    continueOnError: bool = False
 
 
 class DeployPackageStep(StepBase):

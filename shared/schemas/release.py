@@ -7,8 +7,8 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from shared.domain.errors import Invalid
-from shared.schemas.definition import Strict
 from shared.schemas.fields import Sha256, Text, Token, field_errors
+from shared.schemas.step_base import Strict
 
 M = TypeVar("M", bound=Strict)
 Version = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")]

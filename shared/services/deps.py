@@ -8,16 +8,16 @@ from shared.config import Settings
 from shared.ports import (
     AppServicePort,
     ArmDeploymentsPort,
-    ContainerJobsPort,
-    PipelinesPort,
-    SecretsPort,
     Clock,
+    ContainerJobsPort,
     FunctionKeysPort,
     HttpProbePort,
     LogPort,
     Mailer,
     MessageBus,
     PackagePort,
+    PipelinesPort,
+    SecretsPort,
     SignalPort,
 )
 from shared.records import PipelineStore
