@@ -15,6 +15,7 @@ from functions import (
     definitions_api,
     events_queue,
     gates_queue,
+    intervention_links,
     mail_queue,
     releases_api,
     scheduler_timer,
@@ -24,6 +25,6 @@ from functions import (
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for module in (definitions_api, releases_api, approvals_api, approval_links, steps_queue, events_queue,
+for module in (definitions_api, releases_api, approvals_api, approval_links, intervention_links, steps_queue, events_queue,
                sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard):
     app.register_functions(module.bp)

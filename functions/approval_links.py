@@ -15,7 +15,7 @@ from functions.identity import principal_of
 from functions.web.guard import same_origin
 from functions.web.render import render
 from shared import bootstrap
-from shared.domain.access import READER, Forbidden, Unauthenticated, require
+from shared.domain.access import READER, Forbidden, Principal, Unauthenticated, require
 from shared.domain.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from shared.domain.keys import key_hash
 from shared.domain.plan import StagePlan
@@ -30,31 +30,36 @@ from shared.services import approvals, releases
 bp = func.Blueprint()
 
 
-def _page(status: int, title: str, message: str = "", **context: Any) -> func.HttpResponse:
+def link_page(status: int, title: str, message: str = "", template: str = "approval_link.html",
+              **context: Any) -> func.HttpResponse:
     """The page from its template, with the dashboard's security headers (no framing, no scripts,
     forms to this site only, no caching) and kept out of search engines."""
-    page = render("approval_link.html", status, title=title, message=message, **context)
+    page = render(template, status, title=title, message=message, **context)
     page.headers.update({"X-Robots-Tag": "noindex", "X-Frame-Options": "DENY"})
     return page
 
 
-def _link(token: str) -> tuple[dict[str, Any], bool, str] | func.HttpResponse:
+def open_link(token: str, kind: str = "approval") -> tuple[dict[str, Any], bool, str] | func.HttpResponse:
+    """The link a token names, or the page saying why it cannot be used. An approval's link opens only the
+    approval page and an intervention's only the intervention page."""
     found = bootstrap.deps().store.link(key_hash(token))
+    if found is not None and (found[0].get("kind") == "intervention") != (kind == "intervention"):
+        found = None
     if found is None:
-        return _page(404, "This link is not valid", "Ask for a new one from the release page.")
+        return link_page(404, "This link is not valid", "Ask for a new one from the release page.")
     record, used, etag = found
     if used:
-        return _page(410, "This link was already used", "Each link decides once.",
+        return link_page(410, "This link was already used", "Each link decides once.",
                      release_id=record["releaseId"])
     if datetime.fromisoformat(record["expires"]) <= bootstrap.deps().clock.now():
-        return _page(410, "This link has expired", "Open the release in Slipway to decide.",
+        return link_page(410, "This link has expired", "Open the release in Slipway to decide.",
                      release_id=record["releaseId"])
     return record, used, etag
 
 
 @bp.route(route="api/approve/{token}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def approval_page(req: func.HttpRequest) -> func.HttpResponse:
-    found = _link(req.route_params.get("token", ""))
+    found = open_link(req.route_params.get("token", ""))
     if isinstance(found, func.HttpResponse):
         return found
     record, _, link_etag = found
@@ -63,7 +68,7 @@ def approval_page(req: func.HttpRequest) -> func.HttpResponse:
     return _act(req, record, link_etag)
 
 
-def _sign_in_hint(req: func.HttpRequest, approver: str) -> dict[str, str]:
+def sign_in_hint(req: func.HttpRequest, approver: str) -> dict[str, str]:
     """How to decide: a sign-in link in Azure; on the local stack, a button to act as the approver."""
     deps = bootstrap.deps()
     try:
@@ -85,7 +90,7 @@ def _show(req: func.HttpRequest, record: dict[str, Any]) -> func.HttpResponse:
     try:
         release, etag = releases.read(deps, record["releaseId"])
     except NotFound:
-        return _page(404, "This release no longer exists")
+        return link_page(404, "This release no longer exists")
     run = release.stages.get(record["stage"])
     dep = run.deployments[record["attempt"] - 1] if run and record["attempt"] <= len(run.deployments) else None
     approval = dep.approvals.get(record["kind"]) if dep else None
@@ -94,10 +99,10 @@ def _show(req: func.HttpRequest, record: dict[str, Any]) -> func.HttpResponse:
     now_there = running.get(Target.from_dict(plan.target).resource_id.lower()) if plan else None
     decidable = approval is not None and approval.status == ApprovalStatus.PENDING and run is not None \
         and dep is run.current
-    return _page(200, f"Approve {release.name} to {record['stage']}?", release=release, record=record,
+    return link_page(200, f"Approve {release.name} to {record['stage']}?", release=release, record=record,
                  state=approval.status if approval else "unknown", approval=approval, now_there=now_there,
                  gates=_gates(plan, dep), etag=etag if decidable else "", release_id=release.id,
-                 **(_sign_in_hint(req, record["approver"]) if decidable else {}))
+                 **(sign_in_hint(req, record["approver"]) if decidable else {}))
 
 
 def _gates(plan: StagePlan | None, dep: Deployment | None) -> list[dict[str, Any]]:
@@ -112,33 +117,44 @@ def _gates(plan: StagePlan | None, dep: Deployment | None) -> list[dict[str, Any
     return found
 
 
-def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.HttpResponse:
-    deps = bootstrap.deps()
+def decider(req: func.HttpRequest, record: dict[str, Any]) -> tuple[Principal, dict[str, str]] | func.HttpResponse:
+    """Who posts the link's form and what they sent: the signed-in person the link was made for, from
+    this site's own page; otherwise the page that says why not."""
     form = {k: v[0] for k, v in parse_qs((req.get_body() or b"")[:65536].decode(errors="replace")).items()}
     try:
         same_origin(req)
     except Invalid:
-        return _page(403, "Not decided", "Decisions are accepted from this site's own page only.")
+        return link_page(403, "Not decided", "Decisions are accepted from this site's own page only.")
     try:
-        who = principal_of(req, deps.settings)
-        require(who, READER, "decide approvals")
+        who = principal_of(req, bootstrap.deps().settings)
+        require(who, READER, "decide")
     except (Unauthenticated, Forbidden) as exc:
-        return _page(401, "Sign in to decide", str(exc))
+        return link_page(401, "Sign in to decide", str(exc))
     if not who.is_(record["approver"]):
-        return _page(403, "This link is for someone else", f"It was sent to {record['approver']}; you are {who.name}.")
+        return link_page(403, "This link is for someone else",
+                         f"It was sent to {record['approver']}; you are {who.name}.")
+    return who, form
+
+
+def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.HttpResponse:
+    deps = bootstrap.deps()
+    found = decider(req, record)
+    if isinstance(found, func.HttpResponse):
+        return found
+    who, form = found
     decision = form.get("decision")
     if decision not in ("approve", "reject") or not form.get("etag"):
-        return _page(400, "Choose approve or reject", "Go back and use the form.")
+        return link_page(400, "Choose approve or reject", "Go back and use the form.")
     try:
         approvals.cast_vote(deps, record["releaseId"], record["stage"], record["kind"], who, decision,
                          clip(form.get("comment", "")), attempt=record["attempt"], if_match=form["etag"])
     except PreconditionFailed:
-        return _page(412, "The release changed", "Open the link again to see it as it is now.")
+        return link_page(412, "The release changed", "Open the link again to see it as it is now.")
     except (Conflict, Forbidden, Invalid, NotFound) as exc:
-        return _page(409, "Not decided", str(exc), release_id=record["releaseId"])
+        return link_page(409, "Not decided", str(exc), release_id=record["releaseId"])
     try:
         deps.store.use_link(key_hash(req.route_params["token"]), link_etag)
     except ConcurrentChange:
         pass  # decided anyway: the approval itself refuses a second vote
     word = "Approved" if decision == "approve" else "Rejected"
-    return _page(200, word, f"{word} as {who.name}. Thank you.", release_id=record["releaseId"])
+    return link_page(200, word, f"{word} as {who.name}. Thank you.", release_id=record["releaseId"])

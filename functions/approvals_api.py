@@ -1,4 +1,5 @@
-"""HTTP API: approve, reject, override, defer, reassign; the approvals inbox; decisions in bulk."""
+"""HTTP API: approve, reject, override, defer, reassign; the approvals inbox; decisions in bulk; resume or
+reject a manual intervention."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from shared.domain.errors import (
     PreconditionRequired,
 )
 from shared.domain.release import Release
-from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, OverrideIn, ReassignIn
+from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, InterventionIn, OverrideIn, ReassignIn
 from shared.schemas.release import parse
 from shared.services import approvals
 from shared.services.views import release_view
@@ -46,6 +47,17 @@ def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
     body = parse(DecisionIn, body_json(req))
     release = approvals.cast_vote(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
                                body.comment, attempt=body.attempt, if_match=_if_match(req))
+    return _answer(release)
+
+
+@bp.route(route=BASE + "/interventions/{step:int}", methods=["POST"])
+@api
+def decide_intervention(req: func.HttpRequest) -> func.HttpResponse:
+    """Resume or reject a manual-intervention step (its index in the stage) as one of its assignees."""
+    who = authorize(req, READER, "decide manual interventions")
+    body = parse(InterventionIn, body_json(req))
+    release = approvals.intervene(bootstrap.deps(), *_where(req), int(req.route_params["step"]), who, body.decision,
+                                  body.comment, attempt=body.attempt, if_match=_if_match(req))
     return _answer(release)
 
 

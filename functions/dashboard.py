@@ -333,6 +333,20 @@ def ignore_gate(req: func.HttpRequest, who: Principal, route: dict[str, str]) ->
     return _see_other(f"/releases/{route['id']}")
 
 
+@form(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/interventions/(?P<step>\d{1,4})")
+def intervene(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
+    fields = _fields(req)
+    decision = fields.get("decision")
+    if decision not in ("resume", "reject"):
+        raise Invalid([FieldError("decision", "resume or reject")])
+    if not fields.get("etag"):
+        raise Invalid([FieldError("etag", "the page's version of the release; reload the page")])
+    attempt = _digits(fields.get("attempt", ""), "attempt", low=1, high=10**6) if fields.get("attempt") else None
+    approvals.intervene(bootstrap.deps(), int(route["id"]), route["stage"], int(route["step"]), who, decision,
+                        clip(fields.get("comment", "")), attempt=attempt, if_match=fields["etag"])
+    return _see_other(f"/releases/{route['id']}")
+
+
 @form(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/approvals/(?P<kind>pre|post)")
 def decide(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
     fields = _fields(req)

@@ -133,11 +133,13 @@ def reactions() -> dict[type, Reaction]:
 
         _reactions.update({
             m.RunStep: steps.run,
+            m.StopStepRun: steps.stop,
             m.TakeSample: gate_runs.take_sample,
             m.WakeUp: events.wake,
             m.LaneTurn: events.lane_turn,
             m.RegisterSchedules: scheduler.on_changed,
             m.AskApproval: mail.ask,
+            m.AskIntervention: mail.ask_intervention,
             m.TellOutcome: mail.tell,
         })
     return _reactions

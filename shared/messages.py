@@ -22,6 +22,8 @@ class MessageKind(StrEnum):
 
     STEP = "step"
     """Run one step of a deployment (the steps queue; stored without a kind)."""
+    STOP = "stop"
+    """Stop what an engine runs for a step the release no longer wants (the steps queue)."""
     GATE = "gate"
     """Take one sample of a gate (the gates queue)."""
     WAKE = "wake"
@@ -32,6 +34,8 @@ class MessageKind(StrEnum):
     """Put a definition's schedules in the due index after it changed (the events queue)."""
     ASK = "ask"
     """Mail one approver a personal link to an approval (the mail queue)."""
+    INTERVENE = "intervene"
+    """Mail one assignee a personal link to a manual intervention (the mail queue)."""
     TELL = "tell"
     """Mail one person that a deployment was rejected or failed (the mail queue)."""
 
@@ -54,6 +58,24 @@ class RunStep:
     def load(cls, d: dict[str, Any]) -> RunStep:
         return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]),
                    int(d["step"]), int(d["run"]))
+
+
+@dataclass(frozen=True)
+class StopStepRun:
+    queue: ClassVar[str] = STEPS_QUEUE
+    definition_id: int
+    release_id: int
+    stage: str
+    attempt: int
+    step: int
+
+    def body(self) -> dict[str, Any]:
+        return {"kind": MessageKind.STOP, "definitionId": self.definition_id, "releaseId": self.release_id,
+                "stage": self.stage, "attempt": self.attempt, "step": self.step}
+
+    @classmethod
+    def load(cls, d: dict[str, Any]) -> StopStepRun:
+        return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]), int(d["step"]))
 
 
 @dataclass(frozen=True)
@@ -155,6 +177,28 @@ class AskApproval:
 
 
 @dataclass(frozen=True)
+class AskIntervention:
+    """One assignee's mail about a manual intervention that waits for them."""
+
+    queue: ClassVar[str] = MAIL_QUEUE
+    definition_id: int
+    release_id: int
+    stage: str
+    attempt: int
+    step: int
+    to: str
+
+    def body(self) -> dict[str, Any]:
+        return {"kind": MessageKind.INTERVENE, "definitionId": self.definition_id, "releaseId": self.release_id,
+                "stage": self.stage, "attempt": self.attempt, "step": self.step, "to": self.to}
+
+    @classmethod
+    def load(cls, d: dict[str, Any]) -> AskIntervention:
+        return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]), int(d["step"]),
+                   str(d["to"]))
+
+
+@dataclass(frozen=True)
 class TellOutcome:
     """One person's mail that a deployment was rejected or failed."""
 
@@ -179,13 +223,14 @@ class TellOutcome:
                    str(d["to"]))
 
 
-Message = RunStep | TakeSample | WakeUp | LaneTurn | RegisterSchedules | AskApproval | TellOutcome
+Message = (RunStep | StopStepRun | TakeSample | WakeUp | LaneTurn | RegisterSchedules | AskApproval | AskIntervention
+           | TellOutcome)
 
 _BY_KIND: dict[str, dict[MessageKind, type[Message]]] = {
-    STEPS_QUEUE: {MessageKind.STEP: RunStep},
+    STEPS_QUEUE: {MessageKind.STEP: RunStep, MessageKind.STOP: StopStepRun},
     GATES_QUEUE: {MessageKind.GATE: TakeSample},
     EVENTS_QUEUE: {MessageKind.WAKE: WakeUp, MessageKind.LANE: LaneTurn, MessageKind.SCHEDULES: RegisterSchedules},
-    MAIL_QUEUE: {MessageKind.ASK: AskApproval, MessageKind.TELL: TellOutcome},
+    MAIL_QUEUE: {MessageKind.ASK: AskApproval, MessageKind.INTERVENE: AskIntervention, MessageKind.TELL: TellOutcome},
 }
 _DEFAULT_KIND = {STEPS_QUEUE: MessageKind.STEP, EVENTS_QUEUE: MessageKind.WAKE}
 """Kinds stored without a `kind` field: step messages never had one, early timers neither."""

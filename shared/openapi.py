@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
-from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, OverrideIn, ReassignIn
+from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, InterventionIn, OverrideIn, ReassignIn
 from shared.schemas.definition import DefinitionIn
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
 
@@ -64,6 +64,9 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      "One step's log", None, 200, TEXT, []),
     ("/releases/{releaseId}/stages/{stage}/approvals/{kind}", "post", "decideApproval",
      "Approve or reject as an approver (If-Match: the release's ETag)", "Decision", 200, JSON, [IF_MATCH]),
+    ("/releases/{releaseId}/stages/{stage}/interventions/{step}", "post", "decideIntervention",
+     "Resume or reject a manual intervention as its assignee (If-Match: the release's ETag)", "Intervention", 200,
+     JSON, [IF_MATCH]),
     ("/releases/{releaseId}/stages/{stage}/approvals/{kind}/override", "post", "overrideApproval",
      "An admin decides regardless of the approvers", "Override", 200, JSON, [IF_MATCH]),
     ("/releases/{releaseId}/stages/{stage}/approvals/{kind}/reassign", "post", "reassignApproval",
@@ -82,6 +85,10 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      HTML, []),
     ("/approve/{token}", "post", "approvalPageDecide", "The signed-in approver decides, once", "ApprovalForm", 200,
      HTML, []),
+    ("/intervene/{token}", "get", "interventionPage", "The page a manual intervention's mail links to (shows only)",
+     None, 200, HTML, []),
+    ("/intervene/{token}", "post", "interventionPageDecide", "The signed-in assignee resumes or rejects, once",
+     "InterventionForm", 200, HTML, []),
     ("/health", "get", "health", "Liveness", None, 200, JSON, []),
     ("/openapi.json", "get", "openapi", "This document", None, 200, JSON, []),
 ]
@@ -103,12 +110,16 @@ def _bodies() -> dict[str, Any]:
         "Build": schema(ArtifactWebhookIn),
         "Decision": schema(DecisionIn),
         "Override": schema(OverrideIn),
+        "Intervention": schema(InterventionIn),
         "Reassign": schema(ReassignIn),
         "DeferUntil": schema(DeferIn),
         "Batch": schema(BatchIn),
         "ApprovalForm": {"type": "object",
                          "properties": {"decision": {"enum": ["approve", "reject"]}, "comment": {"type": "string"},
                                         "etag": {"type": "string"}}},
+        "InterventionForm": {"type": "object",
+                             "properties": {"decision": {"enum": ["resume", "reject"]}, "comment": {"type": "string"},
+                                            "etag": {"type": "string"}}},
         "CloneStage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
         "Abandon": schema(AbandonIn),
         "Deploy": schema(DeployIn),
@@ -155,7 +166,7 @@ def document() -> dict[str, Any]:
         operation: dict[str, Any] = {"operationId": op_id, "summary": summary, "parameters": in_path + params,
                                      "responses": responses}
         if body is not None:
-            media = "application/x-www-form-urlencoded" if body == "ApprovalForm" else JSON
+            media = "application/x-www-form-urlencoded" if body in ("ApprovalForm", "InterventionForm") else JSON
             operation["requestBody"] = {"required": body not in ("Abandon", "Deploy"),
                                         "content": {media: {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
         paths.setdefault(path, {})[method] = operation

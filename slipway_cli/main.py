@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("--kind", choices=["pre", "post"], help="default: the one pending")
 
+    intervention = groups.add_parser("intervention", help="resume or reject a manual intervention").add_subparsers(
+        dest="command", required=True)
+    for name in ("resume", "reject"):
+        cmd = intervention.add_parser(name, help=f"{name} the stage's manual intervention that waits")
+        cmd.add_argument("release", type=int, help="release id")
+        cmd.add_argument("stage", help="stage name")
+        cmd.add_argument("--comment", default="", help="why (kept in the release's history)")
+
     logs = groups.add_parser("logs", help="print (or follow) the logs of a stage's deployment, or download all")
     logs.add_argument("release", type=int)
     logs.add_argument("stage", nargs="?", help="required unless --zip")
@@ -244,6 +252,24 @@ def approvals_decide(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def intervene(client: Client, args: argparse.Namespace) -> int:
+    response = client.send("GET", f"/releases/{args.release}")
+    release, etag = response.json(), response.headers.get("ETag", "")
+    stage = next((s for s in release["stages"] if s["name"].casefold() == args.stage.casefold()), None)
+    dep = stage["deployments"][-1] if stage and stage["deployments"] else None
+    step = next((st for st in (dep or {}).get("steps", [])
+                 if (st.get("intervention") or {}).get("status") == "pending"), None)
+    if dep is None or step is None:
+        print(f"slipway: stage '{args.stage}' of release {args.release} has no manual intervention waiting",
+              file=sys.stderr)
+        return EXIT_ERROR
+    body = {"decision": args.command, "comment": args.comment, "attempt": dep["attempt"]}
+    where = f"/releases/{args.release}/stages/{stage['name']}/interventions/{step['index']}"  # type: ignore[index]
+    result = client.call("POST", where, json=body, headers={"If-Match": etag})
+    emit(args, result, stage_table(result))
+    return EXIT_OK
+
+
 def logs(client: Client, args: argparse.Namespace) -> int:
     if args.zip:
         data = client.send("GET", f"/releases/{args.release}/logs").content
@@ -326,5 +352,7 @@ COMMANDS = {
     ("approval", "approve"): approvals_decide,
     ("approval", "reject"): approvals_decide,
     ("approval", "defer"): approvals_decide,
+    ("intervention", "resume"): intervene,
+    ("intervention", "reject"): intervene,
     ("logs", None): logs,
 }

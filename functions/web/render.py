@@ -41,8 +41,17 @@ def environment() -> Any:
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(icon=lambda s: ICONS.get(str(s), "·"), when=_when, minutes=_minutes)
+    env.filters.update(icon=lambda s: ICONS.get(str(s), "·"), when=_when, minutes=_minutes, markdown=_markdown)
     return env
+
+
+def _markdown(text: str | None) -> Any:
+    """A manual intervention's instructions as HTML: CommonMark with raw HTML off and only safe link
+    schemes (markdown-it-py's `js-default` preset), so instructions cannot inject markup or scripts."""
+    from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    return Markup(MarkdownIt("js-default").render(text or ""))  # noqa: S704 -- rendered without raw HTML
 
 
 def render(template: str, status: int = 200, **context: Any) -> func.HttpResponse:

@@ -16,13 +16,16 @@ AFTER_RELEASE = "afterRelease"
 AFTER_STAGES = "afterStages"
 MANUAL = "manual"
 SCHEDULE = "schedule"
+ENGINE_STEPS = ("arm-deployment", "script", "run-pipeline")
+"""Steps that start a run on another engine, which must be stopped when the release is abandoned."""
 STEP_TYPES = ("deploy-package", "http-check", "wait", "swap", "start-swap", "complete-swap", "cancel-swap",
-              "restart", "set-app-settings")
+              "restart", "set-app-settings", "manual-intervention", "http-request", "deploy-container",
+              *ENGINE_STEPS)
 SWAP_TYPES = ("swap", "complete-swap")
 """Steps after which a failing post-swap check swaps back."""
 SWAPS = (*SWAP_TYPES, "start-swap")
 """Steps that swap a source slot's build into another slot (a preview's start reads the source too)."""
-FEEDERS = ("deploy-package", "set-app-settings", "restart")
+FEEDERS = ("deploy-package", "deploy-container", "set-app-settings", "restart")
 """Steps that change what a slot runs: the stage's slot, or the one a step names (`slot`)."""
 SLOT_WRITERS = (*FEEDERS, *SWAPS, "cancel-swap")
 """Steps that change a slot: their stage deploys one release at a time."""

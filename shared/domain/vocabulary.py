@@ -91,6 +91,8 @@ class Phase(StrEnum):
     """Deferred by an approver, or asked not to run before a time."""
     STEPS = "steps"
     """Running its steps, one message each."""
+    INTERVENTION = "manualIntervention"
+    """A manual-intervention step waits for a person to resume or reject it."""
     POST_GATE = "postGate"
     """Its post-deployment gate samples health signals."""
     POST_APPROVAL = "postApproval"
@@ -224,6 +226,11 @@ class EventType(StrEnum):
     SLOT_CHANGED = "slotChanged"
     """A step changed what runs in a slot (a deployment, a swap)."""
     SWAP_BACK_STARTED = "swapBackStarted"
+    INTERVENTION_PENDING = "manualInterventionPending"
+    INTERVENTION_RESUMED = "manualInterventionResumed"
+    INTERVENTION_REJECTED = "manualInterventionRejected"
+    STEP_STOPPED = "stepStopped"
+    """What an engine ran for a step was stopped (the release was abandoned while it ran)."""
 
     @staticmethod
     def deployment_ended(status: Status) -> EventType:
@@ -231,5 +238,6 @@ class EventType(StrEnum):
         return EventType(f"deployment{status[0].upper()}{status[1:]}")
 
 
-NOTIFIED = frozenset({EventType.APPROVAL_REQUESTED, EventType.DEPLOYMENT_REJECTED, EventType.DEPLOYMENT_FAILED})
+NOTIFIED = frozenset({EventType.APPROVAL_REQUESTED, EventType.DEPLOYMENT_REJECTED, EventType.DEPLOYMENT_FAILED,
+                      EventType.INTERVENTION_PENDING})
 """Events that send mail: to the approvers, or to whoever asked for the deployment."""

@@ -29,6 +29,14 @@ def why(release: Release, stage_name: str) -> str | None:
             return f"{dep.waits_for}: next opening {dep.opens_at}"
         if dep.phase == Phase.DEFERRED:
             return f"deferred until {deferred_until(dep)}"
+        if dep.phase == Phase.INTERVENTION:
+            waiting = next((s for s in dep.steps if "intervention" in s.state and s.status == StepStatus.IN_PROGRESS),
+                           None)
+            if waiting is not None:
+                it = waiting.state["intervention"]
+                return (f"waiting for manual intervention '{waiting.name}' by "
+                        f"{', '.join(it.get('assignees') or []) or 'a release manager'} ({it.get('onTimeout')}s at "
+                        f"{it.get('deadline')})")
         step = next((s for s in dep.steps if s.status == StepStatus.IN_PROGRESS), None)
         if step is None:
             return "finishing"

@@ -19,6 +19,15 @@ class DecisionIn(Strict):
     """The deployment attempt decided on; a decision on a superseded attempt is a 409."""
 
 
+class InterventionIn(Strict):
+    """Resume or reject a manual-intervention step that waits."""
+
+    decision: Literal["resume", "reject"]
+    comment: Comment = ""
+    attempt: int | None = Field(None, ge=1)
+    """The deployment attempt; a decision on a superseded attempt is a 409."""
+
+
 class OverrideIn(Strict):
     decision: Literal["approve", "reject"]
     reason: Annotated[Text, StringConstraints(min_length=1)]

@@ -24,6 +24,7 @@ from shared.schemas.fields import (
     field_errors,
 )
 from shared.schemas.step_base import StepBase, Strict
+from shared.schemas.step_intervention import ManualInterventionStep
 
 NAME_TOKENS = re.compile(r"\$\((rev:r+|Build\.BuildNumber|Release\.DefinitionName)\)")
 
@@ -153,7 +154,8 @@ class SetAppSettingsStep(StepBase):
 
 
 Step = Annotated[DeployPackageStep | HttpCheckStep | WaitStep | SwapStep | StartSwapStep | CompleteSwapStep
-                 | CancelSwapStep | RestartStep | SetAppSettingsStep, Field(discriminator="type")]
+                 | CancelSwapStep | RestartStep | SetAppSettingsStep | ManualInterventionStep,
+                 Field(discriminator="type")]
 
 
 class ApprovalsIn(Strict):

@@ -17,9 +17,17 @@ from shared.domain.lanes import Lane
 from shared.domain.release import Release
 from shared.domain.transitions import decide, reads_lanes
 from shared.domain.transitions.commands import Command
-from shared.domain.transitions.results import ArmTimer, Decision, Effect, EnqueueGate, EnqueueStep, LaneMessage
+from shared.domain.transitions.results import (
+    ArmTimer,
+    Decision,
+    Effect,
+    EnqueueGate,
+    EnqueueStep,
+    LaneMessage,
+    StopStep,
+)
 from shared.domain.vocabulary import NOTIFIED
-from shared.messages import LaneTurn, Message, RunStep, TakeSample, WakeUp
+from shared.messages import LaneTurn, Message, RunStep, StopStepRun, TakeSample, WakeUp
 from shared.records import Changes, ConcurrentChange, OutboxItem, Summary
 from shared.services import mail, outbox
 from shared.services.deps import Deps
@@ -45,6 +53,8 @@ def message_of(release: Release, effect: Effect, now: datetime) -> tuple[Message
             effect.delay_seconds
     if isinstance(effect, LaneMessage):
         return LaneTurn(did, effect.release_id, effect.stage, effect.grant, release.id), 0.0
+    if isinstance(effect, StopStep):
+        return StopStepRun(did, release.id, effect.stage, effect.attempt, effect.step), 0.0
     if isinstance(effect, ArmTimer):
         delay = max(0.0, (datetime.fromisoformat(effect.due) - now).total_seconds())
         return WakeUp(did, release.id, effect.stage, effect.attempt, effect.due), delay

@@ -1,4 +1,5 @@
-"""Approvals as people act on them: decide (approve, reject, override), defer, reassign, list."""
+"""Approvals as people act on them: decide (approve, reject, override), defer, reassign, list; and manual
+interventions, which people resume or reject the same way."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from shared.domain.access import Principal
 from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.domain.release import Release
-from shared.domain.transitions.commands import CastVote, Command, Defer, Reassign
+from shared.domain.transitions.commands import CastVote, Command, Defer, Intervene, Reassign
 from shared.domain.vocabulary import Choice, Kind
 from shared.services.apply import apply
 from shared.services.deps import Deps
@@ -35,6 +36,15 @@ def cast_vote(deps: Deps, release_id: int, stage: str, kind: str, who: Principal
     side, chosen = _kind(kind), _choice(choice)
     return _act(deps, release_id, stage, attempt, if_match,
                 lambda n: CastVote(stage, n, side, who, chosen, comment, override))
+
+
+def intervene(deps: Deps, release_id: int, stage: str, step: int, who: Principal, decision: str, comment: str, *,
+              attempt: int | None, if_match: str | None) -> Release:
+    """Resume or reject the stage's manual-intervention step `step` (its index in the stage)."""
+    if decision not in ("resume", "reject"):
+        raise Invalid([FieldError("decision", "must be resume or reject")])
+    return _act(deps, release_id, stage, attempt, if_match,
+                lambda n: Intervene(stage, n, step, who, decision == "resume", comment))
 
 
 def _kind(kind: str) -> Kind:

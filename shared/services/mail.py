@@ -20,13 +20,13 @@ from shared.domain.keys import key_hash
 from shared.domain.release import Deployment, Release
 from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import ApprovalStatus, EventType, Kind, Phase
-from shared.messages import AskApproval, TellOutcome
+from shared.messages import AskApproval, AskIntervention, TellOutcome
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
 
 
-def recipients(release: Release, event: Event) -> list[AskApproval | TellOutcome]:
+def recipients(release: Release, event: Event) -> list[AskApproval | AskIntervention | TellOutcome]:
     """One message per person to mail about `event` of the release as it is after the change."""
     run = release.stages.get(event.stage or "")
     attempt = event.attempt or 1
@@ -39,13 +39,17 @@ def recipients(release: Release, event: Event) -> list[AskApproval | TellOutcome
         approval = dep.approvals.get(kind)
         return [AskApproval(did, release.id, stage, attempt, kind, a)
                 for a in (approval.approvers if approval else []) if "@" in a]
+    if event.type == EventType.INTERVENTION_PENDING and event.step is not None:
+        step = dep.step(event.step)
+        assignees = (step.state.get("intervention") or {}).get("assignees", []) if step else []
+        return [AskIntervention(did, release.id, stage, attempt, event.step, a) for a in assignees if "@" in a]
     if event.type in (EventType.DEPLOYMENT_REJECTED, EventType.DEPLOYMENT_FAILED):
         to = sorted(p for p in {release.created_by, dep.requested_by} if "@" in p)
         return [TellOutcome(did, release.id, stage, attempt, event.type, p) for p in to]
     return []
 
 
-def _deployment(deps: Deps, msg: AskApproval | TellOutcome) -> tuple[Release, Deployment] | None:
+def _deployment(deps: Deps, msg: AskApproval | AskIntervention | TellOutcome) -> tuple[Release, Deployment] | None:
     loaded = deps.store.release(msg.definition_id, msg.release_id)
     run = loaded[0].stages.get(msg.stage) if loaded else None
     if loaded is None or run is None or not 0 < msg.attempt <= len(run.deployments):
@@ -100,4 +104,38 @@ def ask(deps: Deps, msg: AskApproval, delivery: str = "") -> str:
             f"<p>The link is yours alone, works once and expires {html.escape(expires.isoformat())}.</p>")
     deps.mailer.send([msg.to], subject, text, body)
     logger.info("asked %s to approve release %s stage %s", msg.to, release.id, msg.stage)
+    return f"asked {msg.to}"
+
+
+def ask_intervention(deps: Deps, msg: AskIntervention, delivery: str = "") -> str:
+    """Mail an assignee a personal, single-use link to a manual intervention that still waits (the same
+    link rules as approvals: the page only shows; the signed-in assignee decides with a POST)."""
+    found = _deployment(deps, msg)
+    step = found[1].step(msg.step) if found else None
+    intervention = (step.state.get("intervention") or {}) if step else {}
+    if found is None or step is None or intervention.get("status") != "pending" \
+            or msg.to not in intervention.get("assignees", []):
+        return "no longer pending"
+    release = found[0]
+    token = secrets.token_urlsafe(32)
+    expires = min(deps.clock.now() + timedelta(hours=deps.settings.link_hours),
+                  datetime.fromisoformat(intervention["deadline"]))
+    deps.store.create_link(key_hash(token), {
+        "definitionId": msg.definition_id, "releaseId": release.id, "stage": msg.stage, "attempt": msg.attempt,
+        "kind": "intervention", "step": msg.step, "approver": msg.to, "expires": expires.isoformat()})
+    link = f"{base_url(deps)}/api/intervene/{token}"
+    pipeline = str(release.definition.get("name", ""))
+    subject = f"Manual intervention needed: {pipeline} {release.name} in {msg.stage}"
+    instructions = str(intervention.get("instructions") or "")
+    text = (f"{release.name} of {pipeline} waits in stage {msg.stage} at step '{step.name}' for you to resume or "
+            f"reject it.\n\n{instructions}\n\nDecide: {link}\n\nThe link is yours alone, works once and expires "
+            f"{expires.isoformat()}; unless someone decides, the step will {intervention.get('onTimeout', 'reject')} "
+            f"at {intervention['deadline']}.")
+    body = (f"<p><b>{html.escape(release.name)}</b> of {html.escape(pipeline)} waits in stage "
+            f"<b>{html.escape(msg.stage)}</b> at step <b>{html.escape(step.name)}</b> for you to resume or reject it."
+            f"</p><pre>{html.escape(instructions)}</pre>"
+            f'<p><a href="{html.escape(link)}">Resume or reject</a></p>'
+            f"<p>The link is yours alone, works once and expires {html.escape(expires.isoformat())}.</p>")
+    deps.mailer.send([msg.to], subject, text, body)
+    logger.info("asked %s to intervene in release %s stage %s", msg.to, release.id, msg.stage)
     return f"asked {msg.to}"

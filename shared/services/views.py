@@ -84,7 +84,10 @@ def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
         "gates": {kind: _gate(g) for kind, g in dep.gates.items()},
         "steps": [
             {"index": s.index, "name": s.name, "type": s.type, "status": s.status, "startedOn": s.started_at,
-             "finishedOn": s.finished_at, "message": s.message, "log": f"{href}/steps/{s.index}/log"}
+             "finishedOn": s.finished_at, "message": s.message, "log": f"{href}/steps/{s.index}/log",
+             **({"intervention": dict(s.state["intervention"])} if "intervention" in s.state else {}),
+             **({"outputs": dict(s.state["outputs"])} if s.state.get("outputs") else {}),
+             **({"changes": list(s.state["changes"])} if s.state.get("changes") else {})}
             for s in dep.steps
         ],
     }

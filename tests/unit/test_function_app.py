@@ -42,6 +42,8 @@ EXPECTED = {
     "send_mail": ("queueTrigger", "slipway-mail"),
     "mail_poisoned": ("queueTrigger", "slipway-mail-poison"),
     "approval_page": ("httpTrigger", "api/approve/{token}"),
+    "intervention_page": ("httpTrigger", "api/intervene/{token}"),
+    "decide_intervention": ("httpTrigger", "api/releases/{releaseId:int}/stages/{stage}/interventions/{step:int}"),
     "run_step": ("queueTrigger", "slipway-steps"),
     "step_poisoned": ("queueTrigger", "slipway-steps-poison"),
     "sweep": ("timerTrigger", "%SLIPWAY_SWEEP_SCHEDULE%"),

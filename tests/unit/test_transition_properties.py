@@ -26,6 +26,7 @@ from shared.domain.transitions import (
     GateClaim,
     GateSample,
     IgnoreGate,
+    Intervene,
     LaneGrant,
     LaneSkip,
     StartRelease,
@@ -56,8 +57,12 @@ PLAN = (
     stage("QA", {"type": "afterStages", "stages": ["Dev"]}, postGates=GATE, queue={"parallel": 1, "policy": "latest"}),
     stage("Preprod", {"type": "afterStages", "stages": ["Dev"]}, preGates=GATE,
           windows=[{"days": ["Mon", "Tue", "Wed", "Thu"], "start": "09:00", "end": "16:00", "timeZone": "UTC"}]),
-    stage("Production", {"type": "afterStages", "stages": ["QA", "Preprod"]},
-          postApprovals={"approvers": ["tim@contoso.com", "amita"], "policy": "sequence"}),
+    {**stage("Production", {"type": "afterStages", "stages": ["QA", "Preprod"]},
+             postApprovals={"approvers": ["tim@contoso.com", "amita"], "policy": "sequence"}),
+     "steps": [{"type": "wait", "name": "Production-0", "seconds": 0},
+               {"type": "manual-intervention", "name": "check by hand", "instructions": "See $(Release.ReleaseName)",
+                "assignees": ["amita"], "timeoutMinutes": 60},
+               {"type": "wait", "name": "Production-2", "seconds": 0}]},
 )
 STAGES = [s["name"] for s in PLAN] + ["Nowhere"]
 REFUSALS = (Conflict, NotFound, Forbidden, Invalid)
@@ -90,6 +95,7 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
     GateSample: st.builds(GateSample, names, attempts, kinds, st.integers(1, 4), tokens, readings),
     IgnoreGate: st.builds(IgnoreGate, names, kinds, people, st.just("known noise")),
     Wake: st.builds(Wake, names, attempts),
+    Intervene: st.builds(Intervene, names, attempts, st.integers(0, 2), people, st.booleans()),
     LaneGrant: st.builds(LaneGrant, names),
     LaneSkip: st.builds(LaneSkip, names, st.integers(8, 9)),
 }

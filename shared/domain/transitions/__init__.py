@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import assert_never
 
 from shared.domain.lanes import Lane
-from shared.domain.release import Release
-from shared.domain.transitions import approvals, gates, lanes, stages, steps, windows
+from shared.domain.release import Release, StepRun
+from shared.domain.transitions import approvals, gates, interventions, lanes, stages, steps, windows
 from shared.domain.transitions.commands import (
     Abandon,
     CastVote,
@@ -28,6 +28,7 @@ from shared.domain.transitions.commands import (
     GateClaim,
     GateSample,
     IgnoreGate,
+    Intervene,
     LaneGrant,
     LaneSkip,
     Reassign,
@@ -41,8 +42,8 @@ from shared.domain.transitions.results import ArmTimer, Decision, EnqueueGate, E
 from shared.domain.vocabulary import Kind, Phase, Status
 
 __all__ = ["decide", "reads_lanes", "Abandon", "CastVote", "ClaimStep", "Command", "CompleteStep", "Defer", "DeferStep",
-           "DeployStage", "FailStep", "GateClaim", "GateSample", "IgnoreGate", "LaneGrant", "LaneSkip", "Reassign",
-           "StartRelease", "Sweep", "Wake", "ArmTimer", "Decision", "EnqueueGate", "EnqueueStep", "Event",
+           "DeployStage", "FailStep", "GateClaim", "GateSample", "IgnoreGate", "Intervene", "LaneGrant", "LaneSkip",
+           "Reassign", "StartRelease", "Sweep", "Wake", "ArmTimer", "Decision", "EnqueueGate", "EnqueueStep", "Event",
            "LaneMessage"]
 
 
@@ -65,6 +66,8 @@ def decide(release: Release, command: Command, now: datetime, lanes_read: dict[s
             stages.deploy_stage(flow, command)
         case Abandon():
             stages.abandon(flow, command)
+        case Intervene():
+            _resumed(flow, command.stage, interventions.intervene(flow, command))
         case ClaimStep():
             steps.claim_step(flow, command)
         case CompleteStep():
@@ -119,10 +122,19 @@ def _wake(flow: Flow, stage: str, attempt: int) -> None:
             windows.window_timer(flow, stage, dep)
         case Phase.DEFERRED:
             windows.deferral_timer(flow, stage, dep)
+        case Phase.INTERVENTION:
+            _resumed(flow, stage, interventions.time_out(flow, stage, dep))
         case Phase.STEPS | Phase.QUEUED:
             pass  # steps have their own messages; a queued deployment waits for its lane
         case _:
             assert_never(phase)
+
+
+def _resumed(flow: Flow, stage: str, step: StepRun | None) -> None:
+    """A manual intervention resumed: the deployment goes on after its step."""
+    dep = flow.release.stages[stage].current
+    if step is not None and dep is not None:
+        steps.after_step(flow, stage, dep, step)
 
 
 def _sweep(flow: Flow, cmd: Sweep) -> None:

@@ -48,6 +48,18 @@ class Abandon:
 
 
 @dataclass(frozen=True)
+class Intervene:
+    """A person resumes or rejects a manual-intervention step that waits for them."""
+
+    stage: str
+    attempt: int
+    step: int
+    who: Principal
+    resume: bool
+    comment: str = ""
+
+
+@dataclass(frozen=True)
 class ClaimStep:
     """A step handler takes the run of a step before acting, so that a copy of its message (sent
     twice, or delivered at once to two hosts) finds it taken and does nothing. The same command,
@@ -208,5 +220,5 @@ class LaneSkip:
     newer: int
 
 
-Command = (StartRelease | DeployStage | Abandon | ClaimStep | CompleteStep | DeferStep | FailStep | Sweep | CastVote
-           | Defer | Reassign | GateClaim | GateSample | IgnoreGate | Wake | LaneGrant | LaneSkip)
+Command = (StartRelease | DeployStage | Abandon | Intervene | ClaimStep | CompleteStep | DeferStep | FailStep | Sweep
+           | CastVote | Defer | Reassign | GateClaim | GateSample | IgnoreGate | Wake | LaneGrant | LaneSkip)

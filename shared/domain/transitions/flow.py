@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.lanes import Lane
-from shared.domain.plan import StagePlan
+from shared.domain.plan import ENGINE_STEPS, StagePlan
 from shared.domain.release import Deployment, Release, StepRun
-from shared.domain.transitions.results import ArmTimer, Decision, EnqueueStep, Event, LaneMessage
+from shared.domain.transitions.results import ArmTimer, Decision, EnqueueStep, Event, LaneMessage, StopStep
 from shared.domain.vocabulary import GOOD, EventType, Kind, Phase, Reason, ReleaseStatus, Status, StepStatus
 
 
@@ -120,6 +120,11 @@ class Flow:
         step.claim = step.claimed_until = None  # a claim holds one run
         step.visible_at = (self.now + timedelta(seconds=delay)).isoformat()
         self.decision.effects.append(EnqueueStep(stage, dep.attempt, step.index, step.run, delay))
+
+    def stop_step(self, stage: str, dep: Deployment, step: StepRun) -> None:
+        """A step canceled while it ran: if it started something on another engine, have it stopped."""
+        if step.type in ENGINE_STEPS:
+            self.decision.effects.append(StopStep(stage, dep.attempt, step.index))
 
     def resend_step(self, stage: str, dep: Deployment, step: StepRun) -> None:
         """Another message for the same run (one was lost before anyone claimed it)."""

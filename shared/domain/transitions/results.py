@@ -34,6 +34,15 @@ class EnqueueStep:
 
 
 @dataclass(frozen=True)
+class StopStep:
+    """Stop what an engine runs for a step that was canceled while it ran (its run, execution, deployment)."""
+
+    stage: str
+    attempt: int
+    step: int
+
+
+@dataclass(frozen=True)
 class EnqueueGate:
     """Send the message that takes sample `seq` of a gate, visible after `delay_seconds`."""
 
@@ -63,7 +72,7 @@ class LaneMessage:
     """True: its turn came; False: a newer release took its place (policy `latest`)."""
 
 
-Effect = EnqueueStep | EnqueueGate | ArmTimer | LaneMessage
+Effect = EnqueueStep | EnqueueGate | ArmTimer | LaneMessage | StopStep
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 from shared.domain.access import Forbidden
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.plan import AFTER_RELEASE
+from shared.domain.transitions import interventions
 from shared.domain.transitions.commands import Abandon, DeployStage
 from shared.domain.transitions.flow import Flow
 from shared.domain.vocabulary import (
@@ -59,6 +60,9 @@ def abandon(flow: Flow, cmd: Abandon) -> None:
             continue
         if dep is not None and dep.status == Status.IN_PROGRESS:
             for step in dep.steps:
+                if step.status == StepStatus.IN_PROGRESS:
+                    interventions.cancel(step)
+                    flow.stop_step(run.name, dep, step)
                 if step.status in (StepStatus.PENDING, StepStatus.IN_PROGRESS):
                     step.status, step.finished_at = StepStatus.CANCELED, flow.stamp
             for approval in dep.approvals.values():

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from shared.domain.plan import SWAP_TYPES, StagePlan
 from shared.domain.release import Deployment, StepRun
+from shared.domain.transitions import interventions
 from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep, Sweep
 from shared.domain.transitions.flow import Flow
 from shared.domain.vocabulary import EventType, Kind, Phase, Status, StepStatus
@@ -27,8 +28,16 @@ def run_steps(flow: Flow, stage: StagePlan, dep: Deployment) -> bool:
     if not dep.steps:
         return False
     dep.phase = Phase.STEPS
-    flow.start_step(stage.name, dep, dep.steps[0])
+    start(flow, stage.name, dep, dep.steps[0])
     return True
+
+
+def start(flow: Flow, stage: str, dep: Deployment, step: StepRun) -> None:
+    """Start a step: a message for its handler, or, for a manual intervention, a wait for people."""
+    if step.type == interventions.MANUAL_INTERVENTION:
+        interventions.open_intervention(flow, stage, dep, step)
+    else:
+        flow.start_step(stage, dep, step)
 
 
 def current_step(flow: Flow, stage: str, attempt: int, index: int,
@@ -81,7 +90,7 @@ def complete_step(flow: Flow, cmd: CompleteStep) -> None:
         flow.emit(EventType.SLOT_CHANGED, stage=cmd.stage, attempt=dep.attempt, step=step.index, by=by,
                   message=f"{slot['slot'].rsplit('/', 1)[-1]} now runs release {slot.get('releaseId')} "
                           f"({slot.get('version')}) after {slot.get('how')}")
-    _after_step(flow, cmd.stage, dep, step)
+    after_step(flow, cmd.stage, dep, step)
 
 
 def defer_step(flow: Flow, cmd: DeferStep) -> None:
@@ -133,7 +142,7 @@ def redeliver_unanswered(flow: Flow, stage: str, dep: Deployment, cmd: Sweep) ->
         flow.emit(EventType.STEP_REDELIVERED, stage=stage, attempt=dep.attempt, step=step.index, message=why)
 
 
-def _after_step(flow: Flow, stage: str, dep: Deployment, step: StepRun) -> None:
+def after_step(flow: Flow, stage: str, dep: Deployment, step: StepRun) -> None:
     plan = flow.stage(stage)
     if step.type == SWAP_BACK:
         outcome = "swapped back automatically" if step.status == StepStatus.SUCCEEDED else "swap-back failed"
@@ -153,7 +162,7 @@ def _after_step(flow: Flow, stage: str, dep: Deployment, step: StepRun) -> None:
         return
     nxt = dep.step(step.index + 1)
     if nxt is not None:
-        flow.start_step(stage, dep, nxt)
+        start(flow, stage, dep, nxt)
         return
     flow.advance(plan, dep, Kind.POST)
 

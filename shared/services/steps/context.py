@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.domain import variables
 from shared.domain.plan import StagePlan, StepPlan
 from shared.domain.release import Release, StepRun
 from shared.domain.target import Target
@@ -87,10 +88,22 @@ class StepContext:
                      if a["alias"] == alias or (alias is None and a.get("isPrimary"))), None)
 
     def expand(self, text: str) -> str:
-        """`{version}` (the step's or the primary artifact's version) and `{release}` in a step's text."""
+        """`{version}` (the step's or the primary artifact's version), `{release}` and `$(Name)` variables
+        (see shared/domain/variables.py) in a step's text; raises UnknownVariable."""
         artifact = self.artifact() or next(iter(self.release.artifacts), None)
         version = str(artifact["version"]) if artifact else ""
-        return text.replace("{version}", version).replace("{release}", str(self.release.id))
+        return variables.expand(text.replace("{version}", version).replace("{release}", str(self.release.id)),
+                                self.variables())
+
+    def expand_all(self, value: Any) -> Any:
+        """`expand` through every string of a JSON value."""
+        return variables.expand_all(value, self.variables())
+
+    def variables(self) -> dict[str, str]:
+        """What `$(Name)` may name here: the release's predefined variables and earlier steps' outputs."""
+        dep = self.release.stages[self.stage.name].current
+        return {**variables.predefined(self.release, self.stage.name, dep),
+                **variables.outputs(dep, self.step.index)}
 
     def log(self, text: str) -> None:
         self.lines.append(f"{self.now.strftime('%H:%M:%S')} {text}")

@@ -26,3 +26,6 @@ KINDS: dict[str, Callable[[Deps, StepContext], Outcome]] = {
     "set-app-settings": set_app_settings,
     "swap-back": swap_back,
 }
+
+STOPPERS: dict[str, Callable[[Deps, StepContext], str]] = {}
+"""What stops the engine's run of a step that starts one (`ENGINE_STEPS`), from its state alone."""

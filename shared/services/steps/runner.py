@@ -18,13 +18,14 @@ from shared.domain.keys import key_hash
 from shared.domain.plan import StepPlan
 from shared.domain.release import Release
 from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep
+from shared.domain.variables import UnknownVariable
 from shared.domain.vocabulary import Status, StepStatus
-from shared.messages import RunStep, decode
+from shared.messages import RunStep, StopStepRun, decode
 from shared.ports import TargetError
 from shared.services.apply import apply
 from shared.services.deps import Deps
 from shared.services.steps.context import ClaimLost, Outcome, StepContext
-from shared.services.steps.kinds import KINDS
+from shared.services.steps.kinds import KINDS, STOPPERS
 
 logger = logging.getLogger(__name__)
 MAX_TARGET_RETRIES = 8
@@ -71,8 +72,44 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
     deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1)
-    apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome))
+    after = apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome)).release
+    if outcome.kind == "retry" and ctx.step.type in STOPPERS and _canceled(after, msg.stage, msg.attempt, msg.step):
+        # Abandoned between this run's intent and its answer: the stop message may have looked before
+        # this run started anything, so this run stops what it started itself.
+        ctx.run.state = outcome.state
+        _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
     return outcome.kind
+
+
+def _canceled(release: Release, stage: str, attempt: int, index: int) -> bool:
+    run = release.stages.get(stage)
+    dep = run.deployments[attempt - 1] if run and 0 < attempt <= len(run.deployments) else None
+    step = dep.step(index) if dep else None
+    return step is not None and step.status == StepStatus.CANCELED
+
+
+def stop(deps: Deps, msg: StopStepRun, delivery: str = "") -> str:
+    """Stop what an engine runs for a step that was canceled while it ran (the release was abandoned).
+    Stopping twice is harmless; a stop that fails is delivered again by the queue."""
+    loaded = deps.store.release(msg.definition_id, msg.release_id)
+    if loaded is None:
+        return "no such release"
+    release = loaded[0]
+    if not _canceled(release, msg.stage, msg.attempt, msg.step):
+        return "not canceled"
+    dep = release.stages[msg.stage].deployments[msg.attempt - 1]
+    step = dep.steps[msg.step]
+    stage = release.plan.stage(msg.stage)
+    if stage is None or step.type not in STOPPERS or msg.step >= len(stage.steps):
+        return "nothing to stop"
+    ctx = StepContext(release, stage, stage.steps[msg.step], step, deps.clock.now())
+    return _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
+
+
+def _stop(deps: Deps, release: Release, ctx: StepContext, stage: str, attempt: int, index: int) -> str:
+    said = STOPPERS[ctx.step.type](deps, ctx)
+    deps.logs.append(log_name(release, stage, attempt, index), [*ctx.lines, f"=> stopped: {said}"])
+    return said
 
 
 def _claim(deps: Deps, msg: RunStep, token: str, *, intent: dict[str, Any] | None = None,
@@ -136,8 +173,13 @@ def _context(release: Release, msg: RunStep, deps: Deps) -> StepContext | None:
 
 
 def _run(deps: Deps, ctx: StepContext) -> Outcome:
+    kind = KINDS.get(ctx.step.type)
+    if kind is None:
+        return Outcome.fail(f"no step kind '{ctx.step.type}' in this version of Slipway")
     try:
-        return KINDS[ctx.step.type](deps, ctx)
+        return kind(deps, ctx)
+    except UnknownVariable as exc:
+        return Outcome.fail(str(exc))
     except TargetError as exc:
         tries = int(ctx.run.state.get("targetErrors", 0)) + 1
         ctx.log(f"target error ({'retryable' if exc.retryable else 'final'}): {exc}")
