@@ -2,13 +2,18 @@
 
 Point `WebSiteManagementClient` at `url` (with an authentication policy that allows http) and it
 keeps sites, slots, per-slot app settings and connection strings, the whole `slotConfigNames`
-(sticky settings, connection strings and storage mounts), restarts and swaps, and serves
-each slot's deployed package on its own loopback port (see `local/slot_server.py`). Tests make it
+(sticky settings, connection strings and storage mounts), each slot's `linuxFxVersion` (a language
+stack or a custom container, `DOCKER|<image>`), restarts and swaps, and serves each slot's deployed
+package, or the container image it runs (from `push_image`, a stand-in registry), on its own loopback
+port (see `local/slot_server.py`). Tests make it
 misbehave with `inject_faults` (throttling, 5xx) and read what it was asked in `requests`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import logging
 import re
@@ -32,6 +37,18 @@ RUN_FROM_PACKAGE = "WEBSITE_RUN_FROM_PACKAGE"
 SITE = (r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Web/sites/(?P<site>[^/]+)"
         r"(?:/slots/(?P<slot>[^/]+))?(?P<rest>/.*)?$")
 API_VERSION = "2025-05-01"
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE = re.compile(rf"^(?P<repository>(?:{_DOMAIN}(?::[0-9]+)?/)?{_PATH}(?:/{_PATH})*)"
+                   r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$", re.ASCII)
+"""A container image reference: `[registry[:port]/]repository[:tag][@sha256:<64 hex>]`, as the Docker /
+OCI distribution reference grammar has it (github.com/distribution/reference, regexp.go: lower-case path
+components separated by `.`, `_`, `__` or dashes; a tag of at most 128 word characters, dots and dashes;
+a digest of an algorithm and its hex encoding, here sha256 only, lower-case as the OCI image spec
+requires for sha256)."""
+STACK = re.compile(r"^[A-Za-z][A-Za-z0-9]*\|[A-Za-z0-9._-]+$")
+"""A built-in stack's linuxFxVersion (`PYTHON|3.11`, `NODE|20-lts`, `DOTNETCORE|8.0`)."""
 
 
 @dataclass
@@ -46,6 +63,11 @@ class Slot:
     restart_timer: threading.Timer | None = None
     swap_status: dict[str, str] | None = None
     """`slotSwapStatus` of the slot's resource: the last swap it took part in."""
+    linux_fx: str = ""
+    """`siteConfig.linuxFxVersion` of this slot: a language stack (`PYTHON|3.11`) or a custom container
+    (`DOCKER|<image>`). It is one of the "general settings, such as framework version", which are not
+    slot-specific and swap with the content (learn.microsoft.com, app-service/deploy-staging-slots,
+    "Manage settings")."""
 
 
 SLOT_CONFIG_LISTS = ("appSettingNames", "connectionStringNames", "azureStorageConfigNames")
@@ -68,7 +90,7 @@ class Site:
     host_keys: dict[str, str] | None = None
     """A function app's host keys (`_master` is the master key); None for a web app."""
     stack: str = "PYTHON|3.11"
-    """`siteConfig.linuxFxVersion`: what the slot's content runs on."""
+    """The `siteConfig.linuxFxVersion` the site was made with, which its slots start with."""
     kind: str = "app,linux"
 
 
@@ -144,6 +166,11 @@ class AppServiceEmulator:
         self.on_request: Callable[[str, int, float], None] | None = None
         """Told of every request a slot serves: (slot resource id, status, milliseconds), for the
         Azure Monitor emulator's metrics."""
+        self.images: dict[str, bytes] = {}
+        """The stand-in registry: `repository@sha256:<hex>` → what the image serves (a package zip, run as the
+        container's app). Filled by `push_image`."""
+        self.tags: dict[str, str] = {}
+        """`repository:tag` → the digest it points at now (a tag moves when an image is pushed again)."""
 
     # -- lifecycle
 
@@ -209,9 +236,25 @@ class AppServiceEmulator:
                     f"/providers/Microsoft.Web/sites/{site}")
             if key not in self.sites:
                 self.sites[key] = Site({"production": self._new_slot(base)}, stack=stack, kind=kind)
+                self.sites[key].slots["production"].linux_fx = stack
             for name in slots or []:
                 if name.lower() not in self.sites[key].slots:
-                    self.sites[key].slots[name.lower()] = self._new_slot(f"{base}/slots/{name.lower()}")
+                    slot = self.sites[key].slots[name.lower()] = self._new_slot(f"{base}/slots/{name.lower()}")
+                    slot.linux_fx = self.sites[key].stack
+
+    def push_image(self, repository: str, content: bytes, tag: str | None = None) -> str:
+        """Push an image to the stand-in registry: `content` (a package zip) is what a slot running it
+        serves. Returns the image pinned by its digest, `repository@sha256:<hex of content>`; with `tag`,
+        `repository:tag` points at it from now on."""
+        reference = f"{repository}:{tag}" if tag else repository
+        if not IMAGE.match(reference) or "@" in reference:
+            raise ValueError(f"{reference!r} is not an image repository (and tag)")
+        digest = "sha256:" + hashlib.sha256(content).hexdigest()
+        with self._lock:
+            self.images[f"{repository.lower()}@{digest}"] = content
+            if tag:
+                self.tags[f"{repository.lower()}:{tag}"] = digest
+        return f"{repository}@{digest}"
 
     def _new_slot(self, resource_id: str) -> Slot:
         slot = Slot(self._slot_server(resource_id))
@@ -302,6 +345,7 @@ class AppServiceEmulator:
             if slot is None:
                 if rest == "" and method == "PUT":
                     slot = site.slots[slot_name] = self._new_slot(path.split("?")[0])
+                    slot.linux_fx = site.stack
                 else:
                     return 404, _error("ResourceNotFound", f"slot '{m['slot']}' of site '{m['site']}' not found"), {}
             return self._act(method, rest, body, site, slot_name, slot, path, m["site"], base)
@@ -324,9 +368,28 @@ class AppServiceEmulator:
             # immediately (asynchronous)", Microsoft.Web REST reference / azure-mgmt-web `restart_slot`).
             self._restart(site, slot)
             return 200, {"id": f"{resource}/config/appsettings", "properties": dict(slot.settings)}, {}
-        if rest == "/config/web" and method == "GET":
+        if rest == "/config/web" and method in ("GET", "PATCH"):
+            if method == "PATCH":
+                # WebApps_UpdateConfiguration[Slot] (`update_configuration[_slot]`, what `az webapp config
+                # container set` and `az functionapp config container set` call, with linuxFxVersion
+                # "DOCKER|<image>": azure-cli appservice custom.py `_add_fx_version`): the properties given
+                # change, the others stay. A new linuxFxVersion restarts the app, which pulls the image; the
+                # old container serves until the new one started (learn.microsoft.com,
+                # app-service/configure-custom-container, "I don't see the updated container").
+                props = body.get("properties") if isinstance(body, dict) else None
+                if not isinstance(props, dict):
+                    return 400, _error("BadRequest", "properties must be an object"), {}
+                if "linuxFxVersion" in props:
+                    fx = props["linuxFxVersion"]
+                    problem = _fx_problem(fx, site.kind)
+                    if problem:
+                        return 400, _error("BadRequest", f"The parameter LinuxFxVersion has an invalid value. "
+                                                         f"{problem}"), {}
+                    if fx != slot.linux_fx:
+                        slot.linux_fx = fx
+                        self._restart(site, slot)
             return 200, {"id": f"{resource}/config/web", "name": "web", "type": "Microsoft.Web/sites/config",
-                         "properties": {"linuxFxVersion": site.stack, "alwaysOn": True}}, {}
+                         "properties": {"linuxFxVersion": slot.linux_fx, "alwaysOn": True}}, {}
         if rest == "/config/connectionstrings/list" and method == "POST":
             return 200, {"id": f"{resource}/config/connectionstrings", "name": "connectionstrings",
                          "properties": {k: dict(v) for k, v in slot.connection_strings.items()}}, {}
@@ -440,12 +503,22 @@ class AppServiceEmulator:
             self._start(site, slot)
 
     def _start(self, site: Site, slot: Slot) -> None:
-        """Start the slot's app from what it has now: a run-from-package URL (read again, every time),
-        else the content zip deployment left, else the default page."""
+        """Start the slot's app from what it has now: its container image (pulled again, every time), else
+        a run-from-package URL (read again, every time), else the content zip deployment left, else the
+        default page."""
         slot.restart_timer = None
         slot.server.show_settings(slot.settings)
         package = slot.settings.get(RUN_FROM_PACKAGE, "")
-        if package and package != "1":
+        if slot.linux_fx.upper().startswith("DOCKER|"):
+            image = slot.linux_fx[len("DOCKER|"):]
+            content = self._pull(image)
+            if content is None:
+                # App Service logs the failed pull and the container does not start (the site answers with
+                # an application error).
+                slot.server.fail(f"container image pull failed: {image}: manifest unknown")
+            else:
+                slot.server.serve_zip(content, image)
+        elif package and package != "1":
             try:
                 slot.server.serve_zip(self._fetch_package(site, slot, package), package)
             except PackageError as exc:
@@ -455,6 +528,16 @@ class AppServiceEmulator:
         else:
             slot.server.default()
 
+    def _pull(self, image: str) -> bytes | None:
+        """What the stand-in registry has for an image reference: by digest when it has one (a digest names
+        one image for ever), else by its tag (`latest` when none), as it points now."""
+        m = IMAGE.match(image)
+        if m is None:
+            return None
+        repository = m["repository"].lower()
+        digest = m["digest"] or self.tags.get(f"{repository}:{m['tag'] or 'latest'}")
+        return self.images.get(f"{repository}@{digest}") if digest else None
+
     def _fetch_package(self, site: Site, slot: Slot, url: str) -> bytes:
         """What App Service does with WEBSITE_RUN_FROM_PACKAGE=<url> at every start
         (learn.microsoft.com, app-service/deploy-run-package):
@@ -462,7 +545,7 @@ class AppServiceEmulator:
         - a SAS URL works until its expiry (`se`, against this emulator's clock: the stack's one clock);
         - a URL without SAS is read with the managed identity that
           WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID names, which needs read access to the blob."""
-        language = site.stack.split("|")[0].upper()
+        language = slot.linux_fx.split("|")[0].upper()
         if language in ("PYTHON", "JAVA"):
             raise PackageError(f"run from package is not supported for {language.title()} apps; deploy with "
                                f"zip deployment (OneDeploy)")
@@ -553,6 +636,7 @@ class AppServiceEmulator:
         b_cs, b_cs_moving = split(b.connection_strings, site.sticky_connections)
         a.connection_strings, b.connection_strings = {**b_cs_moving, **a_cs}, {**a_cs_moving, **b_cs}
         a.wwwroot, b.wwwroot = b.wwwroot, a.wwwroot
+        a.linux_fx, b.linux_fx = b.linux_fx, a.linux_fx  # a general setting: it follows the content
         a.server.take(b.server)
         a.server.show_settings(a.settings)
         b.server.show_settings(b.settings)
@@ -574,3 +658,29 @@ class AppServiceEmulator:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
+
+
+def _fx_problem(fx: Any, kind: str) -> str:
+    """Why App Service would refuse this linuxFxVersion, or "" when it takes it: a built-in stack
+    (`NAME|version`), a custom container (`DOCKER|<image reference>`), a Compose file (`COMPOSE|<base64>`),
+    `SITECONTAINERS`, or empty; only on a Linux app (a Windows container has windowsFxVersion)."""
+    if not isinstance(fx, str):
+        return "linuxFxVersion must be a string."
+    if fx.strip() == "":
+        return ""
+    if "linux" not in kind.lower():
+        return "linuxFxVersion applies to Linux apps only."
+    prefix, bar, value = fx.partition("|")
+    if prefix.upper() == "DOCKER" and bar:
+        if not IMAGE.match(value) or len(value.split("@")[0].split(":")[0]) > 255:
+            return f"'{value}' is not a container image reference ([registry/]repository[:tag][@sha256:<64 hex>])."
+        return ""
+    if prefix.upper() == "COMPOSE" and bar:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return "a COMPOSE value is a base64-encoded Compose file."
+        return ""
+    if fx.upper() == "SITECONTAINERS" or STACK.match(fx):
+        return ""
+    return f"'{fx}' is not a stack (NAME|version), DOCKER|<image>, COMPOSE|<base64> or SITECONTAINERS."

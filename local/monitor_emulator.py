@@ -256,6 +256,24 @@ class MonitorEmulator:
         with self._lock:
             self.tables[(_key(scope) if scope else None, name)] = Table(name, list(columns), table_rows)
 
+    def append_rows(self, table: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+        """Add rows (dicts by column name; a missing column is null) to a table every workspace sees,
+        creating it with `columns` when it does not exist yet: how ingested logs arrive (the Container Apps
+        emulator's console lines). Until the first row, a query of the table fails as Log Analytics fails
+        for a table that does not exist yet. An existing table must have the same columns."""
+        names = [c for c, _ in columns]
+        with self._lock:
+            found = self.tables.get((None, table))
+            if found is None:
+                found = self.tables[(None, table)] = Table(table, list(columns), [])
+            elif found.columns != list(columns):
+                raise ValueError(f"table {table} has columns {found.columns}, not {columns}")
+            for row in rows:
+                unknown = set(row) - set(names)
+                if unknown:
+                    raise ValueError(f"table {table} has no column {sorted(unknown)[0]}")
+                found.rows.append([row.get(c) for c in names])
+
     def fire_alert(self, target_resource_id: str, name: str, severity: int | str = 3, *, at: datetime | None = None,
                    signal_type: str = "Metric", monitor_service: str = "Platform", description: str = "") -> str:
         """An alert rule `name` fires on the resource; returns the alert's id. A rule that is already firing

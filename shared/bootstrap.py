@@ -58,7 +58,7 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
 
     def probe() -> Any:
         from shared.adapters.http_probe import HttpxProbe
-        return HttpxProbe()
+        return HttpxProbe(settings.http_local_hosts)
 
     def mailer() -> Any:
         from shared.adapters.mailers import AcsMailer, LogMailer, SmtpMailer
@@ -129,11 +129,12 @@ def reactions() -> dict[type, Reaction]:
     did, for the invocation log. Imported on first use, like the adapters."""
     if not _reactions:
         from shared import messages as m
-        from shared.services import events, gate_runs, mail, scheduler, steps
+        from shared.services import events, gate_runs, mail, previews, scheduler, steps
 
         _reactions.update({
             m.RunStep: steps.run,
             m.StopStepRun: steps.stop,
+            m.PreviewStage: previews.on_preview,
             m.TakeSample: gate_runs.take_sample,
             m.WakeUp: events.wake,
             m.LaneTurn: events.lane_turn,

@@ -71,11 +71,17 @@ class Settings:
     container_apps_endpoint: str = ""
     """ARM endpoint for Container Apps jobs (script steps); the cloud's ARM when empty (the local
     Container Apps emulator locally)."""
+    http_local_hosts: str = ""
+    """Loopback hosts that http-request steps may call, comma-separated (the local stack's own services);
+    empty in Azure. Link-local addresses (the cloud's instance metadata) are never called."""
     github_api_url: str = "https://api.github.com"
     """GitHub's REST API for run-pipeline steps (GitHub Enterprise Server: `https://HOST/api/v3`; the
     local GitHub emulator locally)."""
     keyvault_endpoint: str = ""
     """Local stack only: where requests for any `*.vault.azure.net` secret go (the Key Vault emulator)."""
+    keyvault_ca_file: str = ""
+    """Local stack only: the CA that signed the Key Vault emulator's certificate (Key Vault clients refuse
+    anything but https)."""
     slot_url_scheme: str = "https"
     step_lease_seconds: int = 30
     """A running step's claim lasts this long; its heartbeat renews it every third of it. The sweeper
@@ -201,8 +207,10 @@ ENV_NAMES: dict[str, str] = {
     "arm_auth": "SLIPWAY_ARM_AUTH",
     "deployments_endpoint": "SLIPWAY_DEPLOYMENTS_ENDPOINT",
     "container_apps_endpoint": "SLIPWAY_CONTAINERAPPS_ENDPOINT",
+    "http_local_hosts": "SLIPWAY_HTTP_LOCAL_HOSTS",
     "github_api_url": "SLIPWAY_GITHUB_API_URL",
     "keyvault_endpoint": "SLIPWAY_KEYVAULT_ENDPOINT",
+    "keyvault_ca_file": "SLIPWAY_KEYVAULT_CA_FILE",
     "managed_identity_client_id": "SLIPWAY_MANAGED_IDENTITY_CLIENT_ID",
     "slot_url_scheme": "SLIPWAY_SLOT_URL_SCHEME",
     "step_lease_seconds": "SLIPWAY_STEP_LEASE_SECONDS",

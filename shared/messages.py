@@ -22,6 +22,8 @@ class MessageKind(StrEnum):
 
     STEP = "step"
     """Run one step of a deployment (the steps queue; stored without a kind)."""
+    PREVIEW = "preview"
+    """Work out what a deployment's infrastructure steps would change, for its approvers (the steps queue)."""
     STOP = "stop"
     """Stop what an engine runs for a step the release no longer wants (the steps queue)."""
     GATE = "gate"
@@ -58,6 +60,23 @@ class RunStep:
     def load(cls, d: dict[str, Any]) -> RunStep:
         return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]),
                    int(d["step"]), int(d["run"]))
+
+
+@dataclass(frozen=True)
+class PreviewStage:
+    queue: ClassVar[str] = STEPS_QUEUE
+    definition_id: int
+    release_id: int
+    stage: str
+    attempt: int
+
+    def body(self) -> dict[str, Any]:
+        return {"kind": MessageKind.PREVIEW, "definitionId": self.definition_id, "releaseId": self.release_id,
+                "stage": self.stage, "attempt": self.attempt}
+
+    @classmethod
+    def load(cls, d: dict[str, Any]) -> PreviewStage:
+        return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]))
 
 
 @dataclass(frozen=True)
@@ -223,11 +242,11 @@ class TellOutcome:
                    str(d["to"]))
 
 
-Message = (RunStep | StopStepRun | TakeSample | WakeUp | LaneTurn | RegisterSchedules | AskApproval | AskIntervention
-           | TellOutcome)
+Message = (RunStep | StopStepRun | PreviewStage | TakeSample | WakeUp | LaneTurn | RegisterSchedules | AskApproval
+           | AskIntervention | TellOutcome)
 
 _BY_KIND: dict[str, dict[MessageKind, type[Message]]] = {
-    STEPS_QUEUE: {MessageKind.STEP: RunStep, MessageKind.STOP: StopStepRun},
+    STEPS_QUEUE: {MessageKind.STEP: RunStep, MessageKind.STOP: StopStepRun, MessageKind.PREVIEW: PreviewStage},
     GATES_QUEUE: {MessageKind.GATE: TakeSample},
     EVENTS_QUEUE: {MessageKind.WAKE: WakeUp, MessageKind.LANE: LaneTurn, MessageKind.SCHEDULES: RegisterSchedules},
     MAIL_QUEUE: {MessageKind.ASK: AskApproval, MessageKind.INTERVENE: AskIntervention, MessageKind.TELL: TellOutcome},

@@ -10,6 +10,7 @@ from typing import Any
 
 from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
 from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, InterventionIn, OverrideIn, ReassignIn
+from shared.schemas.callback import CallbackIn
 from shared.schemas.definition import DefinitionIn
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
 
@@ -89,6 +90,9 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      None, 200, HTML, []),
     ("/intervene/{token}", "post", "interventionPageDecide", "The signed-in assignee resumes or rejects, once",
      "InterventionForm", 200, HTML, []),
+    ("/callbacks/{token}", "post", "stepCallback",
+     "A service called by an http-request step posts its result to the single-use URL it was given", "Callback",
+     200, JSON, []),
     ("/health", "get", "health", "Liveness", None, 200, JSON, []),
     ("/openapi.json", "get", "openapi", "This document", None, 200, JSON, []),
 ]
@@ -111,6 +115,7 @@ def _bodies() -> dict[str, Any]:
         "Decision": schema(DecisionIn),
         "Override": schema(OverrideIn),
         "Intervention": schema(InterventionIn),
+        "Callback": schema(CallbackIn),
         "Reassign": schema(ReassignIn),
         "DeferUntil": schema(DeferIn),
         "Batch": schema(BatchIn),

@@ -101,6 +101,16 @@ class AppServicePort(Protocol):
         """(finished, succeeded, status text) of a zip deployment."""
         ...
 
+    def set_container(self, target: Target, image: str) -> None:
+        """Run the slot from a container image: its `linuxFxVersion` becomes `DOCKER|{image}` (Linux web and
+        function apps); the slot restarts and pulls it, the old container serving meanwhile."""
+        ...
+
+    def container(self, target: Target) -> str | None:
+        """The image the slot runs (its `linuxFxVersion` without `DOCKER|`), or None when it runs no custom
+        container."""
+        ...
+
 
 @dataclass(frozen=True)
 class StoredPackage:
@@ -164,11 +174,18 @@ class ProbeResult:
     status: int | None
     body: str
     error: str | None = None
+    retry_after: float | None = None
 
 
 class HttpProbePort(Protocol):
     def get(self, url: str, timeout_seconds: float) -> ProbeResult:
         """GET a URL; network errors come back in `error`, never raised."""
+        ...
+
+    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                timeout_seconds: float) -> ProbeResult:
+        """Call a URL for an `http-request` step: redirects are not followed (the answer is judged as it
+        is), addresses the app must never call are refused, network errors come back in `error`."""
         ...
 
 

@@ -57,14 +57,31 @@ class FakeAppService:
         self._fail()
         return True, True, ""
 
+    def set_container(self, target: Target, image: str) -> None:
+        """The slot's linuxFxVersion becomes `DOCKER|{image}` (what `stack` then answers)."""
+        self._fail()
+        self.writes += 1
+        self.stacks[target.resource_id] = f"DOCKER|{image}"
+
+    def container(self, target: Target) -> str | None:
+        self._fail()
+        fx = self.stacks.get(target.resource_id, "")
+        return fx[len("DOCKER|"):] if fx.upper().startswith("DOCKER|") else None
+
 
 class FakeProbe:
     def __init__(self) -> None:
         self.answers: dict[str, list[ProbeResult]] = {}
+        self.requests: list[dict[str, Any]] = []
 
     def get(self, url: str, timeout_seconds: float) -> ProbeResult:
         queue = self.answers.get(url) or [ProbeResult(200, "ok")]
         return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
+                timeout_seconds: float) -> ProbeResult:
+        self.requests.append({"method": method, "url": url, "headers": dict(headers), "body": body})
+        return self.get(url, timeout_seconds)
 
 
 class Uploads(dict[str, bytes]):

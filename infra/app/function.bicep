@@ -121,6 +121,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_CONTAINERAPPS_ENDPOINT', value: '' }
         { name: 'SLIPWAY_GITHUB_API_URL', value: 'https://api.github.com' }
         { name: 'SLIPWAY_KEYVAULT_ENDPOINT', value: '' }
+        { name: 'SLIPWAY_KEYVAULT_CA_FILE', value: '' }
+        { name: 'SLIPWAY_HTTP_LOCAL_HOSTS', value: '' }
         { name: 'SLIPWAY_ARM_AUTH', value: 'managed-identity' }
         { name: 'SLIPWAY_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }
         { name: 'SLIPWAY_SLOT_URL_SCHEME', value: 'https' }

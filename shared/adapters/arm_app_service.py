@@ -176,6 +176,28 @@ class ArmAppService:
             site = _on(web, target, "get")
         return str(config.linux_fx_version or site.kind or "")
 
+    def set_container(self, target: Target, image: str) -> None:
+        """Point the slot at a container image: `siteConfig.linuxFxVersion = "DOCKER|{image}"` through the
+        `config/web` resource (WebApps_UpdateConfiguration[Slot], a PATCH: only linuxFxVersion is sent, so
+        the rest of the site config, e.g. `acrUseManagedIdentityCreds`, stays). The same call serves web
+        apps and function apps on Linux: it is what `az webapp config container set` and `az functionapp
+        config container set` do (azure-cli appservice `_add_fx_version`). App Service restarts the slot,
+        which pulls the image; the old container answers until the new one is up."""
+        from azure.mgmt.web.models import SiteConfig, SiteConfigResource
+
+        body = SiteConfigResource(properties=SiteConfig(linux_fx_version=f"DOCKER|{image}"))
+        web = self._client(target.subscription_id).web_apps
+        with _errors(target):
+            _on(web, target, "update_configuration", body)
+
+    def container(self, target: Target) -> str | None:
+        """The image in the slot's `linuxFxVersion` (`DOCKER|{image}`), or None (a built-in stack, or none)."""
+        web = self._client(target.subscription_id).web_apps
+        with _errors(target):
+            config = _on(web, target, "get_configuration")
+        fx = str(config.linux_fx_version or "")
+        return fx[len("DOCKER|"):] if fx[:len("DOCKER|")].upper() == "DOCKER|" else None
+
     def zip_deploy(self, target: Target, package: str) -> str | None:
         """Push a package file to the slot's deployment endpoint (Kudu OneDeploy, `POST
         https://<scm host>/api/publish?type=zip&async=true`) with an Entra token for ARM, as

@@ -17,6 +17,8 @@ AFTER_STAGES = "afterStages"
 MANUAL = "manual"
 SCHEDULE = "schedule"
 ENGINE_STEPS = ("arm-deployment", "script", "run-pipeline")
+PREVIEWED = ("arm-deployment",)
+"""Steps whose changes are worked out (what-if) and shown to approvers before the deployment is approved."""
 """Steps that start a run on another engine, which must be stopped when the release is abandoned."""
 STEP_TYPES = ("deploy-package", "http-check", "wait", "swap", "start-swap", "complete-swap", "cancel-swap",
               "restart", "set-app-settings", "manual-intervention", "http-request", "deploy-container",

@@ -68,6 +68,9 @@ class Deployment:
     """Whoever asked for the deployment set the earliest time its steps may run."""
     gates: dict[Kind, GateRun] = field(default_factory=dict)
     """The deployment's gates by kind (pre, post), with their samples."""
+    previews: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What each infrastructure step (by its index) would change, computed while the deployment waited for
+    its pre-deployment approval: {"changes": [lines], "at": time} or {"error": why, "at": time}."""
 
     def step(self, index: int) -> StepRun | None:
         return self.steps[index] if 0 <= index < len(self.steps) else None

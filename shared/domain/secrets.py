@@ -59,9 +59,16 @@ def header_refusal(setting: str, url: str, spec: str) -> str | None:
 
 
 def header_errors(data: dict[str, Any], spec: str) -> list[FieldError]:
-    """Every REST gate signal's header settings checked against the allowlist, by field."""
+    """Every REST gate signal's and http-request step's header settings checked against the allowlist,
+    by field (a step's URL may hold variables: its host is judged again when it runs)."""
     errors = []
     for i, stage in enumerate(data.get("stages", [])):
+        for j, step in enumerate(stage.get("steps", [])):
+            for header, setting in (step.get("headersFromSettings") or {}).items():
+                if "$(" not in str(step.get("url", "")):
+                    why = header_refusal(setting, step.get("url", ""), spec)
+                    if why:
+                        errors.append(FieldError(f"stages[{i}].steps[{j}].headersFromSettings.{header}", why))
         for kind in ("preGates", "postGates"):
             for j, signal in enumerate((stage.get(kind) or {}).get("signals", [])):
                 for header, setting in (signal.get("headersFromSettings") or {}).items():

@@ -23,8 +23,12 @@ from shared.schemas.fields import (
     Token,
     field_errors,
 )
+from shared.schemas.step_arm import ArmDeploymentStep
 from shared.schemas.step_base import StepBase, Strict
+from shared.schemas.step_container import DeployContainerStep
+from shared.schemas.step_http import HttpRequestStep
 from shared.schemas.step_intervention import ManualInterventionStep
+from shared.schemas.step_script import ScriptStep
 
 NAME_TOKENS = re.compile(r"\$\((rev:r+|Build\.BuildNumber|Release\.DefinitionName)\)")
 
@@ -154,7 +158,8 @@ class SetAppSettingsStep(StepBase):
 
 
 Step = Annotated[DeployPackageStep | HttpCheckStep | WaitStep | SwapStep | StartSwapStep | CompleteSwapStep
-                 | CancelSwapStep | RestartStep | SetAppSettingsStep | ManualInterventionStep,
+                 | CancelSwapStep | RestartStep | SetAppSettingsStep | ManualInterventionStep | HttpRequestStep
+                 | ArmDeploymentStep | DeployContainerStep | ScriptStep,
                  Field(discriminator="type")]
 
 

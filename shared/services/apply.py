@@ -24,12 +24,13 @@ from shared.domain.transitions.results import (
     EnqueueGate,
     EnqueueStep,
     LaneMessage,
+    PreviewSteps,
     StopStep,
 )
 from shared.domain.vocabulary import NOTIFIED
-from shared.messages import LaneTurn, Message, RunStep, StopStepRun, TakeSample, WakeUp
+from shared.messages import LaneTurn, Message, PreviewStage, RunStep, StopStepRun, TakeSample, WakeUp
 from shared.records import Changes, ConcurrentChange, OutboxItem, Summary
-from shared.services import mail, outbox
+from shared.services import outbox, recipients
 from shared.services.deps import Deps
 
 MAX_TRIES = 40
@@ -53,6 +54,8 @@ def message_of(release: Release, effect: Effect, now: datetime) -> tuple[Message
             effect.delay_seconds
     if isinstance(effect, LaneMessage):
         return LaneTurn(did, effect.release_id, effect.stage, effect.grant, release.id), 0.0
+    if isinstance(effect, PreviewSteps):
+        return PreviewStage(did, release.id, effect.stage, effect.attempt), 0.0
     if isinstance(effect, StopStep):
         return StopStepRun(did, release.id, effect.stage, effect.attempt, effect.step), 0.0
     if isinstance(effect, ArmTimer):
@@ -74,7 +77,7 @@ def outbox_for(deps: Deps, before: Release | None, decision: Decision) -> list[O
         items.append(outbox.index_item(deps, rel.id, summary))
     for event in decision.events:
         if event.type in NOTIFIED:
-            items.extend(outbox.message_item(deps, rel.id, m) for m in mail.recipients(rel, event))
+            items.extend(outbox.message_item(deps, rel.id, m) for m in recipients.recipients(rel, event))
     return items
 
 

@@ -18,35 +18,12 @@ from datetime import datetime, timedelta
 
 from shared.domain.keys import key_hash
 from shared.domain.release import Deployment, Release
-from shared.domain.transitions.results import Event
-from shared.domain.vocabulary import ApprovalStatus, EventType, Kind, Phase
+from shared.domain.vocabulary import ApprovalStatus, EventType, Kind
 from shared.messages import AskApproval, AskIntervention, TellOutcome
+from shared.services import previews
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
-
-
-def recipients(release: Release, event: Event) -> list[AskApproval | AskIntervention | TellOutcome]:
-    """One message per person to mail about `event` of the release as it is after the change."""
-    run = release.stages.get(event.stage or "")
-    attempt = event.attempt or 1
-    if run is None or not 0 < attempt <= len(run.deployments):
-        return []
-    dep = run.deployments[attempt - 1]
-    did, stage = int(release.definition_id), event.stage or ""
-    if event.type == EventType.APPROVAL_REQUESTED:
-        kind = Kind.PRE if dep.phase == Phase.PRE_APPROVAL else Kind.POST
-        approval = dep.approvals.get(kind)
-        return [AskApproval(did, release.id, stage, attempt, kind, a)
-                for a in (approval.approvers if approval else []) if "@" in a]
-    if event.type == EventType.INTERVENTION_PENDING and event.step is not None:
-        step = dep.step(event.step)
-        assignees = (step.state.get("intervention") or {}).get("assignees", []) if step else []
-        return [AskIntervention(did, release.id, stage, attempt, event.step, a) for a in assignees if "@" in a]
-    if event.type in (EventType.DEPLOYMENT_REJECTED, EventType.DEPLOYMENT_FAILED):
-        to = sorted(p for p in {release.created_by, dep.requested_by} if "@" in p)
-        return [TellOutcome(did, release.id, stage, attempt, event.type, p) for p in to]
-    return []
 
 
 def _deployment(deps: Deps, msg: AskApproval | AskIntervention | TellOutcome) -> tuple[Release, Deployment] | None:
@@ -94,13 +71,18 @@ def ask(deps: Deps, msg: AskApproval, delivery: str = "") -> str:
     pipeline = str(release.definition.get("name", ""))
     subject = f"Approval needed: {pipeline} {release.name} to {msg.stage}"
     artifacts = ", ".join(f"{a['alias']} {a['version']}" for a in release.artifacts)
+    changes = previews.lines_for(release, msg.stage, previews.ensure(deps, release, msg.stage, msg.attempt)) \
+        if msg.approval == Kind.PRE else []
+    what_if = ("\n\nWhat the infrastructure steps will change (what-if):\n" + "\n".join(changes)) if changes else ""
     text = (f"{release.name} of {pipeline} ({artifacts}) waits for your {msg.approval}-deployment approval of "
-            f"stage {msg.stage}.\n\nReview and decide: {link}\n\nThe link is yours alone, works once and expires "
-            f"{expires.isoformat()}.")
+            f"stage {msg.stage}.{what_if}\n\nReview and decide: {link}\n\nThe link is yours alone, works once and "
+            f"expires {expires.isoformat()}.")
     body = (f"<p><b>{html.escape(release.name)}</b> of {html.escape(pipeline)} ({html.escape(artifacts)}) waits "
             f"for your {html.escape(msg.approval)}-deployment approval of stage "
             f"<b>{html.escape(msg.stage)}</b>.</p>"
-            f'<p><a href="{html.escape(link)}">Review and decide</a></p>'
+            + (f"<p>What the infrastructure steps will change (what-if):</p><pre>{html.escape(chr(10).join(changes))}"
+               f"</pre>" if changes else "")
+            + f'<p><a href="{html.escape(link)}">Review and decide</a></p>'
             f"<p>The link is yours alone, works once and expires {html.escape(expires.isoformat())}.</p>")
     deps.mailer.send([msg.to], subject, text, body)
     logger.info("asked %s to approve release %s stage %s", msg.to, release.id, msg.stage)

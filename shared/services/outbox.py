@@ -19,7 +19,7 @@ from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import EventType
 from shared.messages import Message, RegisterSchedules, encode
 from shared.records import OutboxItem, OutboxKind, Summary
-from shared.services import mail
+from shared.services import recipients
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -66,4 +66,4 @@ def _earlier_kind(deps: Deps, definition_id: int, item: OutboxItem) -> list[tupl
     loaded = deps.store.release(definition_id, item.release_id)
     if loaded is None:
         return []
-    return [(MAIL_QUEUE, encode(m)) for m in mail.recipients(loaded[0], event)]
+    return [(MAIL_QUEUE, encode(m)) for m in recipients.recipients(loaded[0], event)]

@@ -22,7 +22,8 @@ def test_a_deeply_nested_body_is_a_400_on_every_route_that_takes_one(api: World)
     for f in function_app.app.get_functions():
         trigger = f.get_trigger()
         if trigger.get_binding_name() != "httpTrigger" or trigger.route in ("{*path}", "api/approve/{token}",
-                                                                             "api/intervene/{token}"):
+                                                                             "api/intervene/{token}",
+                                                                             "api/callbacks/{token}"):
             continue
         params = {name: "1" for name in re.findall(r"\{(\w+)(?::\w+)?\}", trigger.route)}
         for method in [str(getattr(m, "value", m)) for m in trigger.methods]:

@@ -43,6 +43,7 @@ EXPECTED = {
     "mail_poisoned": ("queueTrigger", "slipway-mail-poison"),
     "approval_page": ("httpTrigger", "api/approve/{token}"),
     "intervention_page": ("httpTrigger", "api/intervene/{token}"),
+    "step_callback": ("httpTrigger", "api/callbacks/{token}"),
     "decide_intervention": ("httpTrigger", "api/releases/{releaseId:int}/stages/{stage}/interventions/{step:int}"),
     "run_step": ("queueTrigger", "slipway-steps"),
     "step_poisoned": ("queueTrigger", "slipway-steps-poison"),

@@ -32,7 +32,9 @@ from shared.domain.transitions.commands import (
     LaneGrant,
     LaneSkip,
     Reassign,
+    RecordPreview,
     StartRelease,
+    StepCallback,
     Sweep,
     Wake,
 )
@@ -43,11 +45,11 @@ from shared.domain.vocabulary import Kind, Phase, Status
 
 __all__ = ["decide", "reads_lanes", "Abandon", "CastVote", "ClaimStep", "Command", "CompleteStep", "Defer", "DeferStep",
            "DeployStage", "FailStep", "GateClaim", "GateSample", "IgnoreGate", "Intervene", "LaneGrant", "LaneSkip",
-           "Reassign", "StartRelease", "Sweep", "Wake", "ArmTimer", "Decision", "EnqueueGate", "EnqueueStep", "Event",
-           "LaneMessage"]
+           "Reassign", "RecordPreview", "StartRelease", "StepCallback", "Sweep", "Wake", "ArmTimer", "Decision",
+           "EnqueueGate", "EnqueueStep", "Event", "LaneMessage"]
 
 
-LANE_FREE = (ClaimStep, DeferStep, GateClaim)
+LANE_FREE = (ClaimStep, DeferStep, GateClaim, RecordPreview)
 """Commands that never start or end a deployment, so never read or change a lane: a claim, its
 heartbeat and intent, a step looking again, a gate sample's claim. Their writer need not read lanes."""
 
@@ -66,6 +68,10 @@ def decide(release: Release, command: Command, now: datetime, lanes_read: dict[s
             stages.deploy_stage(flow, command)
         case Abandon():
             stages.abandon(flow, command)
+        case RecordPreview():
+            steps.record_preview(flow, command)
+        case StepCallback():
+            steps.callback(flow, command)
         case Intervene():
             _resumed(flow, command.stage, interventions.intervene(flow, command))
         case ClaimStep():

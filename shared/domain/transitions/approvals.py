@@ -9,10 +9,11 @@ from typing import Any
 from shared.domain import approvals
 from shared.domain.access import ADMIN, Forbidden
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound
-from shared.domain.plan import StagePlan
+from shared.domain.plan import PREVIEWED, StagePlan
 from shared.domain.release import Deployment
 from shared.domain.transitions.commands import CastVote, Defer, Reassign
 from shared.domain.transitions.flow import Flow
+from shared.domain.transitions.results import PreviewSteps
 from shared.domain.vocabulary import (
     ApprovalStatus,
     Choice,
@@ -63,6 +64,8 @@ def request(flow: Flow, stage: str, dep: Deployment, kind: Kind, settings: dict[
         requester_cannot_approve=settings.get("requesterCannotApprove", True), requested_at=flow.stamp,
         deadline=deadline)
     dep.phase = Phase.approval(kind)
+    if kind == Kind.PRE and any(s.type in PREVIEWED for s in flow.stage(stage).steps):
+        flow.decision.effects.append(PreviewSteps(stage, dep.attempt))
     flow.emit(EventType.APPROVAL_REQUESTED, stage=stage, attempt=dep.attempt,
               message=f"{kind}-deployment approval by {', '.join(approvers)} ({policy}); times out {deadline}")
     flow.arm_timer(stage, dep.attempt, deadline)

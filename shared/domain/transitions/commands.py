@@ -48,6 +48,30 @@ class Abandon:
 
 
 @dataclass(frozen=True)
+class StepCallback:
+    """A service called by an http-request step posted its result to the step's single-use URL."""
+
+    stage: str
+    attempt: int
+    step: int
+    token_hash: str
+    succeeded: bool
+    message: str
+    outputs: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordPreview:
+    """What an infrastructure step would change (ARM what-if), for its approvers; the first one recorded stays."""
+
+    stage: str
+    attempt: int
+    step: int
+    changes: tuple[str, ...]
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Intervene:
     """A person resumes or rejects a manual-intervention step that waits for them."""
 
@@ -220,5 +244,6 @@ class LaneSkip:
     newer: int
 
 
-Command = (StartRelease | DeployStage | Abandon | Intervene | ClaimStep | CompleteStep | DeferStep | FailStep | Sweep
-           | CastVote | Defer | Reassign | GateClaim | GateSample | IgnoreGate | Wake | LaneGrant | LaneSkip)
+Command = (StartRelease | DeployStage | Abandon | Intervene | StepCallback | RecordPreview | ClaimStep | CompleteStep
+           | DeferStep | FailStep | Sweep | CastVote | Defer | Reassign | GateClaim | GateSample | IgnoreGate | Wake
+           | LaneGrant | LaneSkip)

@@ -43,6 +43,14 @@ class StopStep:
 
 
 @dataclass(frozen=True)
+class PreviewSteps:
+    """Work out what the deployment's infrastructure steps would change (ARM what-if), for its approvers."""
+
+    stage: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class EnqueueGate:
     """Send the message that takes sample `seq` of a gate, visible after `delay_seconds`."""
 
@@ -72,7 +80,7 @@ class LaneMessage:
     """True: its turn came; False: a newer release took its place (policy `latest`)."""
 
 
-Effect = EnqueueStep | EnqueueGate | ArmTimer | LaneMessage | StopStep
+Effect = EnqueueStep | EnqueueGate | ArmTimer | LaneMessage | StopStep | PreviewSteps
 
 
 @dataclass

@@ -12,10 +12,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from shared.domain.errors import Conflict
 from shared.domain.plan import SWAP_TYPES, StagePlan
 from shared.domain.release import Deployment, StepRun
 from shared.domain.transitions import interventions
-from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep, Sweep
+from shared.domain.transitions.commands import (
+    ClaimStep,
+    CompleteStep,
+    DeferStep,
+    FailStep,
+    RecordPreview,
+    StepCallback,
+    Sweep,
+)
 from shared.domain.transitions.flow import Flow
 from shared.domain.vocabulary import EventType, Kind, Phase, Status, StepStatus
 
@@ -91,6 +100,35 @@ def complete_step(flow: Flow, cmd: CompleteStep) -> None:
                   message=f"{slot['slot'].rsplit('/', 1)[-1]} now runs release {slot.get('releaseId')} "
                           f"({slot.get('version')}) after {slot.get('how')}")
     after_step(flow, cmd.stage, dep, step)
+
+
+def callback(flow: Flow, cmd: StepCallback) -> None:
+    """The result a called service posted: accepted once, for the step run that is waiting for it;
+    anything else (a step that finished, timed out, or waits with another URL) is refused."""
+    found = current_step(flow, cmd.stage, cmd.attempt, cmd.step, None)
+    state = found[1].state if found else {}
+    # Every run of the step issued its own URL (a run that died after calling left its URL in its intent):
+    # a callback to any of them is the one the step waits for, accepted once.
+    issued = {*state.get("callbacks", ()), *(state.get("intent") or {}).get("callbacks", ())}
+    if found is None or cmd.token_hash not in issued or state.get("callbackReceived"):
+        raise Conflict("the step no longer waits for this callback")
+    dep, step = found
+    step.state = {**step.state, "callbackReceived": flow.stamp,
+                  **({"outputs": dict(cmd.outputs)} if cmd.outputs else {})}
+    complete_step(flow, CompleteStep(cmd.stage, cmd.attempt, cmd.step, step.run, cmd.succeeded,
+                                     f"callback: {cmd.message}", (), step.state))
+
+
+def record_preview(flow: Flow, cmd: RecordPreview) -> None:
+    """Keep the first what-if of a step that has not run yet (a repeated or late one decides nothing)."""
+    run = flow.release.stages.get(cmd.stage)
+    dep = run.deployments[cmd.attempt - 1] if run and 0 < cmd.attempt <= len(run.deployments) else None
+    step = dep.step(cmd.step) if dep else None
+    if dep is None or step is None or str(cmd.step) in dep.previews or step.status != StepStatus.PENDING:
+        return
+    dep.previews[str(cmd.step)] = ({"error": cmd.error, "at": flow.stamp} if cmd.error else
+                                   {"changes": list(cmd.changes), "at": flow.stamp})
+    flow.decision.touched = True
 
 
 def defer_step(flow: Flow, cmd: DeferStep) -> None:

@@ -9,9 +9,13 @@ from collections.abc import Callable
 
 from shared.services.deps import Deps
 from shared.services.steps.app_settings import restart, set_app_settings
+from shared.services.steps.arm import arm_deployment, stop_arm_deployment
 from shared.services.steps.checks import http_check, wait
+from shared.services.steps.container import deploy_container
 from shared.services.steps.context import Outcome, StepContext
 from shared.services.steps.deploy import deploy_package
+from shared.services.steps.http_request import http_request
+from shared.services.steps.script import script, stop_script
 from shared.services.steps.swap import cancel_swap, start_swap, swap, swap_back
 
 KINDS: dict[str, Callable[[Deps, StepContext], Outcome]] = {
@@ -25,7 +29,14 @@ KINDS: dict[str, Callable[[Deps, StepContext], Outcome]] = {
     "restart": restart,
     "set-app-settings": set_app_settings,
     "swap-back": swap_back,
+    "http-request": http_request,
+    "arm-deployment": arm_deployment,
+    "deploy-container": deploy_container,
+    "script": script,
 }
 
-STOPPERS: dict[str, Callable[[Deps, StepContext], str]] = {}
+STOPPERS: dict[str, Callable[[Deps, StepContext], str]] = {
+    "arm-deployment": stop_arm_deployment,
+    "script": stop_script,
+}
 """What stops the engine's run of a step that starts one (`ENGINE_STEPS`), from its state alone."""
