@@ -26,6 +26,6 @@ from functions import (
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for module in (definitions_api, releases_api, approvals_api, approval_links, intervention_links, callbacks_api, steps_queue, events_queue,
-               sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard):
+for module in (definitions_api, releases_api, approvals_api, approval_links, intervention_links, callbacks_api,
+               steps_queue, events_queue, sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard):
     app.register_functions(module.bp)

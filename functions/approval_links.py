@@ -102,7 +102,16 @@ def _show(req: func.HttpRequest, record: dict[str, Any]) -> func.HttpResponse:
     return link_page(200, f"Approve {release.name} to {record['stage']}?", release=release, record=record,
                  state=approval.status if approval else "unknown", approval=approval, now_there=now_there,
                  gates=_gates(plan, dep), etag=etag if decidable else "", release_id=release.id,
+                 what_if=_what_if(dep),
                  **(sign_in_hint(req, record["approver"]) if decidable else {}))
+
+
+def _what_if(dep: Deployment | None) -> list[dict[str, Any]]:
+    """What the deployment's infrastructure steps will change, as ARM's what-if answered while it waited."""
+    if dep is None:
+        return []
+    return [{"name": dep.steps[int(k)].name if int(k) < len(dep.steps) else f"step {k}", **v}
+            for k, v in sorted(dep.previews.items(), key=lambda kv: int(kv[0]))]
 
 
 def _gates(plan: StagePlan | None, dep: Deployment | None) -> list[dict[str, Any]]:

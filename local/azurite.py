@@ -46,7 +46,14 @@ class Azurite:
         args = [str(self.executable()), "--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose",
                 "--blobHost", self.host, "--queueHost", self.host, "--tableHost", self.host,
                 "--blobPort", str(self.requested["blob"]), "--queuePort", str(self.requested["queue"]),
-                "--tablePort", str(self.requested["table"])]
+                "--tablePort", str(self.requested["table"]),
+                # Azurite closes a keep-alive connection after 5 idle seconds (its own default), and a
+                # client that reuses a pooled connection just as it closes gets "connection reset": a
+                # POST (a table insert) is not retried by azure-core, so an idle moment failed a write.
+                # Azure's front ends keep idle connections for minutes (Azure Load Balancer's default
+                # idle timeout is 4 minutes): so does the local stack.
+                "--blobKeepAliveTimeout", "240", "--queueKeepAliveTimeout", "240",
+                "--tableKeepAliveTimeout", "240"]
         if self.location is None:
             args.append("--inMemoryPersistence")
         else:

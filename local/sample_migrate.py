@@ -1,7 +1,8 @@
 """A sample database migration for the local Container Apps emulator's image `slipway/sample-migrate:1`.
 
 It prints what a migration tool prints, one line per migration, and exits 0; with `MIGRATION_FAIL=1`
-the last migration fails: an error on stderr and exit code 3. Other knobs, all optional:
+the last migration fails: an error on stderr and exit code 3 (so does a build whose `APP_VERSION` ends in
+`-broken`, so that the six-kind sample pipeline can show a failing migration). Other knobs, all optional:
 
 * `MIGRATION_COUNT`: how many migrations (default 4);
 * `MIGRATION_DELAY`: seconds each one takes (default 0.05), to keep an execution running for a while;
@@ -21,7 +22,7 @@ import time
 def main(argv: list[str]) -> int:
     count = int(os.environ.get("MIGRATION_COUNT", "4"))
     delay = float(os.environ.get("MIGRATION_DELAY", "0.05"))
-    fail = os.environ.get("MIGRATION_FAIL") == "1"
+    fail = os.environ.get("MIGRATION_FAIL") == "1" or os.environ.get("APP_VERSION", "").endswith("-broken")
     print(f"migrate: connecting to {os.environ.get('DB_HOST', 'localhost')}", flush=True)
     if argv:
         print(f"migrate: arguments {' '.join(argv)}", flush=True)

@@ -15,20 +15,33 @@ from typing import Any
 import httpx
 
 from local.app_service_emulator import AppServiceEmulator
+from local.arm_deployments_emulator import ArmDeploymentsEmulator
 from local.azurite import REPO, Azurite
+from local.change_board import ChangeBoard
+from local.container_apps_emulator import ContainerAppsEmulator
 from local.easy_auth import LocalEntra
 from local.functions_host import FunctionsHost
+from local.github_emulator import GitHubEmulator
 from local.host_process import HostProcess
+from local.key_vault_emulator import KeyVaultEmulator
 from local.mail_sink import MailSink
 from local.monitor_emulator import MonitorEmulator
 
 logger = logging.getLogger(__name__)
 SAMPLE = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
+FULL_STAGE = json.loads((REPO / "examples" / "full-stage-pipeline.json").read_text())
+"""The six-kind sample: infrastructure, a migration script, the app, smoke-test workflow, a check by hand, a
+change board with a callback, each on its engine's local emulator."""
 SAMPLE_TARGET = SAMPLE["stages"][0]["target"]
 TAILSPIN_TARGET = json.loads((REPO / "examples" / "tailspin-pipeline.json").read_text())["stages"][0]["target"]
 STACK_FILE = REPO / ".slipway" / "stack.json"
 """Where a running `make run` says how to reach it (read by `examples/build.py`)."""
-SAMPLE_SLOTS = [s["target"].get("slot") for s in SAMPLE["stages"] if s["target"].get("slot")]
+SAMPLE_SLOTS = [s["target"].get("slot") for s in (*SAMPLE["stages"], *FULL_STAGE["stages"])
+                if s["target"].get("slot")]
+MIGRATE_JOB = FULL_STAGE["stages"][0]["steps"][1]["job"]
+MIGRATE_ENV = (f"/subscriptions/{SAMPLE_TARGET['subscriptionId']}/resourceGroups/{SAMPLE_TARGET['resourceGroup']}"
+               f"/providers/Microsoft.App/managedEnvironments/cae-sample")
+GITHUB_TOKEN_SECRET = FULL_STAGE["stages"][0]["steps"][3]["tokenSecret"]
 SELF = {"subscriptionId": SAMPLE_TARGET["subscriptionId"], "resourceGroup": "rg-slipway-local",
         "site": "func-slipway-local"}
 """Slipway's own function app, as the App Service emulator knows it: its host keys are the function keys."""
@@ -78,7 +91,13 @@ class LocalStack:
         self.host: FunctionsHost | HostProcess | None = None
         self.mail: MailSink | None = None
         self.monitor: MonitorEmulator | None = None
+        self.deployments: ArmDeploymentsEmulator | None = None
+        self.container_apps: ContainerAppsEmulator | None = None
+        self.github: GitHubEmulator | None = None
+        self.key_vault: KeyVaultEmulator | None = None
+        self.change_board: ChangeBoard | None = None
         self.definition_id: int | None = None
+        self.full_stage_id: int | None = None
 
     def start(self) -> LocalStack:
         try:
@@ -128,6 +147,7 @@ class LocalStack:
                                TAILSPIN_TARGET["site"], slots=["dev", "test", "preprod", "staging"])
         self.emulator.add_function_app(SELF["subscriptionId"], SELF["resourceGroup"], SELF["site"],
                                        {"default": self.function_key, "_master": secrets.token_urlsafe(30)})
+        self._start_engines()
         auth = ({"SLIPWAY_AUTH_MODE": "appservice", "WEBSITE_AUTH_ENABLED": "true"} if self.auth == "appservice"
                 else {"SLIPWAY_AUTH_MODE": "development", "WEBSITE_AUTH_ENABLED": ""})
         settings = {"AzureWebJobsStorage": self.azurite.connection_string,
@@ -135,7 +155,7 @@ class LocalStack:
                     "SLIPWAY_SLOT_URL_SCHEME": "http", **auth, "SLIPWAY_FUNCTION_APP_ID": SELF_ID,
                     "SLIPWAY_SMTP_HOST": "127.0.0.1", "SLIPWAY_SMTP_PORT": str(self.mail.smtp_port),
                     "SLIPWAY_MONITOR_ENDPOINT": self.monitor.url, "SLIPWAY_LOGS_ENDPOINT": self.monitor.url,
-                    "SLIPWAY_GATE_MIN_INTERVAL_SECONDS": "1",
+                    "SLIPWAY_GATE_MIN_INTERVAL_SECONDS": "1", **self._engine_settings(),
                     **self.extra_settings}
         if self.host_process:
             assert self.auth == "development" and speed == 1, "a host process runs development sign-in, real time"
@@ -161,6 +181,49 @@ class LocalStack:
             (self.workdir / STACK_FILE.name).write_text(json.dumps({"api": self.api, "key": self.function_key,
                                                                    "storage": self.azurite.connection_string}))
 
+    def _fixed(self, port: int) -> dict[str, int]:
+        return {"port": port} if self.fixed_ports and _free(port) else {}
+
+    def _start_engines(self) -> None:
+        """The engines stage tasks run on, each an emulator of its REST API, seeded for the six-kind sample:
+        ARM deployments (the sample's resource group), a Container Apps job that runs the sample migration
+        (its console lines go to the Azure Monitor emulator's Log Analytics tables), a GitHub repository
+        with a smoke-test workflow, a Key Vault holding that workflow's token, and a change board."""
+        assert self.monitor is not None
+        sub, group = SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"]
+        self.deployments = ArmDeploymentsEmulator(**self._fixed(7076)).start()
+        self.deployments.add_resource_group(sub, group)
+        self.container_apps = ContainerAppsEmulator(**self._fixed(7077)).start()
+        self.container_apps.feed(self.monitor)
+        self.container_apps.now = self.clock.now
+        self.container_apps.add_job(sub, group, MIGRATE_JOB.rsplit("/", 1)[1], MIGRATE_ENV,
+                                    secrets={"db-password": secrets.token_urlsafe(18)},
+                                    log_workspace_id="5a3c0e7e-0000-4000-8000-00000000c0de")
+        token = "ghs_" + secrets.token_hex(18)
+        self.github = GitHubEmulator(**self._fixed(7078)).start()
+        self.github.now = self.clock.now
+        self.github.add_repo("contoso/sample-webapp")
+        self.github.add_token(token, repos=["contoso/sample-webapp"])
+        self.github.add_workflow(
+            "contoso/sample-webapp", "smoke.yml", name="Smoke tests",
+            inputs={"version": {"type": "string", "required": True}, "slipway_run": {"type": "string"}},
+            run_name_template="Smoke tests of ${{ inputs.version }} (${{ inputs.slipway_run }})",
+            steps=["Run pytest tests/smoke", "tests/smoke/test_home.py::test_home_answers PASSED",
+                   "tests/smoke/test_health.py::test_health PASSED", "2 passed in 1.12s"],
+            seconds=3.0, queue_seconds=1.0)
+        self.key_vault = KeyVaultEmulator(**self._fixed(7079)).start()
+        vault, name = GITHUB_TOKEN_SECRET.split("//", 1)[1].split(".", 1)[0], GITHUB_TOKEN_SECRET.rsplit("/", 1)[1]
+        self.key_vault.set_secret(vault, name, token)
+        self.change_board = ChangeBoard(**self._fixed(7080)).start()
+
+    def _engine_settings(self) -> dict[str, str]:
+        assert self.deployments and self.container_apps and self.github and self.key_vault
+        return {"SLIPWAY_DEPLOYMENTS_ENDPOINT": self.deployments.url,
+                "SLIPWAY_CONTAINERAPPS_ENDPOINT": self.container_apps.url,
+                "SLIPWAY_GITHUB_API_URL": self.github.url, "SLIPWAY_KEYVAULT_ENDPOINT": self.key_vault.url,
+                "SLIPWAY_KEYVAULT_CA_FILE": str(self.key_vault.ca_file),
+                "SLIPWAY_HTTP_LOCAL_HOSTS": "127.0.0.1,localhost", "SLIPWAY_LOG_QUIET_SECONDS": "3"}
+
     def _read_blob(self, url: str) -> bytes:
         """How an app's managed identity reads a package blob here: Azurite, with its key."""
         from azure.storage.blob import BlobClient
@@ -174,13 +237,21 @@ class LocalStack:
         return f"{self.host.base_url}/api"
 
     def seed(self) -> int:
-        """Create the sample pipeline unless a definition of that name exists (as an admin)."""
+        """Create the sample pipelines unless definitions of their names exist (as an admin); the id of the
+        first (the six-kind one's is `full_stage_id`)."""
+        assert self.change_board is not None
+        first = self._seed(SAMPLE)
+        full = json.loads(json.dumps(FULL_STAGE).replace("http://127.0.0.1:7080", self.change_board.url))
+        self.full_stage_id = self._seed(full)
+        return first
+
+    def _seed(self, definition: dict[str, Any]) -> int:
         admin = self.bearer("admin@localhost", ["Slipway.Admin"])
         listed = httpx.get(f"{self.api}/definitions", params={"top": "200"}, headers=admin, timeout=30).json()
         for item in listed["value"]:
-            if item["name"] == SAMPLE["name"]:
+            if item["name"] == definition["name"]:
                 return int(item["id"])
-        created = httpx.post(f"{self.api}/definitions", json=SAMPLE, headers=admin, timeout=30)
+        created = httpx.post(f"{self.api}/definitions", json=definition, headers=admin, timeout=30)
         created.raise_for_status()
         return int(created.json()["id"])
 
@@ -212,7 +283,8 @@ class LocalStack:
     def stop(self) -> None:
         if self.persistent:
             (self.workdir / STACK_FILE.name).unlink(missing_ok=True)
-        for part in (self.host, self.emulator, self.monitor, self.mail, self.azurite):
+        for part in (self.host, self.change_board, self.key_vault, self.github, self.container_apps,
+                     self.deployments, self.emulator, self.monitor, self.mail, self.azurite):
             if part is not None:
                 try:
                     part.stop()

@@ -71,6 +71,9 @@ class Settings:
     container_apps_endpoint: str = ""
     """ARM endpoint for Container Apps jobs (script steps); the cloud's ARM when empty (the local
     Container Apps emulator locally)."""
+    log_quiet_seconds: int = 30
+    """How long a script step keeps reading an ended execution's console lines after the last one arrived
+    (Log Analytics ingests them late); the local stack, whose emulator ingests at once, shortens it."""
     http_local_hosts: str = ""
     """Loopback hosts that http-request steps may call, comma-separated (the local stack's own services);
     empty in Azure. Link-local addresses (the cloud's instance metadata) are never called."""
@@ -207,6 +210,7 @@ ENV_NAMES: dict[str, str] = {
     "arm_auth": "SLIPWAY_ARM_AUTH",
     "deployments_endpoint": "SLIPWAY_DEPLOYMENTS_ENDPOINT",
     "container_apps_endpoint": "SLIPWAY_CONTAINERAPPS_ENDPOINT",
+    "log_quiet_seconds": "SLIPWAY_LOG_QUIET_SECONDS",
     "http_local_hosts": "SLIPWAY_HTTP_LOCAL_HOSTS",
     "github_api_url": "SLIPWAY_GITHUB_API_URL",
     "keyvault_endpoint": "SLIPWAY_KEYVAULT_ENDPOINT",

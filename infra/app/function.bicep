@@ -123,6 +123,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_KEYVAULT_ENDPOINT', value: '' }
         { name: 'SLIPWAY_KEYVAULT_CA_FILE', value: '' }
         { name: 'SLIPWAY_HTTP_LOCAL_HOSTS', value: '' }
+        { name: 'SLIPWAY_LOG_QUIET_SECONDS', value: '30' }
         { name: 'SLIPWAY_ARM_AUTH', value: 'managed-identity' }
         { name: 'SLIPWAY_MANAGED_IDENTITY_CLIENT_ID', value: identityClientId }
         { name: 'SLIPWAY_SLOT_URL_SCHEME', value: 'https' }

@@ -28,6 +28,7 @@ from shared.schemas.step_base import StepBase, Strict
 from shared.schemas.step_container import DeployContainerStep
 from shared.schemas.step_http import HttpRequestStep
 from shared.schemas.step_intervention import ManualInterventionStep
+from shared.schemas.step_pipeline import RunPipelineStep
 from shared.schemas.step_script import ScriptStep
 
 NAME_TOKENS = re.compile(r"\$\((rev:r+|Build\.BuildNumber|Release\.DefinitionName)\)")
@@ -159,7 +160,7 @@ class SetAppSettingsStep(StepBase):
 
 Step = Annotated[DeployPackageStep | HttpCheckStep | WaitStep | SwapStep | StartSwapStep | CompleteSwapStep
                  | CancelSwapStep | RestartStep | SetAppSettingsStep | ManualInterventionStep | HttpRequestStep
-                 | ArmDeploymentStep | DeployContainerStep | ScriptStep,
+                 | ArmDeploymentStep | DeployContainerStep | ScriptStep | RunPipelineStep,
                  Field(discriminator="type")]
 
 

@@ -82,6 +82,8 @@ def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
                                        for v in a.votes]}
                       for kind, a in dep.approvals.items()},
         "gates": {kind: _gate(g) for kind, g in dep.gates.items()},
+        "whatIf": [{"step": int(k), "name": dep.steps[int(k)].name if int(k) < len(dep.steps) else "", **v}
+                   for k, v in sorted(dep.previews.items(), key=lambda kv: int(kv[0]))],
         "steps": [
             {"index": s.index, "name": s.name, "type": s.type, "status": s.status, "startedOn": s.started_at,
              "finishedOn": s.finished_at, "message": s.message, "log": f"{href}/steps/{s.index}/log",

@@ -15,6 +15,7 @@ from shared.services.steps.container import deploy_container
 from shared.services.steps.context import Outcome, StepContext
 from shared.services.steps.deploy import deploy_package
 from shared.services.steps.http_request import http_request
+from shared.services.steps.pipeline import run_pipeline, stop_run_pipeline
 from shared.services.steps.script import script, stop_script
 from shared.services.steps.swap import cancel_swap, start_swap, swap, swap_back
 
@@ -33,10 +34,12 @@ KINDS: dict[str, Callable[[Deps, StepContext], Outcome]] = {
     "arm-deployment": arm_deployment,
     "deploy-container": deploy_container,
     "script": script,
+    "run-pipeline": run_pipeline,
 }
 
 STOPPERS: dict[str, Callable[[Deps, StepContext], str]] = {
     "arm-deployment": stop_arm_deployment,
     "script": stop_script,
+    "run-pipeline": stop_run_pipeline,
 }
 """What stops the engine's run of a step that starts one (`ENGINE_STEPS`), from its state alone."""

@@ -13,7 +13,7 @@ Each run of the step does one look and returns (it never sleeps):
 3. End: Succeeded passes; Failed, Stopped and Degraded fail with the exit code when ARM reports one and
    the last lines of the output. Log Analytics ingests lines minutes late (learn.microsoft.com, "Log data
    ingestion time in Azure Monitor": typically 20 s to 3 min), so after the execution ends the step keeps
-   reading for a while: until no new line came for `LOG_QUIET_SECONDS` (once some arrived), at most
+   reading for a while: until no new line came for SLIPWAY_LOG_QUIET_SECONDS (once some arrived), at most
    `LOG_SETTLE_SECONDS`. An execution that runs past `timeoutMinutes` is stopped and the step fails.
 
 Secret values never pass through Slipway: `secretEnv` sends the names of the job's secrets, and the log
@@ -41,7 +41,6 @@ LINES_PER_RUN = 2000
 """Console lines written to the step's log per look; more are read on the next look, two seconds later."""
 MAX_LOGGED_LINES = 50_000
 """After this many lines the step stops copying them into its log (Log Analytics keeps them all)."""
-LOG_QUIET_SECONDS = 30
 LOG_SETTLE_SECONDS = 180
 LIST_LAG_SECONDS = 30
 """How long after an intent without a record the step looks for its execution before starting again."""
@@ -74,7 +73,7 @@ def script(deps: Deps, ctx: StepContext) -> Outcome:
         state["endedAt"] = ctx.now.isoformat()
         ctx.log(f"execution {name} ended: {execution.status}"
                 + (f", exit code {execution.exit_code}" if execution.exit_code is not None else ""))
-    if not _settled(ctx, state):
+    if not _settled(deps, ctx, state):
         return Outcome.retry(f"execution {name} {execution.status.lower()}; reading its last console lines", 10.0,
                              state)
     if execution.status == "Succeeded":
@@ -205,7 +204,7 @@ def _read_lines(deps: Deps, ctx: StepContext, job: str, name: str, state: dict[s
     state.update(logLines=read, tail=tail, lastLineAt=ctx.now.isoformat())
 
 
-def _settled(ctx: StepContext, state: dict[str, Any]) -> bool:
+def _settled(deps: Deps, ctx: StepContext, state: dict[str, Any]) -> bool:
     """Has the step read the ended execution's lines that are still on their way into Log Analytics?"""
     if state.get("logsUnavailable"):
         return True
@@ -213,7 +212,7 @@ def _settled(ctx: StepContext, state: dict[str, Any]) -> bool:
     if ctx.now - ended >= timedelta(seconds=LOG_SETTLE_SECONDS):
         return True
     last = state.get("lastLineAt")
-    quiet = timedelta(seconds=LOG_QUIET_SECONDS)
+    quiet = timedelta(seconds=deps.settings.log_quiet_seconds)
     return last is not None and ctx.now - ended >= quiet and ctx.now - datetime.fromisoformat(last) >= quiet
 
 
