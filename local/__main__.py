@@ -35,11 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         mail = stack.mail.page_url if stack.mail else ""
         monitor = stack.monitor.url if stack.monitor else ""
         base = stack.api.removesuffix("/api")
+        engines = {"ARM deployments emulator": stack.deployments, "Container Apps emulator": stack.container_apps,
+                   "GitHub emulator": stack.github, "Key Vault emulator": stack.key_vault,
+                   "Change board (callbacks)": stack.change_board}
         print(f"\nSlipway is running.\n  Dashboard:  {base}/\n  API:        {stack.api}\n"
-              f"  ARM (App Service emulator): {arm}\n  Azure Monitor emulator: {monitor}\n  Mail caught: {mail}\n"
-              f"  Function key (automation, e.g. slipway --key): {stack.function_key}")
+              f"  ARM (App Service emulator): {arm}\n  Azure Monitor emulator: {monitor}\n"
+              + "".join(f"  {name}: {part.url}\n" for name, part in engines.items() if part is not None)
+              + f"  Mail caught: {mail}\n  Function key (automation, e.g. slipway --key): {stack.function_key}")
         if stack.definition_id is not None:
             print(f"  Sample pipeline: {stack.api}/definitions/{stack.definition_id}")
+            print(f"  Six-kind sample pipeline (Sample web app, full stage): {stack.api}/definitions/"
+                  f"{stack.full_stage_id}")
             for slot, url in stack.slot_urls().items():
                 print(f"  sample-webapp {slot:<10} {url}")
             assert stack.emulator is not None
