@@ -7,6 +7,13 @@ stack or a custom container, `DOCKER|<image>`), restarts and swaps, and serves e
 package, or the container image it runs (from `push_image`, a stand-in registry), on its own loopback
 port (see `local/slot_server.py`). Tests make it
 misbehave with `inject_faults` (throttling, 5xx) and read what it was asked in `requests`.
+
+Function apps are sites of kind `functionapp,linux` (`add_function_app`): on Premium and Dedicated
+plans they behave as web apps do (slots, swaps, zip deployment, containers). A Flex Consumption app
+(`add_function_app(..., flex=True)`) reports `properties.sku = FlexConsumption` and its
+`functionAppConfig`, has no slots and no linuxFxVersion, refuses what ARM refuses for Flex sites, and
+takes code only through One Deploy, which writes the package into its deployment storage container
+(`deployment_storage`, a stand-in for that blob container) from which every instance starts.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from local.kudu import Kudu
+from local.kudu import DeploymentFailed, Kudu
 from local.slot_server import SlotServer
 
 logger = logging.getLogger(__name__)
@@ -49,6 +56,19 @@ a digest of an algorithm and its hex encoding, here sha256 only, lower-case as t
 requires for sha256)."""
 STACK = re.compile(r"^[A-Za-z][A-Za-z0-9]*\|[A-Za-z0-9._-]+$")
 """A built-in stack's linuxFxVersion (`PYTHON|3.11`, `NODE|20-lts`, `DOTNETCORE|8.0`)."""
+FLEX = "FlexConsumption"
+"""The `properties.sku` a Flex Consumption app reports (Microsoft.Web Site model: "Current SKU of application
+based on associated App Service Plan. Some valid SKU values are Free, Shared, Basic, Dynamic, FlexConsumption,
+…"); what `az functionapp` checks to tell a Flex app (azure-cli appservice utils.py `is_flex_functionapp`)."""
+FLEX_PACKAGE = "released-package.zip"
+"""The blob One Deploy keeps a Flex app's package in, in its deployment storage container (the name the
+Functions infrastructure-as-code docs give for a Flex Consumption "Deployment package")."""
+FLEX_INVALID_SETTINGS = ("FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_WORKER_RUNTIME_VERSION")
+"""App settings ARM refuses on a Flex app: the runtime is `functionAppConfig.runtime` there (functions-app-settings,
+"Flex Consumption plan deprecations"; ARM's 400 "The following app setting
+(Site.SiteConfig.AppSettings.FUNCTIONS_WORKER_RUNTIME) for Flex Consumption sites is invalid", as reported by
+many users). Other deprecated settings (WEBSITE_RUN_FROM_PACKAGE, WEBSITE_CONTENTSHARE, …) are accepted and
+have no effect."""
 
 
 @dataclass
@@ -92,6 +112,22 @@ class Site:
     stack: str = "PYTHON|3.11"
     """The `siteConfig.linuxFxVersion` the site was made with, which its slots start with."""
     kind: str = "app,linux"
+    sku: str = "Standard"
+    """`properties.sku`: the plan's SKU as the site reports it (read-only)."""
+    function_app_config: dict[str, Any] | None = None
+    """`properties.functionAppConfig` of a Flex Consumption app: deployment storage, runtime, scale."""
+    storage_denied: bool = False
+    """The Flex app's identity may not write its deployment storage (a role assignment missing or new)."""
+
+    @property
+    def flex(self) -> bool:
+        return self.sku.lower() == FLEX.lower()
+
+    @property
+    def deployment_container(self) -> str:
+        """The blob container URL of `functionAppConfig.deployment.storage` ("" for other apps)."""
+        storage = ((self.function_app_config or {}).get("deployment") or {}).get("storage") or {}
+        return str(storage.get("value") or "")
 
 
 @dataclass
@@ -171,6 +207,9 @@ class AppServiceEmulator:
         container's app). Filled by `push_image`."""
         self.tags: dict[str, str] = {}
         """`repository:tag` → the digest it points at now (a tag moves when an image is pushed again)."""
+        self.deployment_storage: dict[str, dict[str, bytes]] = {}
+        """Flex apps' deployment storage: blob container URL → blob name → bytes (One Deploy writes
+        `released-package.zip` there; every instance of the app starts from it)."""
 
     # -- lifecycle
 
@@ -228,14 +267,14 @@ class AppServiceEmulator:
     # -- seeding and test hooks
 
     def add_site(self, subscription_id: str, resource_group: str, site: str, slots: list[str] | None = None,
-                 *, stack: str = "PYTHON|3.11", kind: str = "app,linux") -> None:
-        """A site running `stack` (its linuxFxVersion), with its slots."""
+                 *, stack: str = "PYTHON|3.11", kind: str = "app,linux", sku: str = "Standard") -> None:
+        """A site running `stack` (its linuxFxVersion), with its slots, on a plan of SKU `sku`."""
         with self._lock:
             key = (subscription_id.lower(), resource_group.lower(), site.lower())
             base = (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
                     f"/providers/Microsoft.Web/sites/{site}")
             if key not in self.sites:
-                self.sites[key] = Site({"production": self._new_slot(base)}, stack=stack, kind=kind)
+                self.sites[key] = Site({"production": self._new_slot(base)}, stack=stack, kind=kind, sku=sku)
                 self.sites[key].slots["production"].linux_fx = stack
             for name in slots or []:
                 if name.lower() not in self.sites[key].slots:
@@ -261,8 +300,11 @@ class AppServiceEmulator:
 
         def deployed(data: bytes) -> None:
             with self._lock:
-                slot.wwwroot = data
                 site = next(s for s in self.sites.values() if slot in s.slots.values())
+                if site.flex:
+                    self._store_flex_package(site, data)
+                else:
+                    slot.wwwroot = data
                 self._restart(site, slot)
 
         slot.kudu = Kudu(settings=lambda: dict(slot.settings), deployed=deployed,
@@ -278,11 +320,57 @@ class AppServiceEmulator:
                 self._start(found, slot)
 
     def add_function_app(self, subscription_id: str, resource_group: str, site: str,
-                         keys: dict[str, str]) -> None:
-        """A function app with these host keys (`_master` for the master key), as Slipway itself."""
-        self.add_site(subscription_id, resource_group, site)
+                         keys: dict[str, str] | None = None, *, flex: bool = False, slots: list[str] | None = None,
+                         stack: str = "PYTHON|3.11", sku: str = "ElasticPremium",
+                         runtime: tuple[str, str] = ("python", "3.11"), deployment_storage: str | None = None,
+                         storage_authentication: str = "SystemAssignedIdentity") -> str:
+        """A function app (kind `functionapp,linux`) with these host keys (`_master` for the master key;
+        a default key when none are given), as Slipway itself or as a deployment target. Returns the
+        deployment storage container URL of a Flex app, else "".
+
+        Premium (`ElasticPremium`) and Dedicated plans: the app runs `stack` (its linuxFxVersion) and may
+        have `slots`, like a web app. `flex`: a Flex Consumption app, as `az functionapp create
+        --flexconsumption-location` makes one: `functionAppConfig` with `deployment.storage` (type
+        `blobContainer`, the container URL `deployment_storage` or one named as Azure names the default,
+        `app-package-<app>-<7 hex>`, and an `authentication` type: SystemAssignedIdentity,
+        UserAssignedIdentity or StorageAccountConnectionString), `runtime` ({name, version}: no
+        linuxFxVersion) and `scaleAndConcurrency`; no slots ("Deployment slots aren't currently supported",
+        learn.microsoft.com azure-functions/flex-consumption-plan, "Considerations")."""
+        if flex and slots:
+            raise ValueError("a Flex Consumption app has no deployment slots")
+        key = (subscription_id.lower(), resource_group.lower(), site.lower())
+        self.add_site(subscription_id, resource_group, site, slots, stack="" if flex else stack,
+                      kind="functionapp,linux", sku=FLEX if flex else sku)
         with self._lock:
-            self.sites[(subscription_id.lower(), resource_group.lower(), site.lower())].host_keys = dict(keys)
+            found = self.sites[key]
+            found.host_keys = dict(keys) if keys is not None else {"default": uuid.uuid4().hex}
+            if not flex:
+                return ""
+            container = deployment_storage or (f"https://st{hashlib.sha256(key[2].encode()).hexdigest()[:20]}"
+                                               f".blob.core.windows.net/app-package-{key[2][:32]}-"
+                                               f"{uuid.uuid4().hex[:7]}")
+            found.function_app_config = {
+                "deployment": {"storage": {"type": "blobContainer", "value": container,
+                                           "authentication": {"type": storage_authentication}}},
+                "runtime": {"name": runtime[0], "version": runtime[1]},
+                "scaleAndConcurrency": {"maximumInstanceCount": 100, "instanceMemoryMB": 2048}}
+            self.deployment_storage.setdefault(container, {})
+            kudu = found.slots["production"].kudu
+            assert kudu is not None
+            kudu.flex, kudu.not_found_looks = True, 1
+            return container
+
+    def _store_flex_package(self, site: Site, data: bytes) -> None:
+        """One Deploy on a Flex app: the package goes into its deployment storage container, written with
+        the identity (or connection string) `functionAppConfig.deployment.storage.authentication` names; a
+        write storage refuses fails the deployment (the publish reports "Failed to upload because Azure
+        Storage responded with Forbidden … 403", Azure/azure-dev#4439), as when that identity lacks Storage
+        Blob Data Contributor on the account."""
+        if site.storage_denied:
+            raise DeploymentFailed("Failed to upload because Azure Storage responded with Forbidden: Response status "
+                                   "code does not indicate success: 403 (This request is not authorized to perform "
+                                   "this operation.)")
+        self.deployment_storage.setdefault(site.deployment_container, {})[FLEX_PACKAGE] = data
 
     def _slot_server(self, resource_id: str) -> SlotServer:
         server = SlotServer(self.host)
@@ -339,11 +427,13 @@ class AppServiceEmulator:
                 return 404, _error("ResourceNotFound", f"The Resource 'Microsoft.Web/sites/{m['site']}' under "
                                                        f"resource group '{m['rg']}' was not found."), {}
             if rest == "/slots" and method == "GET" and m["slot"] is None:
-                return 200, {"value": [self._resource(path[: -len("/slots")], m["site"], n, s, site.kind)
+                return 200, {"value": [self._resource(path[: -len("/slots")], m["site"], n, s, site)
                                        for n, s in site.slots.items() if n != "production"]}, {}
             slot = site.slots.get(slot_name)
             if slot is None:
                 if rest == "" and method == "PUT":
+                    if site.flex:
+                        return 400, _flex_no_slots(m["site"]), {}
                     slot = site.slots[slot_name] = self._new_slot(path.split("?")[0])
                     slot.linux_fx = site.stack
                 else:
@@ -354,13 +444,16 @@ class AppServiceEmulator:
              base: str) -> tuple[int, Any, dict[str, str]]:
         resource = path[: len(path) - len(rest)] if rest else path
         if rest == "" and method in ("GET", "PUT"):
-            return 200, self._resource(resource, site_name, name, slot, site.kind), {}
+            return 200, self._resource(resource, site_name, name, slot, site), {}
         if rest == "/config/appsettings/list" and method == "POST":
             return 200, {"id": f"{resource}/config/appsettings", "name": "appsettings",
                          "properties": dict(slot.settings)}, {}
         if rest == "/config/appsettings" and method == "PUT":
             if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
                 return 400, _error("BadRequest", "properties must be an object"), {}
+            invalid = [str(k) for k in body["properties"] if site.flex and str(k).upper() in FLEX_INVALID_SETTINGS]
+            if invalid:
+                return 400, _flex_invalid("app setting", [f"Site.SiteConfig.AppSettings.{k}" for k in invalid]), {}
             slot.settings = {str(k): str(v) for k, v in body["properties"].items()}
             self.settings_log.append((resource.lower(), slot.settings.get("SLIPWAY_RELEASE_ID")))
             # App Service answers first and restarts the slot afterwards: the old build serves meanwhile
@@ -379,6 +472,10 @@ class AppServiceEmulator:
                 props = body.get("properties") if isinstance(body, dict) else None
                 if not isinstance(props, dict):
                     return 400, _error("BadRequest", "properties must be an object"), {}
+                if site.flex and props.get("linuxFxVersion"):
+                    # A Flex app's runtime is functionAppConfig.runtime: ARM refuses a linuxFxVersion (and with
+                    # it a custom container) with this 400, as the azure/webapps-deploy action reports it.
+                    return 400, _flex_invalid("site configuration property", ["Site.SiteConfig.LinuxFxVersion"]), {}
                 if "linuxFxVersion" in props:
                     fx = props["linuxFxVersion"]
                     problem = _fx_problem(fx, site.kind)
@@ -389,7 +486,7 @@ class AppServiceEmulator:
                         slot.linux_fx = fx
                         self._restart(site, slot)
             return 200, {"id": f"{resource}/config/web", "name": "web", "type": "Microsoft.Web/sites/config",
-                         "properties": {"linuxFxVersion": slot.linux_fx, "alwaysOn": True}}, {}
+                         "properties": {"linuxFxVersion": slot.linux_fx, "alwaysOn": not site.flex}}, {}
         if rest == "/config/connectionstrings/list" and method == "POST":
             return 200, {"id": f"{resource}/config/connectionstrings", "name": "connectionstrings",
                          "properties": {k: dict(v) for k, v in slot.connection_strings.items()}}, {}
@@ -423,6 +520,8 @@ class AppServiceEmulator:
             self._restart(site, slot)
             return 200, None, {}
         if rest == "/slotsswap" and method == "POST":
+            if site.flex:
+                return 400, _flex_no_slots(site_name), {}
             target = str((body or {}).get("targetSlot") or "production").lower()
             other = site.slots.get(target)
             if other is None or other is slot:
@@ -509,7 +608,15 @@ class AppServiceEmulator:
         slot.restart_timer = None
         slot.server.show_settings(slot.settings)
         package = slot.settings.get(RUN_FROM_PACKAGE, "")
-        if slot.linux_fx.upper().startswith("DOCKER|"):
+        if site.flex:
+            # "On startup, your app gets the package and runs your function code from this package"
+            # (flex-consumption-plan, "Deployment"): WEBSITE_RUN_FROM_PACKAGE is "not used" there.
+            stored = self.deployment_storage.get(site.deployment_container, {}).get(FLEX_PACKAGE)
+            if stored is None:
+                slot.server.default()
+            else:
+                slot.server.serve_zip(stored, f"{site.deployment_container}/{FLEX_PACKAGE}")
+        elif slot.linux_fx.upper().startswith("DOCKER|"):
             image = slot.linux_fx[len("DOCKER|"):]
             content = self._pull(image)
             if content is None:
@@ -541,12 +648,14 @@ class AppServiceEmulator:
     def _fetch_package(self, site: Site, slot: Slot, url: str) -> bytes:
         """What App Service does with WEBSITE_RUN_FROM_PACKAGE=<url> at every start
         (learn.microsoft.com, app-service/deploy-run-package):
-        - not for Python or Java apps on Linux ("Run from package isn't supported for Python apps");
+        - not for Python or Java web apps on Linux ("Run from package isn't supported for Python apps");
+          a function app runs any language from a package URL (azure-functions/run-functions-from-deployment-
+          package; on the Linux Consumption plan it is the way to deploy, deployment-zip-push);
         - a SAS URL works until its expiry (`se`, against this emulator's clock: the stack's one clock);
         - a URL without SAS is read with the managed identity that
           WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID names, which needs read access to the blob."""
         language = slot.linux_fx.split("|")[0].upper()
-        if language in ("PYTHON", "JAVA"):
+        if language in ("PYTHON", "JAVA") and "functionapp" not in site.kind.lower():
             raise PackageError(f"run from package is not supported for {language.title()} apps; deploy with "
                                f"zip deployment (OneDeploy)")
         query = parse_qs(urlparse(url).query)
@@ -642,14 +751,18 @@ class AppServiceEmulator:
         b.server.show_settings(b.settings)
 
     @staticmethod
-    def _resource(resource: str, site_name: str, name: str, slot: Slot, kind: str = "app,linux") -> dict[str, Any]:
+    def _resource(resource: str, site_name: str, name: str, slot: Slot, site: Site) -> dict[str, Any]:
         host = slot.server.host_name
         scm = slot.kudu.host_name if slot.kudu else ""
         production = name == "production"
+        plan = f"{resource.split('/providers/')[0]}/providers/Microsoft.Web/serverfarms/asp-{site_name}"
         return {"id": resource, "name": site_name if production else f"{site_name}/{name}",
                 "type": "Microsoft.Web/sites" if production else "Microsoft.Web/sites/slots",
-                "location": "westeurope", "kind": kind,
+                "location": "westeurope", "kind": site.kind,
                 "properties": {"state": "Running", "defaultHostName": host, "hostNames": [host],
+                               "serverFarmId": plan, "sku": site.sku,
+                               **({"functionAppConfig": json.loads(json.dumps(site.function_app_config))}
+                                  if site.function_app_config else {}),
                                **({"slotSwapStatus": dict(slot.swap_status)} if slot.swap_status else {}),
                                "enabledHostNames": [host, scm], "enabled": True,
                                "hostNameSslStates": [{"name": host, "sslState": "Disabled", "hostType": "Standard"},
@@ -658,6 +771,26 @@ class AppServiceEmulator:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
+
+
+def _flex_invalid(what: str, names: list[str]) -> dict[str, Any]:
+    """ARM's 400 for properties a Flex Consumption site does not take, in the words it uses ("The following
+    site configuration property (Site.SiteConfig.LinuxFxVersion) for Flex Consumption sites is invalid.
+    Please remove or rename it before retrying."; several: "The following list of 2 site configuration
+    properties (…) … Please remove or rename them …")."""
+    if len(names) == 1:
+        return _error("BadRequest", f"The following {what} ({names[0]}) for Flex Consumption sites is invalid.  "
+                                    f"Please remove or rename it before retrying.")
+    return _error("BadRequest", f"The following list of {len(names)} {what}s ({', '.join(names)}) for Flex "
+                                f"Consumption sites is invalid.  Please remove or rename them before retrying.")
+
+
+def _flex_no_slots(site: str) -> dict[str, Any]:
+    """A slot (or a swap) on a Flex Consumption app: "Deployment slots aren't currently supported"
+    (flex-consumption-plan, "Considerations"; creating one fails, microsoft/vscode-azurefunctions#4069). Azure's
+    exact wording is not published: this one is the emulator's."""
+    return _error("BadRequest", f"Site '{site}' is on a Flex Consumption plan, which does not support deployment "
+                                f"slots.")
 
 
 def _fx_problem(fx: Any, kind: str) -> str:

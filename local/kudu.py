@@ -11,6 +11,22 @@ and `Kudu.Contracts/Deployment/DeployStatus.cs` of projectkudu/kudu):
   2 Deploying, 3 Failed, 4 Success), `complete`, `status_text`.
 A deployment takes `deploy_seconds`; then the site's content is the package and the slot restarts
 (asynchronously, as App Service does).
+
+With `flex`, the endpoint is a Flex Consumption app's, which differs (Azure/azure-dev
+`cli/azd/pkg/azsdk/funcapp_host_client.go`, the client the Functions team pointed to in
+Azure/azure-dev#3658, and the Flex Consumption docs, learn.microsoft.com azure-functions/flex-consumption-plan,
+"Deployment"):
+- `POST /api/publish` (`type`, when given, must be `zip`; `async` is not needed) answers 202 Accepted with
+  the deployment id as a JSON string for its body and no `Location`: the deployment is followed at
+  `/api/deployments/{id}`;
+- that status answers 200 whether the deployment runs or ended (the body's `status` says which), and
+  404 for a deployment that does not "come alive" at once (`not_found_looks`);
+- the package goes to the app's deployment storage (`deployed` writes it there and may refuse with
+  `DeploymentFailed`, e.g. storage answering 403), and the app restarts from it;
+- an app setting `WEBSITE_RUN_FROM_PACKAGE` fails the deployment ("App setting WEBSITE_RUN_FROM_PACKAGE is
+  not supported", the status text quoted in Azure/azure-functions-dotnet-worker#2712; the setting is
+  "not used for deployments in Flex Consumption", functions-app-settings, "Flex Consumption plan
+  deprecations").
 """
 
 from __future__ import annotations
@@ -31,6 +47,11 @@ from urllib.parse import parse_qs, urlparse
 PENDING, BUILDING, DEPLOYING, FAILED, SUCCESS = 0, 1, 2, 3, 4
 
 
+class DeploymentFailed(Exception):
+    """Raised by `Kudu.deployed` when the platform cannot take the package (a Flex app's deployment
+    storage refusing the write): the deployment ends Failed with this text."""
+
+
 @dataclass
 class KuduDeployment:
     id: str
@@ -41,6 +62,8 @@ class KuduDeployment:
     status_text: str = ""
     end: str | None = None
     done: bool = False
+    looks: int = 0
+    """Status reads of this deployment so far (a Flex deployment is not found at first)."""
 
 
 @dataclass
@@ -54,6 +77,10 @@ class Kudu:
     deployments: list[KuduDeployment] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     host_name: str = ""
+    flex: bool = False
+    """A Flex Consumption app's endpoint (see the module's docstring)."""
+    not_found_looks: int = 0
+    """With `flex`: how many status reads of a new deployment answer 404 before it is listed."""
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _server: ThreadingHTTPServer | None = None
 
@@ -107,23 +134,26 @@ class Kudu:
             return 404, {}, b"not found"
 
     def _publish(self, query: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        if (query.get("type") or "").lower() != "zip":
+        kind = (query.get("type") or "").lower()
+        if kind != "zip" and not (self.flex and kind == ""):
             return 400, {}, f"type='{query.get('type')}' not recognized".encode()
         package = self.settings().get("WEBSITE_RUN_FROM_PACKAGE", "")
-        if package and package != "1":
+        if not self.flex and package and package != "1":
             return 409, {}, (b"Run-From-Zip is set to a remote URL using WEBSITE_RUN_FROM_PACKAGE or "
                              b"WEBSITE_USE_ZIP app setting. Deployment is not supported in this configuration.")
         if any(not d.done for d in self.deployments):
             return 409, {}, b"There is a deployment currently in progress. Please try again when it completes."
         deployment = KuduDeployment(uuid.uuid4().hex, _now(), time.monotonic() + self.deploy_seconds, body)
         self.deployments.append(deployment)
-        if (query.get("async") or "").lower() != "true":
+        if not self.flex and (query.get("async") or "").lower() != "true":
             deployment.due = 0
             self._advance()
             return (200, {}, b"") if deployment.status == SUCCESS else (400, {}, deployment.status_text.encode())
         timer = threading.Timer(self.deploy_seconds, self._finish)
         timer.daemon = True
         timer.start()
+        if self.flex:
+            return 202, {"Content-Type": "application/json"}, json.dumps(deployment.id).encode()
         location = f"/api/deployments/latest?deployer=OneDeploy&time={datetime.now(UTC):%Y-%m-%d_%H-%M-%SZ}"
         return 202, {"Location": location}, b""
 
@@ -132,6 +162,9 @@ class Kudu:
             (d for d in self.deployments if d.id == which), None)
         if found is None:
             return 404, {}, b"no deployment"
+        found.looks += 1
+        if self.flex and found.looks <= self.not_found_looks:
+            return 404, {}, f"Deployment {which} not found.".encode()
         body = {"id": found.id, "status": found.status, "status_text": found.status_text, "complete": found.done,
                 "active": found.status == SUCCESS and found is self.deployments[-1], "deployer": "OneDeploy",
                 "received_time": found.received, "end_time": found.end, "site_name": self.host_name}
@@ -149,14 +182,22 @@ class Kudu:
             if time.monotonic() < deployment.due:
                 deployment.status = DEPLOYING
                 continue
-            try:
-                zipfile.ZipFile(BytesIO(deployment.data)).testzip()
-            except zipfile.BadZipFile as exc:
-                deployment.status, deployment.status_text = FAILED, f"the package is not a zip file: {exc}"
-            else:
-                deployment.status, deployment.status_text = SUCCESS, ""
-                self.deployed(deployment.data)
+            deployment.status, deployment.status_text = self._outcome(deployment.data)
             deployment.done, deployment.end = True, _now()
+
+    def _outcome(self, data: bytes) -> tuple[int, str]:
+        try:
+            zipfile.ZipFile(BytesIO(data)).testzip()
+        except zipfile.BadZipFile as exc:
+            return FAILED, f"the package is not a zip file: {exc}"
+        if self.flex and "WEBSITE_RUN_FROM_PACKAGE" in self.settings():
+            return FAILED, ("App setting WEBSITE_RUN_FROM_PACKAGE is not supported for Flex Consumption apps, which "
+                            "run from the package in their deployment storage: remove it and deploy again")
+        try:
+            self.deployed(data)
+        except DeploymentFailed as exc:
+            return FAILED, str(exc)
+        return SUCCESS, ""
 
 
 def _now() -> str:

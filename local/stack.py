@@ -16,6 +16,7 @@ import httpx
 
 from local.app_service_emulator import AppServiceEmulator
 from local.arm_deployments_emulator import ArmDeploymentsEmulator
+from local.azure_devops_emulator import AzureDevOpsEmulator
 from local.azurite import REPO, Azurite
 from local.change_board import ChangeBoard
 from local.container_apps_emulator import ContainerAppsEmulator
@@ -94,6 +95,7 @@ class LocalStack:
         self.deployments: ArmDeploymentsEmulator | None = None
         self.container_apps: ContainerAppsEmulator | None = None
         self.github: GitHubEmulator | None = None
+        self.azure_devops: AzureDevOpsEmulator | None = None
         self.key_vault: KeyVaultEmulator | None = None
         self.change_board: ChangeBoard | None = None
         self.definition_id: int | None = None
@@ -147,6 +149,8 @@ class LocalStack:
                                TAILSPIN_TARGET["site"], slots=["dev", "test", "preprod", "staging"])
         self.emulator.add_function_app(SELF["subscriptionId"], SELF["resourceGroup"], SELF["site"],
                                        {"default": self.function_key, "_master": secrets.token_urlsafe(30)})
+        self.emulator.add_function_app(SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"], "sample-func",
+                                       flex=True)  # a Flex Consumption target: One Deploy into deployment storage
         self._start_engines()
         auth = ({"SLIPWAY_AUTH_MODE": "appservice", "WEBSITE_AUTH_ENABLED": "true"} if self.auth == "appservice"
                 else {"SLIPWAY_AUTH_MODE": "development", "WEBSITE_AUTH_ENABLED": ""})
@@ -188,7 +192,9 @@ class LocalStack:
         """The engines stage tasks run on, each an emulator of its REST API, seeded for the six-kind sample:
         ARM deployments (the sample's resource group), a Container Apps job that runs the sample migration
         (its console lines go to the Azure Monitor emulator's Log Analytics tables), a GitHub repository
-        with a smoke-test workflow, a Key Vault holding that workflow's token, and a change board."""
+        with a smoke-test workflow, a Key Vault holding that workflow's token, a change board, and an Azure DevOps
+        organization `contoso` whose project `web` has a smoke-test pipeline (for `run-pipeline` steps with
+        `provider: azure-pipelines`; the app calls it with the fixed token of `SLIPWAY_ARM_AUTH=local-emulator`)."""
         assert self.monitor is not None
         sub, group = SAMPLE_TARGET["subscriptionId"], SAMPLE_TARGET["resourceGroup"]
         self.deployments = ArmDeploymentsEmulator(**self._fixed(7076)).start()
@@ -215,12 +221,24 @@ class LocalStack:
         vault, name = GITHUB_TOKEN_SECRET.split("//", 1)[1].split(".", 1)[0], GITHUB_TOKEN_SECRET.rsplit("/", 1)[1]
         self.key_vault.set_secret(vault, name, token)
         self.change_board = ChangeBoard(**self._fixed(7080)).start()
+        self.azure_devops = AzureDevOpsEmulator(**self._fixed(7081)).start()
+        self.azure_devops.now = self.clock.now
+        self.azure_devops.add_token("local-emulator", name="Slipway (managed identity)", orgs=["contoso"])
+        self.azure_devops.add_pipeline(
+            "contoso", "web", "smoke-tests",
+            parameters={"slipway_run": {"type": "string", "default": " "},
+                        "version": {"type": "string", "default": " "}},
+            variables={"verbosity": {"value": "normal", "settable": True}},
+            steps=["pytest tests/smoke", "tests/smoke/test_home.py::test_home_answers PASSED",
+                   "tests/smoke/test_health.py::test_health PASSED", "2 passed in 1.05s"],
+            seconds=3.0, queue_seconds=1.0)
 
     def _engine_settings(self) -> dict[str, str]:
-        assert self.deployments and self.container_apps and self.github and self.key_vault
+        assert self.deployments and self.container_apps and self.github and self.key_vault and self.azure_devops
         return {"SLIPWAY_DEPLOYMENTS_ENDPOINT": self.deployments.url,
                 "SLIPWAY_CONTAINERAPPS_ENDPOINT": self.container_apps.url,
                 "SLIPWAY_GITHUB_API_URL": self.github.url, "SLIPWAY_KEYVAULT_ENDPOINT": self.key_vault.url,
+                "SLIPWAY_AZURE_DEVOPS_URL": self.azure_devops.url,
                 "SLIPWAY_KEYVAULT_CA_FILE": str(self.key_vault.ca_file),
                 "SLIPWAY_HTTP_LOCAL_HOSTS": "127.0.0.1,localhost", "SLIPWAY_LOG_QUIET_SECONDS": "3"}
 
@@ -283,7 +301,7 @@ class LocalStack:
     def stop(self) -> None:
         if self.persistent:
             (self.workdir / STACK_FILE.name).unlink(missing_ok=True)
-        for part in (self.host, self.change_board, self.key_vault, self.github, self.container_apps,
+        for part in (self.host, self.azure_devops, self.change_board, self.key_vault, self.github, self.container_apps,
                      self.deployments, self.emulator, self.monitor, self.mail, self.azurite):
             if part is not None:
                 try:

@@ -91,10 +91,15 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
         from shared.adapters.key_vault import KeyVaultSecrets
         return KeyVaultSecrets(settings)
 
+    def azure_pipelines() -> Any:
+        from shared.adapters.azure_pipelines import AzurePipelines
+        return AzurePipelines(settings)
+
     factories = {"store": store, "bus": bus, "clock": clock, "app_service": app_service, "packages": packages,
                  "logs": logs, "probe": probe, "mailer": mailer, "signals": signals,
                  "function_keys": function_keys, "arm_deployments": arm_deployments,
-                 "container_jobs": container_jobs, "pipelines": pipelines, "secrets": secrets}
+                 "container_jobs": container_jobs, "pipelines": pipelines, "secrets": secrets,
+                 "azure_pipelines": azure_pipelines}
     parts = {name: overrides[name] if name in overrides else make() for name, make in factories.items()}
     return Deps(settings=settings, **parts)
 

@@ -80,6 +80,9 @@ class Settings:
     github_api_url: str = "https://api.github.com"
     """GitHub's REST API for run-pipeline steps (GitHub Enterprise Server: `https://HOST/api/v3`; the
     local GitHub emulator locally)."""
+    azure_devops_url: str = ""
+    """Azure DevOps for run-pipeline steps on Azure Pipelines: empty in Azure, where a step's organization URL
+    (`https://dev.azure.com/{organization}`) is called; the local Azure DevOps emulator locally."""
     keyvault_endpoint: str = ""
     """Local stack only: where requests for any `*.vault.azure.net` secret go (the Key Vault emulator)."""
     keyvault_ca_file: str = ""
@@ -213,6 +216,7 @@ ENV_NAMES: dict[str, str] = {
     "log_quiet_seconds": "SLIPWAY_LOG_QUIET_SECONDS",
     "http_local_hosts": "SLIPWAY_HTTP_LOCAL_HOSTS",
     "github_api_url": "SLIPWAY_GITHUB_API_URL",
+    "azure_devops_url": "SLIPWAY_AZURE_DEVOPS_URL",
     "keyvault_endpoint": "SLIPWAY_KEYVAULT_ENDPOINT",
     "keyvault_ca_file": "SLIPWAY_KEYVAULT_CA_FILE",
     "managed_identity_client_id": "SLIPWAY_MANAGED_IDENTITY_CLIENT_ID",

@@ -92,6 +92,13 @@ class AppServicePort(Protocol):
         """The slot's linuxFxVersion (`PYTHON|3.11`), else its site kind (`functionapp`)."""
         ...
 
+    def hosting(self, site: Target) -> dict[str, str]:
+        """What kind of app the site is, which decides how code reaches it: `kind` (ARM's, e.g. `app,linux`,
+        `functionapp,linux`), `sku` (the plan's SKU the site reports: `FlexConsumption`, `ElasticPremium`,
+        `Dynamic`, `Standard`, …; "" when ARM does not say) and, for a Flex Consumption app,
+        `deploymentStorage` (the blob container its One Deploy stores the package in)."""
+        ...
+
     def zip_deploy(self, target: Target, package: str) -> str | None:
         """Push the package file to the slot's deployment endpoint; the URL to follow it at, or None
         when it is done already."""
@@ -385,4 +392,34 @@ class SecretsPort(Protocol):
 
     def get(self, reference: str) -> str:
         """The value of a secret by its URI (`https://{vault}.vault.azure.net/secrets/{name}[/{version}]`)."""
+        ...
+
+
+class AzurePipelinesPort(Protocol):
+    """Azure Pipelines through the Azure DevOps REST API (api-version 7.1), as Slipway's managed identity
+    (Microsoft Entra). `organization` is the organization's name or its `https://dev.azure.com/{organization}` URL;
+    `project` its project's name or id. A run is a build: its id is the build's id. Runs come as PipelineRun
+    with the build's `status` (notStarted, postponed, inProgress, cancelling, completed) and `result` as
+    `conclusion` (succeeded, partiallySucceeded, failed, canceled; None before it completes). Every call raises
+    TargetError."""
+
+    def run(self, organization: str, project: str, pipeline_id: int, branch: str,
+            template_parameters: dict[str, str], variables: dict[str, str]) -> int:
+        """Start a run of the pipeline on `branch` (a full ref) with runtime parameters and queue-time variables;
+        the run's id."""
+        ...
+
+    def get_run(self, organization: str, project: str, pipeline_id: int, run_id: int) -> PipelineRun: ...
+
+    def find_run(self, organization: str, project: str, pipeline_id: int, parameter: str,
+                 marker: str) -> PipelineRun | None:
+        """The pipeline's recent run whose runtime parameter `parameter` is `marker` (one started before a crash)."""
+        ...
+
+    def cancel(self, organization: str, project: str, run_id: int) -> None:
+        """Ask a run to cancel; a run that already completed is left as it is."""
+        ...
+
+    def log_lines(self, organization: str, project: str, run_id: int, limit: int) -> list[str]:
+        """The last `limit` lines of the run's logs (its jobs' tasks, in order)."""
         ...

@@ -24,6 +24,8 @@ class FakeAppService:
         self.stacks: dict[str, str] = {}
         self.content: dict[str, bytes] = {}
         """What zip deployment put on each slot."""
+        self.hostings: dict[str, dict[str, str]] = {}
+        """Site resource id → what `hosting` answers (a web app on a Standard plan when absent)."""
 
     def slots(self, site: Target) -> list[str]:
         self._fail()
@@ -45,6 +47,11 @@ class FakeAppService:
     def stack(self, target: Target) -> str:
         self._fail()
         return self.stacks.get(target.resource_id, "PYTHON|3.11")
+
+    def hosting(self, site: Target) -> dict[str, str]:
+        """Not one of the calls `failures` script: tests of other calls keep their order."""
+        production = Target(site.subscription_id, site.resource_group, site.site)
+        return dict(self.hostings.get(production.resource_id, {"kind": "app,linux", "sku": "Standard"}))
 
     def zip_deploy(self, target: Target, package: str) -> str | None:
         """The package is the slot's content at once (the emulator's tests cover the asynchronous path)."""

@@ -120,6 +120,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_DEPLOYMENTS_ENDPOINT', value: '' }
         { name: 'SLIPWAY_CONTAINERAPPS_ENDPOINT', value: '' }
         { name: 'SLIPWAY_GITHUB_API_URL', value: 'https://api.github.com' }
+        { name: 'SLIPWAY_AZURE_DEVOPS_URL', value: '' }
         { name: 'SLIPWAY_KEYVAULT_ENDPOINT', value: '' }
         { name: 'SLIPWAY_KEYVAULT_CA_FILE', value: '' }
         { name: 'SLIPWAY_HTTP_LOCAL_HOSTS', value: '' }

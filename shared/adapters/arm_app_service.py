@@ -176,6 +176,23 @@ class ArmAppService:
             site = _on(web, target, "get")
         return str(config.linux_fx_version or site.kind or "")
 
+    def hosting(self, site: Target) -> dict[str, str]:
+        """The site's `kind`, the plan SKU it reports (`properties.sku`, read-only in Microsoft.Web's Site model:
+        "Current SKU of application based on associated App Service Plan", e.g. FlexConsumption, Dynamic,
+        ElasticPremium) and a Flex app's deployment storage (`functionAppConfig.deployment.storage.value`, a
+        blob container URL). One GET of the site (a slot shares its site's plan): what `az functionapp`
+        reads to tell a Flex Consumption app (azure-cli appservice `is_flex_functionapp`)."""
+        web = self._client(site.subscription_id).web_apps
+        where = Target(site.subscription_id, site.resource_group, site.site)
+        with _errors(where):
+            found = web.get(site.resource_group, site.site)
+        out = {"kind": str(found.kind or ""), "sku": str(found.sku or "")}
+        config = found.function_app_config
+        storage = config.deployment.storage if config is not None and config.deployment is not None else None
+        if storage is not None and storage.value:
+            out["deploymentStorage"] = str(storage.value)
+        return out
+
     def set_container(self, target: Target, image: str) -> None:
         """Point the slot at a container image: `siteConfig.linuxFxVersion = "DOCKER|{image}"` through the
         `config/web` resource (WebApps_UpdateConfiguration[Slot], a PATCH: only linuxFxVersion is sent, so
@@ -202,35 +219,50 @@ class ArmAppService:
         """Push a package file to the slot's deployment endpoint (Kudu OneDeploy, `POST
         https://<scm host>/api/publish?type=zip&async=true`) with an Entra token for ARM, as
         azure-notes section 4 says. Returns the URL to follow the deployment at, or None when it
-        finished already. A deployment in progress is a retryable TargetError."""
+        finished already. A deployment in progress is a retryable TargetError.
+
+        The same call deploys to a Flex Consumption app, whose One Deploy endpoint stores the package in
+        the app's deployment storage; it answers 202 with the deployment's id as its JSON body and no
+        `Location` (Azure/azure-dev `funcapp_host_client.go`), so the id names the deployment to follow."""
         import httpx
 
         base = self._scm_base(target)
+        headers = {**self._scm_headers(), "Content-Type": "application/zip"}
         try:
             with open(package, "rb") as body:
                 response = httpx.post(f"{base}/api/publish", params={"type": "zip", "async": "true"},
-                                      content=body, headers=self._scm_headers(), timeout=600)
+                                      content=body, headers=headers, timeout=600)
         except httpx.HTTPError as exc:
             raise TargetError(f"{_where(target)} deployment endpoint unreachable ({exc})", retryable=True) from exc
         if response.status_code == 202:
-            return str(httpx.URL(base).join(response.headers.get("Location") or "/api/deployments/latest"))
+            location = response.headers.get("Location") or _deployment_path(response)
+            return str(httpx.URL(base).join(location))
         if response.status_code == 200:
             return None
         raise _scm_error(target, response)
 
     def deployment_status(self, target: Target, url: str) -> tuple[bool, bool, str]:
-        """(finished, succeeded, what Kudu says) of a zip deployment."""
+        """(finished, succeeded, what Kudu says) of a zip deployment. Kudu's DeployStatus: -1 Cancelled,
+        0-2 running, 3 Failed, 4 Success, and on Flex Consumption 5 Conflict (cancelled for another
+        deployment) and 6 PartialSuccess (azure-dev `PublishStatus`). A Flex deployment's status answers
+        200 while it runs, and 404 until the deployment "comes alive": not finished yet."""
         import httpx
 
         try:
             response = httpx.get(url, headers=self._scm_headers(), timeout=30)
         except httpx.HTTPError as exc:
             raise TargetError(f"{_where(target)} deployment endpoint unreachable ({exc})", retryable=True) from exc
+        if response.status_code == 404:
+            return False, False, "the deployment endpoint does not list the deployment (yet)"
         if response.status_code != 200:
             raise _scm_error(target, response)
         body = response.json()
-        status = int(body.get("status", 0))  # Kudu DeployStatus: 3 Failed, 4 Success
-        return bool(body.get("complete")) or status in (3, 4), status == 4, str(body.get("status_text") or "")
+        status = int(body.get("status", 0))
+        finished = bool(body.get("complete")) or status in (-1, 3, 4, 5, 6)
+        text = str(body.get("status_text") or "")
+        if status in (-1, 5) and not text:
+            text = "cancelled" if status == -1 else "cancelled: another deployment was in progress"
+        return finished, status == 4, text
 
     def _scm_base(self, target: Target) -> str:
         web = self._client(target.subscription_id).web_apps
@@ -316,6 +348,17 @@ def _last_swap(status: Any, site: str) -> LastSwap | None:
     at = status.timestamp_utc if status.timestamp_utc.tzinfo else status.timestamp_utc.replace(tzinfo=UTC)
     names = {str(n).rsplit("/", 1)[-1].lower() for n in (status.source_slot_name, status.destination_slot_name) if n}
     return LastSwap(at, frozenset("production" if n == site.lower() else n for n in names))
+
+
+def _deployment_path(response: Any) -> str:
+    """Where to follow a deployment a 202 named only by its id (a JSON string body), else the latest."""
+    try:
+        found = response.json()
+    except ValueError:
+        found = None
+    if isinstance(found, str) and found and all(c.isalnum() or c in "-_" for c in found):
+        return f"/api/deployments/{found}"
+    return "/api/deployments/latest"
 
 
 def _where(target: Target) -> str:

@@ -58,9 +58,13 @@ def validate(deps: Deps, body: Any, previous: dict[str, Any] | None = None) -> d
             if interval is not None and interval < floor:
                 message = f"at least {floor:g} minutes between samples (the app's minimum)"
                 errors.append(FieldError(f"stages[{i}].{kind}.intervalMinutes", message))
+    flex_errors, flex = _flex_errors(deps, data)
+    errors += flex_errors
     known: dict[tuple[str, str, str], list[str] | None] = {}
     for field, target, slot in referenced_slots(data):
         key = (target["subscriptionId"], target["resourceGroup"], target["site"])
+        if key in flex:
+            continue  # its slots are refused by the Flex check, with the reason
         if key not in known:
             try:
                 known[key] = deps.app_service.slots(Target.from_dict(target))
@@ -76,6 +80,57 @@ def validate(deps: Deps, body: Any, previous: dict[str, Any] | None = None) -> d
     if errors:
         raise Invalid(list({(e.field, e.message): e for e in errors}.values()))
     return data
+
+
+_NO_SLOTS = ("has no deployment slots (learn.microsoft.com, azure-functions/flex-consumption-plan, "
+             "Considerations): target the app itself")
+
+
+def _flex_errors(deps: Deps, data: dict[str, Any]) -> tuple[list[FieldError], set[tuple[str, str, str]]]:
+    """A Flex Consumption app has no deployment slots, runs no custom container (ARM refuses its
+    linuxFxVersion) and runs no WEBSITE_RUN_FROM_PACKAGE: a stage on one that names a slot, swaps, deploys a
+    container or asks for run-from-package is refused now, each error naming its field. Only apps whose
+    stages ask for one of these are read (one GET of the site each); when ARM cannot be reached, or the app
+    not be read, the check is skipped (the slot check reports an app that does not exist). Returns the
+    errors and the Flex apps."""
+    wants: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+    targets: dict[tuple[str, str, str], dict[str, str]] = {}
+    for i, stage in enumerate(data["stages"]):
+        target = stage["target"]
+        key = (target["subscriptionId"], target["resourceGroup"], target["site"])
+        found: list[tuple[str, str]] = []
+        if target.get("slot") and str(target["slot"]).lower() != "production":
+            found.append((f"stages[{i}].target.slot", _NO_SLOTS))
+        for j, step in enumerate(stage["steps"]):
+            field, kind = f"stages[{i}].steps[{j}]", str(step.get("type", ""))
+            if kind.endswith("swap"):
+                found.append((f"{field}.type", "has no deployment slots to swap"))
+            elif step.get("slot") and str(step["slot"]).lower() != "production":
+                found.append((f"{field}.slot", _NO_SLOTS))
+            if kind == "deploy-container":
+                found.append((f"{field}.type", "runs no custom container: ARM refuses a Flex app's linuxFxVersion "
+                                               "(its runtime is functionAppConfig.runtime); deploy a package"))
+            if kind == "deploy-package" and step.get("method") == "runFromPackage":
+                found.append((f"{field}.method", "runs the package One Deploy stores in its deployment storage: "
+                                                 "WEBSITE_RUN_FROM_PACKAGE is not supported there "
+                                                 "(functions-app-settings, Flex Consumption plan deprecations); "
+                                                 "use zipDeploy or auto"))
+        if found:
+            wants.setdefault(key, []).extend(found)
+            targets[key] = target
+    errors: list[FieldError] = []
+    flex: set[tuple[str, str, str]] = set()
+    for key, found in wants.items():
+        try:
+            hosting = deps.app_service.hosting(Target(*key))
+        except TargetError as exc:
+            logger.info("Flex Consumption check of %s skipped: %s", key[2], exc)
+            continue
+        if hosting.get("sku", "").lower() == "flexconsumption":
+            flex.add(key)
+            errors += [FieldError(field, f"app '{targets[key]['site']}' is a Flex Consumption function app and "
+                                         f"{message}") for field, message in found]
+    return errors, flex
 
 
 def create(deps: Deps, body: Any, *, by: str, idempotency_key: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,15 @@
 """The `deploy-package` step: the release's package onto the stage's slot, by zip deployment or
 run-from-package, reconcile-then-act (a slot that already runs the package is not deployed again).
+
+Function apps are targets too. On Premium and Dedicated plans they take code as web apps do, except
+that Functions runs a package from its URL for every language, Python and Java included
+(learn.microsoft.com azure-functions/run-functions-from-deployment-package). The plan decides the rest
+(azure-functions/deployment-zip-push, "Package deployment by hosting plan"):
+- Flex Consumption: one way in, One Deploy (`/api/publish`), which stores the package in the app's
+  deployment storage container and restarts the app from it; no slots, and WEBSITE_RUN_FROM_PACKAGE is
+  "not used" (functions-app-settings, "Flex Consumption plan deprecations"): a deployment fails while it
+  is set (Azure/azure-functions-dotnet-worker#2712), so the step removes it first;
+- Consumption on Linux (`Dynamic`): no zip deployment, an external package URL: run-from-package only.
 """
 
 from __future__ import annotations
@@ -41,6 +51,10 @@ def deploy_package(deps: Deps, ctx: StepContext) -> Outcome:
     state = dict(ctx.run.state)
     phase = state.get("phase")
     if phase is None:
+        hosting = deps.app_service.hosting(target)
+        if is_flex(hosting) and not target.is_production:
+            return Outcome.fail(f"{target.site} is a Flex Consumption function app, which has no deployment slots "
+                                f"(learn.microsoft.com, flex-consumption-plan): deploy to the app itself")
         settings = dict(deps.app_service.read_slot(target).app_settings)
         if holds(settings, ctx.release.id, artifact):
             ctx.log(f"{where} already runs {artifact['alias']} {artifact['version']} of release {ctx.release.id}")
@@ -49,12 +63,18 @@ def deploy_package(deps: Deps, ctx: StepContext) -> Outcome:
         if not artifact.get("stored"):
             return Outcome.fail(f"{artifact['alias']} {artifact['version']} has no package Slipway keeps a copy of "
                                 f"(registered before packages were proven): register the build as a new version")
-        outcome = _start_deployment(deps, ctx, artifact, settings, state)
+        outcome = _start_deployment(deps, ctx, artifact, settings, state, hosting)
         if outcome is not None:
             return outcome
     if state.get("phase") == "deploying":
         finished, ok, text = deps.app_service.deployment_status(target, state["status"])
         if not finished:
+            # Bounded like the whole step: a deployment that is never listed (a Flex deployment worker
+            # recycled) or never ends must not keep the step looking for ever.
+            limit = state.get("deployDeadline") or state["deadline"]
+            if ctx.now >= datetime.fromisoformat(limit):
+                return Outcome.fail(f"the zip deployment to {where} did not finish by {limit}: "
+                                    f"{text or 'still running'}")
             return Outcome.retry("zip deployment running", _next_look(state), state)
         if not ok:
             return Outcome.fail(f"the zip deployment to {where} failed: {text or 'no reason given'}")
@@ -73,20 +93,42 @@ def _marks(ctx: StepContext, artifact: dict[str, Any]) -> dict[str, str]:
             VERSION_MARK: artifact["version"]}
 
 
+DEPLOY_SECONDS = 1800
+"""The least time a zip deployment may take before the step gives up on it."""
+
+
+def is_flex(hosting: dict[str, str]) -> bool:
+    """A Flex Consumption app, by the plan SKU its site reports (as `az functionapp` tells one)."""
+    return hosting.get("sku", "").lower() == "flexconsumption"
+
+
 def _start_deployment(deps: Deps, ctx: StepContext, artifact: dict[str, Any], settings: dict[str, str],
-                      state: dict[str, Any]) -> Outcome | None:
+                      state: dict[str, Any], hosting: dict[str, str]) -> Outcome | None:
     cfg, target = ctx.step.config, ctx.target
     where = f"{target.site}/{target.slot or 'production'}"
+    state["deadline"] = (ctx.now + timedelta(seconds=cfg.get("verifyTimeoutSeconds", 300))).isoformat()
+    # A large package (or a remote build) may take longer to deploy than the new build takes to answer:
+    # the deployment itself gets at least half an hour.
+    state["deployDeadline"] = (ctx.now + timedelta(seconds=max(cfg.get("verifyTimeoutSeconds", 300),
+                                                                DEPLOY_SECONDS))).isoformat()
+    method = cfg.get("method", "auto")
+    if is_flex(hosting):
+        return _start_flex(deps, ctx, artifact, settings, state, hosting, method)
+    function_app = "functionapp" in hosting.get("kind", "").lower()
+    linux_consumption = function_app and "linux" in hosting.get("kind", "").lower() \
+        and hosting.get("sku", "").lower() == "dynamic"
     stack = deps.app_service.stack(target)
     language = stack.split("|")[0].upper()
-    method = cfg.get("method", "auto")
+    url_only = language in ("PYTHON", "JAVA") and not function_app  # Functions runs any language from a URL
     if method == "auto":
-        method = "runFromPackage" if cfg.get("packageIdentity") and language not in ("PYTHON", "JAVA") \
-            else "zipDeploy"
+        method = "runFromPackage" if cfg.get("packageIdentity") and not url_only else "zipDeploy"
     ctx.log(f"{where} runs {stack or 'an unknown stack'}: deploying by {method}")
-    state["deadline"] = (ctx.now + timedelta(seconds=cfg.get("verifyTimeoutSeconds", 300))).isoformat()
+    if method == "zipDeploy" and linux_consumption:
+        return Outcome.fail(f"{where} is a function app on the Linux Consumption plan, which takes no zip "
+                            f"deployment (learn.microsoft.com, azure-functions/deployment-zip-push): give "
+                            f"`packageIdentity` to run it from the package's URL")
     if method == "runFromPackage":
-        if language in ("PYTHON", "JAVA"):
+        if url_only:
             return Outcome.fail(f"{where} runs {stack}: run-from-package is not supported for {language.title()} "
                                 f"apps (learn.microsoft.com, deploy-run-package); use zipDeploy")
         if not cfg.get("packageIdentity"):
@@ -101,17 +143,45 @@ def _start_deployment(deps: Deps, ctx: StepContext, artifact: dict[str, Any], se
         ctx.log(f"{where} runs the package from Slipway's store with identity {cfg['packageIdentity']}")
         state.update(phase="verify", looks=0)  # the new build restarts: look again soon
         return None
+    return _send(deps, ctx, artifact, settings, state, remove_any=False)
+
+
+def _start_flex(deps: Deps, ctx: StepContext, artifact: dict[str, Any], settings: dict[str, str],
+                state: dict[str, Any], hosting: dict[str, str], method: str) -> Outcome | None:
+    """A Flex Consumption app: One Deploy only (`/api/publish`); the platform keeps the package in the
+    app's deployment storage and restarts the app from it (flex-consumption-plan, "Deployment")."""
+    where = ctx.target.site
+    if method == "runFromPackage":
+        return Outcome.fail(f"{where} is a Flex Consumption function app: it runs the package One Deploy stores in "
+                            f"its deployment storage, and WEBSITE_RUN_FROM_PACKAGE is not supported there "
+                            f"(learn.microsoft.com, functions-app-settings, Flex Consumption plan deprecations); "
+                            f"use method zipDeploy (or auto)")
+    storage = hosting.get("deploymentStorage") or "its deployment storage"
+    ctx.log(f"{where} is a Flex Consumption function app: deploying by One Deploy, which stores the package in "
+            f"{storage} and restarts the app from it")
+    if ctx.step.config.get("packageIdentity"):
+        ctx.log("`packageIdentity` is not used: a Flex Consumption app reads its package with its own identity")
+    return _send(deps, ctx, artifact, settings, state, remove_any=True)
+
+
+def _send(deps: Deps, ctx: StepContext, artifact: dict[str, Any], settings: dict[str, str],
+          state: dict[str, Any], *, remove_any: bool) -> Outcome | None:
+    """Send the verified snapshot's bytes to the slot's deployment endpoint. A remote package URL in
+    WEBSITE_RUN_FROM_PACKAGE makes App Service refuse the zip; on Flex (`remove_any`) any value of it fails
+    the deployment: it is removed first."""
+    target = ctx.target
+    where = f"{target.site}/{target.slot or 'production'}"
     path, found = deps.packages.download(artifact["stored"], artifact["snapshot"])
     try:
         if found != artifact.get("sha256"):
             return _tampered(ctx, artifact, found)
         ctx.log(f"package verified: sha256 {found}")
-        if settings.get(RUN_FROM_PACKAGE, "") not in ("", "1"):
-            # The deployment endpoint refuses a zip while the app runs from a remote package URL.
+        package = settings.get(RUN_FROM_PACKAGE)
+        if package is not None and (remove_any or package not in ("", "1")):
             for name in (RUN_FROM_PACKAGE, RUN_FROM_PACKAGE_IDENTITY):
                 settings.pop(name, None)
             deps.app_service.write_app_settings(target, settings)
-            ctx.log(f"{where} no longer runs from a package URL")
+            ctx.log(f"{where} no longer has {RUN_FROM_PACKAGE}")
         status = deps.app_service.zip_deploy(target, path)
     finally:
         os.remove(path)

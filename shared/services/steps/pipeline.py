@@ -1,16 +1,20 @@
-"""`run-pipeline`: run a GitHub Actions workflow and follow its run until it concludes.
+"""`run-pipeline`: run a GitHub Actions workflow or an Azure Pipelines pipeline and follow its run until it
+concludes.
 
-One invocation never waits: it dispatches the workflow (once), or looks at the run, and asks to be called again.
-Before dispatching it records an intent with a marker that the workflow shows in its run name; a later run of
-the step that finds an intent but no run id (a crash, or an answer lost after GitHub took the dispatch) looks
-for the run by that marker before it would dispatch again, so a workflow is started once. The token is read
-from Key Vault on every call and never written anywhere: not to the state, the step's log or its messages.
+One invocation never waits: it starts the run (once), or looks at the run, and asks to be called again.
+Before starting it records an intent with a marker that the run carries (GitHub: an input the workflow shows in its
+run name; Azure Pipelines: a runtime parameter); a later run of the step that finds an intent but no run id (a
+crash, or an answer lost after the service took the request) looks for the run by that marker before it would
+start another, so a pipeline is started once. GitHub's token is read from Key Vault on every call and never written
+anywhere: not to the state, the step's log or its messages. Azure Pipelines is called as Slipway's managed
+identity: no token passes through the step.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,14 +28,28 @@ FIND_GRACE_SECONDS = 120.0
 FIRST_POLL = 5.0
 MAX_POLL = 15.0
 FAIL_LINES = 5
+FAIL_READ_LINES = 40
+"""Lines read for a failed run's reason: its last FAIL_LINES lines that are not mere markers."""
 LOG_READ_TRIES = 3
 MESSAGE_LINE = 300
+AZURE = "azure-pipelines"
+AZURE_FIND_GRACE_SECONDS = 60.0
+"""How long after a run request whose answer was lost the step keeps looking for the run before it starts another.
+Azure DevOps creates the run (a build) before it answers, so a run that was started is listed at once; the grace
+covers a request still being processed when the answer was lost."""
+AZURE_MARKER_LINE = re.compile(r"^\[[^\]]*\] ##\[section\]")
+"""Azure Pipelines' `##[section]Starting: …` / `Finishing: …` lines: kept in the copied log, left out of a reason."""
+AZURE_SUCCESS = ("succeeded", "partiallySucceeded")
+"""Build results that pass the step: `partiallySucceeded` means only tasks the pipeline lets fail
+(`continueOnError`) failed."""
 
 
 def run_pipeline(deps: Deps, ctx: StepContext) -> Outcome:
     """Dispatch the workflow once, then follow its run: succeed on conclusion `success`, fail with the conclusion
-    and the last log lines otherwise, cancel it and fail at the step's timeout."""
+    and the last log lines otherwise, cancel it and fail at the step's timeout. Azure Pipelines likewise."""
     cfg = ctx.step.config
+    if cfg.get("provider") == AZURE:
+        return _run_azure(deps, ctx)
     token = deps.secrets.get(cfg["tokenSecret"])  # a TargetError fails or retries the step: never run without it
     start = len(ctx.lines)
     try:
@@ -47,6 +65,8 @@ def run_pipeline(deps: Deps, ctx: StepContext) -> Outcome:
 def stop_run_pipeline(deps: Deps, ctx: StepContext) -> str:
     """Cancel the run the step started, found by its id or, when only the intent was recorded, by its marker.
     Stopping twice, or a run that already ended, is harmless."""
+    if ctx.step.config.get("provider") == AZURE:
+        return _stop_azure(deps, ctx)
     state = ctx.run.state
     intent = state.get("intent") or {}
     run_id, marker = state.get("runId"), intent.get("marker")
@@ -155,7 +175,9 @@ def _follow(deps: Deps, ctx: StepContext, token: str, repo: str, workflow: str, 
         ctx.log(f"workflow run {run.id}: {run.status}" + (f" ({run.conclusion})" if run.conclusion else ""))
     where = run.url or f"run {run.id}"
     if run.status == "completed":
-        return _completed(deps, ctx, token, repo, run, where)
+        return _completed(ctx, run, where, read=lambda n: deps.pipelines.log_lines(repo, run.id, token, n),
+                          succeeded=run.conclusion == "success", noun="workflow run",
+                          clean=lambda line: _scrub(line, token))
     if ctx.now >= deadline:
         deps.pipelines.cancel(repo, run.id, token)
         ctx.log(f"timed out after {_minutes(ctx)} minutes: cancel requested for workflow run {where}")
@@ -167,22 +189,25 @@ def _follow(deps: Deps, ctx: StepContext, token: str, repo: str, workflow: str, 
     return Outcome.retry(f"workflow run {run.status}", delay, dict(state))
 
 
-def _completed(deps: Deps, ctx: StepContext, token: str, repo: str, run: PipelineRun, where: str) -> Outcome:
+def _completed(ctx: StepContext, run: PipelineRun, where: str, *, read: Callable[[int], list[str]], succeeded: bool,
+               noun: str, clean: Callable[[str], str], marker_line: re.Pattern[str] | None = None) -> Outcome:
+    """Copy the run's last lines into the step's log (`read(n)` gives them), then end the step: its outputs on
+    success, the conclusion and the last lines on failure."""
     cfg = ctx.step.config
     state = ctx.run.state
     wanted = int(cfg.get("logLines", 200))
-    failed = run.conclusion != "success"
+    failed = not succeeded
     lines: list[str] = []
     if wanted > 0 or failed:
         try:
-            lines = deps.pipelines.log_lines(repo, run.id, token, max(wanted, FAIL_LINES if failed else 0))
+            lines = read(max(wanted, FAIL_READ_LINES if failed else 0))
         except TargetError as exc:
             tries = int(state.get("logTries", 0)) + 1
             state["logTries"] = tries
             if exc.retryable and tries < LOG_READ_TRIES:
                 return Outcome.retry(f"reading the run's logs: {exc}", exc.retry_after or 10.0, dict(state))
             ctx.log(f"could not read the run's logs: {exc}")
-    lines = [_scrub(line, token) for line in lines]
+    lines = [clean(line) for line in lines]
     if wanted > 0 and lines:
         ctx.log(f"--- last {min(wanted, len(lines))} lines of the run's logs ---")
         for line in lines[-wanted:]:
@@ -190,10 +215,13 @@ def _completed(deps: Deps, ctx: StepContext, token: str, repo: str, run: Pipelin
         ctx.log("--- end of the run's logs ---")
     outputs = {"runId": str(run.id), "runUrl": run.url, "conclusion": str(run.conclusion)}
     if not failed:
-        return Outcome.ok(f"workflow run {where} succeeded",
+        how = "succeeded" if run.conclusion != "partiallySucceeded" else \
+            "partially succeeded (only tasks allowed to fail failed)"
+        return Outcome.ok(f"{noun} {where} {how}",
                           state={**{k: v for k, v in state.items() if k != "polls"}, "outputs": outputs})
-    tail = " | ".join(line[:MESSAGE_LINE] for line in lines[-FAIL_LINES:])
-    return Outcome.fail(f"workflow run {where} concluded {run.conclusion}" + (f"; last lines: {tail}" if tail else ""))
+    telling = [line for line in lines if marker_line is None or not marker_line.match(line)]
+    tail = " | ".join(line[:MESSAGE_LINE] for line in telling[-FAIL_LINES:])
+    return Outcome.fail(f"{noun} {where} concluded {run.conclusion}" + (f"; last lines: {tail}" if tail else ""))
 
 
 def _minutes(ctx: StepContext) -> int:
@@ -210,3 +238,126 @@ def _scrub(text: str, token: str) -> str:
     if not token:
         return text
     return re.sub(re.escape(token), "***", text)
+
+
+# -- Azure Pipelines
+
+
+def _azure_where(ctx: StepContext) -> tuple[str, str, int]:
+    """The organization, project and pipeline the run is (or was) started in: the intent's, once there is one."""
+    cfg = ctx.step.config
+    intent = ctx.run.state.get("intent") or {}
+    return (str(intent.get("organization") or ctx.expand(cfg["organization"])),
+            str(intent.get("project") or ctx.expand(cfg["project"])),
+            int(intent.get("pipelineId") or cfg["pipelineId"]))
+
+
+def _run_azure(deps: Deps, ctx: StepContext) -> Outcome:
+    state = ctx.run.state  # kept up to date, so that a TargetError retry carries it
+    deadline = datetime.fromisoformat(state.setdefault(
+        "deadline", (ctx.now + timedelta(minutes=_minutes(ctx))).isoformat()))
+    if state.get("runId") is None:
+        waiting = _start_azure(deps, ctx, deadline)
+        if waiting is not None:
+            return waiting
+    return _follow_azure(deps, ctx, deadline)
+
+
+def _start_azure(deps: Deps, ctx: StepContext, deadline: datetime) -> Outcome | None:
+    """Find the run an earlier run of the step started, or start one. None once `runId` is known."""
+    cfg = ctx.step.config
+    state = ctx.run.state
+    organization, project, pipeline_id = _azure_where(ctx)
+    name = f"pipeline {pipeline_id} in {organization}/{project}"
+    parameter = str(cfg.get("markerParameter", "slipway_run"))
+    intent = state.get("intent")
+    if intent is not None:
+        found = deps.azure_pipelines.find_run(organization, project, pipeline_id, parameter, intent["marker"])
+        if found is not None:
+            ctx.log(f"found Azure Pipelines run {found.url or found.id} ({found.status}) by its marker "
+                    f"{intent['marker']}")
+            _record(state, found)
+            return None
+        waited = (ctx.now - datetime.fromisoformat(intent["at"])).total_seconds()
+        if ctx.now >= deadline:
+            return Outcome.fail(f"no run of {name} carrying marker {intent['marker']} appeared before the step's "
+                                f"timeout ({_minutes(ctx)} minutes)")
+        if waited < AZURE_FIND_GRACE_SECONDS:
+            if not state.get("looking"):
+                ctx.log(f"looking for the run of {name} with marker {intent['marker']}")
+                state["looking"] = True
+            return Outcome.retry(f"waiting for the run of {name} to appear", FIRST_POLL, dict(state))
+        ctx.log(f"no run of {name} carries marker {intent['marker']} {waited:.0f}s after it was requested: it was "
+                f"not started; starting it again")
+    marker = intent["marker"] if intent is not None else marker_for(ctx)
+    branch = ctx.expand(str(cfg.get("branch", "refs/heads/main")))
+    branch = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
+    parameters = {key: ctx.expand(str(value)) for key, value in (cfg.get("templateParameters") or {}).items()}
+    parameters[parameter] = marker
+    variables = {key: ctx.expand(str(value)) for key, value in (cfg.get("variables") or {}).items()}
+    ctx.debug(f"running {name} on {branch} with parameters {sorted(parameters)} and variables {sorted(variables)}")
+    ctx.intend({"act": "run", "marker": marker, "at": ctx.now.isoformat(), "organization": organization,
+                "project": project, "pipelineId": pipeline_id, "branch": branch})
+    state.pop("looking", None)
+    try:
+        run_id = deps.azure_pipelines.run(organization, project, pipeline_id, branch, parameters, variables)
+    except TargetError as exc:
+        if not exc.retryable and f"'{parameter}'" in str(exc):
+            raise TargetError(f"{exc}. The pipeline must declare the runtime parameter `{parameter}` (parameters: "
+                              f"- name: {parameter}, type: string, default: ' ')", retryable=False) from None
+        raise
+    ctx.log(f"started {name} on {branch} (marker {marker})")
+    state["runId"] = run_id
+    return None
+
+
+def _follow_azure(deps: Deps, ctx: StepContext, deadline: datetime) -> Outcome:
+    state = ctx.run.state
+    organization, project, pipeline_id = _azure_where(ctx)
+    pipelines = deps.azure_pipelines
+    run = pipelines.get_run(organization, project, pipeline_id, int(state["runId"]))
+    state.pop("targetErrors", None)  # the run answered: earlier errors were passing
+    if state.get("url") != run.url:
+        state["url"] = run.url
+        ctx.log(f"Azure Pipelines run: {run.url or run.id}")
+    if state.get("status") != run.status:
+        state["status"] = run.status
+        ctx.log(f"Azure Pipelines run {run.id}: {run.status}" + (f" ({run.conclusion})" if run.conclusion else ""))
+    where = run.url or f"run {run.id}"
+    if run.status == "completed":
+        return _completed(ctx, run, where, read=lambda n: pipelines.log_lines(organization, project, run.id, n),
+                          succeeded=run.conclusion in AZURE_SUCCESS, noun="Azure Pipelines run",
+                          clean=lambda line: line, marker_line=AZURE_MARKER_LINE)
+    if ctx.now >= deadline:
+        pipelines.cancel(organization, project, run.id)
+        ctx.log(f"timed out after {_minutes(ctx)} minutes: cancel requested for Azure Pipelines run {where}")
+        return Outcome.fail(f"timed out after {_minutes(ctx)} minutes; cancelled Azure Pipelines run {where} "
+                            f"({run.status})")
+    polls = int(state.get("polls", 0))
+    state["polls"] = polls + 1
+    delay = min(MAX_POLL, FIRST_POLL + 2.0 * polls, max(1.0, (deadline - ctx.now).total_seconds()))
+    return Outcome.retry(f"Azure Pipelines run {run.status}", delay, dict(state))
+
+
+def _stop_azure(deps: Deps, ctx: StepContext) -> str:
+    state = ctx.run.state
+    intent = state.get("intent") or {}
+    run_id, marker = state.get("runId"), intent.get("marker")
+    if run_id is None and marker is None:
+        return "no Azure Pipelines run was started"
+    organization, project, pipeline_id = _azure_where(ctx)
+    pipelines = deps.azure_pipelines
+    if run_id is None:
+        parameter = str(ctx.step.config.get("markerParameter", "slipway_run"))
+        found = pipelines.find_run(organization, project, pipeline_id, parameter, str(marker))
+        if found is None:
+            return (f"no run of pipeline {pipeline_id} in {organization}/{project} carries marker {marker}: nothing "
+                    f"to cancel")
+        run = found
+    else:
+        run = pipelines.get_run(organization, project, pipeline_id, int(run_id))
+    if run.status == "completed":
+        return f"Azure Pipelines run {run.url or run.id} had already completed ({run.conclusion})"
+    pipelines.cancel(organization, project, run.id)
+    ctx.log(f"cancel requested for Azure Pipelines run {run.url or run.id} ({run.status})")
+    return f"cancel requested for Azure Pipelines run {run.url or run.id} (it was {run.status})"
