@@ -30,13 +30,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 
 from local.kudu import DeploymentFailed, Kudu
+from local.rest_emulator import Reply, RestEmulator
 from local.slot_server import SlotServer
 
 logger = logging.getLogger(__name__)
@@ -160,10 +160,11 @@ class Operation:
     """When (monotonic) it completes by itself, whether anyone looks or not, as ARM operations do."""
 
 
-class AppServiceEmulator:
+class AppServiceEmulator(RestEmulator):
+    content_type = "application/json"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.sites: dict[tuple[str, str, str], Site] = {}
         self.requests: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
@@ -198,7 +199,6 @@ class AppServiceEmulator:
         self.preview_backup: dict[int, tuple[dict[str, str], dict[str, dict[str, str]]]] = {}
         """A previewed slot's own settings and connection strings, put back by a reset or the swap."""
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
         self.on_request: Callable[[str, int, float], None] | None = None
         """Told of every request a slot serves: (slot resource id, status, milliseconds), for the
         Azure Monitor emulator's metrics."""
@@ -213,43 +213,8 @@ class AppServiceEmulator:
 
     # -- lifecycle
 
-    def start(self) -> AppServiceEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _go(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                base = f"http://{self.headers.get('Host')}"
-                status, body, headers = emulator.handle(self.command, self.path, raw, base)
-                data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                for key, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _go
-
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        super().stop()
         for site in self.sites.values():
             for slot in site.slots.values():
                 slot.server.stop()
@@ -257,12 +222,6 @@ class AppServiceEmulator:
                     slot.kudu.stop()
                 if slot.restart_timer is not None:
                     slot.restart_timer.cancel()
-
-    def __enter__(self) -> AppServiceEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- seeding and test hooks
 
@@ -392,7 +351,7 @@ class AppServiceEmulator:
 
     # -- ARM
 
-    def handle(self, method: str, raw_path: str, raw: bytes, base: str) -> tuple[int, Any, dict[str, str]]:
+    def handle(self, method: str, raw_path: str, raw: bytes, headers: dict[str, str], base: str) -> Reply:
         path = urlparse(raw_path).path
         with self._lock:
             for op in self.operations.values():

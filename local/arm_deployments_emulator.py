@@ -41,16 +41,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import httpx
 
+from local.rest_emulator import Reply, RestEmulator
+
 logger = logging.getLogger(__name__)
 
-Reply = tuple[int, Any, dict[str, str]]
-"""Status, body (JSON-able, or None) and headers."""
 
 API_VERSIONS = ("2026-06-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-07-01",
                 "2022-09-01", "2021-04-01", "2021-01-01", "2020-10-01", "2020-08-01", "2020-06-01")
@@ -230,10 +229,9 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class ArmDeploymentsEmulator:
+class ArmDeploymentsEmulator(RestEmulator):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.deployment_polls = 2
         """How many looks (GETs of the deployment or of its operation status) a deployment stays Running for
         after it was Accepted; it completes at the next one. A large number holds it running."""
@@ -260,60 +258,6 @@ class ArmDeploymentsEmulator:
         self._failing_types: dict[str, tuple[str, str]] = {}
         self._faults: dict[str, list[Fault]] = {kind: [] for kind in KINDS}
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    # -- lifecycle
-
-    def start(self) -> ArmDeploymentsEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _go(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                base = f"http://{self.headers.get('Host')}"
-                status, body, headers = emulator.handle(self.command, self.path, raw, dict(self.headers), base)
-                data = b"" if body is None else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    for key, value in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a `timeout` fault)
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _go
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        self._stopping.set()  # releases requests held by a `timeout` fault
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> ArmDeploymentsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- seeding and test hooks
 

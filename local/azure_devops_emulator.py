@@ -51,9 +51,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
+
+from local.rest_emulator import Reply, RestEmulator
 
 API_VERSIONS = ("7.0", "7.1")
 LATEST_VERSION = "7.2"
@@ -80,8 +81,6 @@ RESERVED_PREFIXES = ("endpoint", "input", "secret", "path", "securefile")
 """pipelines/process/variables, "Variable naming restrictions": letters, numbers, `.` and `_`; not starting with
 these prefixes."""
 
-Reply = tuple[int, Any, dict[str, str]]
-"""Status, body (JSON-able, or bytes sent as they are, or None) and headers."""
 
 API_PATH = re.compile(r"^/(?P<org>[^/]+)/(?P<project>[^/]+)/_apis/(?P<rest>.+)$")
 RESULTS_PAGE = re.compile(r"^/(?P<org>[^/]+)/(?P<project>[^/]+)/_build/results$")
@@ -186,10 +185,9 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class AzureDevOpsEmulator:
+class AzureDevOpsEmulator(RestEmulator):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self._offset = 0.0
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC) + timedelta(seconds=self._offset)
         """The emulator's clock: wall time moved on by `advance()`; the local stack may give it the app's clock."""
@@ -215,63 +213,6 @@ class AzureDevOpsEmulator:
         self._ids = itertools.count(4101)
         self._pipeline_ids = itertools.count(11)
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    # -- lifecycle
-
-    def start(self) -> AzureDevOpsEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _go(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                base = f"http://{self.headers.get('Host')}"
-                status, body, headers = emulator.handle(self.command, self.path, raw, dict(self.headers), base)
-                if isinstance(body, bytes):
-                    data = body
-                else:
-                    data = b"" if body is None else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    sent = {"Content-Type": "application/json; charset=utf-8", **headers}
-                    for key, value in sent.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a `timeout` fault)
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        self._stopping.set()  # releases requests held by a `timeout` fault
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> AzureDevOpsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- seeding and test hooks
 

@@ -57,10 +57,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
+
+from local.rest_emulator import Reply, RestEmulator
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,6 @@ HISTORY = 100
 """Executions a job keeps in its history (the oldest finished ones go first). "Each Container Apps job
 maintains a history of recent job executions" (jobs.md); the emulator keeps this many."""
 
-Reply = tuple[int, Any, dict[str, str]]
 Hook = Callable[[str, dict[str, Any]], None]
 
 
@@ -196,10 +196,9 @@ def _default_files() -> dict[str, str]:
             SAMPLE_SCRIPT: str(here / "sample_migrate.py")}
 
 
-class ContainerAppsEmulator:
+class ContainerAppsEmulator(RestEmulator):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = "westeurope") -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.region = region
         self.images: dict[str, list[str]] = {SAMPLE_IMAGE: ["python", SAMPLE_SCRIPT]}
         """Image reference → its ENTRYPOINT (paths inside the image). Only these images "pull"."""
@@ -231,47 +230,9 @@ class ContainerAppsEmulator:
         self.operations: dict[str, Operation] = {}
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
 
     # -- lifecycle
-
-    def start(self) -> ContainerAppsEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _go(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                base = f"http://{self.headers.get('Host')}"
-                status, body, headers = emulator.handle(self.command, self.path, raw, dict(self.headers), base)
-                data = b"" if body is None else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    for key, value in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a `timeout` fault)
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
         """Stop serving and kill every execution still running."""
@@ -280,16 +241,7 @@ class ContainerAppsEmulator:
             running = [e for job in self.jobs.values() for e in job.executions if e.process and not e.finished]
         for execution in running:
             self._signal(execution, signal.SIGKILL)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> ContainerAppsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # -- seeding and test hooks
 

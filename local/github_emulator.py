@@ -43,9 +43,10 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
+
+from local.rest_emulator import Reply, RestEmulator
 
 API_VERSIONS = ("2022-11-28", "2026-03-10")
 """Supported REST API versions; a request without the header gets 2022-11-28 (docs.github.com
@@ -83,8 +84,6 @@ FAULTS = ("throttle", "primary", "secondary", "error", "timeout", "lost")
 SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
                      "If you reach out to GitHub Support for help, please include the request ID {rid}.")
 
-Reply = tuple[int, Any, dict[str, str]]
-"""Status, body (JSON-able, or bytes sent as they are, or None) and headers."""
 
 REPOS = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/(?P<rest>.+)$")
 HTML_RUN = re.compile(r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/runs/(?P<run>\d+)$")
@@ -198,10 +197,11 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class GitHubEmulator:
+class GitHubEmulator(RestEmulator):
+    bodiless_statuses = frozenset({204, 304})
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self._offset = 0.0
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC) + timedelta(seconds=self._offset)
         """The emulator's clock: wall time moved on by `advance()`. The local stack may give it the app's
@@ -227,65 +227,6 @@ class GitHubEmulator:
         self._ids = itertools.count(7_200_000_001)
         self._secret = uuid.uuid4().hex
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    # -- lifecycle
-
-    def start(self) -> GitHubEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _go(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                base = f"http://{self.headers.get('Host')}"
-                status, body, headers = emulator.handle(self.command, self.path, raw, dict(self.headers), base)
-                if isinstance(body, bytes):
-                    data = body
-                else:
-                    data = b"" if body is None else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    sent = {"Content-Type": "application/json; charset=utf-8", **headers}
-                    for key, value in sent.items():
-                        self.send_header(key, value)
-                    if status not in (204, 304):
-                        self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if status not in (204, 304):
-                        self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a `timeout` fault)
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        self._stopping.set()  # releases requests held by a `timeout` fault
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GitHubEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- seeding and test hooks
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -44,9 +43,10 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
+
+from local.rest_emulator import Reply, RestEmulator
 
 API_VERSIONS = ("2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01")
 """The versions azure-keyvault-secrets 4.12 can send (`_shared/client_base.py`, ApiVersion); the default is
@@ -63,9 +63,6 @@ KINDS = ("secrets",)
 FAULTS = ("throttle", "error", "timeout")
 NOT_FOUND_HINT = ("If you recently deleted this secret you may be able to recover it using the correct recovery "
                   "command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182")
-
-Reply = tuple[int, Any, dict[str, str]]
-"""Status (0: drop the connection without an answer), body (JSON-able or None) and headers."""
 
 
 @dataclass
@@ -109,11 +106,13 @@ class Request:
     principal: str | None
 
 
-class KeyVaultEmulator:
+class KeyVaultEmulator(RestEmulator):
+    protocol_version = "HTTP/1.1"
+    scheme = "https"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tenant: str = DEFAULT_TENANT,
                  resource: str = "https://vault.azure.net", dns_suffix: str = "vault.azure.net") -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.tenant = tenant
         self.resource = resource
         """What the challenge names as the token's audience (`https://vault.usgovcloudapi.net`,
@@ -125,87 +124,31 @@ class KeyVaultEmulator:
         self.vaults: dict[str, Vault] = {}
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
         self._dir: str | None = None
         self.ca_file = ""
         """The PEM of the CA that signed the emulator's certificate (set by `start`)."""
 
     # -- lifecycle
 
-    def start(self) -> KeyVaultEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _go(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, body, headers = emulator.handle(self.command, self.path, raw, dict(self.headers),
-                                                        f"https://{self.headers.get('Host')}")
-                if status == 0:  # no such host in Azure: the connection ends without an answer
-                    self.close_connection = True
-                    return
-                data = b"" if body is None else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    for key, value in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):  # the client gave up
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
-
-        self._stopping.clear()
-        self._dir = tempfile.mkdtemp(prefix="kv-emulator-")
-        context = self._tls_context(self._dir)
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
-        server.daemon_threads = True
-        # The handshake happens in each request's thread (on its first read), not in accept().
-        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        self._server = server
-        self.port = server.server_address[1]
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"https://{self.host}:{self.port}"
-
     def vault_url(self, vault: str) -> str:
         """What a SecretClient is given for one vault here (`https://{vault}.vault.azure.net` in Azure)."""
         return f"{self.url}/{vault}"
 
     def stop(self) -> None:
-        self._stopping.set()  # releases requests held by a `timeout` fault
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        super().stop()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def __enter__(self) -> KeyVaultEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _tls_context(self, directory: str) -> ssl.SSLContext:
-        """A CA and a server certificate it signed for 127.0.0.1 and localhost, valid for a day."""
+    def tls_context(self) -> ssl.SSLContext:
+        """A CA and a server certificate it signed for 127.0.0.1 and localhost, valid for a day, in a new
+        temporary directory (`stop` removes it)."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+        self._dir = directory = tempfile.mkdtemp(prefix="kv-emulator-")
         now = datetime.now(UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Slipway Key Vault emulator CA")])

@@ -30,9 +30,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
+
+from local.rest_emulator import Reply, RestEmulator
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,6 @@ MALFORMED = b'{"value": [{"id": "truncated'
 AGGREGATIONS = ("average", "count", "maximum", "minimum", "total")
 
 MetricsSource = Callable[[str, str, datetime, datetime], Mapping[datetime, float] | None]
-Reply = tuple[int, Any, dict[str, str]]
-"""Status, body (JSON-able, or bytes sent as they are, or None) and headers."""
 
 
 @dataclass(frozen=True)
@@ -147,10 +146,9 @@ class KqlError(Exception):
         self.detail = detail
 
 
-class MonitorEmulator:
+class MonitorEmulator(RestEmulator):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, region: str = "westeurope") -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.region = region
         self.metrics_source: MetricsSource | None = None
         """`(resource_id, metric, start, end) -> {minute: value}` or None to use the recorded traffic.
@@ -173,62 +171,10 @@ class MonitorEmulator:
         """Where the caller may read alerts (Monitoring Reader's scopes); None: everywhere."""
         self._faults: dict[str, list[Fault]] = {kind: [] for kind in KINDS}
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
 
-    # -- lifecycle
-
-    def start(self) -> MonitorEmulator:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _go(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                base = f"http://{self.headers.get('Host')}"
-                status, body, headers = emulator.handle(self.command, self.path, raw, dict(self.headers), base)
-                if isinstance(body, bytes):
-                    data = body
-                else:
-                    data = b"" if body is None else json.dumps(body, default=_json_default).encode()
-                try:
-                    self.send_response(status)
-                    for key, value in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a `timeout` fault)
-                    pass
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _go
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        self._stopping.set()  # releases requests held by a `timeout` fault
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> MonitorEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def encode(self, body: Any) -> bytes:
+        """JSON with datetimes (log rows) in ISO 8601."""
+        return json.dumps(body, default=_json_default).encode()
 
     # -- seeding and test hooks
 

@@ -14,31 +14,19 @@ import time
 from datetime import UTC
 from typing import Any
 
-from azure.core.credentials import AccessToken
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 
+from shared.adapters.azure_auth import (
+    CALL_ERRORS,
+    EMULATOR_TOKEN,
+    managed_identity,
+    mgmt_client_args,
+    reason,
+    target_error,
+)
 from shared.config import Settings
 from shared.domain.target import Target
 from shared.ports import LastSwap, SlotInfo, SwapProgress, TargetError
-
-
-class _EmulatorToken:
-    """A credential that satisfies the SDK's constructor; the emulator checks no token."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("local-emulator", 2**31 - 1)
-
-
-class _EmulatorAuthPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
-    def on_request(self, request: Any) -> None:
-        request.http_request.headers["Authorization"] = "Bearer local-emulator"
 
 
 class ArmAppService:
@@ -56,20 +44,10 @@ class ArmAppService:
             if subscription_id not in self._clients:
                 from azure.mgmt.web import WebSiteManagementClient
 
-                options: dict[str, Any] = {"base_url": self.settings.arm_url, "retry_total": 0,
-                                           "polling_interval": 1, "credential_scopes": [self.settings.arm_scope]}
-                if self.settings.arm_auth == "local-emulator":
-                    credential = _EmulatorToken()
-                    options["authentication_policy"] = _EmulatorAuthPolicy()
-                else:
-                    credential = self._credential or self._managed_identity()
+                credential, options = mgmt_client_args(self.settings, self.settings.arm_url, [self.settings.arm_scope],
+                                                       self._credential)
                 self._clients[subscription_id] = WebSiteManagementClient(credential, subscription_id, **options)
             return self._clients[subscription_id]
-
-    def _managed_identity(self) -> Any:
-        from azure.identity import ManagedIdentityCredential
-
-        return ManagedIdentityCredential(client_id=self.settings.managed_identity_client_id or None)
 
     def read_slot(self, target: Target) -> SlotInfo:
         web = self._client(target.subscription_id).web_apps
@@ -276,8 +254,8 @@ class ArmAppService:
 
     def _scm_headers(self) -> dict[str, str]:
         if self.settings.arm_auth == "local-emulator":
-            return {"Authorization": "Bearer local-emulator"}
-        credential = self._credential or self._managed_identity()
+            return {"Authorization": f"Bearer {EMULATOR_TOKEN}"}
+        credential = self._credential or managed_identity(self.settings)
         self._credential = credential
         return {"Authorization": f"Bearer {credential.get_token(self.settings.arm_scope).token}"}
 
@@ -392,33 +370,16 @@ class _errors:
         if exc is None:
             return
         if isinstance(exc, ResourceNotFoundError):
-            raise TargetError(f"{self.where}: not found ({_reason(exc)})", retryable=False) from exc
+            raise TargetError(f"{self.where}: not found ({reason(exc)})", retryable=False) from exc
         if isinstance(exc, ClientAuthenticationError):
-            raise TargetError(f"{self.where}: not authorised ({_reason(exc)}); Slipway's identity needs "
+            raise TargetError(f"{self.where}: not authorised ({reason(exc)}); Slipway's identity needs "
                               f"Website Contributor on the app", retryable=False) from exc
-        if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            raise TargetError(f"{self.where}: ARM unreachable ({exc})", retryable=True) from exc
-        if isinstance(exc, HttpResponseError):
+        if isinstance(exc, HttpResponseError) and self.operation:
             status = exc.status_code or 0
-            if self.operation and status < 500 and status != 429:
-                raise TargetError(f"{self.where} failed: {_reason(exc)}", retryable=False) from exc
-            retry_after = _retry_after(exc)
-            retryable = status == 429 or status >= 500 or (status == 409 and not self.conflict_is_final)
-            raise TargetError(f"{self.where}: ARM answered {status} ({_reason(exc)})", retryable=retryable,
-                              retry_after=retry_after) from exc
+            if status < 500 and status != 429:
+                raise TargetError(f"{self.where} failed: {reason(exc)}", retryable=False) from exc
+        if isinstance(exc, CALL_ERRORS):
+            raise target_error(exc, self.where, retryable=self._retryable) from exc
 
-
-def _reason(exc: HttpResponseError) -> str:
-    error = getattr(exc, "error", None)
-    if error is not None and getattr(error, "code", None):
-        return f"{error.code}: {error.message}"
-    return str(exc.reason or exc.message or "").splitlines()[0][:300]
-
-
-def _retry_after(exc: HttpResponseError) -> float | None:
-    response: Any = exc.response  # an HttpResponse: the common API's type omits its headers
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    def _retryable(self, status: int) -> bool:
+        return status == 429 or status >= 500 or (status == 409 and not self.conflict_is_final)

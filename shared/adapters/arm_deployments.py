@@ -16,15 +16,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.credentials import AccessToken
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
-from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
+from shared.adapters.azure_auth import CALL_ERRORS, mgmt_client_args, reason, target_error
 from shared.config import Settings
 from shared.ports import ArmDeployment, ArmTemplate, TargetError, WhatIfChange
 
@@ -32,18 +26,6 @@ SCOPE = re.compile(r"^/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/(?P<rg>[^/
 SECURE_TYPES = ("securestring", "secureobject")
 WHAT_IF_SECONDS = 120.0
 """How long `what_if` waits for ARM's answer (what-if usually answers within a minute)."""
-
-
-class _EmulatorToken:
-    """A credential that satisfies the SDK's constructor; the emulator checks no token."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("local-emulator", 2**31 - 1)
-
-
-class _EmulatorAuthPolicy(SansIOHTTPPolicy):  # type: ignore[type-arg]
-    def on_request(self, request: Any) -> None:
-        request.http_request.headers["Authorization"] = "Bearer local-emulator"
 
 
 @dataclass(frozen=True)
@@ -69,20 +51,10 @@ class ArmDeployments:
             if subscription_id not in self._clients:
                 from azure.mgmt.resource.deployments import DeploymentsMgmtClient
 
-                options: dict[str, Any] = {"base_url": self.settings.deployments_url, "retry_total": 0,
-                                           "polling_interval": 1, "credential_scopes": [self.settings.arm_scope]}
-                if self.settings.arm_auth == "local-emulator":
-                    credential = _EmulatorToken()
-                    options["authentication_policy"] = _EmulatorAuthPolicy()
-                else:
-                    credential = self._credential or self._managed_identity()
+                credential, options = mgmt_client_args(self.settings, self.settings.deployments_url,
+                                                       [self.settings.arm_scope], self._credential)
                 self._clients[subscription_id] = DeploymentsMgmtClient(credential, subscription_id, **options)
             return self._clients[subscription_id]
-
-    def _managed_identity(self) -> Any:
-        from azure.identity import ManagedIdentityCredential
-
-        return ManagedIdentityCredential(client_id=self.settings.managed_identity_client_id or None)
 
     def deploy(self, scope: str, name: str, what: ArmTemplate) -> None:
         """One PUT of the deployment; ARM runs it on (201 Accepted) and `get` follows it."""
@@ -251,8 +223,6 @@ class _errors:
             raise TargetError(f"{self.what}: not authorised ({_reason(exc)}); Slipway's identity needs a role "
                               f"that may deploy there (Contributor, or Template Spec Reader for a template spec)",
                               retryable=False) from exc
-        if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            raise TargetError(f"{self.what}: ARM unreachable ({exc})", retryable=True) from exc
         if isinstance(exc, HttpResponseError):
             status = exc.status_code or 0
             code = _code(exc)
@@ -261,9 +231,8 @@ class _errors:
                 return True
             if status == 409 and self.finished_code and code == self.finished_code:
                 return True
-            retryable = status in (408, 429) or status >= 500
-            raise TargetError(f"{self.what}: ARM answered {status} ({_reason(exc)})", retryable=retryable,
-                              retry_after=_retry_after(exc) if retryable else None) from exc
+        if isinstance(exc, CALL_ERRORS):
+            raise target_error(exc, self.what, explain=_reason) from exc
         return False
 
 
@@ -273,16 +242,8 @@ def _code(exc: HttpResponseError) -> str:
 
 
 def _reason(exc: HttpResponseError) -> str:
+    """ARM's error with its first nested details, or what the answer says."""
     error = getattr(exc, "error", None)
     if error is not None and getattr(error, "code", None):
         return _error_text(error)[:1000]
-    return str(exc.reason or exc.message or "").splitlines()[0][:300]
-
-
-def _retry_after(exc: HttpResponseError) -> float | None:
-    response: Any = exc.response
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return reason(exc)

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import httpx
 
+from shared.adapters.azure_auth import EMULATOR_TOKEN, managed_identity
 from shared.adapters.clock import clock_for
 from shared.config import Settings
 from shared.ports import PipelineRun, TargetError
@@ -39,7 +40,6 @@ API_VERSION = "7.1"
 AZURE_DEVOPS_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
 """The Azure DevOps resource's application id, as a token scope (see the module's docstring)."""
 DEFAULT_URL = "https://dev.azure.com"
-EMULATOR_TOKEN = "local-emulator"
 USER_AGENT = "slipway-release-manager"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 ORGANIZATION = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,48}[A-Za-z0-9])?$")
@@ -94,10 +94,7 @@ class AzurePipelines:
 
         with self._lock:
             if self._credential is None:
-                from azure.identity import ManagedIdentityCredential
-
-                self._credential = ManagedIdentityCredential(
-                    client_id=self.settings.managed_identity_client_id or None)
+                self._credential = managed_identity(self.settings)
             credential = self._credential
         try:
             return str(credential.get_token(AZURE_DEVOPS_SCOPE).token)

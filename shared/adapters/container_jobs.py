@@ -13,8 +13,8 @@ The exit code is the one ARM reports in the execution's `detailedStatus` (replic
 Analytics workspace of the job's environment (`appLogsConfiguration.logAnalyticsConfiguration
 .customerId`). Log Analytics ingests them minutes late (the step keeps reading after the execution
 ends), and until an environment's first line the table does not exist at all: both read as "no lines
-yet". One client per subscription, built on first use; the SDKs' own retries are off, as in
-`arm_app_service.py`: every error becomes a TargetError and the step decides when to look again.
+yet". One client per subscription, built on first use; the SDKs' own retries are off (`azure_auth.py`):
+every error becomes a TargetError and the step decides when to look again.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.adapters.arm_app_service import _EmulatorAuthPolicy, _EmulatorToken, _PollFor
+from shared.adapters.arm_app_service import _PollFor
+from shared.adapters.azure_auth import CALL_ERRORS, client_args, reason, retry_after, target_error, transient
 from shared.config import Settings
 from shared.ports import JobExecution, JobRun, TargetError
 
@@ -71,15 +72,9 @@ class ContainerJobs:
     # -- clients, built on first use
 
     def _credential_and_options(self) -> tuple[Any, dict[str, Any]]:
-        options: dict[str, Any] = {"retry_total": 0}
-        if self.settings.arm_auth == "local-emulator":
-            options["authentication_policy"] = _EmulatorAuthPolicy()
-            return _EmulatorToken(), options
-        if self._credential is None:
-            from azure.identity import ManagedIdentityCredential
-
-            self._credential = ManagedIdentityCredential(client_id=self.settings.managed_identity_client_id or None)
-        return self._credential, options
+        credential, options = client_args(self.settings, self._credential)
+        self._credential = credential  # one managed identity for every client
+        return credential, options
 
     def _client(self, subscription_id: str) -> Any:
         with self._lock:
@@ -302,16 +297,10 @@ def _kql(text: str) -> str:
 
 def _logs_error(workspace: str, exc: HttpResponseError) -> TargetError:
     status = exc.status_code or 0
-    response: Any = exc.response
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        retry_after = float(value) if value is not None else None
-    except ValueError:
-        retry_after = None
     hint = "; Slipway's identity needs Log Analytics Reader on the workspace" if status in (401, 403) else ""
     message = str(exc.message or exc.reason or "").splitlines()[0][:300] if (exc.message or exc.reason) else ""
     return TargetError(f"Log Analytics workspace {workspace} answered {status} ({message}){hint}",
-                       retryable=status in (408, 429) or status >= 500, retry_after=retry_after)
+                       retryable=transient(status), retry_after=retry_after(exc))
 
 
 class _errors:
@@ -329,32 +318,13 @@ class _errors:
         if exc is None or isinstance(exc, TargetError):
             return
         if isinstance(exc, ResourceNotFoundError):
-            raise TargetError(f"{self.where}: not found ({_reason(exc)})", retryable=False) from exc
+            raise TargetError(f"{self.where}: not found ({reason(exc)})", retryable=False) from exc
         if isinstance(exc, ClientAuthenticationError):
-            raise TargetError(f"{self.where}: not authorised ({_reason(exc)}); {ROLE_HINT}", retryable=False) from exc
-        if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            raise TargetError(f"{self.where}: ARM unreachable ({exc})", retryable=True) from exc
-        if isinstance(exc, HttpResponseError):
+            raise TargetError(f"{self.where}: not authorised ({reason(exc)}); {ROLE_HINT}", retryable=False) from exc
+        if isinstance(exc, HttpResponseError) and self.operation:
             status = exc.status_code or 0
-            if self.operation and status < 500 and status != 429:
-                raise TargetError(f"{self.where} failed: {_reason(exc)}", retryable=False) from exc
-            hint = f"; {ROLE_HINT}" if status == 403 else ""
-            raise TargetError(f"{self.where}: ARM answered {status} ({_reason(exc)}){hint}",
-                              retryable=status in (408, 429) or status >= 500,
-                              retry_after=_retry_after(exc)) from exc
-
-
-def _reason(exc: HttpResponseError) -> str:
-    error = getattr(exc, "error", None)
-    if error is not None and getattr(error, "code", None):
-        return f"{error.code}: {error.message}"
-    return str(exc.reason or exc.message or "").splitlines()[0][:300]
-
-
-def _retry_after(exc: HttpResponseError) -> float | None:
-    response: Any = exc.response
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+            if status < 500 and status != 429:
+                raise TargetError(f"{self.where} failed: {reason(exc)}", retryable=False) from exc
+        if isinstance(exc, CALL_ERRORS):
+            forbidden = isinstance(exc, HttpResponseError) and exc.status_code == 403
+            raise target_error(exc, self.where, hint=f"; {ROLE_HINT}" if forbidden else "") from exc

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -41,6 +40,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared.adapters.azure_auth import EmulatorToken, managed_identity, target_error
 from shared.config import Settings
 from shared.ports import TargetError
 
@@ -121,13 +121,6 @@ def _checked(vault: str, name: str, version: str | None, suffix: str) -> SecretR
     return SecretRef(vault.lower(), name, version.lower() if version else None, suffix)
 
 
-class _LocalToken:
-    """A credential for the local Key Vault emulator, which checks no token (its text names the caller)."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("local-emulator", 2**31 - 1)
-
-
 class KeyVaultSecrets:
     """SecretsPort over Key Vault.
 
@@ -193,19 +186,15 @@ class KeyVaultSecrets:
                     if not endpoint.lower().startswith("https://"):
                         raise TargetError("SLIPWAY_KEYVAULT_ENDPOINT must be https: the Key Vault SDK sends tokens "
                                           "over TLS only", retryable=False)
-                    url, credential = f"{endpoint}/{ref.vault}", self._credential or _LocalToken()
+                    url, credential = f"{endpoint}/{ref.vault}", self._credential or EmulatorToken()
                     options["verify_challenge_resource"] = False
                     if self._ca_file:
                         options["connection_verify"] = self._ca_file
                 else:
-                    url, credential = f"https://{ref.vault}.{ref.suffix}", self._credential or self._managed_identity()
+                    url = f"https://{ref.vault}.{ref.suffix}"
+                    credential = self._credential or managed_identity(self.settings)
                 self._clients[key] = SecretClient(vault_url=url, credential=credential, **options)
             return self._clients[key]
-
-    def _managed_identity(self) -> Any:
-        from azure.identity import ManagedIdentityCredential
-
-        return ManagedIdentityCredential(client_id=self.settings.managed_identity_client_id or None)
 
 
 def _error(ref: SecretRef, exc: Exception) -> TargetError:
@@ -228,9 +217,7 @@ def _error(ref: SecretRef, exc: Exception) -> TargetError:
             return TargetError(f"{ref}: Slipway's identity may not read it ({inner or _reason(exc)}); it needs the "
                                f"Key Vault Secrets User role on the vault (or an access policy with get)",
                                retryable=False)
-        retryable = status in (408, 429) or status >= 500
-        return TargetError(f"{ref}: Key Vault answered {status} ({_reason(exc)})", retryable=retryable,
-                           retry_after=_retry_after(exc))
+        return target_error(exc, str(ref), service="Key Vault", explain=_reason)
     if isinstance(exc, ValueError):  # the SDK refused the vault's authentication challenge
         return TargetError(f"{ref}: the vault's authentication challenge was refused ({exc})", retryable=False)
     return TargetError(f"{ref}: reading failed ({type(exc).__name__})", retryable=True)  # other transport errors
@@ -252,11 +239,3 @@ def _inner_code(exc: HttpResponseError) -> str:
         return str(inner.get("code") or "")
     return str(getattr(error, "code", "") or "") if error is not None else ""
 
-
-def _retry_after(exc: HttpResponseError) -> float | None:
-    response: Any = exc.response
-    value = response.headers.get("Retry-After") if response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

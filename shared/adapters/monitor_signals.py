@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from azure.core.exceptions import AzureError, HttpResponseError
 
-from shared.adapters.arm_app_service import _EmulatorAuthPolicy, _EmulatorToken
+from shared.adapters.azure_auth import client_args, retry_after
 from shared.config import Settings
 from shared.domain.gates import Reading
 from shared.domain.secrets import header_refusal
@@ -46,15 +46,10 @@ class MonitorSignals:
     # -- clients, built on first use (the SDKs are heavy to import)
 
     def _options(self) -> tuple[Any, dict[str, Any]]:
-        options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 5, "read_timeout": self.timeout_seconds}
-        if self.settings.arm_auth == "local-emulator":
-            options["authentication_policy"] = _EmulatorAuthPolicy()
-            return _EmulatorToken(), options
-        if self._credential is None:
-            from azure.identity import ManagedIdentityCredential
-
-            self._credential = ManagedIdentityCredential(client_id=self.settings.managed_identity_client_id or None)
-        return self._credential, options
+        credential, options = client_args(self.settings, self._credential, connection_timeout=5,
+                                          read_timeout=self.timeout_seconds)
+        self._credential = credential  # one managed identity for every client
+        return credential, options
 
     def _monitor(self, subscription_id: str) -> Any:
         with self._lock:
@@ -94,10 +89,8 @@ class MonitorSignals:
             return Reading(name, error=f"unknown signal type {kind}")
         except HttpResponseError as exc:
             status = exc.status_code or 0
-            response: Any = exc.response  # an HttpResponse: the common API's type omits its headers
-            retry_after = _retry_after(response.headers if response is not None else {})
             word = "throttled" if status == 429 else "unreadable answer" if 200 <= status < 300 else f"HTTP {status}"
-            return Reading(name, error=f"{word}: {_first_line(exc.message)}", retry_after=retry_after)
+            return Reading(name, error=f"{word}: {_first_line(exc.message)}", retry_after=retry_after(exc))
         except (AzureError, httpx.HTTPError) as exc:
             return Reading(name, error=f"{type(exc).__name__}: {_first_line(str(exc))}")
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -188,10 +181,9 @@ class MonitorSignals:
             headers[header] = os.environ.get(setting, "")
         response = httpx.request(signal.get("method", "GET"), signal["url"], headers=headers,
                                  timeout=float(signal.get("timeoutSeconds", 10)))
-        retry_after = _retry_after(response.headers)
         expected = int(signal.get("expectStatus", 200))
         if response.status_code == 429:
-            return Reading(signal["name"], error="throttled: HTTP 429", retry_after=retry_after)
+            return Reading(signal["name"], error="throttled: HTTP 429", retry_after=_retry_after(response.headers))
         if response.status_code != expected:
             return Reading(signal["name"], value=float(response.status_code),
                            failed=f"HTTP {response.status_code}, expected {expected}")
