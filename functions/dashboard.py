@@ -28,6 +28,7 @@ from functions.web import diagram
 from functions.web.guard import same_origin
 from functions.web.render import render, static
 from shared import bootstrap
+from shared.domain import variables
 from shared.domain.access import ADMIN, APP_ROLES, READER, RELEASE_MANAGER, Principal, Unauthenticated, require
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.release import Release
@@ -156,7 +157,23 @@ def pipeline(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> fu
              "pending": _pending(r)} for r in items]
     return render("pipeline.html", who=who, definition=definition, diagram=diagram.layout(definition, statuses),
                   box=diagram, releases=rows, can_create=who.has(RELEASE_MANAGER),
+                  settable=_settable(definition),
                   older=paged_answer([], nxt)["continuationToken"], paged=cursor is not None)
+
+
+def _settable(definition: dict[str, Any]) -> list[dict[str, str]]:
+    """Variables a release may set (allowOverride), with the value a release gets otherwise; a secret's
+    reference is not shown as a default."""
+    found: dict[str, dict[str, str]] = {}
+    scopes = [("definition", definition.get("variables") or {})]
+    scopes += [(f"stage {s['name']}", s.get("variables") or {}) for s in definition.get("stages", [])]
+    for scope, declared in scopes:
+        for name, spec in declared.items():
+            if isinstance(spec, dict) and spec.get("allowOverride"):
+                value = str(spec.get("value", ""))
+                found.setdefault(name.casefold(), {"name": name, "default": "" if variables.is_secret(value) else value,
+                                                   "scope": scope})
+    return list(found.values())
 
 
 def _pending(release: Release) -> dict[str, list[str]]:
@@ -310,8 +327,9 @@ def create_release(req: func.HttpRequest, who: Principal, route: dict[str, str])
     fields = _fields(req)
     artifacts = [{"alias": k.removeprefix("version:"), "version": v.strip()}
                  for k, v in fields.items() if k.startswith("version:") and v.strip()]
+    given = {k.removeprefix("var:"): v for k, v in fields.items() if k.startswith("var:") and v != ""}
     body = parse(ReleaseIn, {"definitionId": int(route["id"]), "description": fields.get("description", ""),
-                             "artifacts": artifacts, "debug": fields.get("debug") == "true"})
+                             "artifacts": artifacts, "debug": fields.get("debug") == "true", "variables": given})
     release, _created = releases.create(bootstrap.deps(), body, by=who.name,
                                         client_key=fields.get("idempotencyKey") or None)
     return _see_other(f"/releases/{release.id}")

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--definition", "-d", type=int, required=True, help="definition id")
     create.add_argument("--artifact", "-a", action="append", default=[], metavar="ALIAS=VERSION",
                         help="artifact version; the newest registered version when omitted")
+    create.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a value for a variable the definition lets a release set (allowOverride)")
     create.add_argument("--description", default="")
     create.add_argument("--debug", action="store_true", help="verbose step logs for this release")
     create.add_argument("--idempotency-key", default=None,
@@ -148,8 +150,15 @@ def release_create(client: Client, args: argparse.Namespace) -> int:
             print(f"slipway: --artifact takes ALIAS=VERSION, not '{item}'", file=sys.stderr)
             return EXIT_ERROR
         artifacts.append({"alias": alias, "version": version})
+    variables = {}
+    for item in args.var:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"slipway: --var takes NAME=VALUE, not '{item}'", file=sys.stderr)
+            return EXIT_ERROR
+        variables[name] = value
     body = {"definitionId": args.definition, "description": args.description, "artifacts": artifacts,
-            "debug": args.debug}
+            "debug": args.debug, **({"variables": variables} if variables else {})}
     key = args.idempotency_key or str(uuid.uuid4())
     release = client.call("POST", "/releases", json=body, headers={"Idempotency-Key": key})
     emit(args, release, stage_table(release))

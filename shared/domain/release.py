@@ -111,6 +111,8 @@ class Release:
     status: ReleaseStatus = ReleaseStatus.ACTIVE
     debug: bool = False
     """Steps write verbose logs (what each step was given, what it saw)."""
+    variables: dict[str, str] = field(default_factory=dict)
+    """Values given at creation for the definition's variables that allow it (`allowOverride`)."""
     event_seq: int = 0
     """Sequence number of the last event appended to this release's history."""
 
@@ -174,10 +176,10 @@ class Release:
     @classmethod
     def new(cls, *, id: int, definition_id: str, revision: int, name: str, created_at: str, created_by: str,
             reason: str, description: str, artifacts: list[dict[str, Any]], definition: dict[str, Any],
-            debug: bool = False) -> Release:
+            debug: bool = False, variables: dict[str, str] | None = None) -> Release:
         stages = {s["name"]: StageRun(s["name"]) for s in definition.get("stages", [])}
         return cls(id, definition_id, revision, name, created_at, created_by, reason, description,
-                   artifacts, definition, stages, debug=debug)
+                   artifacts, definition, stages, debug=debug, variables=dict(variables or {}))
 
 
 def _deployment(data: dict[str, Any]) -> Deployment:

@@ -9,12 +9,16 @@ deployment to `https://$(Sitename).azurewebsites.net` must not quietly go somewh
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.domain.release import Deployment, Release
 
 VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.\- ]{0,127})\)")
+PREDEFINED_PREFIXES = ("Release.", "Build.", "System.", "Slipway.", "Agent.")
+"""Names Azure DevOps (and Slipway) define themselves: a definition's own variables may not take them."""
+SECRET_REFERENCE = re.compile(r"^\s*@Microsoft\.KeyVault\(.*\)\s*$", re.DOTALL)
+MASK = "***"
 
 
 class UnknownVariable(ValueError):
@@ -45,6 +49,41 @@ def predefined(release: Release, stage: str, dep: Deployment | None) -> dict[str
     return found
 
 
+def is_secret(value: str) -> bool:
+    """A Key Vault reference: its value is read when a step needs it, never stored, always masked."""
+    return bool(SECRET_REFERENCE.match(value))
+
+
+def custom(release: Release, stage: str) -> dict[str, str]:
+    """The definition's variables as this stage sees them: definition scope, then the stage's own (which
+    win), each replaced by the release's value where the variable allows it (Azure DevOps' "settable at
+    release time"). Secrets stay Key Vault references here."""
+    found: dict[str, tuple[str, bool]] = {}
+    scopes = [release.definition.get("variables") or {}]
+    scopes += [s.get("variables") or {} for s in release.definition.get("stages", []) if s.get("name") == stage]
+    for scope in scopes:
+        for name, declared in scope.items():
+            value, settable = (declared, False) if isinstance(declared, str) else \
+                (str(declared.get("value", "")), bool(declared.get("allowOverride")))
+            for known in [k for k in found if k.casefold() == name.casefold()]:
+                del found[known]
+            found[name] = (value, settable)
+    given = {k.casefold(): v for k, v in (release.variables or {}).items()}
+    return {name: given.get(name.casefold(), value) if settable else value for name, (value, settable) in found.items()}
+
+
+def overridable(definition: dict[str, Any]) -> set[str]:
+    """Names (case-folded) a release may set: declared with `allowOverride` at some scope."""
+    scopes = [definition.get("variables") or {}, *[s.get("variables") or {} for s in definition.get("stages", [])]]
+    return {name.casefold() for scope in scopes for name, declared in scope.items()
+            if isinstance(declared, dict) and declared.get("allowOverride")}
+
+
+def shown(variables: Mapping[str, str]) -> dict[str, str]:
+    """The variables with every secret masked: what the domain (instructions) and readers may see."""
+    return {k: MASK if is_secret(v) else v for k, v in variables.items()}
+
+
 def outputs(dep: Deployment | None, before: int) -> dict[str, str]:
     """Outputs of the deployment's steps before step `before`: `name` (the later step wins) and
     `step name.name`. Secure outputs were never stored, so they are never here."""
@@ -55,25 +94,94 @@ def outputs(dep: Deployment | None, before: int) -> dict[str, str]:
     return found
 
 
-def expand(text: str, variables: Mapping[str, str]) -> str:
-    """Substitute every `$(name)`; raises UnknownVariable naming the first unknown one."""
+def expand(text: str, variables: Mapping[str, str], secret: Callable[[str], str] | None = None) -> str:
+    """Substitute every `$(name)`; raises UnknownVariable naming the first unknown one. A secret (a Key
+    Vault reference) becomes its value through `secret`, or *** without one."""
     folded = {k.casefold(): v for k, v in variables.items()}
 
     def one(match: re.Match[str]) -> str:
         name = match.group(1).strip()
         if name.casefold() not in folded:
             raise UnknownVariable(f"unknown variable $({name})")
-        return folded[name.casefold()]
+        value = folded[name.casefold()]
+        if is_secret(value):
+            return secret(value.strip()) if secret is not None else MASK
+        return value
 
     return VARIABLE.sub(one, text)
 
 
-def expand_all(value: Any, variables: Mapping[str, str]) -> Any:
+def expand_all(value: Any, variables: Mapping[str, str], secret: Callable[[str], str] | None = None) -> Any:
     """`expand` through every string of a JSON value (a request body, template parameters)."""
     if isinstance(value, str):
-        return expand(value, variables)
+        return expand(value, variables, secret)
     if isinstance(value, list):
-        return [expand_all(v, variables) for v in value]
+        return [expand_all(v, variables, secret) for v in value]
     if isinstance(value, dict):
-        return {k: expand_all(v, variables) for k, v in value.items()}
+        return {k: expand_all(v, variables, secret) for k, v in value.items()}
     return value
+
+
+def mask(value: Any, secrets: set[str]) -> Any:
+    """Every secret value replaced by *** wherever it appears, inside longer strings too, through a JSON
+    value (the longest first, so that a secret containing another is masked whole)."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for known in sorted(secrets, key=len, reverse=True):
+            if known:
+                value = value.replace(known, MASK)
+        return value
+    if isinstance(value, list):
+        return [mask(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: mask(v, secrets) for k, v in value.items()}
+    return value
+
+
+ARTIFACT_FIELDS = ("BuildNumber", "BuildId", "SourceBranch", "SourceVersion", "Sha256")
+RELEASE_NAMES = ("Release.ReleaseId", "Release.ReleaseName", "Release.DefinitionId", "Release.DefinitionName",
+                 "Release.RequestedFor", "Release.Reason", "Release.EnvironmentName", "Release.Environments.Name",
+                 "Release.ReleaseDescription", "Release.AttemptNumber", "Release.Deployment.RequestedFor",
+                 "Build.BuildNumber", "Release.PrimaryArtifactSourceAlias", "Slipway.CallbackUrl")
+
+
+def save_errors(definition: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, why) for every `$(name)` in a definition's stages that can be known wrong when it is saved:
+    a predefined-looking name Slipway does not define, or an artifact alias the definition does not have.
+    Other names may be outputs of earlier steps, known only when the stage runs."""
+    aliases = {str(a.get("alias", "")).casefold() for a in definition.get("artifacts", [])}
+    known = {n.casefold() for n in RELEASE_NAMES}
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            for name in (m.group(1).strip() for m in VARIABLE.finditer(value)):
+                why = _unknown(name, aliases, known)
+                if why:
+                    found.append((where, why))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+
+    for i, stage in enumerate(definition.get("stages", [])):
+        for key in ("steps", "preGates", "postGates"):
+            walk(stage.get(key), f"stages[{i}].{key}")
+    return found
+
+
+def _unknown(name: str, aliases: set[str], known: set[str]) -> str | None:
+    folded = name.casefold()
+    if folded.startswith("release.artifacts."):
+        alias, _, field = name[len("Release.Artifacts."):].rpartition(".")
+        if alias.casefold() not in aliases:
+            return f"$({name}): the definition has no artifact '{alias}'"
+        if field not in ARTIFACT_FIELDS:
+            return f"$({name}): an artifact's variables are {', '.join(ARTIFACT_FIELDS)}"
+        return None
+    if folded.startswith(tuple(p.casefold() for p in PREDEFINED_PREFIXES)) and folded not in known:
+        return f"$({name}) is not a variable Slipway defines"
+    return None

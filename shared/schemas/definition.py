@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 
+from shared.domain import variables
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.gates import JSON_PATH
 from shared.domain.plan import graph_errors
@@ -30,6 +31,7 @@ from shared.schemas.step_http import HttpRequestStep
 from shared.schemas.step_intervention import ManualInterventionStep
 from shared.schemas.step_pipeline import RunPipelineStep
 from shared.schemas.step_script import ScriptStep
+from shared.schemas.variables import Variables
 
 NAME_TOKENS = re.compile(r"\$\((rev:r+|Build\.BuildNumber|Release\.DefinitionName)\)")
 
@@ -399,6 +401,8 @@ class StageIn(Strict):
     rollbackIgnoresWindows: bool = False
     preGates: GatesIn | None = None
     postGates: GatesIn | None = None
+    variables: Variables = Field(default_factory=dict, max_length=200)
+    """The stage's own variables: they win over the definition's of the same name."""
 
     @model_validator(mode="after")
     def _one_order(self) -> StageIn:
@@ -452,6 +456,8 @@ class DefinitionIn(Strict):
     artifacts: list[ArtifactIn] = Field(default_factory=list, max_length=10)
     stages: list[StageIn] = Field(min_length=1, max_length=50)
     releaseSchedules: list[ReleaseScheduleIn] = Field(default_factory=list, max_length=10)
+    variables: Variables = Field(default_factory=dict, max_length=200)
+    """Variables every stage sees (`$(Name)` in steps, gates' URLs and instructions)."""
     id: int | None = None
     revision: int | None = None
     modifiedBy: Any = None
@@ -507,6 +513,7 @@ def cross_field_errors(data: dict[str, Any]) -> list[FieldError]:
             elif alias is not None and alias not in aliases:
                 errors.append(FieldError(f"stages[{i}].steps[{j}].artifact", f"unknown artifact alias '{alias}'"))
     errors += graph_errors(data["stages"])
+    errors += [FieldError(where, why) for where, why in variables.save_errors(data)]
     for i, stage in enumerate(data["stages"]):
         post = stage.get("postApprovals") or {}
         if post.get("skipIfApprovedInPreviousStage"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 
 from shared.domain.errors import Invalid
 from shared.schemas.fields import Sha256, Text, Token, field_errors
@@ -63,6 +63,9 @@ class ReleaseIn(Strict):
     artifacts: list[ArtifactVersionIn] = Field(default_factory=list, max_length=10)
     debug: bool = False
     """Verbose step logs for this release (Azure DevOps' `system.debug`)."""
+    variables: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")],
+                    Annotated[str, StringConstraints(max_length=4000)]] = Field(default_factory=dict, max_length=50)
+    """Values for the definition's variables that allow it (`allowOverride`); a secret cannot be given here."""
 
 
 def parse(model: type[M], body: Any) -> M:

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from shared import telemetry
+from shared.domain import variables
 from shared.domain.access import Principal
 from shared.domain.errors import Conflict, FieldError, Invalid, NotFound, Unprocessable
 from shared.domain.release import Release, StepRun
@@ -28,6 +29,19 @@ from shared.services.steps import log_name
 logger = logging.getLogger(__name__)
 
 
+def _check_variables(definition: dict[str, Any], given: dict[str, str]) -> None:
+    """Release-time values only for variables the definition lets a release set, and never a secret (a
+    Key Vault reference given by a caller would read any secret Slipway can)."""
+    allowed = variables.overridable(definition)
+    errors = [FieldError(f"variables.{name}", f"'{name}' is not a variable this definition lets a release set "
+                                               f"(declare it with allowOverride)")
+              for name in given if name.casefold() not in allowed]
+    errors += [FieldError(f"variables.{name}", "a Key Vault reference cannot be given when a release is created")
+               for name, value in given.items() if variables.is_secret(value)]
+    if errors:
+        raise Invalid(errors)
+
+
 def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idempotency_key: str | None = None,
            client_key: str | None = None) -> tuple[Release, bool]:
     """Create a release and fire its `afterRelease` stages. Returns (release, created now?).
@@ -45,6 +59,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
         if earlier is not None:
             return earlier, False
     head, definition = current_body(deps, definition_id)
+    _check_variables(definition, body.variables)
     snapshot = _artifacts(deps, definition, body.artifacts)
     release_id = deps.store.next_id("release")
     for attempt in range(MAX_TRIES):
@@ -59,7 +74,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
                               name=release_name(definition, head.release_counter, snapshot),
                               created_at=deps.clock.now().isoformat(), created_by=by, reason=reason,
                               description=body.description, artifacts=snapshot, definition=definition,
-                              debug=body.debug)
+                              debug=body.debug, variables=dict(body.variables))
         lanes, lane_etags = read_lanes(deps, definition_id, release)
         decision = decide(release, StartRelease(), deps.clock.now(), lanes)
         created = Event(EventType.RELEASE_CREATED, decision.release.created_at, by=by, message=reason)

@@ -30,7 +30,8 @@ MAX_TIMEOUT_MINUTES = 60 * 24 * 60
 def open_intervention(flow: Flow, stage: str, dep: Deployment, step: StepRun) -> None:
     """The deployment reached the step: record what the people are asked, mail them, arm the timeout."""
     config = flow.stage(stage).steps[step.index].config
-    known = {**variables.predefined(flow.release, stage, dep), **variables.outputs(dep, step.index)}
+    known = {**variables.shown(variables.custom(flow.release, stage)), **variables.predefined(flow.release, stage, dep),
+             **variables.outputs(dep, step.index)}  # a secret is never written into instructions: ***
     try:
         instructions = variables.expand(str(config.get("instructions") or ""), known)
     except variables.UnknownVariable as exc:

@@ -63,6 +63,10 @@ class StepContext:
     lines: list[str] = field(default_factory=list)
     keep_intent: Callable[[dict[str, Any]], bool] | None = None
     """Stores an intent on the step under the run's claim; False when the claim is lost."""
+    read_secret: Callable[[str], str] | None = None
+    """Reads a Key Vault reference's value (raises TargetError when the vault cannot answer)."""
+    secrets: set[str] = field(default_factory=set)
+    """Secret values this run read: masked in everything it writes."""
 
     def intend(self, intent: dict[str, Any]) -> None:
         """Record, durably, what the step is about to do and how the world looked, before an act that
@@ -93,20 +97,31 @@ class StepContext:
         artifact = self.artifact() or next(iter(self.release.artifacts), None)
         version = str(artifact["version"]) if artifact else ""
         return variables.expand(text.replace("{version}", version).replace("{release}", str(self.release.id)),
-                                self.variables())
+                                self.variables(), self.secret)
 
     def expand_all(self, value: Any) -> Any:
         """`expand` through every string of a JSON value."""
-        return variables.expand_all(value, self.variables())
+        return variables.expand_all(value, self.variables(), self.secret)
 
     def variables(self) -> dict[str, str]:
-        """What `$(Name)` may name here: the release's predefined variables and earlier steps' outputs."""
+        """What `$(Name)` may name here: the definition's and the stage's variables (with the release's
+        values), the predefined ones, and earlier steps' outputs. Secrets are Key Vault references."""
         dep = self.release.stages[self.stage.name].current
-        return {**variables.predefined(self.release, self.stage.name, dep),
+        return {**variables.custom(self.release, self.stage.name),
+                **variables.predefined(self.release, self.stage.name, dep),
                 **variables.outputs(dep, self.step.index)}
 
+    def secret(self, reference: str) -> str:
+        """A secret variable's value, read now (never stored): remembered so that every line, message and
+        state this run writes masks it."""
+        if self.read_secret is None:
+            return variables.MASK
+        value = self.read_secret(reference)
+        self.secrets.add(value)
+        return value
+
     def log(self, text: str) -> None:
-        self.lines.append(f"{self.now.strftime('%H:%M:%S')} {text}")
+        self.lines.append(f"{self.now.strftime('%H:%M:%S')} {variables.mask(text, self.secrets)}")
 
     def debug(self, text: str) -> None:
         """A line only releases created with `debug` write."""

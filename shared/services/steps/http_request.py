@@ -51,7 +51,7 @@ def http_request(deps: Deps, ctx: StepContext) -> Outcome:
             return Outcome.fail(f"header {header} not sent: {refused}")
         headers[header] = os.environ.get(setting, "")
     for header, reference in (cfg.get("headersFromSecrets") or {}).items():
-        headers[header] = deps.secrets.get(reference)  # a vault that cannot answer fails the step (TargetError)
+        headers[header] = ctx.secret(reference)  # masked in all it writes; a vault that cannot answer fails
     dep = ctx.release.stages[ctx.stage.name].current
     assert dep is not None
     headers["Idempotency-Key"] = f"slipway-{ctx.release.id}-{key_hash(ctx.stage.name)[:10]}-{dep.attempt}-" \
@@ -137,8 +137,8 @@ def _body(ctx: StepContext, body: Any, extra: dict[str, str]) -> tuple[bytes | N
         return None, None
     variables = {**ctx.variables(), **extra}
     if isinstance(body, str):
-        return names.expand(body, variables).encode(), "text/plain; charset=utf-8"
-    return json.dumps(names.expand_all(body, variables)).encode(), "application/json"
+        return names.expand(body, variables, ctx.secret).encode(), "text/plain; charset=utf-8"
+    return json.dumps(names.expand_all(body, variables, ctx.secret)).encode(), "application/json"
 
 
 def _without_query(url: str) -> str:

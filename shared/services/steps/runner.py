@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from shared.config import STEPS_QUEUE
+from shared.domain import variables
 from shared.domain.keys import key_hash
 from shared.domain.plan import StepPlan
 from shared.domain.release import Release
@@ -57,7 +58,8 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     ctx = _claim(deps, msg, token, read=loaded)
     if ctx is None:
         return "taken by another delivery of the same message"
-    ctx.keep_intent = lambda intent: _claim(deps, msg, token, intent=intent) is not None
+    ctx.keep_intent = lambda intent: _claim(deps, msg, token, intent=variables.mask(intent, ctx.secrets)) is not None
+    ctx.read_secret = deps.secrets.get
     ctx.debug(f"message: stage {msg.stage!r} attempt {msg.attempt} step {msg.step} run {msg.run}; "
               f"type {ctx.step.type}; settings {sorted(k for k in ctx.step.config if k not in ('type', 'name'))}")
     ctx.debug(f"target {ctx.target.resource_id}; artifacts "
@@ -68,6 +70,7 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
         except ClaimLost as exc:
             logger.warning("step %s/%s/%s run %s: %s", msg.release_id, msg.stage, msg.step, msg.run, exc)
             return "claim lost"
+    outcome = _masked(outcome, ctx.secrets)
     ctx.debug(f"outcome {outcome.kind}: {outcome.message}; state {outcome.state}")
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
@@ -79,6 +82,15 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
         ctx.run.state = outcome.state
         _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
     return outcome.kind
+
+
+def _masked(outcome: Outcome, secrets: set[str]) -> Outcome:
+    """The outcome with every secret value this run read masked: its message becomes an event and the
+    step's message, its state is stored on the release."""
+    if not secrets:
+        return outcome
+    return Outcome(outcome.kind, variables.mask(outcome.message, secrets), outcome.delay,
+                   variables.mask(outcome.state, secrets), variables.mask(outcome.slots, secrets))
 
 
 def _canceled(release: Release, stage: str, attempt: int, index: int) -> bool:

@@ -1,0 +1,164 @@
+"""Variables: definition scope, stage scope (wins), release-time values where allowed, predefined
+names reserved; a Key Vault secret reaches the step that needs it and is masked in everything Slipway
+writes (log, step message, events, API answer)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from functions import releases_api as rels
+from shared.adapters.http_probe import HttpxProbe
+from shared.domain.errors import Invalid
+from shared.ports import TargetError
+from shared.schemas.release import ReleaseIn
+from shared.services import releases
+from tests.integration.conftest import World, stage
+from tests.integration.test_http_api import api, call  # noqa: F401  (fixture)
+from tests.integration.test_http_request import Service
+
+SECRET_REF = "@Microsoft.KeyVault(SecretUri=https://kv-tailspin.vault.azure.net/secrets/db-password)"
+SECRET = "Sup3r-s3cret-Pa55"
+
+
+class Secrets:
+    """Key Vault as the step sees it: references → values; one reference that cannot be read."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    def get(self, reference: str) -> str:
+        self.reads.append(reference)
+        if "unreachable" in reference:
+            raise TargetError("kv-down: Key Vault unreachable (connection refused)", retryable=False)
+        return SECRET
+
+
+@pytest.fixture
+def service(world: World) -> Iterator[Service]:
+    world.deps.probe = HttpxProbe("127.0.0.1")
+    world.deps.secrets = Secrets()
+    running = Service()
+    yield running
+    running.server.shutdown()
+
+
+def call_step(service: Service, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "http-request", "name": "report", "url": service.url + "/report", "body": body}
+
+
+def test_scopes_and_release_time_values_follow_azure_devops_precedence(world: World, service: Service) -> None:
+    body = {"site": "$(SiteName)", "sql": "$(SqlServer)", "ring": "$(Ring)", "stage": "$(Release.EnvironmentName)"}
+    dev = {**stage("Dev", steps=[call_step(service, body)]), "variables": {"SiteName": "tailspin-dev"}}
+    prod = {**stage("Production", {"type": "afterStages", "stages": ["Dev"]}, steps=[call_step(service, body)]),
+            "variables": {"Ring": {"value": "prod-ring", "allowOverride": True}}}
+    did = int(world.define([dev, prod], variables={"SiteName": "tailspin", "SqlServer": "sql-shared",
+                                                    "Ring": {"value": "ring-0", "allowOverride": True}})["id"])
+    world.deps.packages.blobs.add("tailspin-web/1.0.0.zip", b"1.0.0")  # type: ignore[attr-defined]
+    art = {"alias": "web", "version": "1.0.0", "package": "tailspin-web/1.0.0.zip"}
+    rel = releases.create(world.deps, ReleaseIn(definitionId=did, artifacts=[art], variables={"ring": "canary"}),
+                          by="amita")[0]
+    world.pump()
+    seen = [json.loads(c["body"]) for c in service.calls]
+    # | variable  | definition   | stage             | release-time | Dev sees     | Production sees |
+    # | SiteName  | tailspin     | Dev: tailspin-dev | –            | tailspin-dev | tailspin        |
+    # | SqlServer | sql-shared   | –                 | –            | sql-shared   | sql-shared      |
+    # | Ring      | ring-0 (set) | Prod: prod-ring (set) | canary   | canary       | canary          |
+    assert seen == [{"site": "tailspin-dev", "sql": "sql-shared", "ring": "canary", "stage": "Dev"},
+                    {"site": "tailspin", "sql": "sql-shared", "ring": "canary", "stage": "Production"}]
+    assert world.get(rel.id).variables == {"ring": "canary"}
+
+
+def test_a_release_may_set_only_what_allows_it_and_never_a_secret(world: World) -> None:
+    did = int(world.define([stage("Dev", steps=[])], variables={"Fixed": "x", "Open": {"value": "",
+                                                                                      "allowOverride": True}})["id"])
+    for given, field in (({"Fixed": "y"}, "variables.Fixed"), ({"Open": SECRET_REF}, "variables.Open")):
+        with pytest.raises(Invalid) as caught:
+            releases.create(world.deps, ReleaseIn(definitionId=did, variables=given), by="amita")
+        assert caught.value.errors[0].field == field
+
+
+def test_predefined_names_are_reserved(world: World) -> None:
+    with pytest.raises(Invalid) as caught:
+        world.define([stage("Dev", steps=[])], variables={"Release.ReleaseName": "mine"})
+    assert "predefined" in caught.value.errors[0].message
+
+
+def test_a_secret_reaches_the_step_and_is_masked_in_everything_slipway_writes(api: World,  # noqa: F811
+                                                                              service: Service) -> None:
+    service.answers = [(200, {}, json.dumps({"echo": f"connected with {SECRET}!"}))]
+    step = {"type": "http-request", "name": "migrate", "url": service.url + "/db",
+            "body": {"password": "$(DbPassword)", "dsn": "sql://app:$(DbPassword)@db"},
+            "criteria": [{"jsonPath": "$.echo", "value": "nope"}]}
+    did = int(api.define([stage("Dev", steps=[step])], variables={"DbPassword": SECRET_REF})["id"])
+    rel = api.release(did)
+    api.pump()
+    assert json.loads(service.calls[0]["body"]) == {"password": SECRET, "dsn": f"sql://app:{SECRET}@db"}
+    dep = api.get(rel.id).stages["Dev"].current
+    assert dep.status == "failed" and "***" in dep.failure and SECRET not in dep.failure
+    surfaces = [json.dumps(call(rels.release_item, "GET", releaseId=rel.id)[1]),
+                json.dumps(call(rels.release_events, "GET", releaseId=rel.id)[1]),
+                call(rels.step_log, "GET", releaseId=rel.id, stage="Dev", attempt=1, step=0)[1],
+                json.dumps(api.get(rel.id).to_dict())]
+    for text in surfaces:
+        assert SECRET not in str(text)
+    assert "***" in str(surfaces[2])
+
+
+def test_a_vault_that_cannot_answer_fails_the_step_with_the_reason_never_an_empty_value(
+        world: World, service: Service) -> None:
+    step = {"type": "http-request", "url": service.url, "body": {"p": "$(Pw)"}}
+    did = int(world.define([stage("Dev", steps=[step])],
+                           variables={"Pw": "@Microsoft.KeyVault(SecretUri=https://unreachable.vault.azure.net/"
+                                            "secrets/p)"})["id"])
+    rel = world.release(did)
+    world.pump()
+    dep = world.get(rel.id).stages["Dev"].current
+    assert dep.status == "failed" and "Key Vault unreachable" in dep.failure
+    assert service.calls == []
+
+
+@pytest.mark.parametrize("text, why", [("$(Release.Artifacts.api.BuildNumber)", "no artifact 'api'"),
+                                       ("$(Release.Artifacts.web.Colour)", "an artifact's variables are"),
+                                       ("$(Release.Nonsense)", "not a variable Slipway defines")])
+def test_variables_that_can_be_known_wrong_are_refused_at_save_naming_the_field(world: World, text: str,
+                                                                                 why: str) -> None:
+    step = {"type": "http-request", "url": "https://api.example.com/x", "body": {"v": text}}
+    with pytest.raises(Invalid) as caught:
+        world.define([stage("Dev", steps=[step])])
+    assert caught.value.errors[0].field == "stages[0].steps[0].body.v" and why in caught.value.errors[0].message
+
+
+def test_the_new_release_form_offers_the_settable_variables_and_sends_them(api: World) -> None:  # noqa: F811
+    from shared import bootstrap
+    from shared.schemas.release import BuildIn
+    from shared.services import artifacts
+    from tests.integration.test_approvals_api import AMITA
+    from tests.integration.test_dashboard import text, visit
+
+    did = api.define([{**stage("Dev", {"type": "manual"}), "variables": {"Ring": {"value": "dev-ring",
+                                                                                  "allowOverride": True}}}],
+                     variables={"Fixed": "x", "Pw": {"value": SECRET_REF, "allowOverride": True}})["id"]
+    api.deps.packages.blobs.add("tailspin-web/2.0.zip")  # type: ignore[attr-defined]
+    artifacts.register(bootstrap.deps(), "tailspin-web", BuildIn(version="2.0", package="tailspin-web/2.0.zip"))
+    page = text(visit(f"pipelines/{did}", headers=AMITA))
+    assert 'name="var:Ring"' in page and 'placeholder="dev-ring"' in page and 'name="var:Fixed"' not in page
+    assert "KeyVault" not in page  # a secret's reference is not shown as a default
+    created = visit(f"pipelines/{did}/releases", "POST", {"version:web": "2.0", "var:Ring": "canary", "var:Pw": ""},
+                    headers=AMITA)
+    assert created.status_code == 303
+    rid = int(created.headers["Location"].rsplit("/", 1)[1])
+    assert releases.get(api.deps, rid).variables == {"Ring": "canary"}
+    refused = visit(f"pipelines/{did}/releases", "POST", {"version:web": "2.0", "var:Fixed": "y"}, headers=AMITA)
+    assert refused.status_code == 400 and "variables.Fixed" in text(refused)
+
+
+def test_the_cli_sends_release_time_variables_the_api_accepts() -> None:
+    from slipway_cli.main import build_parser
+
+    args = build_parser().parse_args(["release", "create", "-d", "1", "--var", "Ring=canary", "--var", "Note=a=b"])
+    body = {name: value for name, _, value in (v.partition("=") for v in args.var)}
+    assert ReleaseIn(definitionId=1, variables=body).variables == {"Ring": "canary", "Note": "a=b"}
