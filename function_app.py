@@ -22,10 +22,12 @@ from functions import (
     scheduler_timer,
     steps_queue,
     sweeper_timer,
+    variable_groups_api,
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, intervention_links, callbacks_api,
-               steps_queue, events_queue, sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard):
+               steps_queue, events_queue, sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard,
+               variable_groups_api):
     app.register_functions(module.bp)

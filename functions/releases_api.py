@@ -145,7 +145,15 @@ def artifact_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="api/health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response({"status": "ok"})
+    """Up, and which plugins failed to load (their step and signal types are refused at save)."""
+    from shared import plugins
+
+    registry = plugins.current()
+    failed = [{"group": f.group, "name": f.name, "entryPoint": f.value, "reason": f.reason}
+              for f in registry.failures]
+    return json_response({"status": "ok", "plugins": {
+        "steps": sorted(n for n, k in registry.steps.kinds.items() if not k.builtin),
+        "signals": sorted(n for n, k in registry.signals.kinds.items() if not k.builtin), "failed": failed}})
 
 
 @bp.route(route="api/openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

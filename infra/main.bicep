@@ -20,6 +20,9 @@ param targetResourceGroupNames array = []
 @description('Resource groups that gates read (metrics, logs, alerts): Slipway gets Monitoring Reader and Log Analytics Reader there.')
 param monitoredResourceGroupNames array = []
 
+@description('Resource groups of the Key Vaults (Azure RBAC permission model) that hold secret variables and tokens of steps: Slipway gets Key Vault Secrets User there.')
+param keyVaultResourceGroupNames array = []
+
 @description('Create Azure Communication Services Email for approval mails.')
 param enableEmail bool = false
 
@@ -179,6 +182,15 @@ module targets 'app/target-rbac.bicep' = [for name in targetResourceGroupNames: 
   params: {
     principalId: identity.outputs.principalId
     roles: ['de139f84-1756-47ae-9be6-808fbbe84772'] // Website Contributor
+  }
+}]
+
+module vaults 'app/target-rbac.bicep' = [for name in keyVaultResourceGroupNames: {
+  name: 'vaults-${name}'
+  scope: resourceGroup(name)
+  params: {
+    principalId: identity.outputs.principalId
+    roles: ['4633458b-17de-408a-b874-0445c86b69e6'] // Key Vault Secrets User: read secret values, nothing else
   }
 }]
 

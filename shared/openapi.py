@@ -13,6 +13,7 @@ from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, InterventionIn
 from shared.schemas.callback import CallbackIn
 from shared.schemas.definition import DefinitionIn
 from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
+from shared.schemas.variables import VariableGroupIn
 
 JSON, PROBLEM, TEXT, HTML = "application/json", "application/problem+json", "text/plain", "text/html"
 ZIP = "application/zip"
@@ -93,6 +94,14 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
     ("/callbacks/{token}", "post", "stepCallback",
      "A service called by an http-request step posts its result to the single-use URL it was given", "Callback",
      200, JSON, []),
+    ("/variable-groups", "get", "listVariableGroups", "Variable groups shared by definitions", None, 200, JSON, []),
+    ("/variable-groups", "post", "createVariableGroup", "Create a variable group (admins)", "VariableGroup", 201,
+     JSON, []),
+    ("/variable-groups/{name}", "get", "getVariableGroup", "One variable group, with its ETag", None, 200, JSON, []),
+    ("/variable-groups/{name}", "put", "updateVariableGroup", "Replace a variable group (If-Match)",
+     "VariableGroup", 200, JSON, [IF_MATCH]),
+    ("/variable-groups/{name}", "delete", "deleteVariableGroup", "Delete a group no definition links (If-Match)",
+     None, 204, JSON, [IF_MATCH]),
     ("/health", "get", "health", "Liveness", None, 200, JSON, []),
     ("/openapi.json", "get", "openapi", "This document", None, 200, JSON, []),
 ]
@@ -101,7 +110,8 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {"token": {"type": "string", "minLength
                "definitionId": ID, "releaseId": ID, "revision": ID, "attempt": ID,
                "step": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                "kind": {"enum": ["pre", "post"]},
-               "stage": {"type": "string", "minLength": 1, "maxLength": 64}}
+               "stage": {"type": "string", "minLength": 1, "maxLength": 64},
+               "name": {"type": "string", "minLength": 1, "maxLength": 64}}
 
 
 def _bodies() -> dict[str, Any]:
@@ -116,6 +126,7 @@ def _bodies() -> dict[str, Any]:
         "Override": schema(OverrideIn),
         "Intervention": schema(InterventionIn),
         "Callback": schema(CallbackIn),
+        "VariableGroup": schema(VariableGroupIn),
         "Reassign": schema(ReassignIn),
         "DeferUntil": schema(DeferIn),
         "Batch": schema(BatchIn),

@@ -36,6 +36,7 @@ class MemoryStore(PipelineStore):
         self.artifacts: dict[tuple[str, str], dict[str, Any]] = {}
         self.latest: dict[str, dict[str, Any]] = {}
         self.links: dict[str, tuple[dict[str, Any], bool, str]] = {}
+        self.docs: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
         self.summaries: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
         self.schedule_states: dict[tuple[int, str], dict[str, Any]] = {}
         self.due_entries: dict[tuple[str, int, str], DueSchedule] = {}
@@ -202,6 +203,29 @@ class MemoryStore(PipelineStore):
     def link(self, token_hash: str) -> tuple[dict[str, Any], bool, str] | None:
         found = self.links.get(token_hash)
         return (copy.deepcopy(found[0]), found[1], found[2]) if found else None
+
+    def put_document(self, kind: str, key: str, body: dict[str, Any], etag: str | None) -> str:
+        with self._lock:
+            found = self.docs.get((kind, key.casefold()))
+            if (found is None) != (etag is None) or (found is not None and found[1] != etag):
+                raise ConcurrentChange(f"{kind} '{key}' changed meanwhile")
+            new = self._etag()
+            self.docs[(kind, key.casefold())] = (copy.deepcopy(body), new)
+            return new
+
+    def document(self, kind: str, key: str) -> tuple[dict[str, Any], str] | None:
+        found = self.docs.get((kind, key.casefold()))
+        return (copy.deepcopy(found[0]), found[1]) if found else None
+
+    def documents(self, kind: str) -> list[tuple[dict[str, Any], str]]:
+        return [(copy.deepcopy(b), e) for (k, _), (b, e) in sorted(self.docs.items()) if k == kind]
+
+    def delete_document(self, kind: str, key: str, etag: str) -> None:
+        with self._lock:
+            found = self.docs.get((kind, key.casefold()))
+            if found is None or found[1] != etag:
+                raise ConcurrentChange(f"{kind} '{key}' changed meanwhile")
+            del self.docs[(kind, key.casefold())]
 
     def use_link(self, token_hash: str, etag: str) -> None:
         with self._lock:

@@ -1,5 +1,6 @@
 // Roles for Slipway's identity on a resource group outside its own: where its target apps live
-// (Website Contributor) or what its gates read (Monitoring Reader, Log Analytics Reader).
+// (Website Contributor), what its gates read (Monitoring Reader, Log Analytics Reader), or the Key Vaults
+// its secret variables live in (Key Vault Secrets User).
 param principalId string
 param roles array
 

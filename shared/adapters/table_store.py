@@ -376,6 +376,37 @@ class TableStore:
         except (ResourceModifiedError, ResourceNotFoundError):
             raise ConcurrentChange("the link was used meanwhile") from None
 
+    # -- small shared documents (variable groups): partition `doc|{kind}`, row key the hashed key
+
+    def put_document(self, kind: str, key: str, body: dict[str, Any], etag: str | None) -> str:
+        row = put_json({"PartitionKey": f"doc|{kind}", "RowKey": key_hash(key.casefold())}, body)
+        try:
+            if etag is None:
+                return str(self.index.create_entity(row)["etag"])
+            answer = self.index.update_entity(row, mode=UpdateMode.REPLACE, etag=etag,
+                                              match_condition=MatchConditions.IfNotModified)
+            return str(answer["etag"])
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrentChange(f"{kind} '{key}' changed meanwhile") from None
+
+    def document(self, kind: str, key: str) -> tuple[dict[str, Any], str] | None:
+        try:
+            row = self.index.get_entity(f"doc|{kind}", key_hash(key.casefold()))
+        except ResourceNotFoundError:
+            return None
+        return get_json(row), _etag(row)
+
+    def documents(self, kind: str) -> list[tuple[dict[str, Any], str]]:
+        rows = self.index.query_entities("PartitionKey eq @pk", parameters={"pk": f"doc|{kind}"})
+        return [(get_json(row), _etag(row)) for row in rows]
+
+    def delete_document(self, kind: str, key: str, etag: str) -> None:
+        try:
+            self.index.delete_entity(f"doc|{kind}", key_hash(key.casefold()), etag=etag,
+                                     match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise ConcurrentChange(f"{kind} '{key}' changed meanwhile") from None
+
     # -- lists across definitions (derived data: upserts are fine here)
     # Index table rows: `definitions` by id; `releases` and `approvals` newest release first
     # (RowKeys count down from 10^10); `schedule` states and `due|YYYYMMDDHHMM` minute partitions.

@@ -20,9 +20,8 @@ ENGINE_STEPS = ("arm-deployment", "script", "run-pipeline")
 PREVIEWED = ("arm-deployment",)
 """Steps whose changes are worked out (what-if) and shown to approvers before the deployment is approved."""
 """Steps that start a run on another engine, which must be stopped when the release is abandoned."""
-STEP_TYPES = ("deploy-package", "http-check", "wait", "swap", "start-swap", "complete-swap", "cancel-swap",
-              "restart", "set-app-settings", "manual-intervention", "http-request", "deploy-container",
-              *ENGINE_STEPS)
+# The step types users may write are the plugin registry's (shared/plugins.py: built-ins are entry points
+# too); the tuples here only name the built-in kinds the release engine treats specially.
 SWAP_TYPES = ("swap", "complete-swap")
 """Steps after which a failing post-swap check swaps back."""
 SWAPS = (*SWAP_TYPES, "start-swap")

@@ -113,6 +113,8 @@ class Release:
     """Steps write verbose logs (what each step was given, what it saw)."""
     variables: dict[str, str] = field(default_factory=dict)
     """Values given at creation for the definition's variables that allow it (`allowOverride`)."""
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The variables of the groups the definition links, as they were when the release was created."""
     event_seq: int = 0
     """Sequence number of the last event appended to this release's history."""
 
@@ -176,10 +178,12 @@ class Release:
     @classmethod
     def new(cls, *, id: int, definition_id: str, revision: int, name: str, created_at: str, created_by: str,
             reason: str, description: str, artifacts: list[dict[str, Any]], definition: dict[str, Any],
-            debug: bool = False, variables: dict[str, str] | None = None) -> Release:
+            debug: bool = False, variables: dict[str, str] | None = None,
+            groups: dict[str, dict[str, Any]] | None = None) -> Release:
         stages = {s["name"]: StageRun(s["name"]) for s in definition.get("stages", [])}
         return cls(id, definition_id, revision, name, created_at, created_by, reason, description,
-                   artifacts, definition, stages, debug=debug, variables=dict(variables or {}))
+                   artifacts, definition, stages, debug=debug, variables=dict(variables or {}),
+                   groups=dict(groups or {}))
 
 
 def _deployment(data: dict[str, Any]) -> Deployment:

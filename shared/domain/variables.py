@@ -55,12 +55,20 @@ def is_secret(value: str) -> bool:
 
 
 def custom(release: Release, stage: str) -> dict[str, str]:
-    """The definition's variables as this stage sees them: definition scope, then the stage's own (which
-    win), each replaced by the release's value where the variable allows it (Azure DevOps' "settable at
-    release time"). Secrets stay Key Vault references here."""
+    """The definition's variables as this stage sees them: the groups the definition links, its own
+    variables, the groups the stage links, then the stage's own (each scope wins over the ones before),
+    each replaced by the release's value where the variable allows it (Azure DevOps' "settable at release
+    time"). Secrets stay Key Vault references here."""
     found: dict[str, tuple[str, bool]] = {}
-    scopes = [release.definition.get("variables") or {}]
-    scopes += [s.get("variables") or {} for s in release.definition.get("stages", []) if s.get("name") == stage]
+    plan: dict[str, Any] = next((s for s in release.definition.get("stages", []) if s.get("name") == stage), {})
+    groups = {name.casefold(): values for name, values in (release.groups or {}).items()}
+
+    def linked(names: list[str]) -> list[dict[str, Any]]:
+        return [groups.get(n.casefold()) or {} for n in names]
+
+    # lowest first: groups linked by the definition, its variables, groups linked by the stage, the stage's own
+    scopes = [*linked(release.definition.get("variableGroups") or []), release.definition.get("variables") or {},
+              *linked(plan.get("variableGroups") or []), plan.get("variables") or {}]
     for scope in scopes:
         for name, declared in scope.items():
             value, settable = (declared, False) if isinstance(declared, str) else \

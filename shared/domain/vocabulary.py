@@ -229,6 +229,8 @@ class EventType(StrEnum):
     INTERVENTION_PENDING = "manualInterventionPending"
     INTERVENTION_RESUMED = "manualInterventionResumed"
     INTERVENTION_REJECTED = "manualInterventionRejected"
+    VARIABLES_REFRESHED = "variablesRefreshed"
+    """A deployment asked for the linked variable groups' current values: the release keeps them from then on."""
     STEP_STOPPED = "stepStopped"
     """What an engine ran for a step was stopped (the release was abandoned while it ran)."""
 

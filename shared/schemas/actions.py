@@ -37,6 +37,9 @@ class DeployIn(Strict):
     """An admin's reason to deploy outside the stage's windows and freezes (audited)."""
     notBefore: Instant | None = None
     """The steps run no earlier than this; approvals are asked now."""
+    refreshVariableGroups: bool = False
+    """Read the linked variable groups again for this release (from then on); otherwise it keeps the values
+    they had when it was created."""
 
 
 class AbandonIn(Strict):

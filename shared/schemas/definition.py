@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 
+from shared import plugins
 from shared.domain import variables
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.gates import JSON_PATH
@@ -24,14 +25,8 @@ from shared.schemas.fields import (
     Token,
     field_errors,
 )
-from shared.schemas.step_arm import ArmDeploymentStep
 from shared.schemas.step_base import StepBase, Strict
-from shared.schemas.step_container import DeployContainerStep
-from shared.schemas.step_http import HttpRequestStep
-from shared.schemas.step_intervention import ManualInterventionStep
-from shared.schemas.step_pipeline import RunPipelineStep
-from shared.schemas.step_script import ScriptStep
-from shared.schemas.variables import Variables
+from shared.schemas.variables import GroupName, Variables
 
 NAME_TOKENS = re.compile(r"\$\((rev:r+|Build\.BuildNumber|Release\.DefinitionName)\)")
 
@@ -160,10 +155,10 @@ class SetAppSettingsStep(StepBase):
     sticky: list[SettingName] = Field(default_factory=list)
 
 
-Step = Annotated[DeployPackageStep | HttpCheckStep | WaitStep | SwapStep | StartSwapStep | CompleteSwapStep
-                 | CancelSwapStep | RestartStep | SetAppSettingsStep | ManualInterventionStep | HttpRequestStep
-                 | ArmDeploymentStep | DeployContainerStep | ScriptStep | RunPipelineStep,
-                 Field(discriminator="type")]
+if TYPE_CHECKING:
+    Step = StepBase
+else:  # every step kind the plugin registry holds, built-in or a plugin's (see shared/plugins.py)
+    Step = Annotated[Union[tuple(plugins.current().step_models())], Field(discriminator="type")]  # noqa: UP007
 
 
 class ApprovalsIn(Strict):
@@ -360,7 +355,10 @@ class RestSignal(SignalBase):
     threshold: Threshold = True
 
 
-Signal = Annotated[MetricSignal | LogQuerySignal | AlertsSignal | RestSignal, Field(discriminator="type")]
+if TYPE_CHECKING:
+    Signal = SignalBase | AlertsSignal
+else:  # every signal type the plugin registry holds
+    Signal = Annotated[Union[tuple(plugins.current().signal_models())], Field(discriminator="type")]  # noqa: UP007
 
 
 class GatesIn(Strict):
@@ -403,6 +401,8 @@ class StageIn(Strict):
     postGates: GatesIn | None = None
     variables: Variables = Field(default_factory=dict, max_length=200)
     """The stage's own variables: they win over the definition's of the same name."""
+    variableGroups: list[GroupName] = Field(default_factory=list, max_length=20)
+    """Variable groups this stage links: above the definition's variables, below the stage's own."""
 
     @model_validator(mode="after")
     def _one_order(self) -> StageIn:
@@ -458,6 +458,9 @@ class DefinitionIn(Strict):
     releaseSchedules: list[ReleaseScheduleIn] = Field(default_factory=list, max_length=10)
     variables: Variables = Field(default_factory=dict, max_length=200)
     """Variables every stage sees (`$(Name)` in steps, gates' URLs and instructions)."""
+    variableGroups: list[GroupName] = Field(default_factory=list, max_length=20)
+    """Variable groups every stage sees, below the definition's own variables; a release keeps their values
+    as they were when it was created."""
     id: int | None = None
     revision: int | None = None
     modifiedBy: Any = None

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, StringConstraints, ValidationError
 
+from shared import plugins
 from shared.domain.errors import FieldError
-from shared.domain.plan import STEP_TYPES
 
 
 def _printable(value: str) -> str:
@@ -47,14 +47,13 @@ SlotName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
-SIGNAL_TYPES = ("metric", "logQuery", "alerts", "rest")
-
-
 def field_path(loc: tuple[Any, ...]) -> str:
     """pydantic's error location as the dotted path a user reads (union tags left out)."""
     out, previous = "", None
+    registry = plugins.current()
+    tags = {*registry.steps.kinds, *registry.signals.kinds}
     for part in loc:
-        tag = isinstance(previous, int) and part in STEP_TYPES + SIGNAL_TYPES  # a union's tag after its index
+        tag = isinstance(previous, int) and part in tags  # a union's tag after its index
         previous = part
         if isinstance(part, int):
             out += f"[{part}]"
@@ -75,6 +74,8 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
         if err["type"] == "extra_forbidden":
             message = "unknown field"
         elif err["type"] == "union_tag_invalid":
-            message = f"unknown type; expected one of {err['ctx']['expected_tags']}"
+            broken = plugins.current().failure(str(err["ctx"].get("tag")))
+            message = (f"type '{broken.name}' comes from a plugin that failed to load ({broken.value}): {broken.reason}"
+                       if broken else f"unknown type; expected one of {err['ctx']['expected_tags']}")
         errors.append(FieldError(field_path(loc), message))
     return errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from shared.domain.variables import PREDEFINED_PREFIXES
 from shared.schemas.step_base import Strict
@@ -33,3 +33,15 @@ class VariableIn(Strict):
 
 
 Variables = dict[VariableName, VariableText | VariableIn]
+
+
+GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._()\-]{0,63}$")]
+
+
+class VariableGroupIn(Strict):
+    """Variables shared by definitions (Azure DevOps' variable groups): definitions and stages link them by
+    name; a release keeps the values they had when it was created."""
+
+    name: GroupName
+    description: Annotated[str, StringConstraints(max_length=1000)] = ""
+    variables: Variables = Field(default_factory=dict, max_length=200)

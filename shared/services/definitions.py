@@ -18,7 +18,7 @@ from shared.messages import RegisterSchedules
 from shared.ports import TargetError
 from shared.records import Changes, ConcurrentChange, Head, OutboxItem, Summary
 from shared.schemas.definition import parse_definition, referenced_slots
-from shared.services import outbox
+from shared.services import outbox, variable_groups
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ def validate(deps: Deps, body: Any, previous: dict[str, Any] | None = None) -> d
     data = parse_definition(body)
     errors: list[FieldError] = restore_kept(data, previous)
     errors += header_errors(data, deps.settings.gate_header_settings)
+    errors += variable_groups.missing(deps, data)
     floor = deps.settings.gate_min_interval_seconds / 60
     for i, stage in enumerate(data["stages"]):
         for kind in ("preGates", "postGates"):

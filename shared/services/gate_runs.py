@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from shared import plugins
 from shared.config import GATES_QUEUE
 from shared.domain.gates import GateRun, Reading
 from shared.domain.release import Release
@@ -72,11 +73,22 @@ def read_all(deps: Deps, signals: list[dict[str, Any]], resource_id: str) -> lis
 
 
 def _safe(deps: Deps, signal: dict[str, Any], resource_id: str, now: datetime) -> Reading:
+    name = str(signal.get("name"))
+    loaded = plugins.current().signal(str(signal.get("type")))
     try:
-        return deps.signals.read(signal, resource_id, now)
+        if loaded is None or loaded.kind.reader is None:
+            return deps.signals.read(signal, resource_id, now)
+        reader = plugins.current().readers()[loaded.name]
+        what = f"signal '{loaded.name}'"
+        reading = plugins.call(what, loaded.kind.timeout_seconds, reader, signal, resource_id, now)
+        if not isinstance(reading, Reading):  # garbage is an error, never a pass
+            return Reading(name, error=f"plugin {what} answered {type(reading).__name__}, not a Reading")
+        return reading
+    except plugins.NoAnswer as exc:
+        return Reading(name, error=str(exc))
     except Exception as exc:  # a provider bug is an errored reading, never a pass and never a crash
         logger.exception("signal %s failed", signal.get("name"))
-        return Reading(str(signal.get("name")), error=f"{type(exc).__name__}: {exc}")
+        return Reading(name, error=f"{type(exc).__name__}: {exc}")
 
 
 def _gate_of(release: Release, stage: str, attempt: int, kind: Kind) -> GateRun | None:

@@ -20,7 +20,7 @@ from shared.domain.vocabulary import EventType, Kind, Reason
 from shared.records import Changes, ConcurrentChange
 from shared.schemas.actions import DeployIn
 from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
-from shared.services import artifacts, outbox
+from shared.services import artifacts, outbox, variable_groups
 from shared.services.apply import MAX_TRIES, apply, back_off, lane_changes, outbox_for, read_lanes
 from shared.services.definitions import current_body, current_head
 from shared.services.deps import Deps
@@ -61,6 +61,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
     head, definition = current_body(deps, definition_id)
     _check_variables(definition, body.variables)
     snapshot = _artifacts(deps, definition, body.artifacts)
+    groups = variable_groups.snapshot(deps, definition)
     release_id = deps.store.next_id("release")
     for attempt in range(MAX_TRIES):
         back_off(attempt)
@@ -74,7 +75,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
                               name=release_name(definition, head.release_counter, snapshot),
                               created_at=deps.clock.now().isoformat(), created_by=by, reason=reason,
                               description=body.description, artifacts=snapshot, definition=definition,
-                              debug=body.debug, variables=dict(body.variables))
+                              debug=body.debug, variables=dict(body.variables), groups=groups)
         lanes, lane_etags = read_lanes(deps, definition_id, release)
         decision = decide(release, StartRelease(), deps.clock.now(), lanes)
         created = Event(EventType.RELEASE_CREATED, decision.release.created_at, by=by, message=reason)
@@ -230,9 +231,14 @@ def deploy_stage(deps: Deps, release_id: int, stage: str, body: DeployIn | None 
                  admin: bool = False) -> Release:
     """A person deploys the stage now (the API's, the dashboard's and the CLI's one rule set)."""
     body = body or DeployIn()
+    definition_id = locate(deps, release_id)
+    groups = None
+    if body.refreshVariableGroups:
+        loaded = deps.store.release(definition_id, release_id)
+        groups = variable_groups.snapshot(deps, loaded[0].definition) if loaded else None
     command = DeployStage(stage, by, Reason(body.reason) if body.reason else None, body.breakGlass, admin,
-                          body.notBefore)
-    return apply(deps, locate(deps, release_id), release_id, command).release
+                          body.notBefore, groups)
+    return apply(deps, definition_id, release_id, command).release
 
 
 def ignore_gate(deps: Deps, release_id: int, stage: str, kind: Kind, who: Principal, comment: str) -> Release:

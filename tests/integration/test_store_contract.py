@@ -224,3 +224,18 @@ def test_a_slot_record_is_replaced_only_under_its_etag(store: PipelineStore) -> 
     assert [r["releaseId"] for r in store.slot_records(1)] == [2]
     store.commit(Changes(1, slots=[{**first, "releaseId": 4}]))  # no ETag named: last writer wins
     assert [r["releaseId"] for r in store.slot_records(1)] == [4]
+
+
+def test_documents_are_created_once_and_changed_or_deleted_only_under_their_etag(store: PipelineStore) -> None:
+    first = store.put_document("vargroup", "Shared-SQL", {"name": "Shared-SQL", "variables": {"a": "1"}}, None)
+    with pytest.raises(ConcurrentChange):
+        store.put_document("vargroup", "shared-sql", {"name": "shared-sql"}, None)  # names are case-insensitive
+    second = store.put_document("vargroup", "Shared-SQL", {"name": "Shared-SQL", "variables": {"a": "2"}}, first)
+    with pytest.raises(ConcurrentChange):
+        store.put_document("vargroup", "Shared-SQL", {"name": "Shared-SQL"}, first)  # a stale ETag
+    assert store.document("vargroup", "SHARED-sql") == ({"name": "Shared-SQL", "variables": {"a": "2"}}, second)
+    assert [b["name"] for b, _ in store.documents("vargroup")] == ["Shared-SQL"]
+    with pytest.raises(ConcurrentChange):
+        store.delete_document("vargroup", "Shared-SQL", first)
+    store.delete_document("vargroup", "Shared-SQL", second)
+    assert store.document("vargroup", "Shared-SQL") is None and store.documents("vargroup") == []

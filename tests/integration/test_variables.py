@@ -162,3 +162,69 @@ def test_the_cli_sends_release_time_variables_the_api_accepts() -> None:
     args = build_parser().parse_args(["release", "create", "-d", "1", "--var", "Ring=canary", "--var", "Note=a=b"])
     body = {name: value for name, _, value in (v.partition("=") for v in args.var)}
     assert ReleaseIn(definitionId=1, variables=body).variables == {"Ring": "canary", "Note": "a=b"}
+
+
+def test_variable_groups_are_linked_by_name_snapshotted_by_releases_and_kept_while_linked(
+        api: World, service: Service) -> None:  # noqa: F811
+    from functions import definitions_api as defs
+    from functions import variable_groups_api as groups
+    from tests.integration.test_approvals_api import AMITA
+
+    admin = {"X-Slipway-Acting-As": "ops@contoso.com; roles=Slipway.Admin"}
+    status, created = call(groups.variable_groups_collection, "POST",
+                           {"name": "shared-sql", "variables": {"SqlServer": "sql-1", "SiteName": "from-group"}},
+                           headers=admin)
+    assert status == 201 and created["name"] == "shared-sql"
+    assert call(groups.variable_groups_collection, "POST", {"name": "Shared-SQL"}, headers=admin)[0] == 409
+    assert call(groups.variable_groups_collection, "POST", {"name": "x"}, headers=AMITA)[0] == 403
+    assert call(groups.variable_groups_collection, "POST", {"name": "stage-ring", "variables": {"Ring": "g"}},
+                headers=admin)[0] == 201
+    body = {"site": "$(SiteName)", "sql": "$(SqlServer)", "ring": "$(Ring)"}
+    dev = {**stage("Dev", steps=[call_step(service, body)]), "variableGroups": ["stage-ring"],
+           "variables": {"Ring": "stage-own"}}
+    prod = {**stage("Production", {"type": "afterStages", "stages": ["Dev"]}, steps=[call_step(service, body)]),
+            "variableGroups": ["stage-ring"]}
+    bad = {"name": "T", "artifacts": [{"alias": "web", "source": "tailspin-web"}], "stages": [dev, prod],
+           "variableGroups": ["nope"]}
+    status, problem = call(defs.definitions_collection, "POST", bad, headers=admin)
+    assert status == 400 and problem["errors"][0]["field"] == "variableGroups[0]"
+    did = int(api.define([dev, prod], variableGroups=["shared-sql"], variables={"SiteName": "own"})["id"])
+    rel = api.release(did)
+    assert call(groups.variable_group_item, "GET", name="shared-sql")[1]["variables"]["SqlServer"] == "sql-1"
+    from shared.services import variable_groups
+    _, etag = variable_groups.get(api.deps, "shared-sql")
+    changed = {"name": "shared-sql", "variables": {"SqlServer": "sql-2"}}
+    assert call(groups.variable_group_item, "PUT", changed, headers=admin, name="shared-sql")[0] == 428
+    assert call(groups.variable_group_item, "PUT", changed, headers={**admin, "If-Match": etag},
+                name="shared-sql")[0] == 200
+    api.pump()
+    # | variable  | group (definition) | definition | group (stage) | stage     | Dev sees  | Production sees |
+    # | SiteName  | from-group         | own        | –             | –         | own       | own             |
+    # | SqlServer | sql-1 (then sql-2) | –          | –             | –         | sql-1     | sql-1           |
+    # | Ring      | –                  | –          | g             | Dev: own  | stage-own | g               |
+    assert [json.loads(c["body"]) for c in service.calls] == [
+        {"site": "own", "sql": "sql-1", "ring": "stage-own"}, {"site": "own", "sql": "sql-1", "ring": "g"}]
+    assert api.get(rel.id).groups["shared-sql"]["SqlServer"] == "sql-1"  # the release keeps what it was created with
+    _, etag = variable_groups.get(api.deps, "shared-sql")
+    status, problem = call(groups.variable_group_item, "DELETE", headers={**admin, "If-Match": etag},
+                           name="shared-sql")
+    assert status == 409 and f"definition {did}" in problem["detail"]
+
+
+def test_a_redeploy_keeps_the_groups_values_unless_asked_to_read_them_again(world: World, service: Service) -> None:
+    from shared.schemas.actions import DeployIn
+    from shared.services import variable_groups
+
+    variable_groups.put(world.deps, {"name": "sql", "variables": {"SqlServer": "sql-1"}}, by="ops")
+    did = int(world.define([stage("Dev", {"type": "manual"}, steps=[call_step(service, {"sql": "$(SqlServer)"})])],
+                           variableGroups=["sql"])["id"])
+    rel = world.release(did)
+    _, etag = variable_groups.get(world.deps, "sql")
+    variable_groups.put(world.deps, {"name": "sql", "variables": {"SqlServer": "sql-2"}}, by="ops", name="sql",
+                        if_match=etag)
+    for body in (DeployIn(), DeployIn(), DeployIn(refreshVariableGroups=True), DeployIn()):
+        releases.deploy_stage(world.deps, rel.id, "Dev", body, by="amita")
+        world.pump()
+    assert [json.loads(c["body"])["sql"] for c in service.calls] == ["sql-1", "sql-1", "sql-2", "sql-2"]
+    events = [e["type"] for e in releases.events(world.deps, rel.id)]
+    assert events.count("variablesRefreshed") == 1

@@ -90,3 +90,17 @@ def _owner(name: str) -> str:
     while name and not _own(name):
         name = name.rpartition(".")[0]
     return name
+
+
+def test_the_built_in_kinds_fallback_list_is_what_pyproject_declares() -> None:
+    """The deployed app has no installed `slipway` package (no entry points of its own): the registry then
+    registers the built-ins from its own list, which must say what pyproject.toml declares."""
+    import tomllib
+
+    from shared.plugins import BUILTIN_SIGNALS, BUILTIN_STEPS
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    declared = project["entry-points"]
+    for group, table in (("slipway.steps", BUILTIN_STEPS), ("slipway.signals", BUILTIN_SIGNALS)):
+        assert {name: value.rsplit(":", 1)[1] for name, value in declared[group].items()
+                if value.startswith("shared.plugin_builtins:")} == table, group

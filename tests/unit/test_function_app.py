@@ -44,6 +44,8 @@ EXPECTED = {
     "approval_page": ("httpTrigger", "api/approve/{token}"),
     "intervention_page": ("httpTrigger", "api/intervene/{token}"),
     "step_callback": ("httpTrigger", "api/callbacks/{token}"),
+    "variable_groups_collection": ("httpTrigger", "api/variable-groups"),
+    "variable_group_item": ("httpTrigger", "api/variable-groups/{name}"),
     "decide_intervention": ("httpTrigger", "api/releases/{releaseId:int}/stages/{stage}/interventions/{step:int}"),
     "run_step": ("queueTrigger", "slipway-steps"),
     "step_poisoned": ("queueTrigger", "slipway-steps-poison"),

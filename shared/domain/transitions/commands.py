@@ -36,6 +36,8 @@ class DeployStage:
     admin: bool = False
     not_before: str | None = None
     """Run the steps no earlier than this (approvals are asked now): the same deferral an approver sets."""
+    groups: dict[str, dict[str, Any]] | None = field(default=None, hash=False, compare=False)
+    """The linked variable groups read again: the release keeps these values from now on."""
 
 
 @dataclass(frozen=True)

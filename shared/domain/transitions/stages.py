@@ -41,6 +41,10 @@ def deploy_stage(flow: Flow, cmd: DeployStage) -> None:
         raise Conflict(f"stage '{stage.name}' is already {run.current.status} (attempt {run.current.attempt})")
     if cmd.break_glass and not cmd.admin:
         raise Forbidden(f"{cmd.by} may not break the glass: it needs the admin role")
+    if cmd.groups is not None and cmd.groups != flow.release.groups:
+        flow.release.groups = {name: dict(values) for name, values in cmd.groups.items()}
+        flow.emit(EventType.VARIABLES_REFRESHED, stage=stage.name, by=cmd.by,
+                  message=f"variable groups read again: {', '.join(sorted(cmd.groups)) or 'none'}")
     reason = cmd.reason or (Reason.REDEPLOY if run.deployments else Reason.MANUAL)
     flow.start_deployment(stage, reason=reason, by=cmd.by, break_glass=cmd.break_glass, not_before=cmd.not_before)
 

@@ -13,6 +13,7 @@ import threading
 import uuid
 from typing import Any
 
+from shared import plugins
 from shared.config import STEPS_QUEUE
 from shared.domain import variables
 from shared.domain.keys import key_hash
@@ -22,11 +23,12 @@ from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferSte
 from shared.domain.variables import UnknownVariable
 from shared.domain.vocabulary import Status, StepStatus
 from shared.messages import RunStep, StopStepRun, decode
+from shared.plugins import NoAnswer, call
 from shared.ports import TargetError
 from shared.services.apply import apply
 from shared.services.deps import Deps
 from shared.services.steps.context import ClaimLost, Outcome, StepContext
-from shared.services.steps.kinds import KINDS, STOPPERS
+from shared.services.steps.kinds import handler, is_plugin, stopper
 
 logger = logging.getLogger(__name__)
 MAX_TARGET_RETRIES = 8
@@ -76,7 +78,8 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
              f"=> {outcome.kind}: {outcome.message}"]
     deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1)
     after = apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome)).release
-    if outcome.kind == "retry" and ctx.step.type in STOPPERS and _canceled(after, msg.stage, msg.attempt, msg.step):
+    if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
+            and _canceled(after, msg.stage, msg.attempt, msg.step):
         # Abandoned between this run's intent and its answer: the stop message may have looked before
         # this run started anything, so this run stops what it started itself.
         ctx.run.state = outcome.state
@@ -112,14 +115,16 @@ def stop(deps: Deps, msg: StopStepRun, delivery: str = "") -> str:
     dep = release.stages[msg.stage].deployments[msg.attempt - 1]
     step = dep.steps[msg.step]
     stage = release.plan.stage(msg.stage)
-    if stage is None or step.type not in STOPPERS or msg.step >= len(stage.steps):
+    if stage is None or stopper(step.type) is None or msg.step >= len(stage.steps):
         return "nothing to stop"
     ctx = StepContext(release, stage, stage.steps[msg.step], step, deps.clock.now())
     return _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
 
 
 def _stop(deps: Deps, release: Release, ctx: StepContext, stage: str, attempt: int, index: int) -> str:
-    said = STOPPERS[ctx.step.type](deps, ctx)
+    stop_run = stopper(ctx.step.type)
+    assert stop_run is not None
+    said = _plugin_call(deps, ctx, stop_run, str) if is_plugin(ctx.step.type) else stop_run(deps, ctx)
     deps.logs.append(log_name(release, stage, attempt, index), [*ctx.lines, f"=> stopped: {said}"])
     return said
 
@@ -185,11 +190,14 @@ def _context(release: Release, msg: RunStep, deps: Deps) -> StepContext | None:
 
 
 def _run(deps: Deps, ctx: StepContext) -> Outcome:
-    kind = KINDS.get(ctx.step.type)
+    kind = handler(ctx.step.type)
     if kind is None:
         return Outcome.fail(f"no step kind '{ctx.step.type}' in this version of Slipway")
     try:
-        return kind(deps, ctx)
+        return _plugin_call(deps, ctx, kind, Outcome) if is_plugin(ctx.step.type) else kind(deps, ctx)
+    except _PluginFailed as exc:
+        ctx.log(str(exc))
+        return Outcome.fail(str(exc))
     except UnknownVariable as exc:
         return Outcome.fail(str(exc))
     except TargetError as exc:
@@ -199,6 +207,32 @@ def _run(deps: Deps, ctx: StepContext) -> Outcome:
             return Outcome.fail(str(exc) if not exc.retryable else f"{exc} (after {tries - 1} retries)")
         delay = exc.retry_after if exc.retry_after is not None else min(300.0, 2.0 ** tries)
         return Outcome.retry(f"{exc}; retrying in {delay:g}s", delay, {**ctx.run.state, "targetErrors": tries})
+
+
+class _PluginFailed(Exception):
+    """A plugin handler raised something Slipway does not know, hung, or answered garbage."""
+
+
+def _plugin_call(deps: Deps, ctx: StepContext, fn: Any, answer: type) -> Any:
+    """A plugin's handler or stopper, in a thread with its time budget (at most a third of the step's lease,
+    so the claim is still held when it gives up): its bug fails its step, never the queue invocation.
+    What the built-in contract defines (TargetError, UnknownVariable, ClaimLost) keeps its meaning."""
+    loaded = plugins.current().step(ctx.step.type)
+    budget = min(loaded.kind.timeout_seconds if loaded else plugins.PLUGIN_SECONDS,
+                 deps.settings.step_lease_seconds / 3)
+    what = f"step '{ctx.step.type}'"
+    try:
+        result = call(what, budget, fn, deps, ctx)
+    except (TargetError, UnknownVariable, ClaimLost):
+        raise
+    except NoAnswer as exc:
+        raise _PluginFailed(str(exc)) from None
+    except Exception as exc:
+        logger.warning("plugin %s raised", what, exc_info=True)
+        raise _PluginFailed(f"plugin {what} raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(result, answer):
+        raise _PluginFailed(f"plugin {what} answered {type(result).__name__}, not {answer.__name__}")
+    return result
 
 
 def _command(msg: RunStep, outcome: Outcome) -> Any:

@@ -1,0 +1,1 @@
+"""Example Slipway plugin: a `slack-message` step and a `statuspage` gate signal."""
