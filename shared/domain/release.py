@@ -68,6 +68,9 @@ class Deployment:
     """Whoever asked for the deployment set the earliest time its steps may run."""
     gates: dict[Kind, GateRun] = field(default_factory=dict)
     """The deployment's gates by kind (pre, post), with their samples."""
+    variables: dict[str, str] = field(default_factory=dict)
+    """The definition's variables as this attempt resolved them when it started (secrets as ***), for
+    readers: what a deployment ran with."""
     previews: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What each infrastructure step (by its index) would change, computed while the deployment waited for
     its pre-deployment approval: {"changes": [lines], "at": time} or {"error": why, "at": time}."""

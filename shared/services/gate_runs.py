@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from shared import plugins
 from shared.config import GATES_QUEUE
+from shared.domain import variables
 from shared.domain.gates import GateRun, Reading
 from shared.domain.release import Release
 from shared.domain.target import Target
@@ -23,6 +25,7 @@ from shared.domain.transitions.commands import GateClaim, GateSample
 from shared.domain.transitions.gates import gate_config, live_gate
 from shared.domain.vocabulary import Kind
 from shared.messages import TakeSample, decode, encode
+from shared.ports import TargetError
 from shared.services.apply import apply
 from shared.services.deps import Deps
 
@@ -57,10 +60,38 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
     plan = claimed.plan.stage(stage)
     config = gate_config(plan, kind) or {}
     resource_id = Target.from_dict(plan.environment).resource_id if plan else ""  # where the release ends up
-    readings = read_all(deps, config.get("signals", []), resource_id)
+    try:
+        signals, secrets = _expanded(deps, claimed, stage, config.get("signals", []))
+        readings = [_masked(r, secrets) for r in read_all(deps, signals, resource_id)]
+    except (variables.UnknownVariable, TargetError) as exc:  # a sample that cannot be taken is an error sample
+        readings = [Reading(str(s.get("name")), error=str(exc)) for s in config.get("signals", [])]
     after = apply(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings))).release
     done = after.stages[stage].deployments[attempt - 1].gates[kind]
     return f"{kind} gate sample {seq}: {done.samples[-1]['verdict'] if done.samples else '?'} -> {done.status}"
+
+
+def _expanded(deps: Deps, release: Release, stage: str, signals: list[dict[str, Any]]
+              ) -> tuple[list[dict[str, Any]], set[str]]:
+    """The signals with `$(Name)` variables substituted (a Key Vault secret read now), and the secret values
+    read: masked in the readings, which every reader of the release sees."""
+    dep = release.stages[stage].current
+    known = {**variables.custom(release, stage), **variables.predefined(release, stage, dep)}
+    secrets: set[str] = set()
+
+    def secret(reference: str) -> str:
+        value = deps.secrets.get(reference)
+        secrets.add(value)
+        return value
+
+    expanded = [{k: (v if k in ("type", "name") else variables.expand_all(v, known, secret)) for k, v in s.items()}
+                for s in signals]
+    return expanded, secrets
+
+
+def _masked(reading: Reading, secrets: set[str]) -> Reading:
+    if not secrets:
+        return reading
+    return Reading(**{k: variables.mask(v, secrets) for k, v in asdict(reading).items()})
 
 
 def read_all(deps: Deps, signals: list[dict[str, Any]], resource_id: str) -> list[Reading]:

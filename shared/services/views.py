@@ -82,6 +82,7 @@ def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
                                        for v in a.votes]}
                       for kind, a in dep.approvals.items()},
         "gates": {kind: _gate(g) for kind, g in dep.gates.items()},
+        "variables": dict(dep.variables),
         "whatIf": [{"step": int(k), "name": dep.steps[int(k)].name if int(k) < len(dep.steps) else "", **v}
                    for k, v in sorted(dep.previews.items(), key=lambda kv: int(kv[0]))],
         "steps": [

@@ -12,6 +12,7 @@ import pytest
 
 from functions import releases_api as rels
 from shared.adapters.http_probe import HttpxProbe
+from shared.config import GATES_QUEUE
 from shared.domain.errors import Invalid
 from shared.ports import TargetError
 from shared.schemas.release import ReleaseIn
@@ -88,7 +89,13 @@ def test_predefined_names_are_reserved(world: World) -> None:
 
 
 def test_a_secret_reaches_the_step_and_is_masked_in_everything_slipway_writes(api: World,  # noqa: F811
-                                                                              service: Service) -> None:
+                                                                              service: Service,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from tests.integration.test_dashboard import text, visit
+
+    caplog.set_level(logging.DEBUG)
     service.answers = [(200, {}, json.dumps({"echo": f"connected with {SECRET}!"}))]
     step = {"type": "http-request", "name": "migrate", "url": service.url + "/db",
             "body": {"password": "$(DbPassword)", "dsn": "sql://app:$(DbPassword)@db"},
@@ -102,10 +109,15 @@ def test_a_secret_reaches_the_step_and_is_masked_in_everything_slipway_writes(ap
     surfaces = [json.dumps(call(rels.release_item, "GET", releaseId=rel.id)[1]),
                 json.dumps(call(rels.release_events, "GET", releaseId=rel.id)[1]),
                 call(rels.step_log, "GET", releaseId=rel.id, stage="Dev", attempt=1, step=0)[1],
-                json.dumps(api.get(rel.id).to_dict())]
-    for text in surfaces:
-        assert SECRET not in str(text)
-    assert "***" in str(surfaces[2])
+                json.dumps(api.get(rel.id).to_dict()),
+                text(visit(f"releases/{rel.id}")),
+                text(visit(f"releases/{rel.id}/stages/Dev/deployments/1/steps/0/log")),
+                caplog.text]
+    for surface in surfaces:
+        assert SECRET not in str(surface)
+    assert "***" in str(surfaces[2]) and "***" in str(surfaces[5])
+    view = call(rels.release_item, "GET", releaseId=rel.id)[1]
+    assert view["stages"][0]["deployments"][0]["variables"] == {"DbPassword": "***"}  # what the attempt ran with
 
 
 def test_a_vault_that_cannot_answer_fails_the_step_with_the_reason_never_an_empty_value(
@@ -228,3 +240,25 @@ def test_a_redeploy_keeps_the_groups_values_unless_asked_to_read_them_again(worl
     assert [json.loads(c["body"])["sql"] for c in service.calls] == ["sql-1", "sql-1", "sql-2", "sql-2"]
     events = [e["type"] for e in releases.events(world.deps, rel.id)]
     assert events.count("variablesRefreshed") == 1
+
+
+def test_gate_signals_take_variables_and_secrets_too(world: World, service: Service) -> None:
+    from shared.adapters.monitor_signals import MonitorSignals
+    from shared.config import Settings
+
+    world.deps.signals = MonitorSignals(Settings())
+    service.answers = [(200, {}, json.dumps({"state": f"fine for {SECRET}"}))] * 5
+    gate = {"signals": [{"type": "rest", "name": "health", "url": service.url + "$(HealthPath)?key=$(ApiKey)",
+                         "jsonPath": "$.state", "operator": "!=", "threshold": "down"}],
+            "intervalMinutes": 1, "timeoutMinutes": 10}
+    dev = {**stage("Dev", steps=[{"type": "wait", "seconds": 0}]), "postGates": gate,
+           "variables": {"HealthPath": "/health/dev"}}
+    did = int(world.define([dev], variables={"ApiKey": SECRET_REF})["id"])
+    rel = world.release(did)
+    world.pump()
+    world.deliver(GATES_QUEUE)
+    world.pump()
+    assert service.calls[0]["path"] == f"/health/dev?key={SECRET}"
+    dep = world.get(rel.id).stages["Dev"].current
+    assert dep.status == "succeeded", dep.failure
+    assert SECRET not in json.dumps(world.get(rel.id).to_dict())

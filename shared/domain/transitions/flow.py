@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.domain import variables
 from shared.domain.lanes import Lane
 from shared.domain.plan import ENGINE_STEPS, StagePlan
 from shared.domain.release import Deployment, Release, StepRun
@@ -67,7 +68,8 @@ class Flow:
         dep = Deployment(attempt=len(run.deployments) + 1, status=Status.IN_PROGRESS, reason=reason,
                          requested_by=by, queued_at=self.stamp, started_at=self.stamp,
                          steps=[StepRun(s.index, s.type, s.name) for s in stage.steps],
-                         break_glass=break_glass, not_before=not_before)
+                         break_glass=break_glass, not_before=not_before,
+                         variables=variables.shown(variables.custom(self.release, stage.name)))
         if dep.break_glass:
             self.emit(EventType.GLASS_BROKEN, stage=stage.name, attempt=dep.attempt, by=by, message=dep.break_glass)
         run.deployments.append(dep)
