@@ -119,6 +119,29 @@ def expand(text: str, variables: Mapping[str, str], secret: Callable[[str], str]
     return VARIABLE.sub(one, text)
 
 
+def expand_known(value: Any, variables: Mapping[str, str], secret: Callable[[str], str] | None = None) -> Any:
+    """`expand_all`, leaving a `$(name)` nothing defines yet as it is (for the step to resolve when it runs:
+    its callback URL, say), through every string of a JSON value."""
+    folded = {k.casefold(): v for k, v in variables.items()}
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1).strip()
+        if name.casefold() not in folded:
+            return match.group(0)
+        found = folded[name.casefold()]
+        if is_secret(found):
+            return secret(found.strip()) if secret is not None else MASK
+        return found
+
+    if isinstance(value, str):
+        return VARIABLE.sub(one, value)
+    if isinstance(value, list):
+        return [expand_known(v, variables, secret) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_known(v, variables, secret) for k, v in value.items()}
+    return value
+
+
 def expand_all(value: Any, variables: Mapping[str, str], secret: Callable[[str], str] | None = None) -> Any:
     """`expand` through every string of a JSON value (a request body, template parameters)."""
     if isinstance(value, str):

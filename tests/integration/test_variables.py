@@ -262,3 +262,17 @@ def test_gate_signals_take_variables_and_secrets_too(world: World, service: Serv
     dep = world.get(rel.id).stages["Dev"].current
     assert dep.status == "succeeded", dep.failure
     assert SECRET not in json.dumps(world.get(rel.id).to_dict())
+
+
+def test_every_string_field_of_a_built_in_step_takes_variables(world: World, service: Service) -> None:
+    world.deps.probe = HttpxProbe("127.0.0.1")
+    check = {"type": "http-check", "url": service.url + "$(HealthPath)", "expectText": "$(Expected)",
+             "timeoutSeconds": 0}
+    service.answers = [(200, {}, "all good here")]
+    did = int(world.define([{**stage("Dev", steps=[check]),
+                             "variables": {"HealthPath": "/health/dev", "Expected": "good"}}])["id"])
+    rel = world.release(did)
+    world.pump()
+    dep = world.get(rel.id).stages["Dev"].current
+    assert dep.status == "succeeded", dep.failure
+    assert service.calls[0]["path"] == "/health/dev"

@@ -8,6 +8,7 @@ and converges: the step reconciles before acting, and the outcome applies only o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -194,6 +195,11 @@ def _run(deps: Deps, ctx: StepContext) -> Outcome:
     if kind is None:
         return Outcome.fail(f"no step kind '{ctx.step.type}' in this version of Slipway")
     try:
+        # `$(Name)` in every string field of the step, built-in or plugin, as the step runs; what is not
+        # defined yet (a callback URL) is left for the step, which fails on what stays unknown
+        config = {k: v if k == "type" else variables.expand_known(v, ctx.variables(), ctx.secret)
+                  for k, v in ctx.step.config.items()}
+        ctx.step = dataclasses.replace(ctx.step, config=config)
         return _plugin_call(deps, ctx, kind, Outcome) if is_plugin(ctx.step.type) else kind(deps, ctx)
     except _PluginFailed as exc:
         ctx.log(str(exc))
