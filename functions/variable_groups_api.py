@@ -39,7 +39,7 @@ def variable_groups_collection(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def variable_group_item(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
-    name = req.route_params["name"]
+    name = req.route_params.get("name", "")
     if req.method == "GET":
         authorize(req, READER, "read variable groups")
         return _with_etag(*variable_groups.get(deps, name))

@@ -25,6 +25,8 @@ def put(deps: Deps, body: Any, *, by: str, name: str | None = None, if_match: st
     if name is not None and group["name"].casefold() != name.casefold():
         raise Invalid([FieldError("name", "a group keeps its name: create another group to rename it")])
     record = {**group, "modifiedBy": by, "modifiedOn": deps.clock.now().isoformat()}
+    if name is not None:
+        _check(deps, name, if_match)
     try:
         etag = deps.store.put_document(KIND, group["name"], record, if_match if name is not None else None)
     except ConcurrentChange:
@@ -48,10 +50,19 @@ def listed(deps: Deps) -> list[dict[str, Any]]:
 def delete(deps: Deps, name: str, *, if_match: str, linked_by: list[str]) -> None:
     if linked_by:
         raise Conflict(f"variable group '{name}' is linked by {', '.join(linked_by)}: unlink it first")
+    _check(deps, name, if_match)
     try:
         deps.store.delete_document(KIND, name, if_match)
     except ConcurrentChange:
         raise PreconditionFailed(f"variable group '{name}' changed (or went) since it was read") from None
+
+
+def _check(deps: Deps, name: str, if_match: str | None) -> None:
+    """The group exists and `if_match` is its ETag now (compared here, so that whatever a caller sends as
+    an ETag never reaches the store)."""
+    _, etag = get(deps, name)
+    if if_match != etag:
+        raise PreconditionFailed(f"variable group '{name}' changed since it was read (or If-Match is not its ETag)")
 
 
 def linked(definition: dict[str, Any]) -> list[tuple[str, str]]:

@@ -144,7 +144,9 @@ def test_a_week_of_tailspin(stack: LocalStack) -> None:
     production = {d["version"]: d["started"] for d in by_stage["Production"]}
     assert sorted(production) == ["1.2.0", "1.3.0"], summary
     wednesday, monday = MONDAY + timedelta(days=2, hours=10), MONDAY + timedelta(days=7, hours=9)
-    assert wednesday <= production["1.2.0"] < wednesday + timedelta(hours=6), summary  # inside Wednesday's window
+    # Wednesday's window, or Thursday's opening when a busy machine took longer than Wednesday's six simulated
+    # hours (six real seconds) to finish Preprod: either way inside a window, as the loop below holds it
+    assert wednesday <= production["1.2.0"] < MONDAY + timedelta(days=3, hours=10), summary
     assert monday <= production["1.3.0"] < monday + timedelta(hours=2), summary
     for started in production.values():
         assert started.weekday() < 4 and 9 <= started.hour < 16, summary
