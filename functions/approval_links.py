@@ -5,6 +5,7 @@ and expires."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -145,25 +146,34 @@ def decider(req: func.HttpRequest, record: dict[str, Any]) -> tuple[Principal, d
     return who, form
 
 
-def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.HttpResponse:
-    deps = bootstrap.deps()
+def decide_by_link(req: func.HttpRequest, record: dict[str, Any], link_etag: str, words: dict[str, str],
+                   act: Callable[[Principal, str, str, str], None]) -> func.HttpResponse:
+    """The signed-in person the link was made for decides once: `act(who, decision, comment, etag)` with a
+    decision among `words` (decision → what the page then says, "Approved"); the link is used up after."""
     found = decider(req, record)
     if isinstance(found, func.HttpResponse):
         return found
     who, form = found
-    decision = form.get("decision")
-    if decision not in ("approve", "reject") or not form.get("etag"):
-        return link_page(400, "Choose approve or reject", "Go back and use the form.")
+    decision = form.get("decision", "")
+    if decision not in words or not form.get("etag"):
+        return link_page(400, f"Choose {' or '.join(words)}", "Go back and use the form.")
     try:
-        approvals.cast_vote(deps, record["releaseId"], record["stage"], record["kind"], who, decision,
-                         clip(form.get("comment", "")), attempt=record["attempt"], if_match=form["etag"])
+        act(who, decision, clip(form.get("comment", "")), form["etag"])
     except PreconditionFailed:
         return link_page(412, "The release changed", "Open the link again to see it as it is now.")
     except (Conflict, Forbidden, Invalid, NotFound) as exc:
         return link_page(409, "Not decided", str(exc), release_id=record["releaseId"])
     try:
-        deps.store.use_link(key_hash(req.route_params["token"]), link_etag)
+        bootstrap.deps().store.use_link(key_hash(req.route_params["token"]), link_etag)
     except ConcurrentChange:
-        pass  # decided anyway: the approval itself refuses a second vote
-    word = "Approved" if decision == "approve" else "Rejected"
+        pass  # decided anyway: what was decided refuses a second decision itself
+    word = words[decision]
     return link_page(200, word, f"{word} as {who.name}. Thank you.", release_id=record["releaseId"])
+
+
+def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.HttpResponse:
+    def vote(who: Principal, decision: str, comment: str, etag: str) -> None:
+        approvals.cast_vote(bootstrap.deps(), record["releaseId"], record["stage"], record["kind"], who, decision,
+                            comment, attempt=record["attempt"], if_match=etag)
+
+    return decide_by_link(req, record, link_etag, {"approve": "Approved", "reject": "Rejected"}, vote)

@@ -157,23 +157,8 @@ def pipeline(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> fu
              "pending": _pending(r)} for r in items]
     return render("pipeline.html", who=who, definition=definition, diagram=diagram.layout(definition, statuses),
                   box=diagram, releases=rows, can_create=who.has(RELEASE_MANAGER),
-                  settable=_settable(definition),
+                  settable=variables.settable(definition),
                   older=paged_answer([], nxt)["continuationToken"], paged=cursor is not None)
-
-
-def _settable(definition: dict[str, Any]) -> list[dict[str, str]]:
-    """Variables a release may set (allowOverride), with the value a release gets otherwise; a secret's
-    reference is not shown as a default."""
-    found: dict[str, dict[str, str]] = {}
-    scopes = [("definition", definition.get("variables") or {})]
-    scopes += [(f"stage {s['name']}", s.get("variables") or {}) for s in definition.get("stages", [])]
-    for scope, declared in scopes:
-        for name, spec in declared.items():
-            if isinstance(spec, dict) and spec.get("allowOverride"):
-                value = str(spec.get("value", ""))
-                found.setdefault(name.casefold(), {"name": name, "default": "" if variables.is_secret(value) else value,
-                                                   "scope": scope})
-    return list(found.values())
 
 
 def _pending(release: Release) -> dict[str, list[str]]:

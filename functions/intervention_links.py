@@ -7,13 +7,10 @@ from typing import Any
 
 import azure.functions as func
 
-from functions.approval_links import decider, link_page, open_link, sign_in_hint
+from functions.approval_links import decide_by_link, link_page, open_link, sign_in_hint
 from shared import bootstrap
-from shared.domain.access import Forbidden
-from shared.domain.errors import Conflict, Invalid, NotFound, PreconditionFailed
-from shared.domain.keys import key_hash
-from shared.records import ConcurrentChange
-from shared.schemas.fields import clip
+from shared.domain.access import Principal
+from shared.domain.errors import NotFound
 from shared.services import approvals, releases
 
 bp = func.Blueprint()
@@ -47,24 +44,8 @@ def _show(req: func.HttpRequest, record: dict[str, Any]) -> func.HttpResponse:
 
 
 def _act(req: func.HttpRequest, record: dict[str, Any], link_etag: str) -> func.HttpResponse:
-    deps = bootstrap.deps()
-    found = decider(req, record)
-    if isinstance(found, func.HttpResponse):
-        return found
-    who, form = found
-    decision = form.get("decision")
-    if decision not in ("resume", "reject") or not form.get("etag"):
-        return link_page(400, "Choose resume or reject", "Go back and use the form.")
-    try:
-        approvals.intervene(deps, record["releaseId"], record["stage"], record["step"], who, decision,
-                            clip(form.get("comment", "")), attempt=record["attempt"], if_match=form["etag"])
-    except PreconditionFailed:
-        return link_page(412, "The release changed", "Open the link again to see it as it is now.")
-    except (Conflict, Forbidden, Invalid, NotFound) as exc:
-        return link_page(409, "Not decided", str(exc), release_id=record["releaseId"])
-    try:
-        deps.store.use_link(key_hash(req.route_params["token"]), link_etag)
-    except ConcurrentChange:
-        pass  # decided anyway: the step itself refuses a second decision
-    word = "Resumed" if decision == "resume" else "Rejected"
-    return link_page(200, word, f"{word} as {who.name}. Thank you.", release_id=record["releaseId"])
+    def decide(who: Principal, decision: str, comment: str, etag: str) -> None:
+        approvals.intervene(bootstrap.deps(), record["releaseId"], record["stage"], record["step"], who, decision,
+                            comment, attempt=record["attempt"], if_match=etag)
+
+    return decide_by_link(req, record, link_etag, {"resume": "Resumed", "reject": "Rejected"}, decide)

@@ -46,7 +46,7 @@ from urllib.parse import parse_qsl, unquote, urlparse
 
 import httpx
 
-from local.rest_emulator import Reply, RestEmulator
+from local.rest_emulator import Fault, Reply, Request, RestEmulator
 
 logger = logging.getLogger(__name__)
 
@@ -211,22 +211,6 @@ class WhatIf:
     subscription: str
     result: dict[str, Any]
     polls: int
-
-
-@dataclass
-class Fault:
-    fault: str
-    count: int
-    seconds: float | None = None
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class ArmDeploymentsEmulator(RestEmulator):

@@ -49,12 +49,12 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
 
-from local.rest_emulator import Reply, RestEmulator
+from local.rest_emulator import Fault, Reply, Request, RestEmulator
 
 API_VERSIONS = ("7.0", "7.1")
 LATEST_VERSION = "7.2"
@@ -167,22 +167,6 @@ class Run:
         if self.cancel_at is not None and self.cancel_at < self.natural_end:
             return "canceled"
         return self.outcome
-
-
-@dataclass
-class Fault:
-    fault: str
-    count: int
-    seconds: float | None = None
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class AzureDevOpsEmulator(RestEmulator):

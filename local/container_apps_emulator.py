@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
-from local.rest_emulator import Reply, RestEmulator
+from local.rest_emulator import Reply, Request, RestEmulator
 
 logger = logging.getLogger(__name__)
 
@@ -179,15 +179,6 @@ class Fault:
     fault: str
     count: int
     seconds: float | None = None
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _default_files() -> dict[str, str]:

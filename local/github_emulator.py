@@ -41,12 +41,12 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
 
-from local.rest_emulator import Reply, RestEmulator
+from local.rest_emulator import Fault, Reply, Request, RestEmulator
 
 API_VERSIONS = ("2022-11-28", "2026-03-10")
 """Supported REST API versions; a request without the header gets 2022-11-28 (docs.github.com
@@ -179,22 +179,6 @@ class Run:
         if now >= self.finished_at():
             return "completed"
         return "in_progress" if now >= self.started else "queued"
-
-
-@dataclass
-class Fault:
-    fault: str
-    count: int
-    seconds: float | None = None
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class GitHubEmulator(RestEmulator):

@@ -28,12 +28,12 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse
 
-from local.rest_emulator import Reply, RestEmulator
+from local.rest_emulator import Fault, Reply, Request, RestEmulator
 
 logger = logging.getLogger(__name__)
 
@@ -118,22 +118,6 @@ class Alert:
     condition: str = "Fired"
     state: str = "New"
     resolved: datetime | None = None
-
-
-@dataclass
-class Fault:
-    fault: str
-    count: int
-    seconds: float | None = None
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 class KqlError(Exception):

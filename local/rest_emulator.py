@@ -14,10 +14,31 @@ import json
 import ssl
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 
 Reply = tuple[int, Any, dict[str, str]]
+
+
+@dataclass
+class Fault:
+    """A misbehaviour injected for the next `count` requests of a kind (throttle, error, timeout, …)."""
+
+    fault: str
+    count: int
+    seconds: float | None = None
+
+
+@dataclass
+class Request:
+    """What an emulator was asked, for tests to look at."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
 """Status (0: drop the connection without an answer), body (JSON-able, or bytes sent as they are, or None)
 and headers."""
 

@@ -143,22 +143,11 @@ def stage_table(release: dict[str, Any]) -> str:
 
 
 def release_create(client: Client, args: argparse.Namespace) -> int:
-    artifacts = []
-    for item in args.artifact:
-        alias, sep, version = item.partition("=")
-        if not sep or not alias or not version:
-            print(f"slipway: --artifact takes ALIAS=VERSION, not '{item}'", file=sys.stderr)
-            return EXIT_ERROR
-        artifacts.append({"alias": alias, "version": version})
-    variables = {}
-    for item in args.var:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            print(f"slipway: --var takes NAME=VALUE, not '{item}'", file=sys.stderr)
-            return EXIT_ERROR
-        variables[name] = value
-    body = {"definitionId": args.definition, "description": args.description, "artifacts": artifacts,
-            "debug": args.debug, **({"variables": variables} if variables else {})}
+    try:
+        body = release_body(args)
+    except ValueError as exc:
+        print(f"slipway: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     key = args.idempotency_key or str(uuid.uuid4())
     release = client.call("POST", "/releases", json=body, headers={"Idempotency-Key": key})
     emit(args, release, stage_table(release))
@@ -212,6 +201,25 @@ def release_show(client: Client, args: argparse.Namespace) -> int:
 
 def release_wait(client: Client, args: argparse.Namespace) -> int:
     return wait_for(client, args, args.release, args.stage, args.timeout)
+
+
+def release_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's release body (`ReleaseIn`) from `--artifact ALIAS=VERSION` and `--var NAME=VALUE`."""
+    artifacts = [{"alias": alias, "version": version} for alias, version in _pairs(args.artifact, "--artifact",
+                                                                                   "ALIAS=VERSION").items()]
+    variables = _pairs(args.var, "--var", "NAME=VALUE", empty_values=True)
+    return {"definitionId": args.definition, "description": args.description, "artifacts": artifacts,
+            "debug": args.debug, **({"variables": variables} if variables else {})}
+
+
+def _pairs(items: list[str], flag: str, shape: str, *, empty_values: bool = False) -> dict[str, str]:
+    found = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or (not value and not empty_values):
+            raise ValueError(f"{flag} takes {shape}, not '{item}'")
+        found[name] = value
+    return found
 
 
 def deploy_body(args: argparse.Namespace) -> dict[str, Any]:

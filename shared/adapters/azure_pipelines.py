@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from datetime import timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +31,8 @@ import httpx
 
 from shared.adapters.azure_auth import EMULATOR_TOKEN, managed_identity
 from shared.adapters.clock import clock_for
+from shared.adapters.http_answers import retry_after as _retry_after
+from shared.adapters.http_answers import scrub as _scrub
 from shared.config import Settings
 from shared.ports import PipelineRun, TargetError
 
@@ -309,19 +309,3 @@ def _error(response: httpx.Response, what: str, token: str) -> TargetError:
         text += " (no such organization, project, pipeline or run, or the identity cannot see it)"
     return TargetError(text, retryable=False)
 
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _scrub(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text

@@ -17,13 +17,14 @@ import time
 import zipfile
 from collections import deque
 from datetime import timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from shared.adapters.clock import clock_for
+from shared.adapters.http_answers import retry_after as _retry_after
+from shared.adapters.http_answers import scrub as _scrub
 from shared.config import Settings
 from shared.ports import PipelineRun, TargetError
 
@@ -295,19 +296,3 @@ def _rate_wait(headers: httpx.Headers) -> float:
         return float(min(3600, max(1, int(reset) - int(time.time()))))
     return SECONDARY_WAIT
 
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _scrub(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text

@@ -80,11 +80,24 @@ def custom(release: Release, stage: str) -> dict[str, str]:
     return {name: given.get(name.casefold(), value) if settable else value for name, (value, settable) in found.items()}
 
 
+def settable(definition: dict[str, Any]) -> list[dict[str, str]]:
+    """The variables a release may set (declared with `allowOverride` at some scope), each once, with the
+    value a release gets otherwise (none shown for a secret) and the first scope declaring it."""
+    found: dict[str, dict[str, str]] = {}
+    scopes = [("definition", definition.get("variables") or {})]
+    scopes += [(f"stage {s.get('name')}", s.get("variables") or {}) for s in definition.get("stages", [])]
+    for scope, declared in scopes:
+        for name, spec in declared.items():
+            if isinstance(spec, dict) and spec.get("allowOverride"):
+                value = str(spec.get("value", ""))
+                found.setdefault(name.casefold(), {"name": name, "default": "" if is_secret(value) else value,
+                                                   "scope": scope})
+    return list(found.values())
+
+
 def overridable(definition: dict[str, Any]) -> set[str]:
-    """Names (case-folded) a release may set: declared with `allowOverride` at some scope."""
-    scopes = [definition.get("variables") or {}, *[s.get("variables") or {} for s in definition.get("stages", [])]]
-    return {name.casefold() for scope in scopes for name, declared in scope.items()
-            if isinstance(declared, dict) and declared.get("allowOverride")}
+    """Names (case-folded) a release may set."""
+    return {v["name"].casefold() for v in settable(definition)}
 
 
 def shown(variables: Mapping[str, str]) -> dict[str, str]:

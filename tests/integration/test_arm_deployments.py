@@ -345,7 +345,8 @@ class World:
         self.deps = Deps(settings=Settings(), store=None, bus=None, clock=self.clock,  # type: ignore[arg-type]
                          app_service=None, packages=self.packages, logs=None, probe=None,  # type: ignore[arg-type]
                          mailer=None, signals=None, function_keys=None, arm_deployments=arm,  # type: ignore[arg-type]
-                         container_jobs=None, pipelines=None, secrets=None)  # type: ignore[arg-type]
+                         container_jobs=None, pipelines=None, secrets=None,  # type: ignore[arg-type]
+                         azure_pipelines=None)  # type: ignore[arg-type]
         self.intents: list[dict[str, Any]] = []
         """What the store kept of the step's intents (durable across crashes)."""
         self.lines: list[str] = []

@@ -299,7 +299,7 @@ class Harness:
                          clock=self.clock, app_service=None, packages=None, logs=None, probe=None,  # type: ignore
                          mailer=None, signals=None, function_keys=None, arm_deployments=None,  # type: ignore
                          container_jobs=None, pipelines=GitHubActions(Settings(github_api_url=github.url)),
-                         secrets=self.secrets)
+                         secrets=self.secrets, azure_pipelines=None)  # type: ignore[arg-type]
         stage = {"name": "QA", "target": TARGET, "trigger": {"type": "afterRelease"}, "steps": [config]}
         release = Release.new(id=7, definition_id="d1", revision=1, name="Release-7", created_at=NOW.isoformat(),
                               created_by="amita", reason="manual", description="",

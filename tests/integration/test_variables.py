@@ -169,11 +169,12 @@ def test_the_new_release_form_offers_the_settable_variables_and_sends_them(api: 
 
 
 def test_the_cli_sends_release_time_variables_the_api_accepts() -> None:
-    from slipway_cli.main import build_parser
+    from slipway_cli.main import build_parser, release_body
 
     args = build_parser().parse_args(["release", "create", "-d", "1", "--var", "Ring=canary", "--var", "Note=a=b"])
-    body = {name: value for name, _, value in (v.partition("=") for v in args.var)}
-    assert ReleaseIn(definitionId=1, variables=body).variables == {"Ring": "canary", "Note": "a=b"}
+    assert ReleaseIn.model_validate(release_body(args)).variables == {"Ring": "canary", "Note": "a=b"}
+    with pytest.raises(ValueError, match="--var takes NAME=VALUE"):
+        release_body(build_parser().parse_args(["release", "create", "-d", "1", "--var", "Ring"]))
 
 
 def test_variable_groups_are_linked_by_name_snapshotted_by_releases_and_kept_while_linked(

@@ -67,6 +67,8 @@ class StepContext:
     """Reads a Key Vault reference's value (raises TargetError when the vault cannot answer)."""
     secrets: set[str] = field(default_factory=set)
     """Secret values this run read: masked in everything it writes."""
+    read: dict[str, str] = field(default_factory=dict, repr=False)
+    """Key Vault reference → its value, for this run only (never stored)."""
 
     def intend(self, intent: dict[str, Any]) -> None:
         """Record, durably, what the step is about to do and how the world looked, before an act that
@@ -116,9 +118,10 @@ class StepContext:
         state this run writes masks it."""
         if self.read_secret is None:
             return variables.MASK
-        value = self.read_secret(reference)
-        self.secrets.add(value)
-        return value
+        if reference not in self.read:  # one Key Vault read per reference per run, however often it is used
+            self.read[reference] = self.read_secret(reference)
+            self.secrets.add(self.read[reference])
+        return self.read[reference]
 
     def log(self, text: str) -> None:
         self.lines.append(f"{self.now.strftime('%H:%M:%S')} {variables.mask(text, self.secrets)}")

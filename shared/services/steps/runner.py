@@ -197,7 +197,8 @@ def _run(deps: Deps, ctx: StepContext) -> Outcome:
     try:
         # `$(Name)` in every string field of the step, built-in or plugin, as the step runs; what is not
         # defined yet (a callback URL) is left for the step, which fails on what stays unknown
-        config = {k: v if k == "type" else variables.expand_known(v, ctx.variables(), ctx.secret)
+        known = ctx.variables()
+        config = {k: v if k == "type" else variables.expand_known(v, known, ctx.secret)
                   for k, v in ctx.step.config.items()}
         ctx.step = dataclasses.replace(ctx.step, config=config)
         return _plugin_call(deps, ctx, kind, Outcome) if is_plugin(ctx.step.type) else kind(deps, ctx)
