@@ -8,7 +8,10 @@ import logging
 import os
 import secrets
 import socket
+import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,28 @@ from local.mail_sink import MailSink
 from local.monitor_emulator import MonitorEmulator
 
 logger = logging.getLogger(__name__)
+STOP_SECONDS = 30.0
+"""How long one part may take to stop before the stack gives up on it (and says where it hung), so a
+stuck server or handler never holds a test run's teardown."""
+
+
+def _stop_within(part: Any, seconds: float) -> None:
+    def stop() -> None:
+        try:
+            part.stop()
+        except Exception:  # stop the rest whatever happens to one
+            logger.exception("could not stop %s", part)
+
+    stopper = threading.Thread(target=stop, name=f"stop:{type(part).__name__}", daemon=True)
+    stopper.start()
+    stopper.join(seconds)
+    if stopper.is_alive():
+        frame = sys._current_frames().get(stopper.ident or 0)
+        where = "".join(traceback.format_stack(frame)) if frame is not None else "(no stack)"
+        logger.error("%s did not stop within %.0f s; left running, stopped at:\n%s", type(part).__name__, seconds,
+                     where)
+
+
 SAMPLE = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
 FULL_STAGE = json.loads((REPO / "examples" / "full-stage-pipeline.json").read_text())
 """The six-kind sample: infrastructure, a migration script, the app, smoke-test workflow, a check by hand, a
@@ -304,10 +329,7 @@ class LocalStack:
         for part in (self.host, self.azure_devops, self.change_board, self.key_vault, self.github, self.container_apps,
                      self.deployments, self.emulator, self.monitor, self.mail, self.azurite):
             if part is not None:
-                try:
-                    part.stop()
-                except Exception:  # stop the rest whatever happens to one
-                    logger.exception("could not stop %s", part)
+                _stop_within(part, STOP_SECONDS)
 
     def __enter__(self) -> LocalStack:
         return self.start()
