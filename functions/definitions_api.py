@@ -6,11 +6,22 @@ from datetime import timedelta
 
 import azure.functions as func
 
-from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page, route_int
+from functions.http import (
+    api,
+    authorize,
+    body_json,
+    bool_param,
+    cursor_param,
+    int_param,
+    json_response,
+    page,
+    route_int,
+)
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER
+from shared.domain.ado_import import ImportOptions
 from shared.domain.errors import FieldError, Invalid
-from shared.services import definitions, delivery_metrics, what_runs_where
+from shared.services import definition_import, definitions, delivery_metrics, what_runs_where
 from shared.services.definitions import etag_of
 
 bp = func.Blueprint()
@@ -33,6 +44,31 @@ def definitions_collection(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read definitions")
     items, nxt = definitions.list_page(deps, cursor=cursor_param(req), limit=int_param(req, "top", 50, high=200) or 50)
     return json_response(page(items, nxt))
+
+
+TARGET_PARAMS = ("subscriptionId", "resourceGroup", "site")
+
+
+@bp.route(route="api/definitions/import", methods=["POST"])
+@api
+def import_definition(req: func.HttpRequest) -> func.HttpResponse:
+    """An Azure DevOps classic release definition (its REST GET or the portal's export) in, a Slipway
+    definition and the migration report out; `dryRun=true` saves nothing, `strict=true` refuses tasks
+    Slipway cannot run instead of replacing them by manual interventions."""
+    who = authorize(req, ADMIN, "import definitions")
+    target = {name: req.params[name] for name in TARGET_PARAMS if req.params.get(name)}
+    if target and len(target) < len(TARGET_PARAMS):
+        missing = next(name for name in TARGET_PARAMS if name not in target)
+        raise Invalid([FieldError(missing, "a default target needs subscriptionId, resourceGroup and site")])
+    name = req.params.get("name") or None
+    options = ImportOptions(strict=bool_param(req, "strict"), target=target or None, name=name)
+    dry_run = bool_param(req, "dryRun")
+    answer = definition_import.run(bootstrap.deps(), body_json(req), options, dry_run=dry_run, by=who.name)
+    if dry_run:
+        return json_response(answer)
+    resp = json_response(answer, 201, headers={"ETag": etag_of(answer["definition"]["revision"])})
+    resp.headers["Location"] = f"/api/definitions/{answer['definition']['id']}"
+    return resp
 
 
 @bp.route(route="api/definitions/{definitionId:int}", methods=["GET", "PUT", "DELETE"])

@@ -141,6 +141,14 @@ def int_param(req: func.HttpRequest, name: str, default: int | None = None, *, l
     return value
 
 
+def bool_param(req: func.HttpRequest, name: str) -> bool:
+    """`true` or `false` (any case; absent is false): anything else is a 400 naming the parameter."""
+    raw = (req.params.get(name) or "false").lower()
+    if raw not in ("true", "false"):
+        raise Invalid([FieldError(name, "must be true or false")])
+    return raw == "true"
+
+
 def route_int(req: func.HttpRequest, name: str) -> int:
     try:
         return int(req.route_params[name])
@@ -150,8 +158,11 @@ def route_int(req: func.HttpRequest, name: str) -> int:
 
 def cursor_param(req: func.HttpRequest) -> dict[str, str] | None:
     raw = req.params.get("continuationToken")
-    if not raw:
-        return None
+    return decode_cursor(raw) if raw else None
+
+
+def decode_cursor(raw: str) -> dict[str, str]:
+    """A continuation token this app issued (`encode_cursor`), or a 400 naming `continuationToken`."""
     try:
         value = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
         if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
@@ -161,11 +172,12 @@ def cursor_param(req: func.HttpRequest) -> dict[str, str] | None:
     raise Invalid([FieldError("continuationToken", "not a token this API issued")])
 
 
+def encode_cursor(cursor: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode().rstrip("=")
+
+
 def page(items: list[Any], cursor: Any) -> dict[str, Any]:
-    token = None
-    if cursor:
-        token = base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode().rstrip("=")
-    return {"count": len(items), "value": items, "continuationToken": token}
+    return {"count": len(items), "value": items, "continuationToken": encode_cursor(cursor) if cursor else None}
 
 
 def authorize(req: func.HttpRequest, role: str, action: str) -> Principal:

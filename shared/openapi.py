@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.schemas.access_token import AccessTokenIn
 from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
 from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, InterventionIn, OverrideIn, ReassignIn
 from shared.schemas.callback import CallbackIn
@@ -32,6 +33,14 @@ IF_MATCH = _param("If-Match", "header", {"type": "string"})
 ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[str, Any]]]] = [
     ("/definitions", "get", "listDefinitions", "List definitions", None, 200, JSON, PAGING),
     ("/definitions", "post", "createDefinition", "Create a definition (revision 1)", "Definition", 201, JSON, []),
+    ("/definitions/import", "post", "importDefinition",
+     "Import an Azure DevOps classic release definition: the definition and a migration report (admins)",
+     "AdoDefinition", 201, JSON,
+     [_param("dryRun", "query", {"type": "boolean"}), _param("strict", "query", {"type": "boolean"}),
+      _param("name", "query", {"type": "string", "minLength": 1, "maxLength": 128}),
+      _param("subscriptionId", "query", {"type": "string", "format": "uuid"}),
+      _param("resourceGroup", "query", {"type": "string", "minLength": 1, "maxLength": 90}),
+      _param("site", "query", {"type": "string", "minLength": 2, "maxLength": 60})]),
     ("/definitions/{definitionId}", "get", "getDefinition", "The current revision", None, 200, JSON, []),
     ("/definitions/{definitionId}", "put", "updateDefinition", "A new revision", "Definition", 200, JSON, [IF_MATCH]),
     ("/definitions/{definitionId}", "delete", "deleteDefinition", "Delete (releases keep their snapshot)", None, 204,
@@ -102,6 +111,11 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      "VariableGroup", 200, JSON, [IF_MATCH]),
     ("/variable-groups/{name}", "delete", "deleteVariableGroup", "Delete a group no definition links (If-Match)",
      None, 204, JSON, [IF_MATCH]),
+    ("/tokens", "get", "listTokens", "Personal access tokens for the Azure DevOps-compatible surface (admins)",
+     None, 200, JSON, []),
+    ("/tokens", "post", "issueToken", "Issue a personal access token: the answer shows it once (admins)",
+     "AccessToken", 201, JSON, []),
+    ("/tokens/{tokenId}", "delete", "revokeToken", "Revoke a personal access token (admins)", None, 204, None, []),
     ("/health", "get", "health", "Liveness", None, 200, JSON, []),
     ("/openapi.json", "get", "openapi", "This document", None, 200, JSON, []),
 ]
@@ -111,7 +125,8 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {"token": {"type": "string", "minLength
                "step": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
                "kind": {"enum": ["pre", "post"]},
                "stage": {"type": "string", "minLength": 1, "maxLength": 64},
-               "name": {"type": "string", "minLength": 1, "maxLength": 64}}
+               "name": {"type": "string", "minLength": 1, "maxLength": 64},
+               "tokenId": {"type": "string", "pattern": "^[a-z2-7]{8}$"}}
 
 
 def _bodies() -> dict[str, Any]:
@@ -127,6 +142,7 @@ def _bodies() -> dict[str, Any]:
         "Intervention": schema(InterventionIn),
         "Callback": schema(CallbackIn),
         "VariableGroup": schema(VariableGroupIn),
+        "AccessToken": schema(AccessTokenIn),
         "Reassign": schema(ReassignIn),
         "DeferUntil": schema(DeferIn),
         "Batch": schema(BatchIn),
@@ -136,6 +152,8 @@ def _bodies() -> dict[str, Any]:
         "InterventionForm": {"type": "object",
                              "properties": {"decision": {"enum": ["resume", "reject"]}, "comment": {"type": "string"},
                                             "etag": {"type": "string"}}},
+        "AdoDefinition": {"type": "object", "description": "An Azure DevOps classic release definition, as "
+                          "`GET _apis/release/definitions/{id}` returns it or the portal exports it"},
         "CloneStage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
         "Abandon": schema(AbandonIn),
         "Deploy": schema(DeployIn),
@@ -170,6 +188,9 @@ def document() -> dict[str, Any]:
         responses: dict[str, Any] = {str(status): success}
         if status == 201 and op_id in ("createRelease", "buildCompleted"):
             responses["200"] = {"description": "already created (same key or build)",
+                                "content": {JSON: {"schema": {"type": "object"}}}}
+        if op_id == "importDefinition":
+            responses["200"] = {"description": "a dry run: the report and the definition, nothing saved",
                                 "content": {JSON: {"schema": {"type": "object"}}}}
         errors = (("400", "invalid input, each bad field named"), ("401", "no identity"),
                   ("403", "the caller lacks the role or is not an eligible approver"), ("404", "not found"),
