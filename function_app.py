@@ -9,6 +9,7 @@ is still accepted, checked against this app's host keys.
 import azure.functions as func
 
 from functions import (
+    ado_api,
     approval_links,
     approvals_api,
     callbacks_api,
@@ -22,6 +23,7 @@ from functions import (
     scheduler_timer,
     steps_queue,
     sweeper_timer,
+    tokens_api,
     variable_groups_api,
 )
 
@@ -29,5 +31,5 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, intervention_links, callbacks_api,
                steps_queue, events_queue, sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard,
-               variable_groups_api):
+               variable_groups_api, tokens_api, ado_api):
     app.register_functions(module.bp)

@@ -25,15 +25,23 @@ def test_a_deeply_nested_body_is_a_400_on_every_route_that_takes_one(api: World)
                                                                              "api/intervene/{token}",
                                                                              "api/callbacks/{token}"):
             continue
-        params = {name: "1" for name in re.findall(r"\{(\w+)(?::\w+)?\}", trigger.route)}
+        params = {name: "1" for name in re.findall(r"\{\*?(\w+)(?::\w+)?\}", trigger.route)}
+        if trigger.route.startswith("ado/"):  # the Azure DevOps surface: a resource that takes a body
+            params.update(organization="contoso", project="Web", rest="Release/releases", path="x/_apis")
         for method in [str(getattr(m, "value", m)) for m in trigger.methods]:
             if method not in ("POST", "PUT"):
                 continue
             req = func.HttpRequest(method, f"http://localhost/{trigger.route}", body=deep, route_params=params,
                                    headers={"Content-Type": "application/json", "If-Match": '"1"'})
             resp = f.get_user_function()(req)
-            assert resp.status_code == 400, (method, trigger.route, resp.get_body()[:300])
-            assert b'"field": "body"' in resp.get_body()
+            # the Azure DevOps surface takes a body where it creates a release; elsewhere its answer is 404/405
+            elsewhere = trigger.route.startswith("ado/") and ("{project}" not in trigger.route or method != "POST")
+            assert resp.status_code in ((400, 404, 405) if elsewhere else (400,)), \
+                (method, trigger.route, resp.get_body()[:300])
+            if not trigger.route.startswith("ado/"):
+                assert b'"field": "body"' in resp.get_body()
+            elif not elsewhere:  # Azure DevOps' error shape, naming the body
+                assert b"body" in resp.get_body() and b'"typeKey"' in resp.get_body()
             checked += 1
     assert checked >= 13
 

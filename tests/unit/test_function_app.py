@@ -52,6 +52,12 @@ EXPECTED = {
     "sweep": ("timerTrigger", "%SLIPWAY_SWEEP_SCHEDULE%"),
     "schedule_tick": ("timerTrigger", "%SLIPWAY_SCHEDULER_SCHEDULE%"),
     "dashboard": ("httpTrigger", "{*path}"),
+    "import_definition": ("httpTrigger", "api/definitions/import"),
+    "tokens_collection": ("httpTrigger", "api/tokens"),
+    "revoke_token": ("httpTrigger", "api/tokens/{tokenId}"),
+    "ado_organization": ("httpTrigger", "ado/{organization}/_apis/{*rest}"),
+    "ado_project": ("httpTrigger", "ado/{organization}/{project}/_apis/{*rest}"),
+    "ado_elsewhere": ("httpTrigger", "ado/{*path}"),
 }
 
 
