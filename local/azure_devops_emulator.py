@@ -1,7 +1,8 @@
-"""An Azure DevOps REST emulator for the part of Azure Pipelines that a release manager uses.
+"""An Azure DevOps REST emulator for the part of Azure Pipelines and classic Release that a release manager uses.
 
-Endpoints, each under `/{organization}/{project}/_apis/` and each with `api-version` (7.0 or 7.1, `-preview[.N]`
-allowed) in its query:
+Endpoints, each under `/{organization}/{project}/_apis/` (the project by name or id, each segment percent-decoded on
+its own) and each with `api-version` (7.0 or 7.1, `-preview[.N]` allowed) in its query or, as the official clients
+send it, in the `Accept` header (`application/json;api-version=7.1-preview.4`):
 
 * `POST pipelines/{pipelineId}/runs` (Runs - Run Pipeline; body RunPipelineParameters: `resources.repositories.self
   .refName`, `templateParameters`, `variables`) answers 200 with the new Run; `GET pipelines/{pipelineId}/runs/{runId}`
@@ -13,14 +14,22 @@ allowed) in its query:
 * `GET build/builds/{buildId}/timeline[/{timelineId}]` (Timeline - Get), `GET build/builds/{buildId}/logs`
   (Builds - Get Build Logs) and `GET build/builds/{buildId}/logs/{logId}` with `startLine` / `endLine` (Builds - Get
   Build Log; JSON `{count, value: [lines]}` for `Accept: application/json`, text otherwise).
+* `GET release/definitions` (Definitions - List: `searchText`, `isExactNameMatch`, `$expand`, `queryOrder`,
+  `definitionIdFilter`, `isDeleted`, `$top`, `continuationToken` with the `x-ms-continuationtoken` header) and
+  `GET release/definitions/{definitionId}` (Definitions - Get). Azure DevOps Services serves the Release area on
+  its own host (`vsrm.dev.azure.com/{organization}`); the emulator serves it on its own address, beside the build
+  routes, as an Azure DevOps Server does on its one host (the CLI's `release_base` leaves such hosts as given).
 * A small results page per run at `/{organization}/{project}/_build/results?buildId={id}`, for people.
 
 A run of a pipeline is a build: the Runs API's run id is the build id, and a run's `web` link is the build's
 results page (`_build/results?buildId={runId}`, as the Runs - Get responses in MicrosoftDocs/vsts-rest-api-specs
 issue 579 show).
 
-Seed it with `add_organization`, `add_project`, `add_pipeline` and `add_token` (an identity's bearer token, the
-organizations it is a user of, and its Queue builds / Stop builds permissions). A run goes notStarted →
+Seed it with `add_organization`, `add_project`, `add_pipeline`, `add_release_definition` (a definition document as
+`GET release/definitions/{id}` returns it or the portal exports it), `add_token` (an identity's Entra bearer token, the
+organizations it is a user of, and its Queue builds / Stop builds permissions) and `add_pat` (a personal access
+token, sent as `Authorization: Basic base64(user:PAT)` with any user name, limited to its organizations and its
+scopes). A run goes notStarted →
 inProgress → completed with the pipeline's seeded `outcome` after its `seconds`, on the emulator's clock
 (`advance()` moves it; the local stack may replace `now` with the app's scaled clock). Tests make it misbehave
 with `inject` and read what it was asked in `requests`.
@@ -29,8 +38,12 @@ Sources (cited beside the behaviour they model):
 * MicrosoftDocs/vsts-rest-api-specs: specification/pipelines/7.1/pipelines.json (Runs_Run Pipeline, Runs_Get;
   Run, RunPipelineParameters, Variable) and specification/build/7.1/build.json (Builds_List, Builds_Get,
   Builds_Update Build, Builds_Get Build Logs, Builds_Get Build Log, Timeline_Get; Build, BuildLog,
-  TimelineRecord).
-* learn.microsoft.com/azure/devops: integrate/concepts/rate-limits (429, Retry-After, X-RateLimit-*),
+  TimelineRecord), and specification/release/7.1/release.json (Definitions_List, Definitions_Get, ReleaseDefinition;
+  its httpExamples/definitions for the listed shape; its securityDefinitions: "Personal access token. Use any value
+  for the user name and the token as the password", and the scope each operation needs).
+* learn.microsoft.com/azure/devops: organizations/accounts/use-personal-access-tokens-to-authenticate (a PAT is
+  the password of Basic authentication; the user name is ignored; a PAT is limited to its organizations and scopes),
+  integrate/concepts/rate-limits (429, Retry-After, X-RateLimit-*),
   pipelines/process/runtime-parameters (parameters, types, `values`, defaults), pipelines/security/inputs
   ("Limit variables that can be set at queue time"), pipelines/process/variables (queue-time variables).
 Error messages the documentation does not spell out are Azure DevOps' as seen in public issue threads (cited);
@@ -41,6 +54,8 @@ where no wording could be found the message is marked "modelled". Every error ha
 from __future__ import annotations
 
 import base64
+import binascii
+import copy
 import hashlib
 import html
 import itertools
@@ -59,7 +74,7 @@ from local.rest_emulator import Fault, Reply, Request, RestEmulator
 API_VERSIONS = ("7.0", "7.1")
 LATEST_VERSION = "7.2"
 API_VERSION = re.compile(r"^(?P<version>\d+\.\d+)(?:-preview(?:\.\d+)?)?$")
-KINDS = ("run", "get", "builds", "build", "cancel", "timeline", "logs", "log")
+KINDS = ("run", "get", "builds", "build", "cancel", "timeline", "logs", "log", "definitions", "definition")
 FAULTS = ("throttle", "error", "timeout", "lost")
 QUERY_ORDERS = ("finishTimeAscending", "finishTimeDescending", "queueTimeDescending", "queueTimeAscending",
                 "startTimeDescending", "startTimeAscending")
@@ -73,6 +88,31 @@ object, step and job list types cannot be passed as a string and are not modelle
 DEFAULT_TOP = 1000
 """Builds - List without `$top`: modelled as 1,000 builds a page (the documentation gives no default)."""
 RATE_DELAY = 2
+SCOPES_NEEDED = {"run": "vso.build_execute", "cancel": "vso.build_execute", "get": "vso.build", "builds": "vso.build",
+                 "build": "vso.build", "timeline": "vso.build", "logs": "vso.build", "log": "vso.build",
+                 "definitions": "vso.release", "definition": "vso.release"}
+"""The OAuth scope each operation names under `security` in build.json, pipelines.json and release.json; a PAT
+must hold it (or a scope that includes it, `IMPLIED_SCOPES`)."""
+IMPLIED_SCOPES = {"vso.build_execute": ("vso.build",), "vso.release_execute": ("vso.release",),
+                  "vso.release_manage": ("vso.release", "vso.release_execute")}
+"""release.json's scope descriptions: Release (read, write & execute) and (read, write, execute & manage) each
+"grants the ability to read" besides; build.json's Build (read & execute) likewise reads."""
+FULL_ACCESS = "app_token"
+"""The scope of a PAT made with "Full access" (Azure DevOps' PAT lifecycle API names it so)."""
+SCOPE = re.compile(r"^(app_token|vso\.[a-z_]+)$")
+RELEASE_EXPANDS = ("none", "environments", "artifacts", "triggers", "variables", "tags", "lastRelease")
+"""release.json, Definitions_List `$expand` (ReleaseDefinitionExpands): the parts the list leaves out unless asked."""
+RELEASE_QUERY_ORDERS = ("idAscending", "idDescending", "nameAscending", "nameDescending")
+RELEASE_LIST_FIELDS = ("source", "id", "revision", "name", "description", "createdBy", "createdOn", "modifiedBy",
+                       "modifiedOn", "path", "variableGroups", "releaseNameFormat", "url", "_links", "properties")
+"""What Definitions - List answers per definition without `$expand` (release.json, httpExamples/definitions/
+GET__ListAllReleaseDefinitions.json)."""
+RELEASE_UNMODELLED = ("artifactType", "artifactSourceId", "path", "tagFilter", "propertyFilters",
+                      "searchTextContainsFolderName")
+"""Definitions - List filters the emulator does not model: refused rather than ignored, so a caller relying on one
+learns it here instead of getting every definition."""
+RELEASE_NAMESPACE = "Microsoft.VisualStudio.Services.ReleaseManagement.WebApi.Exceptions"
+RELEASE_ASSEMBLY = "Microsoft.VisualStudio.Services.ReleaseManagement.WebApi"
 TF_UNAUTHORIZED = "TF400813: The user '{user}' is not authorized to access this resource."
 """Azure DevOps' answer to a caller who is not a user of the organization (wording as seen in public threads;
 status 401)."""
@@ -81,9 +121,6 @@ RESERVED_PREFIXES = ("endpoint", "input", "secret", "path", "securefile")
 """pipelines/process/variables, "Variable naming restrictions": letters, numbers, `.` and `_`; not starting with
 these prefixes."""
 
-
-API_PATH = re.compile(r"^/(?P<org>[^/]+)/(?P<project>[^/]+)/_apis/(?P<rest>.+)$")
-RESULTS_PAGE = re.compile(r"^/(?P<org>[^/]+)/(?P<project>[^/]+)/_build/results$")
 
 
 @dataclass
@@ -99,6 +136,23 @@ class Identity:
     """The pipelines' Stop builds permission."""
     configure: bool
     """The pipelines' Edit queue build configuration permission: giving a run parameters or variables."""
+    scopes: frozenset[str] | None = None
+    """A PAT's scopes (`app_token`: full access); None for an Entra bearer token, which scopes do not limit here."""
+
+    def may(self, scope: str) -> bool:
+        """Whether this caller's token covers `scope` (a PAT needs it, or a scope that includes it)."""
+        if self.scopes is None or FULL_ACCESS in self.scopes:
+            return True
+        return any(s == scope or scope in IMPLIED_SCOPES.get(s, ()) for s in self.scopes)
+
+
+@dataclass
+class ReleaseDefinition:
+    id: int
+    org: str
+    project: str
+    document: dict[str, Any]
+    """The definition as seeded, with the fields the server owns (id, revision, dates, people) set."""
 
 
 @dataclass
@@ -189,6 +243,11 @@ class AzureDevOpsEmulator(RestEmulator):
         """(org, lower-case project) → project id."""
         self.project_names: dict[tuple[str, str], str] = {}
         self.identities: dict[str, Identity] = {}
+        """Entra bearer token → identity."""
+        self.pats: dict[str, Identity] = {}
+        """Personal access token → identity."""
+        self.release_definitions: dict[tuple[str, str, int], ReleaseDefinition] = {}
+        """(org, lower-case project, id) → release definition."""
         self.pipelines: dict[tuple[str, str, int], Pipeline] = {}
         self.runs: dict[int, Run] = {}
         self.started_runs = 0
@@ -232,6 +291,48 @@ class AzureDevOpsEmulator(RestEmulator):
             self.identities[token] = Identity(token, name, str(uuid.uuid5(uuid.NAMESPACE_OID, name)),
                                               {o.lower() for o in orgs} if orgs is not None else None, queue, stop,
                                               configure)
+
+    def add_pat(self, pat: str, *, name: str = "pat-user", orgs: list[str] | None = None,
+                scopes: list[str] | None = None) -> None:
+        """A personal access token of the user `name`, valid in `orgs` (every seeded organization when None: "All
+        accessible organizations") with `scopes` (Full access when None; for example `["vso.release"]`, Release
+        (read)). Its user holds the pipelines' permissions; the PAT's scopes limit what it may call."""
+        chosen = [FULL_ACCESS] if scopes is None else list(scopes)
+        bad = [s for s in chosen if not SCOPE.match(s)]
+        if not pat or bad:
+            raise ValueError(f"a PAT needs a value and scopes such as vso.release or app_token, not {bad}")
+        with self._lock:
+            self.pats[pat] = Identity(pat, name, str(uuid.uuid5(uuid.NAMESPACE_OID, name)),
+                                      {o.lower() for o in orgs} if orgs is not None else None, True, True, True,
+                                      frozenset(chosen))
+
+    def add_release_definition(self, org: str, project: str, document: dict[str, Any]) -> int:
+        """A classic release definition of `project` (added if missing), from the JSON `GET release/definitions/
+        {id}` answers or the portal exports. Like Azure DevOps, the emulator owns `id` (the next in the project),
+        `url`, `_links`, the creation and change dates and people (kept when the document has usable ones) and
+        `revision` (kept when a positive number). Returns its id."""
+        if not isinstance(document, dict) or not isinstance(document.get("name"), str) or not document["name"]:
+            raise ValueError("a release definition is a JSON object with a name")
+        with self._lock:
+            self.add_project(org, project)
+            key = (org.lower(), project.lower())
+            definition_id = max((k[2] for k in self.release_definitions if k[:2] == key), default=0) + 1
+            body = copy.deepcopy(document)
+            now = _iso(self.now())
+            who = {"displayName": "Emulator Seeder", "id": str(uuid.uuid5(uuid.NAMESPACE_OID, "emulator-seeder")),
+                   "uniqueName": "seeder@emulator.local"}
+            for field, value in (("createdOn", now), ("modifiedOn", now), ("createdBy", who), ("modifiedBy", who)):
+                if not body.get(field) or not isinstance(body[field], type(value)):
+                    body[field] = value
+            revision = body.get("revision")
+            body.update(id=definition_id, isDeleted=False,
+                        revision=revision if isinstance(revision, int) and revision > 0 else 1,
+                        path=body.get("path") if isinstance(body.get("path"), str) else "\\")
+            body.pop("_links", None)
+            body.pop("url", None)
+            self.release_definitions[(*key, definition_id)] = ReleaseDefinition(
+                definition_id, self.orgs[key[0]], self.project_names[key], body)
+            return definition_id
 
     def add_pipeline(self, org: str, project: str, name: str, *,
                      parameters: dict[str, dict[str, Any]] | None = None,
@@ -293,6 +394,7 @@ class AzureDevOpsEmulator(RestEmulator):
     def handle(self, method: str, raw_path: str, raw: bytes, headers: dict[str, str], base: str) -> Reply:
         parsed = urlparse(raw_path)
         path = unquote(parsed.path)
+        segments = _decoded(parsed.path)
         pairs = parse_qsl(parsed.query, keep_blank_values=True)
         query = dict(pairs)
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -302,22 +404,28 @@ class AzureDevOpsEmulator(RestEmulator):
             except ValueError:
                 body = raw
             self.requests.append(Request(method, path, query, body, dict(headers)))
-        page = RESULTS_PAGE.match(path)
-        if page and method == "GET":
-            return self._page(page["org"], page["project"], query)
-        match = API_PATH.match(path)
-        if match is None:
+        if segments is not None and segments[2:] == ["_build", "results"] and method == "GET":
+            return self._page(segments[0], segments[1], query)
+        if segments is None or len(segments) < 4 or segments[2] != "_apis":
             return _error(404, "The resource cannot be found.", "ResourceNotFoundException")  # modelled
+        match = {"org": segments[0], "project": segments[1], "rest": "/".join(segments[3:])}
         identity = self._identity(lowered.get("authorization"))
         if isinstance(identity, tuple):
             return identity
+        kind, ids = _route(method, match["rest"])
+        if kind is not None and not identity.may(SCOPES_NEEDED[kind]):
+            # A PAT without the operation's scope is answered 401 Unauthorized, not 403, as public threads show
+            # (microsoft/azure-devops-node-api#208 for the Release API, MicrosoftDocs/azure-devops-docs#10439 for a
+            # PAT with Release (read) only, MicrosoftDocs/vsts-rest-api-specs#441); the body is modelled as the one
+            # for an unknown token.
+            return self._unauthorized()
         if len(pairs) != len(query):
             # Every parameter these endpoints take is one value (build.json: `definitions` is one comma-separated
             # string); a repeated one is refused (modelled wording).
             repeated = sorted({k for k, _ in pairs if [p for p, _ in pairs].count(k) > 1})
             return _error(400, f"The query parameter(s) {', '.join(repeated)} may be given once only.",
                           "InvalidQueryParameterException")
-        problem = _version_problem(method, query.get("api-version"))
+        problem = _version_problem(method, query.get("api-version") or _accept_version(lowered.get("accept")))
         if problem is not None:
             return problem
         org = self.orgs.get(match["org"].lower())
@@ -340,7 +448,6 @@ class AzureDevOpsEmulator(RestEmulator):
                                    f"the name of the project is correct and that the project exists on the specified "
                                    f"Azure DevOps Server.", "ProjectDoesNotExistWithNameException")
             project_key = by_id
-        kind, ids = _route(method, match["rest"])
         if kind is None:
             return _error(404, "The controller for path '/_apis/" + match["rest"] + "' was not found or does not "
                           "implement IController.", "HttpException")  # modelled: an unknown route
@@ -385,19 +492,32 @@ class AzureDevOpsEmulator(RestEmulator):
         return queue[0]
 
     def _identity(self, authorization: str | None) -> Identity | Reply:
-        """The caller, by its Entra bearer token. Without one, or with one no identity holds, Azure DevOps answers
-        401 and names the sign-in authority in WWW-Authenticate (modelled: the body is empty)."""
+        """The caller, by its Entra bearer token or by a PAT as the password of Basic authentication (the user name,
+        empty or not, is ignored: use-personal-access-tokens-to-authenticate). Without either, or with one nobody
+        holds, Azure DevOps answers 401 and names the sign-in authority in WWW-Authenticate (modelled: the body is
+        empty)."""
         scheme, _, value = (authorization or "").strip().partition(" ")
         with self._lock:
-            identity = self.identities.get(value.strip()) if scheme.lower() == "bearer" else None
-        if identity is None:
-            return 401, b"", {"Content-Type": "text/plain",
-                              "WWW-Authenticate": "Bearer authorization_uri=https://login.microsoftonline.com/common"}
-        return identity
+            if scheme.lower() == "bearer":
+                identity = self.identities.get(value.strip())
+            elif scheme.lower() == "basic":
+                identity = self.pats.get(_basic_password(value.strip()) or "")
+            else:
+                identity = None
+        return self._unauthorized() if identity is None else identity
+
+    @staticmethod
+    def _unauthorized() -> Reply:
+        return 401, b"", {"Content-Type": "text/plain",
+                          "WWW-Authenticate": "Bearer authorization_uri=https://login.microsoftonline.com/common"}
 
     def _answer(self, kind: str, ids: list[int], project_key: tuple[str, str], query: dict[str, str], body: Any,
                 headers: dict[str, str], identity: Identity, base: str) -> Reply:
         with self._lock:
+            if kind == "definitions":
+                return self._release_definitions(project_key, query, base)
+            if kind == "definition":
+                return self._release_definition(project_key, ids[0], query, base)
             if kind == "run":
                 return self._run_pipeline(ids[0], project_key, body, identity, base)
             if kind == "builds":
@@ -555,6 +675,81 @@ class AzureDevOpsEmulator(RestEmulator):
             run.cancel_requested = now
             run.cancel_at = now + timedelta(seconds=self.cancel_seconds)
         return 200, self._build_json(run, base, listed=False), {}
+
+    # -- release definitions (release.json)
+
+    def _release_definitions(self, project_key: tuple[str, str], query: dict[str, str], base: str) -> Reply:
+        """Definitions_List: `{count, value}` of definitions in their listed shape, `$top` at a time with an
+        `x-ms-continuationtoken` header while more follow. The token is modelled as the id of the next page's first
+        definition (the specification calls it opaque); searchText is matched case-insensitively (modelled)."""
+        unmodelled = [name for name in RELEASE_UNMODELLED if name in query]
+        if unmodelled:
+            return _release_invalid(f"{', '.join(unmodelled)}: not modelled by this emulator.")
+        flags = {}
+        for name in ("isExactNameMatch", "isDeleted"):
+            value = query.get(name, "false").lower()
+            if value not in ("true", "false"):
+                return _release_invalid(f"The value '{query[name]}' is not valid for {name}.")  # modelled
+            flags[name] = value == "true"
+        order = _choice(query.get("queryOrder", "idAscending"), RELEASE_QUERY_ORDERS)
+        expands = {_choice(part.strip(), RELEASE_EXPANDS) for part in query.get("$expand", "none").split(",")}
+        if order is None or None in expands:
+            bad = "queryOrder" if order is None else "$expand"
+            return _release_invalid(f"The value '{query[bad]}' is not valid for {bad}.")  # modelled
+        try:
+            top = int(query.get("$top", DEFAULT_TOP))
+            wanted = _ints(query.get("definitionIdFilter"))
+            after = int(query["continuationToken"]) if query.get("continuationToken") else None
+        except ValueError as exc:
+            return _release_invalid(f"Invalid query parameter: {exc}")  # modelled
+        if top < 1:
+            return _release_invalid("$top must be greater than 0.", "ArgumentOutOfRangeException")  # modelled
+        text = query.get("searchText", "").lower()
+        chosen = [d for k, d in self.release_definitions.items() if k[:2] == project_key
+                  and (wanted is None or d.id in wanted) and not flags["isDeleted"]
+                  and (not text or (text == str(d.document["name"]).lower() if flags["isExactNameMatch"]
+                                    else text in str(d.document["name"]).lower()))]
+        by_name = order.startswith("name")
+        chosen.sort(key=lambda d: (str(d.document["name"]).lower(), d.id) if by_name else (d.id,),
+                    reverse=order.endswith("Descending"))
+        start = 0
+        if after is not None:
+            start = next((i for i, d in enumerate(chosen) if d.id == after), -1)
+            if start < 0:
+                return _release_invalid(f"The continuation token '{after}' is not valid.")  # modelled
+        page = chosen[start:start + top]
+        headers = {"x-ms-continuationtoken": str(chosen[start + top].id)} if start + top < len(chosen) else {}
+        listed = [self._release_definition_json(d, base, expands) for d in page]
+        return 200, {"count": len(listed), "value": listed}, headers
+
+    def _release_definition(self, project_key: tuple[str, str], definition_id: int, query: dict[str, str],
+                            base: str) -> Reply:
+        """Definitions_Get: the whole definition. An unknown id is a 404 ReleaseDefinitionNotFoundException (the type
+        the .NET client raises for it, as public client tests show) with the VS402936 message seen in
+        Azure/azure-cli-extensions#1505."""
+        if "propertyFilters" in query:
+            return _release_invalid("propertyFilters: not modelled by this emulator.")
+        definition = self.release_definitions.get((*project_key, definition_id))
+        if definition is None:
+            return _error(404, f"VS402936: Release pipeline with ID {definition_id} does not exist. Specify a valid ID "
+                               f"and try again.", "ReleaseDefinitionNotFoundException",
+                          namespace=(RELEASE_NAMESPACE, RELEASE_ASSEMBLY))
+        return 200, self._release_definition_json(definition, base, None), {}
+
+    def _release_definition_json(self, definition: ReleaseDefinition, base: str,
+                                 expands: set[str | None] | None) -> dict[str, Any]:
+        """release.json `ReleaseDefinition`: whole (`expands` None), or as listed: `RELEASE_LIST_FIELDS` and the
+        parts `$expand` names (`lastRelease` is left out: the emulator has no releases)."""
+        project_id = self.projects[(definition.org.lower(), definition.project.lower())]
+        url = f"{base}/{definition.org}/{project_id}/_apis/Release/definitions/{definition.id}"
+        body = copy.deepcopy(definition.document)
+        body.update(url=url, _links={"self": {"href": url}, "web": {
+            "href": f"{base}/{definition.org}/{project_id}/_release?definitionId={definition.id}"}})
+        body.setdefault("properties", {})
+        if expands is None:
+            return body
+        keep = set(RELEASE_LIST_FIELDS) | {e for e in expands if e not in (None, "none", "lastRelease")}
+        return {k: v for k, v in body.items() if k in keep}
 
     # -- timeline and logs
 
@@ -790,12 +985,17 @@ class AzureDevOpsEmulator(RestEmulator):
 # -- helpers
 
 
-def _error(status: int, message: str, type_key: str, *, extra: dict[str, Any] | None = None) -> Reply:
-    """Azure DevOps' error body (a serialized VssServiceException)."""
-    namespace = "Microsoft.Azure.Pipelines.WebApi" if type_key.startswith("Pipeline") else \
-        "Microsoft.TeamFoundation.Build.WebApi"
-    body = {"$id": "1", "innerException": None, "message": message,
-            "typeName": f"{namespace}.{type_key}, {namespace}", "typeKey": type_key, "errorCode": 0, "eventId": 3000}
+def _error(status: int, message: str, type_key: str, *, extra: dict[str, Any] | None = None,
+           namespace: tuple[str, str] | None = None) -> Reply:
+    """Azure DevOps' error body (a serialized VssServiceException); `namespace`: the exception type's namespace and
+    assembly when neither the Pipelines nor the Build one."""
+    if namespace is None:
+        area = "Microsoft.Azure.Pipelines.WebApi" if type_key.startswith("Pipeline") else \
+            "Microsoft.TeamFoundation.Build.WebApi"
+        namespace = (area, area)
+    body: dict[str, Any] = {"$id": "1", "innerException": None, "message": message,
+                            "typeName": f"{namespace[0]}.{type_key}, {namespace[1]}", "typeKey": type_key,
+                            "errorCode": 0, "eventId": 3000}
     if extra:
         body["customProperties"] = extra
     return status, body, {}
@@ -803,6 +1003,51 @@ def _error(status: int, message: str, type_key: str, *, extra: dict[str, Any] | 
 
 def _invalid(message: str, type_key: str) -> Reply:
     return _error(400, message, type_key)
+
+
+def _release_invalid(message: str, type_key: str = "InvalidRequestException") -> Reply:
+    """A refused Release request: InvalidRequestException is the Release service's 400 (its typeName as seen in
+    MicrosoftDocs/vsts-rest-api-specs#160); the messages are modelled."""
+    if type_key == "InvalidRequestException":
+        return _error(400, message, type_key, namespace=("Microsoft.VisualStudio.Services.ReleaseManagement.Data."
+                                                         "Exceptions", "Microsoft.VisualStudio.Services."
+                                                                       "ReleaseManagement2.Data"))
+    return _error(400, message, type_key, namespace=("System", "mscorlib"))
+
+
+def _choice(value: str, allowed: tuple[str, ...]) -> str | None:
+    """One of an enum's values, matched case-insensitively as Azure DevOps binds query enums (release.json's own
+    example asks for `$expand=Environments`); None when it is none of them."""
+    return next((a for a in allowed if a.lower() == value.lower()), None)
+
+
+def _decoded(raw_path: str) -> list[str] | None:
+    """The path's segments, each percent-decoded on its own, so a project name with an encoded `/` stays one
+    segment (CLIENT.md: the official client encodes route values with `safe=''`); None for an empty segment."""
+    parts = raw_path.strip("/").split("/")
+    if not all(parts):
+        return None
+    return [unquote(part) for part in parts]
+
+
+def _basic_password(credentials: str) -> str | None:
+    """The password of Basic credentials, `base64(user:password)`; None when they are not that."""
+    try:
+        text = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, password = text.partition(":")
+    return password if colon else None
+
+
+def _accept_version(accept: str | None) -> str | None:
+    """The `api-version` parameter of an `Accept` header (`application/json;api-version=7.1-preview.4`), how the
+    official clients send it (CLIENT.md)."""
+    for parameter in (accept or "").split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.strip().lower() == "api-version" and value.strip():
+            return value.strip()
+    return None
 
 
 def _version_problem(method: str, version: str | None) -> Reply | None:
@@ -825,7 +1070,8 @@ def _route(method: str, rest: str) -> tuple[str | None, list[int]]:
               ("GET", r"build/builds", "builds"), ("GET", r"build/builds/(\d+)", "build"),
               ("PATCH", r"build/builds/(\d+)", "cancel"),
               ("GET", r"build/builds/(\d+)/timeline(?:/[0-9a-f-]{36})?", "timeline"),
-              ("GET", r"build/builds/(\d+)/logs", "logs"), ("GET", r"build/builds/(\d+)/logs/(\d+)", "log")]
+              ("GET", r"build/builds/(\d+)/logs", "logs"), ("GET", r"build/builds/(\d+)/logs/(\d+)", "log"),
+              ("GET", r"release/definitions", "definitions"), ("GET", r"release/definitions/(\d+)", "definition")]
     for verb, pattern, kind in routes:
         match = re.fullmatch(pattern, rest.rstrip("/"), re.I)  # routes are case-insensitive in Azure DevOps
         if method == verb and match:

@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+from slipway_cli import ado
 from slipway_cli.api import ApiError, Client
 
 FINISHED = {"succeeded", "partiallySucceeded", "failed", "rejected", "canceled"}
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--step", type=int, help="one step only (default: every step)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing while the deployment runs")
     logs.add_argument("--zip", metavar="FILE", help="download every log of the release into FILE")
+    ado.add_parser(groups)
+    ado.add_token_parser(groups)
     return parser
 
 
@@ -356,6 +359,10 @@ def stage_ignore_gate(client: Client, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    ("import", "ado"): ado.import_ado,
+    ("token", "create"): ado.token_create,
+    ("token", "list"): ado.token_list,
+    ("token", "revoke"): ado.token_revoke,
     ("release", "create"): release_create,
     ("release", "list"): release_list,
     ("release", "show"): release_show,
