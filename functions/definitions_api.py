@@ -37,16 +37,30 @@ def definitions_collection(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
     if req.method == "POST":
         who = authorize(req, ADMIN, "create definitions")
+        if bool_param(req, "dryRun"):
+            return json_response(definitions.preview(deps, body_json(req)))
         created = definitions.create(deps, body_json(req), by=who.name)
         resp = _with_etag(created, 201)
         resp.headers["Location"] = f"/api/definitions/{created['id']}"
         return resp
     authorize(req, READER, "read definitions")
-    items, nxt = definitions.list_page(deps, cursor=cursor_param(req), limit=int_param(req, "top", 50, high=200) or 50)
+    name = req.params.get("name")
+    if name is not None and not 1 <= len(name) <= NAME_MAX:
+        raise Invalid([FieldError("name", f"a definition name of 1 to {NAME_MAX} characters")])
+    items, nxt = definitions.list_page(deps, cursor=cursor_param(req), limit=int_param(req, "top", 50, high=200) or 50,
+                                       name=name)
     return json_response(page(items, nxt))
 
 
 TARGET_PARAMS = ("subscriptionId", "resourceGroup", "site")
+NAME_MAX = 128  # LongName
+
+
+@bp.route(route="api/schemas/definition.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def definition_schema(req: func.HttpRequest) -> func.HttpResponse:
+    """The definition's JSON Schema, for editors (YAML and JSON language servers) and offline
+    validation; public like the API document."""
+    return json_response(definitions.json_schema())
 
 
 @bp.route(route="api/definitions/import", methods=["POST"])
@@ -79,7 +93,10 @@ def definition_item(req: func.HttpRequest) -> func.HttpResponse:
     if_match = req.headers.get("If-Match")
     if req.method == "PUT":
         who = authorize(req, ADMIN, "change definitions")
-        return _with_etag(definitions.update(deps, definition_id, body_json(req), by=who.name, if_match=if_match))
+        if bool_param(req, "dryRun"):
+            return json_response(definitions.preview(deps, body_json(req), definition_id))
+        updated, _ = definitions.update(deps, definition_id, body_json(req), by=who.name, if_match=if_match)
+        return _with_etag(updated)
     if req.method == "DELETE":
         who = authorize(req, ADMIN, "delete definitions")
         definitions.delete(deps, definition_id, by=who.name, if_match=if_match)

@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from slipway_cli import ado
+from slipway_cli import ado, definitions
 from slipway_cli.api import ApiError, Client
 
 FINISHED = {"succeeded", "partiallySucceeded", "failed", "rejected", "canceled"}
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--zip", metavar="FILE", help="download every log of the release into FILE")
     ado.add_parser(groups)
     ado.add_token_parser(groups)
+    definitions.add_parser(groups)
     return parser
 
 
@@ -363,6 +364,9 @@ COMMANDS = {
     ("token", "create"): ado.token_create,
     ("token", "list"): ado.token_list,
     ("token", "revoke"): ado.token_revoke,
+    ("definition", "apply"): definitions.apply,
+    ("definition", "export"): definitions.export,
+    ("definition", "validate"): definitions.validate,
     ("release", "create"): release_create,
     ("release", "list"): release_list,
     ("release", "show"): release_show,

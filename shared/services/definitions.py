@@ -17,7 +17,7 @@ from shared.domain.target import Target
 from shared.messages import RegisterSchedules
 from shared.ports import TargetError
 from shared.records import Changes, ConcurrentChange, Head, OutboxItem, Summary
-from shared.schemas.definition import parse_definition, referenced_slots
+from shared.schemas.definition import READ_ONLY, DefinitionIn, parse_definition, referenced_slots
 from shared.services import outbox, variable_groups
 from shared.services.deps import Deps
 
@@ -28,6 +28,13 @@ def shown(stored: dict[str, Any]) -> dict[str, Any]:
     """A revision as reads show it: secrets redacted, and what its swaps are exposed to (`warnings`)."""
     warnings = [{"field": w.field, "message": w.message} for w in swap_warnings(stored)]
     return {**redacted(stored), **({"warnings": warnings} if warnings else {})}
+
+
+def json_schema() -> dict[str, Any]:
+    """The definition body as JSON Schema (draft 2020-12), from the model the API validates with, so
+    an editor's checks cannot drift from the server's (cross-field rules, such as unique stage names,
+    are the server's alone). Plugin step kinds installed here are part of it."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **DefinitionIn.model_json_schema()}
 
 
 def etag_of(revision: int) -> str:
@@ -177,15 +184,69 @@ def revisions(deps: Deps, definition_id: int) -> list[dict[str, Any]]:
     return [redacted(r) for r in deps.store.revisions(definition_id)]
 
 
-def list_page(deps: Deps, *, cursor: dict[str, str] | None, limit: int) -> tuple[list[dict[str, Any]], Any]:
-    rows, nxt = deps.store.definitions_page(cursor=cursor, limit=limit)
+def list_page(deps: Deps, *, cursor: dict[str, str] | None, limit: int,
+              name: str | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """A page of definitions by id; with `name`, only the one of that name (case-insensitive, as ADO's
+    `isExactNameMatch`), found by scanning at most NAME_SCAN_ROWS index rows per call: when the cursor
+    comes back with nothing found, the caller asks again from it (the cost of one call stays bounded)."""
+    if name is None:
+        rows, nxt = deps.store.definitions_page(cursor=cursor, limit=limit)
+    else:
+        wanted, rows, read, nxt = name.casefold(), [], 0, cursor
+        while True:
+            batch, nxt = deps.store.definitions_page(cursor=nxt, limit=100)
+            read += len(batch)
+            rows += [r for r in batch if str(r["name"]).casefold() == wanted]
+            if not nxt or rows or read >= NAME_SCAN_ROWS:
+                break
     return [{k: r[k] for k in ("id", "name", "revision", "updatedAt")} for r in rows], nxt
 
 
-def update(deps: Deps, definition_id: int, body: Any, *, by: str, if_match: str | None) -> dict[str, Any]:
+NAME_SCAN_ROWS = 1000
+
+
+def comparable(body: Any, previous: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """A body as it would be stored (defaults filled, read-only fields dropped, secret markers given
+    back their kept values from `previous`), to tell whether a PUT changes anything; None when it is
+    not a valid definition (then it is never equal to anything)."""
+    try:
+        data = parse_definition(body)
+    except Invalid:
+        return None
+    if restore_kept(data, previous):
+        return None
+    return data
+
+
+def _unchanged(body: Any, old: dict[str, Any]) -> bool:
+    current = comparable({k: v for k, v in old.items() if k not in READ_ONLY})
+    return current is not None and comparable(body, previous=old) == current
+
+
+def update(deps: Deps, definition_id: int, body: Any, *, by: str, if_match: str | None) -> tuple[dict[str, Any], bool]:
+    """A new revision when the body changes the current one; else the current one, nothing written
+    (a definition applied from a repository on every CI run stays at one revision per change). Returns
+    the revision and whether it is new. An unchanged body answers 200 even when If-Match names an
+    older revision: RFC 9110 §13.1.1 lets a server answer 2xx when the change it was asked for is
+    already in place."""
     parse_definition(body)  # a bad body is a 400 before anything is read
+    _, old = current_body(deps, definition_id)
+    if _unchanged(body, old):
+        return shown(old), False
     return _new_revision(deps, definition_id, lambda old: validate(deps, body, previous=old), by=by,
-                         if_match=if_match)
+                         if_match=if_match), True
+
+
+def preview(deps: Deps, body: Any, definition_id: int | None = None) -> dict[str, Any]:
+    """What a POST (or a PUT of `definition_id`) would store, as reads show it, saving nothing: the
+    command line diffs it against the current revision (the server fills defaults and checks slots).
+    `changed` says whether a PUT would make a new revision, which a diff of redacted bodies cannot
+    show when only a secret value changes."""
+    if definition_id is None:
+        return {"definition": shown(validate(deps, body)), "changed": True}
+    _, old = current_body(deps, definition_id)
+    data = validate(deps, body, previous=old)
+    return {"definition": shown(data), "changed": not _unchanged(body, old)}
 
 
 def clone_stage(deps: Deps, definition_id: int, stage: str, new_name: Any, *, by: str,

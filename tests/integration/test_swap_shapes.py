@@ -24,7 +24,10 @@ def test_a_swap_from_a_slot_another_stage_deploys_to_is_saved_with_a_warning(wor
     assert "one release at a time" in fields["stages[1].queue.parallel"]
     again = definitions.get(world.deps, created["id"])
     assert again["warnings"] == created["warnings"]
-    updated = definitions.update(world.deps, created["id"], again, by="amita", if_match=None)  # a read PUT back
+    unchanged, _ = definitions.update(world.deps, created["id"], again, by="amita", if_match=None)  # a read PUT back
+    assert unchanged["revision"] == 1  # nothing changed: no new revision
+    edited = {**again, "description": "swap from Preprod's slot"}
+    updated, _ = definitions.update(world.deps, created["id"], edited, by="amita", if_match=None)
     assert updated["revision"] == 2 and "warnings" not in world.deps.store.revision(created["id"], 2)  # type: ignore[operator]
 
 
