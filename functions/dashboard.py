@@ -37,7 +37,7 @@ from shared.domain.waiting import preview
 from shared.schemas.actions import DeployIn, IgnoreGateIn
 from shared.schemas.fields import clip
 from shared.schemas.release import ReleaseIn, parse
-from shared.services import approvals, definitions, delivery_metrics, log_archive, releases, what_runs_where
+from shared.services import approvals, definitions, delivery_metrics, log_archive, releases, retention, what_runs_where
 from shared.services.views import release_view
 
 bp = func.Blueprint()
@@ -176,7 +176,9 @@ def _pending(release: Release) -> dict[str, list[str]]:
 def release_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
     deps = bootstrap.deps()
     release, etag = releases.read(deps, int(route["id"]))
-    view = release_view(release, base="", running=releases.running(deps, release))
+    view = release_view(release, base="", running=releases.running(deps, release),
+                        retention=None if req.params.get("part") == "live" else
+                        retention.verdict(deps, release).to_json())
     context = dict(who=who, release=release, view=view, etag=etag, events=releases.events(deps, release.id),
                    previews={n: preview(release, n, deps.clock.now()) for n in release.stages},
                    can_deploy=who.has(RELEASE_MANAGER), can_admin=who.has(ADMIN), quote=quote,

@@ -13,8 +13,8 @@ from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.domain.vocabulary import Kind
 from shared.domain.waiting import preview
 from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
-from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, parse
-from shared.services import log_archive, releases
+from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, RetainIn, parse
+from shared.services import log_archive, releases, retention
 from shared.services.views import release_summary, release_view
 
 bp = func.Blueprint()
@@ -54,7 +54,21 @@ def release_item(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read releases")
     deps = bootstrap.deps()
     release, etag = releases.read(deps, route_int(req, "releaseId"))
-    return json_response(release_view(release, running=releases.running(deps, release)), headers={"ETag": etag})
+    view = release_view(release, running=releases.running(deps, release),
+                        retention=retention.verdict(deps, release).to_json())
+    return json_response(view, headers={"ETag": etag})
+
+
+@bp.route(route="api/releases/{releaseId:int}/retain", methods=["POST"])
+@api
+def retain_release(req: func.HttpRequest) -> func.HttpResponse:
+    """Keep a release forever (Azure DevOps' `keepForever`), or hand it back to retention."""
+    who = authorize(req, RELEASE_MANAGER, "keep releases forever")
+    body = parse(RetainIn, body_json(req))
+    verdict = retention.retain(bootstrap.deps(), route_int(req, "releaseId"), by=who.name,
+                              keep_forever=body.keepForever, comment=body.comment)
+    return json_response({"releaseId": route_int(req, "releaseId"), "keepForever": body.keepForever,
+                          "retention": verdict.to_json()})
 
 
 @bp.route(route="api/releases/{releaseId:int}/abandon", methods=["POST"])

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shared.domain.gates import Reading
+from shared.domain.release import Release
 from shared.domain.target import Target
 
 
@@ -173,6 +174,10 @@ class LogPort(Protocol):
 
     def read(self, name: str) -> str | None:
         """The whole log, or None when the step wrote nothing yet."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Delete the named log (retention); a log that is not there is fine."""
         ...
 
 
@@ -423,3 +428,39 @@ class AzurePipelinesPort(Protocol):
     def log_lines(self, organization: str, project: str, run_id: int, limit: int) -> list[str]:
         """The last `limit` lines of the run's logs (its jobs' tasks, in order)."""
         ...
+
+
+@runtime_checkable
+class RetentionStore(Protocol):
+    """What retention needs of the pipeline store beyond `PipelineStore`: deleting a release as a whole.
+
+    A release is marked `deleting` first (ETag-guarded); from then on the store's reads do not see it, and
+    `purge_release` deletes its dependent rows and its release row last, so a crash anywhere leaves either
+    the whole release or a `deleting` one that the next run finishes."""
+
+    def mark_deleting(self, definition_id: int, release_id: int, etag: str) -> None:
+        """ConcurrentChange when the release changed since it was read with `etag`."""
+        ...
+
+    def deleting_releases(self, definition_id: int, limit: int) -> list[Release]:
+        """Releases of the definition a crash left marked `deleting`, at most `limit`."""
+        ...
+
+    def package_in_use(self, stored: str, but: tuple[int, int]) -> bool:
+        """Does a release other than `but` (definition, release) name this stored package? True when the
+        store cannot tell at once (retention then keeps the package)."""
+        ...
+
+    def purge_release(self, definition_id: int, release_id: int) -> int:
+        """Delete the release's events, outbox, list entries and keep-forever record, then its row; how many
+        rows went. A release not there is fine."""
+        ...
+
+    def audit(self, definition_id: int, record: dict[str, Any]) -> None:
+        """Append an audit record to the definition's history (deletions, keep-forever changes)."""
+        ...
+
+    def audits(self, definition_id: int) -> list[dict[str, Any]]:
+        """The definition's audit records, oldest first."""
+        ...
+

@@ -213,6 +213,9 @@ class FakeLogs:
     def read(self, name: str) -> str | None:
         return self.logs.get(name)
 
+    def delete(self, name: str) -> None:
+        self.logs.pop(name, None)
+
 
 @dataclass
 class QueuedMessage:

@@ -40,6 +40,8 @@ class MemoryStore(PipelineStore):
         self.summaries: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
         self.schedule_states: dict[tuple[int, str], dict[str, Any]] = {}
         self.due_entries: dict[tuple[str, int, str], DueSchedule] = {}
+        self.deleting: set[tuple[int, int]] = set()
+        self.audit_rows: dict[int, list[dict[str, Any]]] = {}
 
     def _etag(self) -> str:
         return f'W/"{next(self._etags)}"'
@@ -67,14 +69,17 @@ class MemoryStore(PipelineStore):
 
     def release(self, definition_id: int, release_id: int) -> tuple[Release, str] | None:
         found = self.release_rows.get((definition_id, release_id))
-        return (Release.from_dict(copy.deepcopy(found[0])), found[1]) if found else None
+        if found is None or (definition_id, release_id) in self.deleting:
+            return None
+        return Release.from_dict(copy.deepcopy(found[0])), found[1]
 
     def releases(self, definition_id: int, *, cursor: dict[str, str] | None, limit: int, since: str | None = None,
                  status: str | None = None) -> tuple[list[Release], dict[str, str] | None]:
         rows = [data for (did, _), (data, _) in sorted(self.release_rows.items()) if did == definition_id
                 and (since is None or data["createdAt"] >= since) and (status is None or data["status"] == status)]
         page, nxt = _page(rows, cursor, limit)
-        return [Release.from_dict(copy.deepcopy(r)) for r in page], nxt
+        return [Release.from_dict(copy.deepcopy(r)) for r in page
+                if (definition_id, int(r["id"])) not in self.deleting], nxt
 
     def events(self, definition_id: int, release_id: int) -> list[dict[str, Any]]:
         return copy.deepcopy(self.event_rows.get((definition_id, release_id), []))
@@ -174,6 +179,48 @@ class MemoryStore(PipelineStore):
                 else:
                     self.outbox_rows.pop(key, None)
                     self.outbox_claims.pop(key, None)
+
+    # -- retention
+
+    def mark_deleting(self, definition_id: int, release_id: int, etag: str) -> None:
+        with self._lock:
+            found = self.release_rows.get((definition_id, release_id))
+            if found is None or found[1] != etag:
+                raise ConcurrentChange(f"release {release_id} changed meanwhile")
+            self.release_rows[(definition_id, release_id)] = (found[0], self._etag())
+            self.deleting.add((definition_id, release_id))
+
+    def deleting_releases(self, definition_id: int, limit: int) -> list[Release]:
+        return [Release.from_dict(copy.deepcopy(self.release_rows[key][0])) for key in sorted(self.deleting)
+                if key[0] == definition_id and key in self.release_rows][:limit]
+
+    def package_in_use(self, stored: str, but: tuple[int, int]) -> bool:
+        return any(key != but and any(a.get("stored") == stored for a in data["artifacts"])
+                   for key, (data, _) in self.release_rows.items())
+
+    def purge_release(self, definition_id: int, release_id: int) -> int:
+        with self._lock:
+            gone = len(self.event_rows.pop((definition_id, release_id), []))
+            for key in [k for k, items in self.outbox_rows.items()
+                        if k[0] == definition_id and items[0].release_id == release_id]:
+                del self.outbox_rows[key]
+                self.outbox_claims.pop(key, None)
+                gone += 1
+            listed = [k for k, f in self.summaries.items() if (k[0] == "releases" and f["id"] == release_id)
+                      or (k[0] == "approvals" and f["releaseId"] == release_id)]
+            for key in listed:
+                del self.summaries[key]
+            gone += len(listed) + (self.docs.pop(("keep", str(release_id)), None) is not None)
+            gone += self.release_rows.pop((definition_id, release_id), None) is not None
+            self.deleting.discard((definition_id, release_id))
+            return gone
+
+    def audit(self, definition_id: int, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.audit_rows.setdefault(definition_id, []).append(copy.deepcopy(record))
+
+    def audits(self, definition_id: int) -> list[dict[str, Any]]:
+        return sorted(copy.deepcopy(self.audit_rows.get(definition_id, [])), key=lambda r: str(r["at"]))
 
     # -- artifact versions
 

@@ -52,3 +52,9 @@ class BlobLogs:
             return self.container.get_blob_client(name).download_blob().readall().decode(errors="replace")
         except ResourceNotFoundError:
             return None
+
+    def delete(self, name: str) -> None:
+        try:
+            self.container.get_blob_client(name).delete_blob()
+        except ResourceNotFoundError:
+            pass

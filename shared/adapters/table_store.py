@@ -7,6 +7,8 @@ Row keys in a definition's partition:
   `event|0000000042|00000007`        the events one change appended, from sequence number 7 on
   `outbox|0000000042|<id>`           the messages one change left to send once it committed
   `idem|<sha256 of key>`             idempotency keys (insert-only)
+  `deleting|0000000042`              a release retention is deleting (its row is marked too)
+  `audit|<time>|<digest>`            audit records of the definition (retention's deletions, keep forever)
 The index table holds cross-definition lists and counters; it may lag the partition for a moment.
 
 Table Storage's limits shape the rows: a transaction holds at most 100 operations, so a change's
@@ -158,6 +160,8 @@ class TableStore:
             row = self.table.get_entity(pk(definition_id), release_key(release_id))
         except ResourceNotFoundError:
             return None
+        if row.get("deleting"):
+            return None  # retention is deleting it: gone for every reader
         return Release.from_dict(get_json(row)), _etag(row)
 
     def releases(self, definition_id: int, *, cursor: dict[str, str] | None, limit: int,
@@ -172,7 +176,7 @@ class TableStore:
             flt += " and status eq @status"
             params["status"] = status
         rows, token = _page(self.table.query_entities(flt, parameters=params, results_per_page=limit), cursor)
-        return [Release.from_dict(get_json(r)) for r in rows], token
+        return [Release.from_dict(get_json(r)) for r in rows if not r.get("deleting")], token
 
     def events(self, definition_id: int, release_id: int) -> list[dict[str, Any]]:
         out = []
@@ -236,10 +240,10 @@ class TableStore:
                                          select=["PartitionKey", "RowKey"])
         return [(int(r["PartitionKey"]), int(r["RowKey"].split("|")[1])) for r in rows]
 
-    def _range(self, partition: str, prefix: str) -> list[TableEntity]:
+    def _range(self, partition: str, prefix: str, select: list[str] | None = None) -> list[TableEntity]:
         hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         return list(self.table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-                                              parameters={"pk": partition, "lo": prefix, "hi": hi}))
+                                              parameters={"pk": partition, "lo": prefix, "hi": hi}, select=select))
 
     # -- the one write
 
@@ -271,7 +275,8 @@ class TableStore:
         if c.release is not None:
             r = c.release
             row = {"PartitionKey": part, "RowKey": release_key(r.id), "status": r.status,
-                   "createdAt": r.created_at, "inFlight": _in_flight(r)}
+                   "createdAt": r.created_at, "inFlight": _in_flight(r),
+                   **{_package_property(a["stored"]): True for a in r.artifacts if a.get("stored")}}
             ops.append(_guarded(put_json(row, _fitting(r)), c.release_etag))
             if c.events:
                 first = r.event_seq - len(c.events) + 1
@@ -335,6 +340,74 @@ class TableStore:
                                              match_condition=MatchConditions.IfNotModified)
             except (ResourceModifiedError, ResourceNotFoundError):
                 continue
+
+    # -- retention: a release deleted as a whole (marked first, its row last)
+
+    def mark_deleting(self, definition_id: int, release_id: int, etag: str) -> None:
+        """The mark and a `deleting|` row in one transaction: the rows a crash left are found by a prefix read."""
+        part = pk(definition_id)
+        mark = {"PartitionKey": part, "RowKey": release_key(release_id), "deleting": True, "inFlight": False}
+        try:
+            self.table.submit_transaction([
+                ("update", mark, {"mode": UpdateMode.MERGE, "etag": etag,
+                                  "match_condition": MatchConditions.IfNotModified}),
+                ("upsert", {"PartitionKey": part, "RowKey": _deleting_key(release_id)})])
+        except TableTransactionError as exc:
+            if exc.status_code in (404, 409, 412):
+                raise ConcurrentChange(f"release {release_id} changed meanwhile") from None
+            raise
+
+    def deleting_releases(self, definition_id: int, limit: int) -> list[Release]:
+        marks = self.table.query_entities("PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+                                          parameters={"pk": pk(definition_id), "lo": "deleting|", "hi": "deleting}"},
+                                          select=["RowKey"], results_per_page=limit)
+        found = []
+        for mark in next(marks.by_page(), []):
+            try:
+                found.append(Release.from_dict(get_json(self.table.get_entity(
+                    pk(definition_id), release_key(int(mark["RowKey"].split("|")[1]))))))
+            except ResourceNotFoundError:
+                self.table.delete_entity(pk(definition_id), mark["RowKey"])  # finished before: only the mark left
+        return found
+
+    def package_in_use(self, stored: str, but: tuple[int, int]) -> bool:
+        pages = self.table.query_entities(f"{_package_property(stored)} eq true", select=["PartitionKey", "RowKey"],
+                                          results_per_page=2).by_page()
+        rows = list(next(pages, []))
+        others = [r for r in rows if (int(r["PartitionKey"]), r["RowKey"]) != (but[0], release_key(but[1]))]
+        # an empty first page with more to come is the service pausing a scan: cannot tell, so in use
+        return bool(others) or (not rows and pages.continuation_token is not None)  # type: ignore[attr-defined]
+
+    def purge_release(self, definition_id: int, release_id: int) -> int:
+        part = pk(definition_id)
+        doomed = [r["RowKey"] for prefix in (f"event|{release_id:010d}|", f"outbox|{release_id:010d}|")
+                  for r in self._range(part, prefix, select=["RowKey"])]
+        for start in range(0, len(doomed), MAX_BATCH):
+            self.table.submit_transaction([("delete", {"PartitionKey": part, "RowKey": key})
+                                           for key in doomed[start:start + MAX_BATCH]])
+        listed = [("releases", _newest_first(release_id)), ("doc|keep", key_hash(str(release_id)))]
+        prefix = f"{_newest_first(release_id)}|"
+        listed += [("approvals", r["RowKey"]) for r in self.index.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi", select=["RowKey"],
+            parameters={"pk": "approvals", "lo": prefix, "hi": prefix[:-1] + "}"})]
+        for partition, key in listed:
+            self.index.delete_entity(partition, key)  # absent: the SDK treats 404 as done
+        try:  # the release row last, with its mark
+            self.table.submit_transaction([("delete", {"PartitionKey": part, "RowKey": release_key(release_id)}),
+                                           ("delete", {"PartitionKey": part, "RowKey": _deleting_key(release_id)})])
+        except TableTransactionError as exc:
+            if exc.status_code != 404:
+                raise
+            for key in (release_key(release_id), _deleting_key(release_id)):  # one of them went already
+                self.table.delete_entity(part, key)
+        return len(doomed) + len(listed) + 1
+
+    def audit(self, definition_id: int, record: dict[str, Any]) -> None:
+        key = f"audit|{record['at']}|{key_hash(json_text(record))[:16]}"
+        self.table.upsert_entity(put_json({"PartitionKey": pk(definition_id), "RowKey": key}, record))
+
+    def audits(self, definition_id: int) -> list[dict[str, Any]]:
+        return [get_json(r) for r in self._range(pk(definition_id), "audit|")]
 
     # -- artifact versions (insert-only: a version's digest never changes)
 
@@ -513,6 +586,15 @@ def _minute(at: datetime) -> str:
 
 def _slot_key(resource_id: str) -> str:
     return "slot|" + key_hash(resource_id.lower())[:40]
+
+
+def _deleting_key(release_id: int) -> str:
+    return f"deleting|{release_id:010d}"
+
+
+def _package_property(stored: str) -> str:
+    """The release-row property that says the release uses this stored package (filterable, unlike its JSON)."""
+    return "pkg" + key_hash(stored)[:32]
 
 
 def _artifact_pk(source: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
 
 from shared.domain.errors import Invalid
-from shared.schemas.fields import Sha256, Text, Token, field_errors
+from shared.schemas.fields import Sha256, Source, Text, Token, field_errors
 from shared.schemas.step_base import Strict
 
 M = TypeVar("M", bound=Strict)
@@ -48,7 +48,7 @@ class BuildIn(Strict):
 
 
 class ArtifactWebhookIn(BuildIn):
-    source: Token
+    source: Source
 
 
 class ArtifactVersionIn(BuildIn):
@@ -74,3 +74,10 @@ def parse(model: type[M], body: Any) -> M:
         return model.model_validate(body)
     except ValidationError as exc:
         raise Invalid(field_errors(exc)) from None
+
+
+class RetainIn(Strict):
+    """POST /releases/{id}/retain: keep a release forever (Azure DevOps' `keepForever`), or let retention have it."""
+
+    keepForever: bool
+    comment: Text = ""

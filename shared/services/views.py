@@ -13,9 +13,10 @@ from shared.domain.waiting import why
 from shared.services.artifacts import public
 
 
-def release_view(release: Release, base: str = "/api",
-                 running: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """`running` maps slot resource ids (lower case) to what Slipway last put there."""
+def release_view(release: Release, base: str = "/api", running: dict[str, dict[str, Any]] | None = None,
+                 retention: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`running` maps slot resource ids (lower case) to what Slipway last put there; `retention` is when the
+    release will be removed and why it is kept (`shared/services/retention.verdict`), shown when given."""
     href = f"{base}/releases/{release.id}"
     running = running or {}
     return {
@@ -43,6 +44,7 @@ def release_view(release: Release, base: str = "/api",
             for name, run in release.stages.items()
         ],
         "links": {"self": href, "events": f"{href}/events"},
+        **({"retention": retention} if retention is not None else {}),
     }
 
 
