@@ -17,9 +17,11 @@ from functions import (
     definitions_api,
     events_queue,
     gates_queue,
+    hooks_api,
     intervention_links,
     mail_queue,
     releases_api,
+    retention_timer,
     scheduler_timer,
     steps_queue,
     sweeper_timer,
@@ -31,5 +33,6 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, intervention_links, callbacks_api,
                steps_queue, events_queue, sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard,
-               variable_groups_api, tokens_api, ado_api):
+               variable_groups_api, tokens_api, ado_api, hooks_api):
     app.register_functions(module.bp)
+app.register_functions(retention_timer.bp)

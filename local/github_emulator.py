@@ -10,6 +10,11 @@ Endpoints (API version `X-GitHub-Api-Version: 2022-11-28`, also `2026-03-10`; ab
 * `GET /repos/{owner}/{repo}/actions/runs/{run_id}`, `POST .../cancel` (202; 409 once completed),
   `GET .../logs` (302 to a download URL that expires after a minute, serving a zip of per-job text logs),
   `GET .../jobs`.
+* Build outputs, for build webhooks: `GET /repos/{owner}/{repo}/actions/runs/{run_id}/artifacts`
+  (/rest/actions/artifacts#list-workflow-run-artifacts), `GET .../actions/artifacts/{artifact_id}/zip` (302 to a
+  download URL that expires after a minute: #download-an-artifact) and `GET /repos/{owner}/{repo}/releases/assets/
+  {asset_id}` (JSON; with `Accept: application/octet-stream` a 302 to the asset's download:
+  /rest/releases/assets#get-a-release-asset). Seed them with `add_artifact` and `add_asset`.
 * A small HTML page per run at its `html_url` (`/{owner}/{repo}/actions/runs/{id}`), for people on the local stack.
 
 Seed it with `add_repo`, `add_token` and `add_workflow`; a dispatched run goes queued → in_progress → completed
@@ -79,7 +84,7 @@ results for each search when using the following parameters: actor, branch, chec
 event, head_sha, status"."""
 RATE_LIMIT = 5000
 """Primary rate limit of an installation or a user: 5,000 requests an hour (rate-limits-for-the-rest-api)."""
-KINDS = ("dispatch", "runs", "run", "cancel", "logs", "jobs", "download")
+KINDS = ("dispatch", "runs", "run", "cancel", "logs", "jobs", "download", "artifacts", "asset")
 FAULTS = ("throttle", "primary", "secondary", "error", "timeout", "lost")
 SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
                      "If you reach out to GitHub Support for help, please include the request ID {rid}.")
@@ -88,6 +93,8 @@ SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a fe
 REPOS = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/(?P<rest>.+)$")
 HTML_RUN = re.compile(r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/runs/(?P<run>\d+)$")
 DOWNLOAD = re.compile(r"^/_logs/(?P<run>\d+)/(?P<sig>[0-9a-f]{32})\.zip$")
+ASSET = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/releases/assets/(?P<id>\d+)$")
+BLOB = re.compile(r"^/_blobs/(?P<id>\d+)/(?P<sig>[0-9a-f]{32})$")
 
 
 @dataclass
@@ -112,6 +119,19 @@ class Repo:
     """Branch name → head commit SHA."""
     tags: dict[str, str]
     private: bool
+
+
+@dataclass
+class Blob:
+    """A run's uploaded artifact (`run_id` set) or a release asset."""
+
+    id: int
+    repo: str
+    """Lower-case `owner/name`."""
+    name: str
+    data: bytes
+    run_id: int | None = None
+    expired: bool = False
 
 
 @dataclass
@@ -207,6 +227,8 @@ class GitHubEmulator(RestEmulator):
         self.runs: dict[int, Run] = {}
         self.dispatches = 0
         """How many dispatches created a run."""
+        self.blobs: dict[int, Blob] = {}
+        """Run artifacts and release assets by id."""
         self._faults: dict[str, list[Fault]] = {kind: [] for kind in KINDS}
         self._ids = itertools.count(7_200_000_001)
         self._secret = uuid.uuid4().hex
@@ -302,6 +324,21 @@ class GitHubEmulator(RestEmulator):
         with self._lock:
             self._faults[kind].append(Fault(fault, count, seconds))
 
+    def add_artifact(self, repo: str, run_id: int, name: str, data: bytes, *, expired: bool = False) -> int:
+        """An artifact that run `run_id` of `repo` uploaded (the run need not be one dispatched here: webhook
+        payloads name runs of their own); returns its id."""
+        return self._add_blob(Blob(0, repo.lower(), name, data, run_id=run_id, expired=expired))
+
+    def add_asset(self, repo: str, name: str, data: bytes) -> int:
+        """A release asset of `repo`; returns its id."""
+        return self._add_blob(Blob(0, repo.lower(), name, data))
+
+    def _add_blob(self, blob: Blob) -> int:
+        with self._lock:
+            blob.id = next(self._ids)
+            self.blobs[blob.id] = blob
+            return blob.id
+
     def clear_faults(self) -> None:
         with self._lock:
             for faults in self._faults.values():
@@ -322,6 +359,8 @@ class GitHubEmulator(RestEmulator):
             self.requests.append(Request(method, path, query, body, dict(headers)))
         if DOWNLOAD.match(path):
             return self._with_fault("download", lambda: self._download(path, query), lowered)
+        if BLOB.match(path):
+            return self._with_fault("download", lambda: self._blob_download(path, query), lowered)
         page = HTML_RUN.match(path)
         if page and method == "GET":
             return self._html(page, base)
@@ -340,6 +379,10 @@ class GitHubEmulator(RestEmulator):
         token = self._token(lowered.get("authorization"))
         if isinstance(token, tuple):
             return token
+        asset = ASSET.match(path)
+        if asset and method == "GET":
+            return self._limited(token, self._with_fault("asset", lambda: self._asset(asset, token, lowered, base),
+                                                         lowered))
         match = REPOS.match(path)
         kind = self._kind(method, match["rest"]) if match else None
         if match is None or kind is None:
@@ -427,7 +470,8 @@ class GitHubEmulator(RestEmulator):
         routes = [("POST", r"workflows/[^/]+/dispatches", "dispatch"), ("GET", r"workflows/[^/]+/runs", "runs"),
                   ("GET", r"workflows/[^/]+", "runs"), ("GET", r"runs/\d+", "run"),
                   ("POST", r"runs/\d+/cancel", "cancel"), ("GET", r"runs/\d+/logs", "logs"),
-                  ("GET", r"runs/\d+/jobs", "jobs")]
+                  ("GET", r"runs/\d+/jobs", "jobs"), ("GET", r"runs/\d+/artifacts", "artifacts"),
+                  ("GET", r"artifacts/\d+/zip", "artifacts")]
         for verb, pattern, kind in routes:
             if method == verb and re.fullmatch(pattern, rest):
                 return kind
@@ -441,6 +485,8 @@ class GitHubEmulator(RestEmulator):
                 # A repository the token cannot see is answered as if it did not exist.
                 return _error(404, "Not Found", DOCS_REST)
             parts = match["rest"].split("/")
+            if kind == "artifacts":
+                return self._artifacts(repo, parts, query, base)
             if parts[0] == "workflows":
                 workflow = self._workflow(repo.full_name.lower(), parts[1])
                 if workflow is None:
@@ -626,6 +672,61 @@ class GitHubEmulator(RestEmulator):
         # "Gets a redirect URL to download an archive of log files for a workflow run. This link expires after
         # 1 minute. Look for Location: in the response header" (#download-workflow-run-logs): 302.
         return 302, None, {"Location": location}
+
+    # -- build outputs
+
+    def _artifacts(self, repo: Repo, parts: list[str], query: dict[str, str], base: str) -> Reply:
+        key = repo.full_name.lower()
+        if parts[0] == "runs":
+            # /rest/actions/artifacts#list-workflow-run-artifacts: `{total_count, artifacts}`, `per_page` up to 100.
+            found = [b for b in self.blobs.values() if b.repo == key and b.run_id == int(parts[1])]
+            per_page = min(100, int(query.get("per_page", "30") or 30))
+            return 200, {"total_count": len(found),
+                         "artifacts": [self._artifact_json(b, base) for b in found[:per_page]]}, {}
+        blob = self.blobs.get(int(parts[1]))
+        if blob is None or blob.repo != key or blob.run_id is None:
+            return _error(404, "Not Found", DOCS_REST + "/actions/artifacts#download-an-artifact")
+        if blob.expired:
+            # #download-an-artifact lists 410 Gone for an expired artifact (wording modelled).
+            return _error(410, "Artifact has expired", DOCS_REST + "/actions/artifacts#download-an-artifact")
+        return 302, None, {"Location": self._blob_link(blob, base)}
+
+    def _asset(self, match: re.Match[str], token: Token, headers: dict[str, str], base: str) -> Reply:
+        with self._lock:
+            repo = self._visible_repo(f"{match['owner']}/{match['repo']}", token)
+            blob = self.blobs.get(int(match["id"]))
+            if repo is None or blob is None or blob.repo != repo.full_name.lower() or blob.run_id is not None:
+                return _error(404, "Not Found", DOCS_REST + "/releases/assets#get-a-release-asset")
+            if headers.get("accept") == "application/octet-stream":
+                return 302, None, {"Location": self._blob_link(blob, base)}
+            return 200, {"id": blob.id, "name": blob.name, "state": "uploaded", "size": len(blob.data),
+                         "content_type": "application/zip",
+                         "url": f"{base}/repos/{repo.full_name}/releases/assets/{blob.id}"}, {}
+
+    def _artifact_json(self, blob: Blob, base: str) -> dict[str, Any]:
+        url = f"{base}/repos/{self.repos[blob.repo].full_name}/actions/artifacts/{blob.id}"
+        return {"id": blob.id, "name": blob.name, "size_in_bytes": len(blob.data), "url": url,
+                "archive_download_url": f"{url}/zip", "expired": blob.expired,
+                "workflow_run": {"id": blob.run_id}}
+
+    def _blob_link(self, blob: Blob, base: str) -> str:
+        expires = int(self.now().timestamp()) + LOG_URL_SECONDS
+        return f"{base}/_blobs/{blob.id}/{self._sign(-blob.id, expires)}?expires={expires}"
+
+    def _blob_download(self, path: str, query: dict[str, str]) -> Reply:
+        match = BLOB.match(path)
+        assert match is not None
+        try:
+            expires = int(query.get("expires", ""))
+        except ValueError:
+            expires = 0
+        with self._lock:
+            blob = self.blobs.get(int(match["id"]))
+        if blob is None or self._sign(-blob.id, expires) != match["sig"] or self.now().timestamp() > expires:
+            return 403, (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code>'
+                         b"<Message>Signature not valid in the specified time frame</Message></Error>"), \
+                {"Content-Type": "application/xml"}
+        return 200, blob.data, {"Content-Type": "application/zip"}
 
     def _sign(self, run_id: int, expires: int) -> str:
         return hashlib.sha256(f"{self._secret}/{run_id}/{expires}".encode()).hexdigest()[:32]

@@ -265,7 +265,8 @@ class LocalStack:
                 "SLIPWAY_GITHUB_API_URL": self.github.url, "SLIPWAY_KEYVAULT_ENDPOINT": self.key_vault.url,
                 "SLIPWAY_AZURE_DEVOPS_URL": self.azure_devops.url,
                 "SLIPWAY_KEYVAULT_CA_FILE": str(self.key_vault.ca_file),
-                "SLIPWAY_HTTP_LOCAL_HOSTS": "127.0.0.1,localhost", "SLIPWAY_LOG_QUIET_SECONDS": "3"}
+                "SLIPWAY_HTTP_LOCAL_HOSTS": "127.0.0.1,localhost", "SLIPWAY_LOG_QUIET_SECONDS": "3",
+                "SLIPWAY_GITHUB_WEBHOOK_SECRET": "local-github-webhook-secret"}
 
     def _read_blob(self, url: str) -> bytes:
         """How an app's managed identity reads a package blob here: Azurite, with its key."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 STEPS_QUEUE = "slipway-steps"
 """Deployment steps, one message per step run. Bound by name in the queue trigger."""
@@ -43,6 +43,9 @@ class Settings:
     sweep_schedule: str = "*/15 * * * * *"
     scheduler_schedule: str = "0 * * * * *"
     """When the scheduler ticks (NCRONTAB, 6 fields): it fires the schedules that are due."""
+    retention_schedule: str = "0 */5 * * * *"
+    """When the retention timer ticks (NCRONTAB, 6 fields): each tick deletes at most `retention_batch` releases."""
+    retention_batch: int = 10
     schedule_grace_minutes: int = 60
     """A schedule occurrence missed by longer than this (the host was down) is skipped, not fired late."""
     gate_min_interval_seconds: int = 60
@@ -132,6 +135,20 @@ class Settings:
     gate_header_settings: str = ""
     """The only app settings a REST gate may send as header values: `NAME@host` (only to that host)
     or `NAME` (any host), comma-separated. Nothing else of the process environment is ever sent."""
+    github_webhook_secret: str = field(default="", repr=False)
+    """The secret of GitHub webhooks to `/api/hooks/github` (their `X-Hub-Signature-256`); in Azure a Key Vault
+    reference, resolved by App Service. Empty: every GitHub delivery is refused."""
+    azure_devops_hook_user: str = ""
+    azure_devops_hook_password: str = field(default="", repr=False)
+    """Basic authentication of Azure DevOps service hooks to `/api/hooks/azure-devops` (the Web Hooks consumer's
+    username and password); the password alone also works as `X-Slipway-Webhook-Token`. A Key Vault reference in
+    Azure. Empty: every Azure DevOps delivery is refused."""
+    acr_webhook_token: str = field(default="", repr=False)
+    """The value Azure Container Registry webhooks to `/api/hooks/acr` send in their custom header
+    `X-Slipway-Webhook-Token`; a Key Vault reference in Azure. Empty: every ACR delivery is refused."""
+    github_token: str = field(default="", repr=False)
+    """A GitHub token with Actions and Contents read on the repositories that deliver webhooks: it downloads a
+    run's artifact or a release asset. A Key Vault reference in Azure."""
     package_store_container: str = "slipway-packages"
     """Where Slipway keeps its own copy of every registered package: what was approved is what runs."""
     app_insights_connection: str = ""
@@ -202,6 +219,8 @@ ENV_NAMES: dict[str, str] = {
     "logs_container": "SLIPWAY_LOGS_CONTAINER",
     "sweep_schedule": "SLIPWAY_SWEEP_SCHEDULE",
     "scheduler_schedule": "SLIPWAY_SCHEDULER_SCHEDULE",
+    "retention_schedule": "SLIPWAY_RETENTION_SCHEDULE",
+    "retention_batch": "SLIPWAY_RETENTION_BATCH",
     "schedule_grace_minutes": "SLIPWAY_SCHEDULE_GRACE_MINUTES",
     "gate_min_interval_seconds": "SLIPWAY_GATE_MIN_INTERVAL_SECONDS",
     "cloud": "SLIPWAY_CLOUD",
@@ -240,6 +259,11 @@ ENV_NAMES: dict[str, str] = {
     "group_ids": "SLIPWAY_GROUP_IDS",
     "function_app_id": "SLIPWAY_FUNCTION_APP_ID",
     "gate_header_settings": "SLIPWAY_GATE_HEADER_SETTINGS",
+    "github_webhook_secret": "SLIPWAY_GITHUB_WEBHOOK_SECRET",
+    "github_token": "SLIPWAY_GITHUB_TOKEN",
+    "acr_webhook_token": "SLIPWAY_ACR_WEBHOOK_TOKEN",
+    "azure_devops_hook_user": "SLIPWAY_AZURE_DEVOPS_HOOK_USER",
+    "azure_devops_hook_password": "SLIPWAY_AZURE_DEVOPS_HOOK_PASSWORD",
     "package_store_container": "SLIPWAY_PACKAGE_STORE_CONTAINER",
     "app_insights_connection": "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }

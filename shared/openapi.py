@@ -13,7 +13,7 @@ from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
 from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, InterventionIn, OverrideIn, ReassignIn
 from shared.schemas.callback import CallbackIn
 from shared.schemas.definition import DefinitionIn
-from shared.schemas.release import ArtifactWebhookIn, ReleaseIn
+from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, RetainIn
 from shared.schemas.variables import VariableGroupIn
 
 JSON, PROBLEM, TEXT, HTML = "application/json", "application/problem+json", "text/plain", "text/html"
@@ -31,8 +31,12 @@ IF_MATCH = _param("If-Match", "header", {"type": "string"})
 
 # (path, method, operation id, summary, request body schema name, success status, success type, parameters)
 ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[str, Any]]]] = [
-    ("/definitions", "get", "listDefinitions", "List definitions", None, 200, JSON, PAGING),
-    ("/definitions", "post", "createDefinition", "Create a definition (revision 1)", "Definition", 201, JSON, []),
+    ("/definitions", "get", "listDefinitions", "List definitions (`name`: the one of that name)", None, 200, JSON,
+     [*PAGING, _param("name", "query", {"type": "string", "minLength": 1, "maxLength": 128})]),
+    ("/definitions", "post", "createDefinition", "Create a definition (revision 1)", "Definition", 201, JSON,
+     [_param("dryRun", "query", {"type": "boolean"})]),
+    ("/schemas/definition.json", "get", "definitionSchema", "The definition as JSON Schema, for editors", None, 200,
+     JSON, []),
     ("/definitions/import", "post", "importDefinition",
      "Import an Azure DevOps classic release definition: the definition and a migration report (admins)",
      "AdoDefinition", 201, JSON,
@@ -42,7 +46,8 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
       _param("resourceGroup", "query", {"type": "string", "minLength": 1, "maxLength": 90}),
       _param("site", "query", {"type": "string", "minLength": 2, "maxLength": 60})]),
     ("/definitions/{definitionId}", "get", "getDefinition", "The current revision", None, 200, JSON, []),
-    ("/definitions/{definitionId}", "put", "updateDefinition", "A new revision", "Definition", 200, JSON, [IF_MATCH]),
+    ("/definitions/{definitionId}", "put", "updateDefinition", "A new revision (none when nothing changes)",
+     "Definition", 200, JSON, [IF_MATCH, _param("dryRun", "query", {"type": "boolean"})]),
     ("/definitions/{definitionId}", "delete", "deleteDefinition", "Delete (releases keep their snapshot)", None, 204,
      None, [IF_MATCH]),
     ("/definitions/{definitionId}/revisions", "get", "listRevisions", "Every revision", None, 200, JSON, []),
@@ -64,6 +69,9 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      []),
     ("/releases/{releaseId}/abandon", "post", "abandonRelease", "Abandon; running deployments are canceled",
      "Abandon", 200, JSON, []),
+    ("/releases/{releaseId}/retain", "post", "retainRelease",
+     "Keep a release forever, or let retention delete it (admins, release managers; audited)", "Retain", 200, JSON,
+     []),
     ("/releases/{releaseId}/stages/{stage}/deploy", "post", "deployStage", "Deploy a stage now", "Deploy", 202, JSON,
      []),
     ("/releases/{releaseId}/stages/{stage}/gates/{kind}/ignore", "post", "ignoreGate",
@@ -92,6 +100,18 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      ZIP, []),
     ("/artifacts", "post", "buildCompleted", "The build webhook: register a version, release it", "Build", 201,
      JSON, []),
+    ("/hooks/github", "post", "githubWebhook", "A GitHub webhook delivery (signed): a finished build becomes a "
+     "release, or 202 with why not", None, 201, JSON,
+     [_param("X-Hub-Signature-256", "header", {"type": "string"}, True),
+      _param("X-GitHub-Delivery", "header", {"type": "string", "maxLength": 100}, True),
+      _param("X-GitHub-Event", "header", {"type": "string", "maxLength": 50}, True)]),
+    ("/hooks/acr", "post", "acrWebhook", "An Azure Container Registry push: the image's digest becomes a release, "
+     "or 202 with why not", None, 201, JSON,
+     [_param("X-Slipway-Webhook-Token", "header", {"type": "string"}, True)]),
+    ("/hooks/azure-devops", "post", "azureDevOpsWebhook", "An Azure DevOps service hook (build.complete): 202 "
+     "with what became of it", None, 202, JSON, []),
+    ("/hooks/deliveries", "get", "listHookDeliveries", "The latest build webhook deliveries of a source", None, 200,
+     JSON, [_param("source", "query", {"type": "string", "minLength": 1, "maxLength": 301}, True)]),
     ("/approve/{token}", "get", "approvalPage", "The page an approval mail links to (shows only)", None, 200,
      HTML, []),
     ("/approve/{token}", "post", "approvalPageDecide", "The signed-in approver decides, once", "ApprovalForm", 200,
@@ -156,6 +176,7 @@ def _bodies() -> dict[str, Any]:
                           "`GET _apis/release/definitions/{id}` returns it or the portal exports it"},
         "CloneStage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
         "Abandon": schema(AbandonIn),
+        "Retain": schema(RetainIn),
         "Deploy": schema(DeployIn),
         "IgnoreGate": schema(IgnoreGateIn),
         "Problem": {"type": "object", "required": ["title", "status"],
@@ -189,8 +210,8 @@ def document() -> dict[str, Any]:
         if status == 201 and op_id in ("createRelease", "buildCompleted"):
             responses["200"] = {"description": "already created (same key or build)",
                                 "content": {JSON: {"schema": {"type": "object"}}}}
-        if op_id == "importDefinition":
-            responses["200"] = {"description": "a dry run: the report and the definition, nothing saved",
+        if op_id in ("importDefinition", "createDefinition"):
+            responses["200"] = {"description": "a dry run: what would be saved, nothing saved",
                                 "content": {JSON: {"schema": {"type": "object"}}}}
         errors = (("400", "invalid input, each bad field named"), ("401", "no identity"),
                   ("403", "the caller lacks the role or is not an eligible approver"), ("404", "not found"),

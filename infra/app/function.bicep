@@ -137,6 +137,15 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_PUBLIC_URL', value: '' }
         { name: 'SLIPWAY_LINK_HOURS', value: '72' }
         { name: 'SLIPWAY_AUTH_MODE', value: 'appservice' }
+        { name: 'SLIPWAY_RETENTION_SCHEDULE', value: '0 */5 * * * *' }
+        { name: 'SLIPWAY_RETENTION_BATCH', value: '10' }
+        // Build webhooks: empty turns a platform's hook off. Set each to a Key Vault reference
+        // (@Microsoft.KeyVault(SecretUri=...)), which App Service resolves with the app's identity.
+        { name: 'SLIPWAY_GITHUB_WEBHOOK_SECRET', value: '' }
+        { name: 'SLIPWAY_GITHUB_TOKEN', value: '' }
+        { name: 'SLIPWAY_ACR_WEBHOOK_TOKEN', value: '' }
+        { name: 'SLIPWAY_AZURE_DEVOPS_HOOK_USER', value: '' }
+        { name: 'SLIPWAY_AZURE_DEVOPS_HOOK_PASSWORD', value: '' }
         { name: 'AzureWebJobsDisableHomepage', value: 'true' }
         { name: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID', value: authIdentityClientId }
         { name: 'WEBSITE_AUTH_AAD_ALLOWED_TENANTS', value: tenant().tenantId }

@@ -21,6 +21,7 @@ from shared.schemas.fields import (
     ResourceGroup,
     SiteName,
     SlotName,
+    Source,
     Text,
     Token,
     field_errors,
@@ -386,6 +387,14 @@ class GatesIn(Strict):
         return self
 
 
+class RetentionIn(Strict):
+    """How long releases are kept (Azure DevOps' `retentionPolicy`: `daysToKeep`, `releasesToKeep`); absent,
+    Azure DevOps' defaults of 30 days and 3 releases apply (shared/domain/retention.py)."""
+
+    days: int = Field(default=30, ge=1, le=3650)
+    minimumReleases: int = Field(default=3, ge=0, le=100)
+
+
 class StageIn(Strict):
     name: Name
     target: TargetIn
@@ -403,6 +412,8 @@ class StageIn(Strict):
     """The stage's own variables: they win over the definition's of the same name."""
     variableGroups: list[GroupName] = Field(default_factory=list, max_length=20)
     """Variable groups this stage links: above the definition's variables, below the stage's own."""
+    retention: RetentionIn | None = None
+    """The stage's own retention; absent, the definition's."""
 
     @model_validator(mode="after")
     def _one_order(self) -> StageIn:
@@ -427,7 +438,7 @@ class ContinuousDeployment(Strict):
 
 class ArtifactIn(Strict):
     alias: Token
-    source: Token
+    source: Source
     """The build that produces it: the artifact webhook names builds by source."""
     isPrimary: bool = False
     trigger: ContinuousDeployment | None = None
@@ -461,6 +472,8 @@ class DefinitionIn(Strict):
     variableGroups: list[GroupName] = Field(default_factory=list, max_length=20)
     """Variable groups every stage sees, below the definition's own variables; a release keeps their values
     as they were when it was created."""
+    retention: RetentionIn | None = None
+    """Retention of every stage without its own."""
     id: int | None = None
     revision: int | None = None
     modifiedBy: Any = None

@@ -39,6 +39,20 @@ def clip(text: str, size: int = MAX_TEXT_BYTES) -> str:
     """At most `size` bytes of UTF-8, cut on a character boundary (form fields, which are not rejected)."""
     return text.encode("utf-8")[:size].decode("utf-8", errors="ignore")
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
+def _no_trailing_dot_or_space(value: str) -> str:
+    if value.endswith((".", " ")):
+        raise ValueError("must not end with a dot or a space")
+    return value
+
+
+_SOURCE_PART = r"[A-Za-z0-9][A-Za-z0-9 ._:()+-]*"
+Source = Annotated[str, StringConstraints(pattern=rf"^{_SOURCE_PART}(/{_SOURCE_PART})*$", max_length=256),
+                   AfterValidator(_no_trailing_dot_or_space)]
+"""Where builds come from: a plain name, or a platform's (`github:owner/repo[/workflow.yml]`,
+`azure-devops:Project/Pipeline name`, `acr:registry/repository`); it starts the package blobs' names,
+so each `/` part starts with a letter or digit and nothing ends with a dot (blob naming rules)."""
 """Identifier-like names: artifact aliases and sources."""
 Guid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
 ResourceGroup = Annotated[str, StringConstraints(pattern=r"^[-\w._()]{0,89}[-\w_()]$", max_length=90)]

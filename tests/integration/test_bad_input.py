@@ -36,6 +36,10 @@ def test_a_deeply_nested_body_is_a_400_on_every_route_that_takes_one(api: World)
             resp = f.get_user_function()(req)
             # the Azure DevOps surface takes a body where it creates a release; elsewhere its answer is 404/405
             elsewhere = trigger.route.startswith("ado/") and ("{project}" not in trigger.route or method != "POST")
+            if trigger.route.startswith("api/hooks/"):  # a platform's delivery: its signature first, then its body
+                assert resp.status_code == 401, (trigger.route, resp.get_body()[:300])
+                checked += 1
+                continue
             assert resp.status_code in ((400, 404, 405) if elsewhere else (400,)), \
                 (method, trigger.route, resp.get_body()[:300])
             if not trigger.route.startswith("ado/"):
