@@ -54,6 +54,8 @@ def _stop_within(part: Any, seconds: float) -> None:
                      where)
 
 
+GITHUB_WEBHOOK_SECRET = "local-github-webhook-secret"
+"""What the local stack's GitHub webhooks are signed with (`POST /api/hooks/github`)."""
 SAMPLE = json.loads((REPO / "examples" / "sample-pipeline.json").read_text())
 FULL_STAGE = json.loads((REPO / "examples" / "full-stage-pipeline.json").read_text())
 """The six-kind sample: infrastructure, a migration script, the app, smoke-test workflow, a check by hand, a
@@ -120,6 +122,8 @@ class LocalStack:
         self.deployments: ArmDeploymentsEmulator | None = None
         self.container_apps: ContainerAppsEmulator | None = None
         self.github: GitHubEmulator | None = None
+        self.github_token = ""
+        """The GitHub token Slipway's settings hold here (run-pipeline steps, build webhooks' downloads)."""
         self.azure_devops: AzureDevOpsEmulator | None = None
         self.key_vault: KeyVaultEmulator | None = None
         self.change_board: ChangeBoard | None = None
@@ -230,7 +234,7 @@ class LocalStack:
         self.container_apps.add_job(sub, group, MIGRATE_JOB.rsplit("/", 1)[1], MIGRATE_ENV,
                                     secrets={"db-password": secrets.token_urlsafe(18)},
                                     log_workspace_id="5a3c0e7e-0000-4000-8000-00000000c0de")
-        token = "ghs_" + secrets.token_hex(18)
+        token = self.github_token = "ghs_" + secrets.token_hex(18)
         self.github = GitHubEmulator(**self._fixed(7078)).start()
         self.github.now = self.clock.now
         self.github.add_repo("contoso/sample-webapp")
@@ -266,7 +270,7 @@ class LocalStack:
                 "SLIPWAY_AZURE_DEVOPS_URL": self.azure_devops.url,
                 "SLIPWAY_KEYVAULT_CA_FILE": str(self.key_vault.ca_file),
                 "SLIPWAY_HTTP_LOCAL_HOSTS": "127.0.0.1,localhost", "SLIPWAY_LOG_QUIET_SECONDS": "3",
-                "SLIPWAY_GITHUB_WEBHOOK_SECRET": "local-github-webhook-secret"}
+                "SLIPWAY_GITHUB_WEBHOOK_SECRET": GITHUB_WEBHOOK_SECRET, "SLIPWAY_GITHUB_TOKEN": self.github_token}
 
     def _read_blob(self, url: str) -> bytes:
         """How an app's managed identity reads a package blob here: Azurite, with its key."""
