@@ -697,6 +697,8 @@ class GitHubEmulator(RestEmulator):
             blob = self.blobs.get(int(match["id"]))
             if repo is None or blob is None or blob.repo != repo.full_name.lower() or blob.run_id is not None:
                 return _error(404, "Not Found", DOCS_REST + "/releases/assets#get-a-release-asset")
+            # docs.github.com/rest/releases/assets#get-a-release-asset: with `Accept: application/octet-stream` the API
+            # redirects to the binary (or streams it); the emulator always redirects (what a client must follow)
             if headers.get("accept") == "application/octet-stream":
                 return 302, None, {"Location": self._blob_link(blob, base)}
             return 200, {"id": blob.id, "name": blob.name, "state": "uploaded", "size": len(blob.data),
@@ -710,6 +712,9 @@ class GitHubEmulator(RestEmulator):
                 "workflow_run": {"id": blob.run_id}}
 
     def _blob_link(self, blob: Blob, base: str) -> str:
+        """A pre-signed, short-lived link without the token, as GitHub's download redirects are
+        (docs.github.com/rest/actions/artifacts#download-an-artifact: the URL "expires after 1 minute");
+        an expired or altered one is refused as Azure Storage refuses a bad SAS."""
         expires = int(self.now().timestamp()) + LOG_URL_SECONDS
         return f"{base}/_blobs/{blob.id}/{self._sign(-blob.id, expires)}?expires={expires}"
 

@@ -134,10 +134,10 @@ class GitHubActions:
     # -- HTTP
 
     def _call(self, method: str, path: str, token: str, what: str, *, json: Any = None,
-              params: dict[str, Any] | None = None) -> httpx.Response:
+              params: dict[str, Any] | None = None, accept: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", **({"Accept": accept} if accept else {})}
         try:
-            response = self._http().request(method, path, json=json, params=params,
-                                            headers={"Authorization": f"Bearer {token}"})
+            response = self._http().request(method, path, json=json, params=params, headers=headers)
         except httpx.TimeoutException as exc:
             raise TargetError(f"GitHub {what}: timed out ({type(exc).__name__})", retryable=True) from None
         except httpx.HTTPError as exc:

@@ -7,12 +7,7 @@ run-pipeline step's `GitHubActions`; the token never leaves the API host and nev
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
-from shared.adapters.github_actions import GitHubActions, _check_download_url, _error, _repo
-from shared.adapters.http_answers import scrub as _scrub
+from shared.adapters.github_actions import GitHubActions, _check_download_url, _repo
 from shared.domain.build_hooks.github import choose_artifact
 from shared.ports import TargetError
 
@@ -26,7 +21,7 @@ class GitHubArtifacts(GitHubActions):
         (`{total_count, artifacts: [{id, name, expired, ...}]}`, at most 100 a page) and
         #download-an-artifact ("a redirect URL to download an archive ... expires after 1 minute")."""
         what = f"artifacts of workflow run {run_id} in {repo}"
-        listed = self._json(self._get(f"{_repo(repo)}/actions/runs/{int(run_id)}/artifacts", token, what,
+        listed = self._json(self._call("GET", f"{_repo(repo)}/actions/runs/{int(run_id)}/artifacts", token, what,
                                       params={"per_page": 100}), what).get("artifacts")
         chosen = choose_artifact(listed if isinstance(listed, list) else [])
         if chosen is None:
@@ -44,7 +39,7 @@ class GitHubArtifacts(GitHubActions):
                           f"download of release asset {asset_id} in {repo}", accept="application/octet-stream")
 
     def _link(self, path: str, token: str, what: str, accept: str | None = None) -> str:
-        response = self._get(path, token, what, accept=accept)
+        response = self._call("GET", path, token, what, accept=accept)
         location = response.headers.get("location")
         if response.status_code not in REDIRECTS or not location:
             raise TargetError(f"GitHub {what}: expected a redirect to the download, got {response.status_code}",
@@ -52,17 +47,3 @@ class GitHubArtifacts(GitHubActions):
         url = str(response.request.url.join(location))
         _check_download_url(url, what)
         return url
-
-    def _get(self, path: str, token: str, what: str, *, params: dict[str, Any] | None = None,
-             accept: str | None = None) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", **({"Accept": accept} if accept else {})}
-        try:
-            response = self._http().get(path, params=params, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TargetError(f"GitHub {what}: timed out ({type(exc).__name__})", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise TargetError(f"GitHub {what}: {type(exc).__name__}: {_scrub(str(exc), token)}",
-                              retryable=True) from None
-        if response.status_code >= 400:
-            raise _error(response, what, token)
-        return response

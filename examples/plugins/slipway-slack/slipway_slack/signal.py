@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import httpx
 from pydantic import Field, StringConstraints
 
 from shared.domain.gates import Reading
@@ -28,6 +27,8 @@ class StatuspageSignal(Strict):
 
 def read_statuspage(signal: dict[str, Any], resource_id: str, now: datetime) -> Reading:
     """One GET; every failure is an errored reading (never a pass, never raised)."""
+    import httpx  # on first use: a plugin adds nothing to the function app's cold start
+
     name = signal["name"]
     try:
         answer = httpx.get(signal["url"], timeout=float(signal.get("timeoutSeconds", 10)), follow_redirects=False)
