@@ -15,6 +15,7 @@ from functions import (
     callbacks_api,
     dashboard,
     definitions_api,
+    editor,
     events_queue,
     gates_queue,
     hooks_api,
@@ -36,3 +37,4 @@ for module in (definitions_api, releases_api, approvals_api, approval_links, int
                variable_groups_api, tokens_api, ado_api, hooks_api):
     app.register_functions(module.bp)
 app.register_functions(retention_timer.bp)
+app.register_functions(editor.bp)

@@ -16,7 +16,7 @@ from shared.domain.errors import (
 from shared.domain.release import Release
 from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, InterventionIn, OverrideIn, ReassignIn
 from shared.schemas.release import parse
-from shared.services import approvals
+from shared.services import approvals, releases
 from shared.services.views import release_view
 
 bp = func.Blueprint()
@@ -36,7 +36,7 @@ def _where(req: func.HttpRequest) -> tuple[int, str]:
 
 
 def _answer(release: Release) -> func.HttpResponse:
-    return json_response(release_view(release))
+    return json_response(release_view(release, running=releases.running(bootstrap.deps(), release)))
 
 
 @bp.route(route=BASE + "/approvals/{kind}", methods=["POST"])

@@ -32,7 +32,8 @@ from shared.domain import variables
 from shared.domain.access import ADMIN, APP_ROLES, READER, RELEASE_MANAGER, Principal, Unauthenticated, require
 from shared.domain.errors import FieldError, Invalid
 from shared.domain.release import Release
-from shared.domain.vocabulary import Kind
+from shared.domain.stage_order import in_pipeline_order, pipeline_order
+from shared.domain.vocabulary import Kind, Phase
 from shared.domain.waiting import preview
 from shared.schemas.actions import DeployIn, IgnoreGateIn
 from shared.schemas.fields import clip
@@ -141,7 +142,9 @@ def pipelines(req: func.HttpRequest, who: Principal, _: dict[str, str]) -> func.
     rows = []
     for item in items:
         latest = releases.newest(deps, item["id"], limit=1)
-        rows.append({**item, "latest": latest[0] if latest else None})
+        first = latest[0] if latest else None
+        rows.append({**item, "latest": first, "running": first is not None and is_running(first),
+                     "stages": in_pipeline_order(first.definition["stages"], first.stages) if first else []})
     return render("pipelines.html", who=who, pipelines=rows)
 
 
@@ -153,12 +156,32 @@ def pipeline(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> fu
     items, nxt = releases.newest_page(deps, int(route["id"]), limit=30, cursor=cursor)
     latest = items if cursor is None else releases.newest(deps, int(route["id"]), limit=1)
     statuses = {n: r.status for n, r in latest[0].stages.items()} if latest else {}
-    rows = [{"release": r, "stages": [(n, run.status, preview(r, n)) for n, run in r.stages.items()],
-             "pending": _pending(r)} for r in items]
+    order = pipeline_order(definition["stages"])
+    rows = [{"release": r, "stages": [(n, r.stages[n].status, preview(r, n)) if n in r.stages else (n, None, None)
+                                      for n in order],
+             "pending": _pending(r), "running": is_running(r)} for r in items]
     return render("pipeline.html", who=who, definition=definition, diagram=diagram.layout(definition, statuses),
-                  box=diagram, releases=rows, can_create=who.has(RELEASE_MANAGER),
+                  box=diagram, releases=rows, can_create=who.has(RELEASE_MANAGER), can_edit=who.has(ADMIN), order=order,
                   settable=variables.settable(definition),
                   older=paged_answer([], nxt)["continuationToken"], paged=cursor is not None)
+
+
+MOVING = (Phase.QUEUED, Phase.PRE_GATE, Phase.STEPS, Phase.POST_GATE)
+"""Phases in which a deployment goes on by itself; the others wait for a person or a time."""
+
+
+def moving(release: Release) -> set[str]:
+    """The stages of `release` that are running now: queued or deploying, not waiting for an approval,
+    an intervention, a deferral or a deployment window."""
+    if release.status != "active":
+        return set()
+    return {name for name, run in release.stages.items() if run.status in ("inProgress", "queued")
+            and run.current is not None and run.current.phase in MOVING}
+
+
+def is_running(release: Release) -> bool:
+    """Only a release with a running stage gets a running mark."""
+    return bool(moving(release))
 
 
 def _pending(release: Release) -> dict[str, list[str]]:
@@ -182,6 +205,7 @@ def release_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -
     context = dict(who=who, release=release, view=view, etag=etag, events=releases.events(deps, release.id),
                    previews={n: preview(release, n, deps.clock.now()) for n in release.stages},
                    can_deploy=who.has(RELEASE_MANAGER), can_admin=who.has(ADMIN), quote=quote,
+                   running=is_running(release), moving=moving(release),
                    live=req.params.get("part") == "live")
     return render("release_live.html" if context["live"] else "release.html", **context)
 

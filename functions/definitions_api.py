@@ -124,12 +124,16 @@ def definition_revision(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="api/definitions/{definitionId:int}/stages/{stage}/clone", methods=["POST"])
 @api
 def clone_stage(req: func.HttpRequest) -> func.HttpResponse:
+    """The body (and its `name`) is optional: without one the copy is named as Azure DevOps names it,
+    "Copy of <stage>" (then "(2)", "(3)"... when taken)."""
     who = authorize(req, ADMIN, "change definitions")
-    body = body_json(req)
-    if not isinstance(body, dict) or "name" not in body:
-        raise Invalid([FieldError("name", "the new stage's name is required")])
+    body = body_json(req) if (req.get_body() or b"").strip() else {}
+    if not isinstance(body, dict):
+        raise Invalid([FieldError("body", "a JSON object, e.g. {\"name\": \"QA\"}, or no body")])
+    if unknown := sorted(set(body) - {"name"}):
+        raise Invalid([FieldError(field, "unknown field (only name)") for field in unknown])
     updated = definitions.clone_stage(bootstrap.deps(), route_int(req, "definitionId"), req.route_params["stage"],
-                                      body["name"], by=who.name, if_match=req.headers.get("If-Match"))
+                                      body.get("name"), by=who.name, if_match=req.headers.get("If-Match"))
     return _with_etag(updated, 201)
 
 

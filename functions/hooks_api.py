@@ -80,7 +80,8 @@ def acr_hook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="api/hooks/azure-devops", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @api
 def azure_devops_hook(req: func.HttpRequest) -> func.HttpResponse:
-    """An Azure DevOps service hook delivery (Web Hooks consumer, `build.complete`), authenticated by basic
+    """An Azure DevOps service hook delivery (Web Hooks consumer: `build.complete`, or Pipelines' "Run state
+    changed" `ms.vss-pipelines.run-state-changed-event`), authenticated by basic
     authentication or the `X-Slipway-Webhook-Token` header (the subscription's "HTTP headers")."""
     deps = bootstrap.deps()
     settings = deps.settings
@@ -92,7 +93,10 @@ def azure_devops_hook(req: func.HttpRequest) -> func.HttpResponse:
     delivery = payload.get("id") if isinstance(payload, dict) else None
     if not isinstance(delivery, str) or not DELIVERY_ID.match(delivery):
         raise Invalid([FieldError("id", "the event's id is required")])
-    status, answer = ado_hooks.receive(deps, delivery, payload)
+    try:
+        status, answer = ado_hooks.receive(deps, delivery, payload)
+    except ado_hooks.DownloadFailed as exc:
+        return json_response({"delivery": delivery, "reason": str(exc)}, 502)
     return json_response(answer, status)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import azure.functions as func
 
@@ -10,6 +11,7 @@ from functions.http import api, authorize, body_json, cursor_param, int_param, j
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, RELEASE_MANAGER
 from shared.domain.errors import FieldError, Invalid, NotFound
+from shared.domain.release import Release
 from shared.domain.vocabulary import Kind
 from shared.domain.waiting import preview
 from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
@@ -18,6 +20,11 @@ from shared.services import log_archive, releases, retention
 from shared.services.views import release_summary, release_view
 
 bp = func.Blueprint()
+
+
+def _view(release: Release) -> dict[str, Any]:
+    """A release as every answer shows it, with what runs in each stage's slot now (as GET shows it)."""
+    return release_view(release, running=releases.running(bootstrap.deps(), release))
 
 
 @bp.route(route="api/releases", methods=["GET", "POST"])
@@ -31,7 +38,7 @@ def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
         if key is not None and not 1 <= len(key) <= 200:
             raise Invalid([FieldError("Idempotency-Key", "must be 1 to 200 characters")])
         release, created = releases.create(deps, body, by=who.name, client_key=key)
-        return json_response(release_view(release), 201 if created else 200,
+        return json_response(_view(release), 201 if created else 200,
                              headers={"Location": f"/api/releases/{release.id}"})
     authorize(req, READER, "read releases")
     status = req.params.get("status")
@@ -77,7 +84,7 @@ def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, RELEASE_MANAGER, "abandon releases")
     body = parse(AbandonIn, body_json(req) if req.get_body() else {})
     release = releases.abandon(bootstrap.deps(), route_int(req, "releaseId"), by=who.name, comment=body.comment)
-    return json_response(release_view(release))
+    return json_response(_view(release))
 
 
 @bp.route(route="api/releases/{releaseId:int}/stages/{stage}/deploy", methods=["POST"])
@@ -88,7 +95,7 @@ def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     body = parse(DeployIn, body_json(req) if req.get_body() else {})
     release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
                                     body, by=who.name, admin=who.has(ADMIN))
-    return json_response(release_view(release), 202)
+    return json_response(_view(release), 202)
 
 
 @bp.route(route="api/releases/{releaseId:int}/stages/{stage}/gates/{kind}/ignore", methods=["POST"])
@@ -102,7 +109,7 @@ def ignore_gate(req: func.HttpRequest) -> func.HttpResponse:
         raise NotFound(f"no gate kind '{kind}' (pre or post)")
     release = releases.ignore_gate(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
                                    Kind(kind), who, body.comment)
-    return json_response(release_view(release))
+    return json_response(_view(release))
 
 
 @bp.route(route="api/releases/{releaseId:int}/stages/{stage}", methods=["GET"])

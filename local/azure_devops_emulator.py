@@ -58,13 +58,16 @@ import binascii
 import copy
 import hashlib
 import html
+import io
 import itertools
 import json
 import re
 import threading
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -74,7 +77,8 @@ from local.rest_emulator import Fault, Reply, Request, RestEmulator
 API_VERSIONS = ("7.0", "7.1")
 LATEST_VERSION = "7.2"
 API_VERSION = re.compile(r"^(?P<version>\d+\.\d+)(?:-preview(?:\.\d+)?)?$")
-KINDS = ("run", "get", "builds", "build", "cancel", "timeline", "logs", "log", "definitions", "definition")
+KINDS = ("run", "get", "builds", "build", "cancel", "timeline", "logs", "log", "definitions", "definition",
+         "artifacts")
 FAULTS = ("throttle", "error", "timeout", "lost")
 QUERY_ORDERS = ("finishTimeAscending", "finishTimeDescending", "queueTimeDescending", "queueTimeAscending",
                 "startTimeDescending", "startTimeAscending")
@@ -90,6 +94,7 @@ DEFAULT_TOP = 1000
 RATE_DELAY = 2
 SCOPES_NEEDED = {"run": "vso.build_execute", "cancel": "vso.build_execute", "get": "vso.build", "builds": "vso.build",
                  "build": "vso.build", "timeline": "vso.build", "logs": "vso.build", "log": "vso.build",
+                 "artifacts": "vso.build",
                  "definitions": "vso.release", "definition": "vso.release"}
 """The OAuth scope each operation names under `security` in build.json, pipelines.json and release.json; a PAT
 must hold it (or a scope that includes it, `IMPLIED_SCOPES`)."""
@@ -196,6 +201,8 @@ class Run:
     plan_id: str
     cancel_at: datetime | None = None
     cancel_requested: datetime | None = None
+    artifacts: dict[str, dict[str, bytes]] = dataclass_field(default_factory=dict)
+    """Published artifacts: name → (path inside the artifact → bytes)."""
 
     @property
     def started(self) -> datetime:
@@ -366,6 +373,19 @@ class AzureDevOpsEmulator(RestEmulator):
                 dict(parameters or {}), dict(variables or {}), refs, outcome, job_list, float(seconds),
                 float(queue_seconds))
             return pipeline_id
+
+    def add_build(self, org: str, project: str, pipeline_id: int, *, branch: str = "main",
+                  artifacts: dict[str, dict[str, bytes]] | None = None) -> Run:
+        """A run of the pipeline that has already finished with the pipeline's outcome (as a CI build that a
+        service hook then reports), with its published `artifacts` (name → files)."""
+        with self._lock:
+            pipeline = self.pipelines[(org.lower(), project.lower(), pipeline_id)]
+            seeder = Identity("", "Build Service", str(uuid.uuid5(uuid.NAMESPACE_OID, "build-service")), None,
+                              True, True, True)
+            run = self._new_run(pipeline, f"refs/heads/{branch}", {}, {}, seeder)
+            run.created = self.now() - timedelta(seconds=pipeline.seconds + pipeline.queue_seconds + 1)
+            run.artifacts = {name: dict(files) for name, files in (artifacts or {}).items()}
+            return run
 
     def runs_of(self, org: str, project: str, pipeline_id: int) -> list[Run]:
         with self._lock:
@@ -542,6 +562,8 @@ class AzureDevOpsEmulator(RestEmulator):
             if kind == "logs":
                 logs = [self._log_json(run, log_id, lines, base) for log_id, lines in self._logs(run)]
                 return 200, {"count": len(logs), "value": logs}, {}
+            if kind == "artifacts":
+                return self._artifacts(run, query, headers, base)
             return self._log(run, ids[1], query, headers)
 
     # -- runs (pipelines.json, Runs_Run Pipeline)
@@ -929,6 +951,39 @@ class AzureDevOpsEmulator(RestEmulator):
             body["finishTime"] = _iso(run.finished_at())
         return body
 
+    def _artifacts(self, run: Run, query: dict[str, str], headers: dict[str, str], base: str) -> Reply:
+        """build.json Artifacts - List (`{count, value: [BuildArtifact]}`), and Artifacts - Get Artifact with
+        `artifactName`: the BuildArtifact, or with `$format=zip` (or `Accept: application/zip`) the artifact's files
+        zipped under a folder of its name, as a Container artifact's `downloadUrl` gives them."""
+        api = f"{self._project_url(run, base)}/_apis"
+
+        def described(name: str, files: dict[str, bytes]) -> dict[str, Any]:
+            container = 1000 + run.id
+            download = f"{api}/build/builds/{run.id}/artifacts?artifactName={name}&api-version=7.1&%24format=zip"
+            return {"id": len(name) + run.id, "name": name, "source": run.plan_id,
+                    "resource": {"type": "Container", "data": f"#/{container}/{name}",
+                                 "properties": {"localpath": f"D:\\a\\1\\a\\{name}",
+                                                "artifactsize": str(sum(len(b) for b in files.values()))},
+                                 "url": f"{api}/resources/Containers/{container}?itemPath={name}",
+                                 "downloadUrl": download}}
+
+        wanted = query.get("artifactName")
+        if wanted is None:
+            listed = [described(n, f) for n, f in run.artifacts.items()]
+            return 200, {"count": len(listed), "value": listed}, {}
+        name = next((n for n in run.artifacts if n.lower() == wanted.lower()), None)
+        if name is None:
+            # ArtifactNotFoundException (modelled wording)
+            return _error(404, f"No artifact named {wanted} was found for build {run.id}.",
+                          "ArtifactNotFoundException")
+        if query.get("$format", "").lower() != "zip" and "application/zip" not in headers.get("accept", ""):
+            return 200, described(name, run.artifacts[name]), {}
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            for path, data in sorted(run.artifacts[name].items()):
+                archive.writestr(f"{name}/{path}", data)
+        return 200, out.getvalue(), {"Content-Type": "application/zip"}
+
     def _timeline_json(self, run: Run, base: str) -> dict[str, Any]:
         """build.json `Timeline` with its `TimelineRecord`s (`log` once a record started, `issues` of a failed
         script)."""
@@ -1071,6 +1126,7 @@ def _route(method: str, rest: str) -> tuple[str | None, list[int]]:
               ("PATCH", r"build/builds/(\d+)", "cancel"),
               ("GET", r"build/builds/(\d+)/timeline(?:/[0-9a-f-]{36})?", "timeline"),
               ("GET", r"build/builds/(\d+)/logs", "logs"), ("GET", r"build/builds/(\d+)/logs/(\d+)", "log"),
+              ("GET", r"build/builds/(\d+)/artifacts", "artifacts"),
               ("GET", r"release/definitions", "definitions"), ("GET", r"release/definitions/(\d+)", "definition")]
     for verb, pattern, kind in routes:
         match = re.fullmatch(pattern, rest.rstrip("/"), re.I)  # routes are case-insensitive in Azure DevOps

@@ -15,6 +15,24 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+PAGE_STYLE = """
+body { margin: 0; background: #f4f5f7; color: #1f2328; font: 15px/1.5 system-ui, -apple-system, "Segoe UI",
+       Roboto, sans-serif; }
+main { max-width: 60rem; margin: 0 auto; padding: 1.5rem 1rem 3rem; }
+h1 { font-size: 1.4rem; margin: 0 0 .25rem; }
+.note, .empty { color: #57606a; margin: 0 0 1rem; }
+article { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: .75rem 1rem; margin: 0 0 1rem; }
+article h2 { font-size: 1.05rem; margin: 0 0 .5rem; overflow-wrap: anywhere; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .1rem .75rem; margin: 0 0 .5rem; color: #57606a; }
+dt { font-weight: 600; }
+dd { margin: 0; overflow-wrap: anywhere; }
+pre { background: #f6f8fa; border-radius: 4px; padding: .75rem; margin: 0; white-space: pre-wrap;
+      overflow-wrap: anywhere; font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+a { color: #0550ae; }
+a:focus { outline: 2px solid #0550ae; outline-offset: 2px; }
+"""
+"""The page's style, inline: the sink serves one page and nothing else."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -69,13 +87,22 @@ class MailSink:
         return f"http://127.0.0.1:{self.page_port}/"
 
     def page(self) -> str:
+        """The caught mails, newest first: every value escaped, links clickable, a small readable style."""
         def linked(text: str) -> str:
             return re.sub(r"(https?://\S+)", r"<a href='\1'>\1</a>", html.escape(text))
 
-        items = "".join(f"<li><b>{html.escape(m['subject'])}</b> to {html.escape(', '.join(m['to']))}"
-                        f"<pre>{linked(m['text'])}</pre></li>" for m in reversed(self.messages))
-        return (f"<!doctype html><meta charset='utf-8'><title>Mail caught by the local stack</title>"
-                f"<h1>Mail caught by the local stack ({len(self.messages)})</h1><ul>{items}</ul>")
+        items = "".join(
+            f"<article><h2>{html.escape(m['subject'])}</h2>"
+            f"<dl><dt>To</dt><dd>{html.escape(', '.join(m['to']))}</dd>"
+            f"<dt>From</dt><dd>{html.escape(str(m['from']))}</dd></dl>"
+            f"<pre>{linked(m['text'])}</pre></article>" for m in reversed(self.messages))
+        empty = "" if self.messages else "<p class='empty'>No mail yet. Approval mails appear here.</p>"
+        return (f"<!doctype html><html lang='en'><meta charset='utf-8'>"
+                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+                f"<title>Mail caught by the local stack</title><style>{PAGE_STYLE}</style>"
+                f"<main><h1>Mail caught by the local stack ({len(self.messages)})</h1>"
+                f"<p class='note'>Nothing leaves this machine: mails Slipway sends locally are shown here.</p>"
+                f"{empty}{items}</main></html>")
 
     def stop(self) -> None:
         if self._controller is not None:

@@ -114,6 +114,10 @@ class Settings:
     otherwise anyone can send it (azure-functions-host `AuthenticationLevelHandler.cs` trusts it on
     the same condition)."""
     link_hours: int = 72
+    mail_groups: str = ""
+    """Who a group's mail goes to: JSON `{"group": ["a@contoso.com", …]}`, keyed by the group as approvers and
+    assignees name it (a name or an object id). Entra lists no group's members to Slipway, so a group without
+    an entry here is not mailed (the log says so)."""
     """How long an approval link in a mail works (never past the approval's timeout)."""
     auth_mode: str = "appservice"
     """`appservice`: identities come from App Service authentication (Azure). `development`: the
@@ -143,6 +147,10 @@ class Settings:
     """Basic authentication of Azure DevOps service hooks to `/api/hooks/azure-devops` (the Web Hooks consumer's
     username and password); the password alone also works as `X-Slipway-Webhook-Token`. A Key Vault reference in
     Azure. Empty: every Azure DevOps delivery is refused."""
+    azure_devops_hook_organization: str = ""
+    """The Azure DevOps organization (name or `https://dev.azure.com/{name}`) whose service hooks deliver builds:
+    Slipway reads each delivered build back from it (Builds - Get) and downloads its artifact, as its managed
+    identity. Empty: deliveries are recorded, and nothing is released from them."""
     acr_webhook_token: str = field(default="", repr=False)
     """The value Azure Container Registry webhooks to `/api/hooks/acr` send in their custom header
     `X-Slipway-Webhook-Token`; a Key Vault reference in Azure. Empty: every ACR delivery is refused."""
@@ -250,6 +258,7 @@ ENV_NAMES: dict[str, str] = {
     "website_hostname": "WEBSITE_HOSTNAME",
     "website_auth_enabled": "WEBSITE_AUTH_ENABLED",
     "link_hours": "SLIPWAY_LINK_HOURS",
+    "mail_groups": "SLIPWAY_MAIL_GROUPS",
     "auth_mode": "SLIPWAY_AUTH_MODE",
     "dev_identity": "SLIPWAY_DEV_IDENTITY",
     "admins": "SLIPWAY_ADMINS",
@@ -264,6 +273,7 @@ ENV_NAMES: dict[str, str] = {
     "acr_webhook_token": "SLIPWAY_ACR_WEBHOOK_TOKEN",
     "azure_devops_hook_user": "SLIPWAY_AZURE_DEVOPS_HOOK_USER",
     "azure_devops_hook_password": "SLIPWAY_AZURE_DEVOPS_HOOK_PASSWORD",
+    "azure_devops_hook_organization": "SLIPWAY_AZURE_DEVOPS_HOOK_ORGANIZATION",
     "package_store_container": "SLIPWAY_PACKAGE_STORE_CONTAINER",
     "app_insights_connection": "APPLICATIONINSIGHTS_CONNECTION_STRING",
 }

@@ -52,8 +52,8 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
      None, [IF_MATCH]),
     ("/definitions/{definitionId}/revisions", "get", "listRevisions", "Every revision", None, 200, JSON, []),
     ("/definitions/{definitionId}/revisions/{revision}", "get", "getRevision", "One revision", None, 200, JSON, []),
-    ("/definitions/{definitionId}/stages/{stage}/clone", "post", "cloneStage", "Copy a stage under a new name",
-     "CloneStage", 201, JSON, [IF_MATCH]),
+    ("/definitions/{definitionId}/stages/{stage}/clone", "post", "cloneStage",
+     "Copy a stage (default name: Copy of <stage>)", "CloneStage", 201, JSON, [IF_MATCH]),
     ("/definitions/{definitionId}/environments", "get", "whatRunsWhere", "What runs where, and drift", None, 200,
      JSON, [_param("verify", "query", {"type": "boolean"})]),
     ("/definitions/{definitionId}/metrics", "get", "deliveryMetrics",
@@ -72,8 +72,9 @@ ROUTES: list[tuple[str, str, str, str, str | None, int, str | None, list[dict[st
     ("/releases/{releaseId}/retain", "post", "retainRelease",
      "Keep a release forever, or let retention delete it (admins, release managers; audited)", "Retain", 200, JSON,
      []),
-    ("/releases/{releaseId}/stages/{stage}/deploy", "post", "deployStage", "Deploy a stage now", "Deploy", 202, JSON,
-     []),
+    ("/releases/{releaseId}/stages/{stage}/deploy", "post", "deployStage",
+     "Deploy a stage now (409 naming the stages a manual stage requires that the release has not passed; an "
+     "admin's override with a reason deploys anyway, audited)", "Deploy", 202, JSON, []),
     ("/releases/{releaseId}/stages/{stage}/gates/{kind}/ignore", "post", "ignoreGate",
      "An admin lets the deployment past a running gate (audited)", "IgnoreGate", 200, JSON, []),
     ("/releases/{releaseId}/stages/{stage}", "get", "previewStage",
@@ -174,7 +175,9 @@ def _bodies() -> dict[str, Any]:
                                             "etag": {"type": "string"}}},
         "AdoDefinition": {"type": "object", "description": "An Azure DevOps classic release definition, as "
                           "`GET _apis/release/definitions/{id}` returns it or the portal exports it"},
-        "CloneStage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+        "CloneStage": {"type": "object", "additionalProperties": False, "properties": {"name": {
+            "type": "string", "minLength": 1, "maxLength": 64,
+            "description": "default: \"Copy of <stage>\", then \"Copy of <stage> (2)\"... when taken"}}},
         "Abandon": schema(AbandonIn),
         "Retain": schema(RetainIn),
         "Deploy": schema(DeployIn),
@@ -225,7 +228,7 @@ def document() -> dict[str, Any]:
                                      "responses": responses}
         if body is not None:
             media = "application/x-www-form-urlencoded" if body in ("ApprovalForm", "InterventionForm") else JSON
-            operation["requestBody"] = {"required": body not in ("Abandon", "Deploy"),
+            operation["requestBody"] = {"required": body not in ("Abandon", "Deploy", "CloneStage"),
                                         "content": {media: {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
         paths.setdefault(path, {})[method] = operation
     return {"openapi": "3.1.0",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from shared.domain.gates import Reading
 from shared.domain.release import Release
@@ -136,6 +136,11 @@ class PackagePort(Protocol):
 
     def exists(self, upload: str) -> bool:
         """Is there a blob of that name in the upload container?"""
+        ...
+
+    def upload(self, name: str, path: str) -> None:
+        """Put the file at `path` in the upload container as `name` (a package Slipway itself downloaded, as
+        from an Azure DevOps build), to be registered like a build's own upload."""
         ...
 
     def store(self, upload: str, dest: str) -> StoredPackage:
@@ -427,6 +432,19 @@ class AzurePipelinesPort(Protocol):
 
     def log_lines(self, organization: str, project: str, run_id: int, limit: int) -> list[str]:
         """The last `limit` lines of the run's logs (its jobs' tasks, in order)."""
+        ...
+
+    def build(self, organization: str, project: str, build_id: int) -> dict[str, Any]:
+        """The build as Azure DevOps has it (Builds - Get)."""
+        ...
+
+    def artifacts(self, organization: str, project: str, build_id: int) -> list[dict[str, Any]]:
+        """The build's published artifacts (Artifacts - List)."""
+        ...
+
+    def download_artifact(self, organization: str, project: str, build_id: int, name: str, out: BinaryIO,
+                          limit: int) -> int:
+        """Write the artifact, zipped under a folder of its name, to `out`; its size (at most `limit`)."""
         ...
 
 

@@ -223,9 +223,9 @@ class PipelineStore(Protocol):
 
     # lists across definitions (derived from the partitions, may lag a moment)
     def put_summary(self, summary: Summary) -> None: ...
-    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int,
+    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int, include_deleted: bool = False,
                          ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
-        """Definitions not deleted, by id."""
+        """Definitions not deleted (or every one: retention still expires a deleted one's releases), by id."""
         ...
     def releases_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
                       status: str | None = None, since: str | None = None,

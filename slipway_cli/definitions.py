@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import yaml
 
-from slipway_cli.api import ApiError, Client, _problem
+from slipway_cli.api import ApiError, Client
 
 READ_ONLY = ("id", "revision", "modifiedBy", "modifiedOn", "warnings")
 """What reads add to a definition; never part of a file (shared.schemas.definition.READ_ONLY)."""
@@ -127,7 +127,7 @@ def find_by_name(client: Client, name: str) -> dict[str, Any] | None:
 
 def _current(client: Client, definition_id: int) -> tuple[dict[str, Any], str]:
     response = client.send("GET", f"/definitions/{definition_id}")
-    return response.json(), response.headers.get("ETag", "")
+    return client.json_of(response), response.headers.get("ETag", "")
 
 
 # -- commands
@@ -217,14 +217,12 @@ def _confirmed(current: dict[str, Any] | None) -> bool:
 
 
 def _update(client: Client, current: dict[str, Any], etag: str, body: dict[str, Any]) -> int:
-    response = client.http.request("PUT", f"/definitions/{current['id']}", json=body, headers={"If-Match": etag})
+    response = client.request("PUT", f"/definitions/{current['id']}", json=body, headers={"If-Match": etag})
     if response.status_code == 412:
         print(f"slipway: definition {current['id']} changed after revision {current['revision']} was diffed; "
               "nothing was overwritten: run apply again to see the new diff", file=sys.stderr)
         return EXIT_ERROR
-    if response.status_code >= 400:
-        raise ApiError(_problem(response))
-    updated = response.json()
+    updated = client.json_of(client.check(response))
     if updated["revision"] == current["revision"]:
         print(f"no changes: definition {updated['id']} stays at revision {updated['revision']}")
     else:

@@ -5,7 +5,9 @@ The endpoint comes from --endpoint or SLIPWAY_ENDPOINT. Sign in with a Microsoft
 --resource <Slipway's app id URI> --query accessToken -o tsv`), or a function key (--key or
 SLIPWAY_KEY). On the local stack, --as NAME acts as someone else (development mode only). Exit codes:
 0 done (the awaited stage succeeded), 1 the awaited stage failed, was rejected or canceled,
-2 bad usage or an API error, 3 timed out waiting.
+2 bad usage or an API error, 3 timed out waiting, 130 interrupted (Ctrl-C), 141 the reader of the
+output went away (`slipway release list | head -1`). SLIPWAY_DEBUG=1 shows a traceback when an answer
+has a shape this client does not know.
 """
 
 from __future__ import annotations
@@ -25,19 +27,28 @@ from slipway_cli.api import ApiError, Client
 FINISHED = {"succeeded", "partiallySucceeded", "failed", "rejected", "canceled"}
 GOOD = {"succeeded", "partiallySucceeded"}
 EXIT_OK, EXIT_STAGE_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
+"""128 + SIGINT and 128 + SIGPIPE, what a shell reports for a program those signals stopped."""
+
+
+RELEASE_HELP = "the release's id (as release list shows it)"
+STAGE_HELP = "the stage's name, e.g. Production"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slipway", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--endpoint", default=os.environ.get("SLIPWAY_ENDPOINT", "http://localhost:7071/api"))
+    parser.add_argument("--endpoint", default=os.environ.get("SLIPWAY_ENDPOINT", "http://localhost:7071/api"),
+                        help="Slipway's API address, ending in /api (default: $SLIPWAY_ENDPOINT, else "
+                             "http://localhost:7071/api; in Azure: https://APP.azurewebsites.net/api)")
     parser.add_argument("--key", default=os.environ.get("SLIPWAY_KEY"), help="function key (x-functions-key)")
     parser.add_argument("--token", default=os.environ.get("SLIPWAY_TOKEN"),
                         help="Microsoft Entra access token for Slipway's app (sent as a bearer token)")
     parser.add_argument("--as", dest="acting_as", default=os.environ.get("SLIPWAY_AS"), metavar="NAME",
                         help="local stack, development mode only: act as NAME "
                              "(e.g. 'amita@contoso.com; roles=Slipway.ReleaseManager')")
-    parser.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    parser.add_argument("--output", "-o", choices=["table", "json"], default="table",
+                        help="table for people (default), json for scripts: the API's answer as it is")
     groups = parser.add_subparsers(dest="group", required=True)
 
     release = groups.add_parser("release", help="create, list and show releases").add_subparsers(
@@ -48,55 +59,60 @@ def build_parser() -> argparse.ArgumentParser:
                         help="artifact version; the newest registered version when omitted")
     create.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                         help="a value for a variable the definition lets a release set (allowOverride)")
-    create.add_argument("--description", default="")
+    create.add_argument("--description", default="", help="the release's description")
     create.add_argument("--debug", action="store_true", help="verbose step logs for this release")
     create.add_argument("--idempotency-key", default=None,
                         help="retrying with the same key returns the first release (default: a new key)")
     create.add_argument("--wait-for", metavar="STAGE", help="wait until this stage finishes; fail if it fails")
     create.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
     listing = release.add_parser("list", help="list releases, newest first")
-    listing.add_argument("--definition", "-d", type=int)
-    listing.add_argument("--status", choices=["active", "abandoned"])
-    listing.add_argument("--top", type=int, default=25)
+    listing.add_argument("--definition", "-d", type=int, help="only this definition's releases (its id)")
+    listing.add_argument("--status", choices=["active", "abandoned"], help="only releases with this status")
+    listing.add_argument("--top", type=int, default=25, help="at most this many (default 25)")
     show = release.add_parser("show", help="one release with its stages")
-    show.add_argument("release", type=int)
+    show.add_argument("release", type=int, help=RELEASE_HELP)
     wait = release.add_parser("wait", help="wait for a stage of a release")
-    wait.add_argument("release", type=int)
-    wait.add_argument("stage")
-    wait.add_argument("--timeout", type=float, default=3600)
+    wait.add_argument("release", type=int, help=RELEASE_HELP)
+    wait.add_argument("stage", help=STAGE_HELP)
+    wait.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
     abandon = release.add_parser("abandon", help="abandon a release; its running deployments are canceled")
-    abandon.add_argument("release", type=int)
-    abandon.add_argument("--comment", default="")
+    abandon.add_argument("release", type=int, help=RELEASE_HELP)
+    abandon.add_argument("--comment", default="", help="why (kept in the release's history)")
 
     stage = groups.add_parser("stage", help="deploy a stage of a release").add_subparsers(
         dest="command", required=True)
     for name, reason in (("deploy", None), ("redeploy", "redeploy"), ("rollback", "rollback")):
         cmd = stage.add_parser(name, help=f"{name} a stage now" + (" (an earlier release)" if reason == "rollback"
                                                                     else ""))
-        cmd.add_argument("release", type=int)
-        cmd.add_argument("stage")
+        cmd.add_argument("release", type=int, help="the earlier release to put back on the stage (its id)"
+                         if reason == "rollback" else RELEASE_HELP)
+        cmd.add_argument("stage", help=STAGE_HELP)
         cmd.add_argument("--wait", action="store_true", help="wait until the stage finishes")
-        cmd.add_argument("--timeout", type=float, default=3600)
+        cmd.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (default 3600)")
         cmd.add_argument("--break-glass", metavar="REASON",
                          help="admins: deploy outside the stage's windows and freezes (audited)")
         cmd.add_argument("--not-before", metavar="TIME", help="run the steps no earlier than this ISO-8601 time")
+        cmd.add_argument("--override-reason", metavar="REASON",
+                         help="admins: deploy a manual stage before the release passed the stages it requires "
+                              "(audited)")
         cmd.set_defaults(reason=reason)
     ignore = stage.add_parser("ignore-gate", help="admins: let the deployment past a running gate (audited)")
-    ignore.add_argument("release", type=int)
-    ignore.add_argument("stage")
-    ignore.add_argument("--kind", choices=["pre", "post"], required=True)
+    ignore.add_argument("release", type=int, help=RELEASE_HELP)
+    ignore.add_argument("stage", help=STAGE_HELP)
+    ignore.add_argument("--kind", choices=["pre", "post"], required=True,
+                        help="the pre-deployment or the post-deployment gate")
     ignore.add_argument("--comment", required=True, help="why (audited)")
 
     approval = groups.add_parser("approval", help="list, approve, reject and defer approvals").add_subparsers(
         dest="command", required=True)
     pending = approval.add_parser("list", help="pending approvals you can decide (--all: everyone's)")
-    pending.add_argument("--all", action="store_true")
-    pending.add_argument("--definition", "-d", type=int)
+    pending.add_argument("--all", action="store_true", help="everyone's pending approvals, not only yours")
+    pending.add_argument("--definition", "-d", type=int, help="only this definition's approvals (its id)")
     for name in ("approve", "reject", "defer"):
         cmd = approval.add_parser(name, help=f"{name} the pending approval of a stage")
-        cmd.add_argument("release", type=int)
-        cmd.add_argument("stage")
-        cmd.add_argument("--comment", default="")
+        cmd.add_argument("release", type=int, help=RELEASE_HELP)
+        cmd.add_argument("stage", help="the stage whose approval waits (its name)")
+        cmd.add_argument("--comment", default="", help="why (kept in the release's history)")
         if name == "defer":
             cmd.add_argument("--until", required=True, help="ISO-8601 time with a zone, e.g. 2026-12-01T03:00Z")
         else:
@@ -106,12 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True)
     for name in ("resume", "reject"):
         cmd = intervention.add_parser(name, help=f"{name} the stage's manual intervention that waits")
-        cmd.add_argument("release", type=int, help="release id")
-        cmd.add_argument("stage", help="stage name")
+        cmd.add_argument("release", type=int, help=RELEASE_HELP)
+        cmd.add_argument("stage", help=STAGE_HELP)
         cmd.add_argument("--comment", default="", help="why (kept in the release's history)")
 
     logs = groups.add_parser("logs", help="print (or follow) the logs of a stage's deployment, or download all")
-    logs.add_argument("release", type=int)
+    logs.add_argument("release", type=int, help=RELEASE_HELP)
     logs.add_argument("stage", nargs="?", help="required unless --zip")
     logs.add_argument("--attempt", type=int, help="deployment attempt (default: the latest)")
     logs.add_argument("--step", type=int, help="one step only (default: every step)")
@@ -124,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit code; expected failures are one line on standard error, never a traceback."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("slipway: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     client = Client(args.endpoint, args.key, token=args.token, acting_as=args.acting_as)
     try:
@@ -131,6 +161,28 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as exc:
         print(f"slipway: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a file that cannot be written or read
+        print(f"slipway: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        if os.environ.get("SLIPWAY_DEBUG"):
+            raise
+        print(f"slipway: {client.endpoint} answered in a shape this client does not know ({type(exc).__name__}: "
+              f"{exc}): is it Slipway's API, of the same version as this client? (SLIPWAY_DEBUG=1 shows where)",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _quiet_stdout() -> None:
+    """After the reader went away: point standard output at /dev/null, so that Python's flush at exit
+    does not fail again (docs.python.org, signal module, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def emit(args: argparse.Namespace, data: Any, table: str) -> None:
@@ -228,7 +280,8 @@ def _pairs(items: list[str], flag: str, shape: str, *, empty_values: bool = Fals
 
 def deploy_body(args: argparse.Namespace) -> dict[str, Any]:
     """The API's deploy body (`DeployIn`): the server holds the rules, the same for the dashboard."""
-    given = {"reason": args.reason, "breakGlass": args.break_glass, "notBefore": args.not_before}
+    given = {"reason": args.reason, "breakGlass": args.break_glass, "notBefore": args.not_before,
+             "override": {"reason": args.override_reason} if args.override_reason is not None else None}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -253,14 +306,14 @@ def approvals_list(client: Client, args: argparse.Namespace) -> int:
 
 def approvals_decide(client: Client, args: argparse.Namespace) -> int:
     response = client.send("GET", f"/releases/{args.release}")
-    release, etag = response.json(), response.headers.get("ETag", "")
+    release, etag = client.json_of(response), response.headers.get("ETag", "")
     stage = next((s for s in release["stages"] if s["name"].casefold() == args.stage.casefold()), None)
     dep = stage["deployments"][-1] if stage and stage["deployments"] else None
     open_kinds = [k for k, a in (dep or {}).get("approvals", {}).items() if a["status"] == "pending"]
     if dep is None or not open_kinds:
         print(f"slipway: stage '{args.stage}' of release {args.release} has no pending approval", file=sys.stderr)
         return EXIT_ERROR
-    base = f"/releases/{args.release}/stages/{stage['name']}"  # type: ignore[index]
+    base = f"/releases/{args.release}/stages/{quote(stage['name'], safe='')}"  # type: ignore[index]
     headers = {"If-Match": etag}
     if args.command == "defer":
         body = {"until": args.until, "comment": args.comment, "attempt": dep["attempt"]}
@@ -275,7 +328,7 @@ def approvals_decide(client: Client, args: argparse.Namespace) -> int:
 
 def intervene(client: Client, args: argparse.Namespace) -> int:
     response = client.send("GET", f"/releases/{args.release}")
-    release, etag = response.json(), response.headers.get("ETag", "")
+    release, etag = client.json_of(response), response.headers.get("ETag", "")
     stage = next((s for s in release["stages"] if s["name"].casefold() == args.stage.casefold()), None)
     dep = stage["deployments"][-1] if stage and stage["deployments"] else None
     step = next((st for st in (dep or {}).get("steps", [])
@@ -285,7 +338,8 @@ def intervene(client: Client, args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_ERROR
     body = {"decision": args.command, "comment": args.comment, "attempt": dep["attempt"]}
-    where = f"/releases/{args.release}/stages/{stage['name']}/interventions/{step['index']}"  # type: ignore[index]
+    where = (f"/releases/{args.release}/stages/{quote(stage['name'], safe='')}/interventions/"  # type: ignore[index]
+             f"{step['index']}")
     result = client.call("POST", where, json=body, headers={"If-Match": etag})
     emit(args, result, stage_table(result))
     return EXIT_OK
@@ -324,8 +378,8 @@ def _print_logs(client: Client, args: argparse.Namespace, printed: dict[int, int
     for step in deployment["steps"]:
         if args.step is not None and step["index"] != args.step:
             continue
-        text = client.call("GET", f"/releases/{args.release}/stages/{stage['name']}/deployments/{attempt}/steps/"
-                                  f"{step['index']}/log")
+        text = client.call("GET", f"/releases/{args.release}/stages/{quote(stage['name'], safe='')}/deployments/"
+                                  f"{attempt}/steps/{step['index']}/log", text=True)
         seen = printed.get(step["index"])
         if seen is None:
             print(f"=== step {step['index']}: {step['name']} ({step['status']}) ===")

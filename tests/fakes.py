@@ -109,6 +109,10 @@ class FakePackages:
     def exists(self, upload: str) -> bool:
         return upload in self.blobs
 
+    def upload(self, name: str, path: str) -> None:
+        with open(path, "rb") as data:
+            self.blobs[name] = data.read()
+
     def _keep(self, dest: str, data: bytes) -> StoredPackage:
         snapshot = f"2026-01-01T00:00:{len(self.stored):02d}Z"
         self.stored[(dest, snapshot)] = data

@@ -291,9 +291,10 @@ class MemoryStore(PipelineStore):
         listed = sorted((identity, f) for (n, identity), f in self.summaries.items() if n == name)
         return [copy.deepcopy(f) for _, f in listed]
 
-    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int,
+    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int, include_deleted: bool = False,
                          ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
-        return _page([r for r in self._list("definitions") if not r.get("deleted")], cursor, limit)
+        return _page([r for r in self._list("definitions") if include_deleted or not r.get("deleted")], cursor,
+                     limit)
 
     def releases_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
                       status: str | None = None, since: str | None = None,

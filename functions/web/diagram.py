@@ -1,9 +1,14 @@
 """Where each stage of a definition is drawn in the pipeline diagram.
 
-Stages go in columns by how far they are from the release: `afterRelease` stages right after
-it, `afterStages` stages one column after their latest upstream stage (a fork is one source with
-several edges, a join several edges into one box), manual stages after the stage listed before
-them, without an edge, because nothing starts them but a person.
+The layout follows the trigger graph, whatever order the definition lists its stages in (a clone
+of Production renamed QA comes after Production in the list, before it in the pipeline): a
+stage's column is its depth in that graph (`shared/domain/stage_order.depths`), one column right
+of the release box for stages that wait for no other stage (after release, manual, scheduled).
+Edges: from the release box to `afterRelease` stages, from each upstream stage to an
+`afterStages` stage (a fork is one source with several edges, a join several edges into one box),
+and dashed from the stages a manual or scheduled stage requires. A manual stage without
+requirements has no edge: nothing starts it but a person. Within a column, stages go top to
+bottom in pipeline order.
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-BOX_W, BOX_H, COL_W, ROW_H, PAD = 180, 74, 240, 96, 20
+from shared.domain.stage_order import depths, pipeline_order, upstream
+
+BOX_W, BOX_H, COL_W, ROW_H, PAD = 184, 84, 264, 104, 20
+GAP = COL_W - BOX_W
+"""Room between two columns: an edge's "approval" label fits in it (it is never under a box)."""
 
 
 @dataclass
@@ -40,13 +49,23 @@ class Edge:
     source: Node
     target: Node
     label: str = ""
+    kind: str = "trigger"
+    """"trigger": the source's success starts the target; "requires": the target (manual or
+    scheduled) only deploys releases that passed the source."""
 
     @property
     def path(self) -> str:
+        """Between neighbouring columns, one curve through the gap; an edge that skips columns runs in
+        the gutter above the rows it passes, so it never crosses a box."""
         x1, y1 = self.source.x + BOX_W, self.source.y + BOX_H // 2
         x2, y2 = self.target.x, self.target.y + BOX_H // 2
-        mid = (x1 + x2) // 2
-        return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+        if x2 - x1 <= GAP:
+            mid = (x1 + x2) // 2
+            return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+        a, b = x1 + GAP // 2, x2 - GAP // 2
+        gutter = min(self.source.y, self.target.y) - (ROW_H - BOX_H) // 2
+        return (f"M{x1},{y1} C{a},{y1} {a},{gutter} {a + 12},{gutter} L{b - 12},{gutter} "
+                f"C{b},{gutter} {b},{y2} {x2},{y2}")
 
 
 @dataclass
@@ -62,6 +81,9 @@ class Diagram:
     def height(self) -> int:
         return 2 * PAD + max((n.row for n in self.nodes), default=0) * ROW_H + BOX_H
 
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes[1:] if n.name == name), None)
+
 
 def _approvals(spec: dict[str, Any] | None) -> str | None:
     if not spec:
@@ -70,7 +92,7 @@ def _approvals(spec: dict[str, Any] | None) -> str | None:
     return f"{spec.get('policy', 'anyOne')}: {', '.join(str(p) for p in people)}"
 
 
-def _trigger(stage: dict[str, Any]) -> str:
+def _trigger(stage: Mapping[str, Any]) -> str:
     trigger = stage.get("trigger") or {"type": "manual"}
     kind = trigger.get("type", "manual")
     if kind == "afterStages":
@@ -85,29 +107,34 @@ def _trigger(stage: dict[str, Any]) -> str:
 def layout(definition: dict[str, Any], statuses: Mapping[str, str] | None = None) -> Diagram:
     """The diagram of `definition`, each stage coloured by `statuses` (the latest release's)."""
     statuses = statuses or {}
+    stages: list[dict[str, Any]] = list(definition.get("stages", []))
+    by_name = {s["name"]: s for s in stages}
+    depth = depths(stages)
     source = Node("Release", 0, trigger="artifacts", status="source")
     diagram = Diagram([source])
-    by_name: dict[str, Node] = {}
-    previous: Node = source
-    for stage in definition.get("stages", []):
-        trigger = stage.get("trigger") or {"type": "manual"}
-        upstream = [by_name[s] for s in trigger.get("stages", []) if s in by_name]
-        if trigger.get("type") == "afterStages" and upstream:
-            column = 1 + max(n.column for n in upstream)
-        elif trigger.get("type") == "afterRelease":
-            column, upstream = 1, [source]
-        else:
-            column, upstream = previous.column + 1, []
-        node = Node(stage["name"], column, trigger=_trigger(stage), pre=_approvals(stage.get("preApprovals")),
-                    post=_approvals(stage.get("postApprovals")), gates=_gates(stage),
-                    status=statuses.get(stage["name"], "notStarted"))
-        node.row = sum(1 for n in diagram.nodes if n.column == column)
+    rows: dict[int, int] = {}
+    for name in pipeline_order(stages):
+        stage = by_name[name]
+        column = depth[name] + 1
+        node = Node(name, column, row=rows.get(column, 0), trigger=_trigger(stage),
+                    pre=_approvals(stage.get("preApprovals")), post=_approvals(stage.get("postApprovals")),
+                    gates=_gates(stage), status=statuses.get(name, "notStarted"))
+        rows[column] = node.row + 1
         diagram.nodes.append(node)
-        diagram.edges.extend(Edge(u, node, "pre-approval" if node.pre else "") for u in upstream)
-        by_name[stage["name"]] = previous = node
+    for node in diagram.nodes[1:]:
+        stage = by_name[node.name]
+        kind = (stage.get("trigger") or {}).get("type", "manual")
+        ups = [n for u in upstream(stage, by_name) if (n := diagram.node(u)) is not None]
+        label = "approval" if node.pre else ""
+        if kind == "afterRelease":
+            diagram.edges.append(Edge(source, node, label))
+        elif kind == "afterStages":
+            diagram.edges.extend(Edge(u, node, label) for u in ups)
+        else:
+            diagram.edges.extend(Edge(u, node, label, kind="requires") for u in ups)
     return diagram
 
 
-def _gates(stage: dict[str, Any]) -> str | None:
+def _gates(stage: Mapping[str, Any]) -> str | None:
     kinds = [k for k in ("preGates", "postGates") if stage.get(k)]
     return ", ".join(k.removesuffix("Gates") for k in kinds) or None

@@ -10,10 +10,9 @@ from typing import Any
 
 import azure.functions as func
 
+from functions.web import icons
+
 HERE = Path(__file__).parent
-ICONS = {"succeeded": "✔", "partiallySucceeded": "◑", "failed": "✖", "rejected": "⛔", "canceled": "⊘",
-         "inProgress": "◐", "queued": "…", "notStarted": "○", "pending": "⏸", "approved": "✔",
-         "skipped": "↷", "active": "◐", "abandoned": "⊘"}
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                                       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"}
@@ -41,7 +40,7 @@ def environment() -> Any:
 
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(icon=lambda s: ICONS.get(str(s), "·"), when=_when, minutes=_minutes, markdown=_markdown)
+    env.filters.update(icon=icons.icon, shape=icons.shape, when=_when, minutes=_minutes, markdown=_markdown)
     return env
 
 

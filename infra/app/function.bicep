@@ -27,6 +27,9 @@ param releaseManagers string = ''
 @description('Group names mapped to Entra group object ids (name=objectId, comma-separated), for approvers and role grants named by group.')
 param groupIds string = ''
 
+@description('Who a group of approvers or assignees is mailed as: JSON {"group": ["a@contoso.com", ...]}; a group without an entry gets no mail.')
+param mailGroups string = ''
+
 @description('App settings a REST gate may send as header values: NAME@host or NAME, comma-separated.')
 param gateHeaderSettings string = ''
 
@@ -136,6 +139,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_SMTP_PORT', value: '25' }
         { name: 'SLIPWAY_PUBLIC_URL', value: '' }
         { name: 'SLIPWAY_LINK_HOURS', value: '72' }
+        { name: 'SLIPWAY_MAIL_GROUPS', value: mailGroups }
         { name: 'SLIPWAY_AUTH_MODE', value: 'appservice' }
         { name: 'SLIPWAY_RETENTION_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'SLIPWAY_RETENTION_BATCH', value: '10' }
@@ -146,6 +150,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_ACR_WEBHOOK_TOKEN', value: '' }
         { name: 'SLIPWAY_AZURE_DEVOPS_HOOK_USER', value: '' }
         { name: 'SLIPWAY_AZURE_DEVOPS_HOOK_PASSWORD', value: '' }
+        { name: 'SLIPWAY_AZURE_DEVOPS_HOOK_ORGANIZATION', value: '' }
         { name: 'AzureWebJobsDisableHomepage', value: 'true' }
         { name: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID', value: authIdentityClientId }
         { name: 'WEBSITE_AUTH_AAD_ALLOWED_TENANTS', value: tenant().tenantId }

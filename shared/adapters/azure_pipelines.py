@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -220,6 +220,51 @@ class AzurePipelines:
             chunks.append(kept)
             need -= len(kept)
         return [line for chunk in reversed(chunks) for line in chunk]
+
+    # -- a finished build's package (build hooks)
+
+    def build(self, organization: str, project: str, build_id: int) -> dict[str, Any]:
+        """Builds - Get: the build as Azure DevOps has it (`status`, `result`, `buildNumber`, `definition.name`,
+        `project.name`, `sourceBranch`, `sourceVersion`)."""
+        what = f"read of build {build_id} in {organization}/{project}"
+        return self._json(self._call("GET", f"{self._project_url(organization, project)}/build/builds/"
+                                            f"{int(build_id)}", what), what)
+
+    def artifacts(self, organization: str, project: str, build_id: int) -> list[dict[str, Any]]:
+        """Artifacts - List (build.json `BuildArtifact`: `name`, `resource.type`, `resource.downloadUrl`)."""
+        what = f"list of artifacts of build {build_id} in {organization}/{project}"
+        found = self._json(self._call("GET", f"{self._project_url(organization, project)}/build/builds/"
+                                             f"{int(build_id)}/artifacts", what), what).get("value")
+        return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
+
+    def download_artifact(self, organization: str, project: str, build_id: int, name: str, out: BinaryIO,
+                          limit: int) -> int:
+        """Artifacts - Get Artifact with `$format=zip` (the `downloadUrl` Artifacts - List gives, built here on
+        the organization's own URL so the token never goes elsewhere): the artifact as a zip whose one folder is
+        the artifact's name, written to `out`; its size. More than `limit` bytes is a TargetError."""
+        what = f"download of artifact {name!r} of build {build_id} in {organization}/{project}"
+        token = self._token()
+        url = f"{self._project_url(organization, project)}/build/builds/{int(build_id)}/artifacts"
+        size = 0
+        try:
+            with self._http().stream("GET", url, params={"artifactName": name, "$format": "zip",
+                                                         "api-version": API_VERSION},
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Accept": "application/zip"}) as response:
+                if response.status_code >= 300 or response.status_code == 203:
+                    response.read()
+                    raise _error(response, what, token)
+                for chunk in response.iter_bytes(1024 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise TargetError(f"Azure DevOps {what}: larger than {limit} bytes", retryable=False)
+                    out.write(chunk)
+        except httpx.TimeoutException as exc:
+            raise TargetError(f"Azure DevOps {what}: timed out ({type(exc).__name__})", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise TargetError(f"Azure DevOps {what}: {type(exc).__name__}: {_scrub(str(exc), token)}",
+                              retryable=True) from None
+        return size
 
     # -- HTTP
 

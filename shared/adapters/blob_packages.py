@@ -49,6 +49,14 @@ class BlobPackages:
     def exists(self, upload: str) -> bool:
         return bool(self.uploads.get_blob_client(upload).exists())
 
+    def upload(self, name: str, path: str) -> None:
+        try:
+            self.uploads.create_container()
+        except ResourceExistsError:
+            pass
+        with open(path, "rb") as data:
+            self.uploads.get_blob_client(name).upload_blob(data, overwrite=True)
+
     def store(self, upload: str, dest: str) -> StoredPackage:
         source = self.uploads.get_blob_client(upload).download_blob()
         return self._write(dest, source.chunks())

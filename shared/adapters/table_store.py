@@ -490,9 +490,9 @@ class TableStore:
             row["approvers"] = "\n".join(summary.fields["approvers"])
         self.index.upsert_entity(row, mode=UpdateMode.REPLACE)
 
-    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int,
+    def definitions_page(self, *, cursor: dict[str, str] | None, limit: int, include_deleted: bool = False,
                          ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
-        return self._list("definitions", cursor, limit, deleted=False)
+        return self._list("definitions", cursor, limit, deleted=None if include_deleted else False)
 
     def releases_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
                       status: str | None = None, since: str | None = None,

@@ -123,13 +123,14 @@ def _stage(data: dict[str, Any]) -> StagePlan:
 
 
 def graph_errors(stages: list[dict[str, Any]]) -> list[FieldError]:
-    """Unknown, self and cyclic `afterStages` (and `schedule` upstream) references, each named by its field."""
+    """Unknown, self and cyclic `afterStages` (and `schedule` and `manual` upstream) references, each named by
+    its field."""
     names = [s.get("name") for s in stages]
     errors: list[FieldError] = []
     edges: dict[str, list[str]] = {}
     for i, stage in enumerate(stages):
         trigger = stage.get("trigger") or {}
-        if trigger.get("type") not in (AFTER_STAGES, SCHEDULE):
+        if trigger.get("type") not in (AFTER_STAGES, SCHEDULE, MANUAL):
             continue
         ups = trigger.get("stages") or []
         for j, up in enumerate(ups):

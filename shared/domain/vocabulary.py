@@ -191,6 +191,8 @@ class EventType(StrEnum):
     RELEASE_ABANDONED = "releaseAbandoned"
     GLASS_BROKEN = "glassBroken"
     """An admin deployed outside the windows and freezes, with a reason."""
+    UPSTREAM_OVERRIDDEN = "upstreamOverridden"
+    """An admin deployed a manual stage by hand before the release passed the stages it requires, with a reason."""
     DEPLOYMENT_QUEUED = "deploymentQueued"
     DEPLOYMENT_STARTED = "deploymentStarted"
     DEPLOYMENT_WAITING_FOR_WINDOW = "deploymentWaitingForWindow"
@@ -240,6 +242,7 @@ class EventType(StrEnum):
         return EventType(f"deployment{status[0].upper()}{status[1:]}")
 
 
-NOTIFIED = frozenset({EventType.APPROVAL_REQUESTED, EventType.DEPLOYMENT_REJECTED, EventType.DEPLOYMENT_FAILED,
-                      EventType.INTERVENTION_PENDING})
-"""Events that send mail: to the approvers, or to whoever asked for the deployment."""
+NOTIFIED = frozenset({EventType.APPROVAL_REQUESTED, EventType.APPROVAL_REASSIGNED, EventType.DEPLOYMENT_REJECTED,
+                      EventType.DEPLOYMENT_FAILED, EventType.INTERVENTION_PENDING})
+"""Events that send mail: to the approvers (a reassigned entry's new approver too), or to whoever asked for
+the deployment."""

@@ -27,6 +27,13 @@ Instant = Annotated[str, StringConstraints(max_length=40), AfterValidator(_insta
 """An ISO-8601 time with its zone, normalised."""
 
 
+class OverrideIn(Strict):
+    """An admin deploys a manual stage before the release passed the stages it requires."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    """Why (audited as an event of the release, with who)."""
+
+
 class DeployIn(Strict):
     """Deploy a stage now."""
 
@@ -40,6 +47,8 @@ class DeployIn(Strict):
     refreshVariableGroups: bool = False
     """Read the linked variable groups again for this release (from then on); otherwise it keeps the values
     they had when it was created."""
+    override: OverrideIn | None = None
+    """An admin's reason to deploy a manual stage before the release passed the stages its trigger names."""
 
 
 class AbandonIn(Strict):

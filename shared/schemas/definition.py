@@ -268,16 +268,20 @@ class ScheduleIn(Strict):
 class TriggerIn(Strict):
     type: Literal["afterRelease", "afterStages", "manual", "schedule"]
     stages: list[Name] = Field(default_factory=list, max_length=20)
-    """afterStages: the stages to wait for; schedule: the stages a release must have passed."""
+    """afterStages: the stages to wait for; schedule: the stages a release must have passed; manual: the stages a
+    release must have succeeded in before it can be deployed here by hand (a 409 otherwise; an admin may
+    override with a reason)."""
     allowPartialSuccess: bool = False
+    """afterStages, schedule and manual: a partially succeeded upstream stage counts as passed."""
     schedules: list[ScheduleIn] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> TriggerIn:
         if self.type == "afterStages" and not self.stages:
             raise ValueError("an afterStages trigger names at least one stage in `stages`")
-        if self.type not in ("afterStages", "schedule") and self.stages:
-            raise ValueError("`stages` is only allowed with type afterStages or schedule")
+        if self.type not in ("afterStages", "schedule", "manual") and self.stages:
+            raise ValueError("`stages` is only allowed with type afterStages, schedule or manual (the stages a "
+                             "release must have passed before it is deployed here by hand)")
         if (self.type == "schedule") != bool(self.schedules):
             raise ValueError("a schedule trigger needs `schedules`, and only it may have them")
         return self

@@ -75,6 +75,8 @@ def defer(deps: Deps, release_id: int, stage: str, who: Principal, until: str, c
 
 def reassign(deps: Deps, release_id: int, stage: str, kind: str, who: Principal, to: str, comment: str, *,
              attempt: int | None, if_match: str | None) -> Release:
+    """Hand an open entry to `to`; its mail (a link of their own, once) goes out from the outbox of the
+    same change (`recipients`: the `approvalReassigned` event names whom)."""
     side = _kind(kind)
     return _act(deps, release_id, stage, attempt, if_match, lambda n: Reassign(stage, n, side, who, to, comment))
 

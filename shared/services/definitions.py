@@ -249,14 +249,32 @@ def preview(deps: Deps, body: Any, definition_id: int | None = None) -> dict[str
     return {"definition": shown(data), "changed": not _unchanged(body, old)}
 
 
-def clone_stage(deps: Deps, definition_id: int, stage: str, new_name: Any, *, by: str,
+STAGE_NAME_MAX = 64
+"""A stage name's length limit (shared.schemas.fields.Name)."""
+
+
+def copy_name(stage: str, taken: list[str]) -> str:
+    """Azure DevOps' name for a cloned stage, "Copy of <stage>", made unique as "Copy of <stage> (2)",
+    (3)... (stage names are unique case-insensitively) and cut to fit the name's length limit."""
+    used = {name.casefold() for name in taken}
+    for n in range(1, len(used) + 2):
+        suffix = "" if n == 1 else f" ({n})"
+        name = f"Copy of {stage}"[:STAGE_NAME_MAX - len(suffix)].rstrip() + suffix
+        if name.casefold() not in used:
+            return name
+    raise AssertionError("unreachable: len(used) + 1 candidates cannot all be taken")
+
+
+def clone_stage(deps: Deps, definition_id: int, stage: str, new_name: Any = None, *, by: str,
                 if_match: str | None) -> dict[str, Any]:
+    """A new revision with a copy of `stage` appended; `new_name` None: "Copy of <stage>" (see copy_name)."""
     def edit(old: dict[str, Any]) -> dict[str, Any]:
         source = next((s for s in old["stages"] if s["name"] == stage), None)
         if source is None:
             raise NotFound(f"definition {definition_id} has no stage '{stage}'")
         data = {k: v for k, v in old.items() if k not in ("id", "revision", "modifiedBy", "modifiedOn")}
-        clone = {**copy.deepcopy(source), "name": new_name}
+        name = copy_name(source["name"], [s["name"] for s in old["stages"]]) if new_name is None else new_name
+        clone = {**copy.deepcopy(source), "name": name}
         data["stages"] = [*data["stages"], clone]
         try:
             return validate(deps, data, previous=old)

@@ -237,7 +237,7 @@ def deploy_stage(deps: Deps, release_id: int, stage: str, body: DeployIn | None 
         loaded = deps.store.release(definition_id, release_id)
         groups = variable_groups.snapshot(deps, loaded[0].definition) if loaded else None
     command = DeployStage(stage, by, Reason(body.reason) if body.reason else None, body.breakGlass, admin,
-                          body.notBefore, groups)
+                          body.notBefore, groups, body.override.reason if body.override else None)
     return apply(deps, definition_id, release_id, command).release
 
 

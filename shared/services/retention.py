@@ -117,9 +117,8 @@ def tick(deps: Deps) -> Tick:
 
 def _expire(deps: Deps, definition_id: int, state: dict[str, Any], budget: int, done: Tick) -> None:
     """One page of the definition's releases, oldest first: delete the expired ones, move the cursor on."""
-    try:
-        definition = definitions.get(deps, definition_id)
-    except NotFound:  # deleted meanwhile: its history stays readable, retention leaves it
+    definition = _policy_source(deps, definition_id)
+    if definition is None:
         state.update(done=True)
         return
     policy = DefinitionPolicy.of_definition(definition)
@@ -235,6 +234,18 @@ def _stage_slots(definition: dict[str, Any]) -> dict[str, str]:
             for s in definition.get("stages", [])}
 
 
+def _policy_source(deps: Deps, definition_id: int) -> dict[str, Any] | None:
+    """The definition whose policy applies: its current revision, or a deleted one's last (its releases still
+    expire as it said, and what runs in a slot is still kept); None when there is none."""
+    head = deps.store.head(definition_id)
+    if head is None:
+        return None
+    try:
+        return definitions.get(deps, definition_id, head.revision if head.deleted else None)
+    except NotFound:
+        return None
+
+
 def _definition(deps: Deps, release: Release) -> dict[str, Any]:
     """The definition's current body (a policy changed later applies to older releases too), or the
     release's own copy when the definition is gone."""
@@ -246,9 +257,9 @@ def _definition(deps: Deps, release: Release) -> dict[str, Any]:
 
 def _next_definition(deps: Deps, state: dict[str, Any]) -> dict[str, Any]:
     """The next definition after the one the state names (round robin, one per pass)."""
-    rows, cursor = deps.store.definitions_page(cursor=state.get("definitions"), limit=1)
+    rows, cursor = deps.store.definitions_page(cursor=state.get("definitions"), limit=1, include_deleted=True)
     if not rows and state.get("definitions"):
-        rows, cursor = deps.store.definitions_page(cursor=None, limit=1)
+        rows, cursor = deps.store.definitions_page(cursor=None, limit=1, include_deleted=True)
     if not rows:
         return {}
     return {"definitionId": int(rows[0]["id"]), "definitions": cursor}  # where the next lookup goes on from

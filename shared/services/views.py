@@ -8,6 +8,7 @@ from urllib.parse import quote
 from shared.domain.gates import GateRun
 from shared.domain.plan import environment_target
 from shared.domain.release import Deployment, Release
+from shared.domain.stage_order import in_pipeline_order
 from shared.domain.target import Target
 from shared.domain.waiting import why
 from shared.services.artifacts import public
@@ -41,7 +42,7 @@ def release_view(release: Release, base: str = "/api", running: dict[str, dict[s
                 "nowRunning": _now_running(running, _environment(release, name)),
                 "deployments": [_deployment(d, f"{href}/stages/{quote(name, safe='')}") for d in run.deployments],
             }
-            for name, run in release.stages.items()
+            for name, run in in_pipeline_order(release.definition["stages"], release.stages)
         ],
         "links": {"self": href, "events": f"{href}/events"},
         **({"retention": retention} if retention is not None else {}),
@@ -57,10 +58,20 @@ def _environment(release: Release, stage: str) -> dict[str, Any] | None:
 
 
 def _now_running(running: dict[str, dict[str, Any]], target: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What Slipway last saw in the stage's slot; None when that is no release of Slipway's (the empty
+    slot a first swap leaves behind records `releaseId: None`: it runs nothing to link to)."""
     if not target:
         return None
-    record = running.get(Target.from_dict(target).resource_id.lower())
-    return None if record is None else {k: record.get(k) for k in ("releaseId", "version", "how", "at")}
+    return now_running(running.get(Target.from_dict(target).resource_id.lower()))
+
+
+def now_running(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A slot record as answers show it: the release, its version, how it got there and when it was
+    seen (`seenAt`, the time the slot was read), or None for a slot without a release of Slipway's."""
+    if record is None or record.get("releaseId") is None:
+        return None
+    return {"releaseId": record["releaseId"], "version": record.get("version"), "how": record.get("how"),
+            "at": record.get("seenAt")}
 
 
 def _deployment(dep: Deployment, stage_href: str) -> dict[str, Any]:
@@ -113,5 +124,6 @@ def release_summary(release: Release) -> dict[str, Any]:
     return {"id": release.id, "name": release.name, "status": release.status,
             "definitionId": int(release.definition_id), "createdOn": release.created_at,
             "createdBy": release.created_by, "reason": release.reason,
-            "stages": {name: run.status for name, run in release.stages.items()},
+            "stages": {name: run.status for name, run in in_pipeline_order(release.definition["stages"],
+                                                                           release.stages)},
             "pendingApprovals": pending}

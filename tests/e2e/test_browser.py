@@ -151,7 +151,7 @@ def test_a_newcomer_approves_from_the_mail_link_as_tim(stack: LocalStack, browse
     out = sample_build.publish(version="8.0.0", storage_connection=stack.azurite.connection_string, api=stack.api,
                                key=stack.function_key).json()
     mine = next(r for r in out["releases"] if r["definitionId"] == stack.definition_id)
-    rid, wanted = mine["id"], f"Sample web app {mine['name']} to Production"
+    rid, wanted = mine["id"], f"Sample web app / {mine['name']} → Production"
     stack.wait_for(rid, lambda r: r["stages"][1]["status"] == "succeeded")
     seen = len(stack.mail.messages)
     assert httpx.post(f"{stack.api}/releases/{rid}/stages/Production/deploy", timeout=30).status_code == 202

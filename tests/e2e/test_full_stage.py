@@ -125,7 +125,7 @@ def test_one_release_through_all_six_kinds_of_task(stack: LocalStack, browser: A
 def test_a_migration_that_exits_non_zero_stops_the_stage_with_its_last_lines(stack: LocalStack) -> None:
     rid = release_of(stack, "5.0.1-broken")
     name = httpx.get(f"{stack.api}/releases/{rid}", timeout=30).json()["name"]
-    mail = mail_to(stack, "tim@contoso.com", f"Approval needed: Sample web app, full stage {name} ")
+    mail = mail_to(stack, "tim@contoso.com", f"Approval needed: Sample web app, full stage / {name} ")
     link = re.search(r"(http://\S+/api/approve/\S+)", mail["text"])[1]  # type: ignore[index]
     page = httpx.get(link, headers=TIM, timeout=30).text
     etag = html.unescape(re.search(r"name='etag' value='([^']+)'", page)[1])  # type: ignore[index]
@@ -143,10 +143,10 @@ def test_the_check_by_hand_rejected_from_the_cli_rejects_the_stage(stack: LocalS
 
     rid = release_of(stack, "5.0.2")
     name = httpx.get(f"{stack.api}/releases/{rid}", timeout=30).json()["name"]
-    mail = mail_to(stack, "tim@contoso.com", f"Approval needed: Sample web app, full stage {name} ")
+    mail = mail_to(stack, "tim@contoso.com", f"Approval needed: Sample web app, full stage / {name} ")
     cli = ["--endpoint", stack.api, "--as", "tim@contoso.com"]
     assert slipway([*cli, "approval", "approve", str(rid), "UAT"]) == 0
-    mail_to(stack, "tim@contoso.com", f"Manual intervention needed: Sample web app, full stage {name} ")
+    mail_to(stack, "tim@contoso.com", f"Manual intervention needed: Sample web app, full stage / {name} ")
     assert mail
     assert slipway([*cli, "intervention", "reject", str(rid), "UAT", "--comment", "invoice is blank"]) == 0
     done = stack.wait_for(rid, lambda r: r["stages"][0]["status"] != "inProgress", timeout=30)

@@ -20,8 +20,10 @@ import pytest
 
 import function_app  # noqa: F401  (registers the blueprints)
 from functions import hooks_api
+from local.azure_devops_emulator import AzureDevOpsEmulator
 from local.github_emulator import GitHubEmulator
 from shared import bootstrap
+from shared.adapters.azure_pipelines import AZURE_DEVOPS_SCOPE, AzurePipelines
 from shared.adapters.github_artifacts import GitHubArtifacts
 from shared.config import Settings
 from shared.ports import StoredPackage, TargetError
@@ -323,6 +325,24 @@ def test_a_pushed_image_becomes_a_release_pinned_by_its_digest(hooks: World) -> 
     assert record is not None and (record["sha256"], record["buildId"]) == (DIGEST, "v1")
 
 
+def container_example() -> dict[str, Any]:
+    for name, _, payload in examples():
+        if name == "package" and payload["package"]["registry"]["type"] == "CONTAINER":
+            return copy.deepcopy(payload)
+    raise AssertionError("no container package example")
+
+
+def test_a_published_container_image_is_registered_by_digest_and_released(hooks: World) -> None:
+    payload = container_example()
+    digest = payload["package"]["package_version"]["version"].removeprefix("sha256:")
+    define(hooks, "ghcr:codertocat/hello-world")
+    status, answer = deliver(payload, "package", "d-image")
+    assert status == 201 and answer["image"] == f"ghcr.io/codertocat/hello-world@sha256:{digest}", answer
+    record = hooks.deps.store.artifact("ghcr:codertocat/hello-world", digest)
+    assert record is not None and record["sha256"] == digest and "stored" not in record
+    assert [e["status"] for e in listed(f"github:{payload['repository']['full_name']}")] == [201]
+
+
 # -- Azure DevOps
 
 
@@ -361,10 +381,129 @@ def test_a_failed_azure_devops_build_is_202_with_its_result(hooks: World) -> Non
     assert hook(payload)[1]["reason"] == "the build's result is 'failed', not 'succeeded'"
 
 
-def test_a_consumed_azure_devops_build_says_its_artifacts_cannot_be_downloaded_yet(hooks: World) -> None:
+def test_without_an_organization_a_consumed_build_is_recorded_and_releases_nothing(hooks: World) -> None:
     define(hooks, ADO_SOURCE)
     status, answer = hook(ado_sample())
-    assert status == 202 and answer["reason"].startswith("Slipway cannot download Azure DevOps build artifacts yet")
+    assert status == 202 and answer["reason"].startswith("SLIPWAY_AZURE_DEVOPS_HOOK_ORGANIZATION is not set")
+
+
+ORG, PROJECT, PIPELINE = "fabrikam-fiber-inc", "Fabrikam", "Fabrikam.CI"
+ADO_NAMED = f"azure-devops:{PROJECT}/{PIPELINE}"
+ADO_TOKEN = "ado-identity-token"
+
+
+@pytest.fixture
+def azdo(hooks: World) -> Iterator[AzureDevOpsEmulator]:
+    with AzureDevOpsEmulator() as emulator:
+        emulator.add_organization(ORG)
+        emulator.add_token(ADO_TOKEN, orgs=[ORG])
+        hooks.deps.settings = replace(hooks.deps.settings, azure_devops_hook_organization=ORG)
+        hooks.deps.azure_pipelines = AzurePipelines(Settings(azure_devops_url=emulator.url),
+                                                    credential=StaticToken(ADO_TOKEN))
+        yield emulator
+
+
+class StaticToken:
+    """The managed identity's token for Azure DevOps, as azure-identity hands it out."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str) -> Any:
+        assert scopes == (AZURE_DEVOPS_SCOPE,)
+        return type("AccessToken", (), {"token": self.token})()
+
+
+def ado_build(azdo: AzureDevOpsEmulator, artifacts: dict[str, dict[str, bytes]], outcome: str = "succeeded",
+              branch: str = "master") -> tuple[int, str, str]:
+    """(build id, build number, project id) of a finished build of Fabrikam.CI."""
+    pipeline = azdo.add_pipeline(ORG, PROJECT, PIPELINE, branches=[branch], outcome=outcome, seconds=1,
+                                 queue_seconds=0)
+    run = azdo.add_build(ORG, PROJECT, pipeline, branch=branch, artifacts=artifacts)
+    return run.id, run.number, azdo.projects[(ORG.lower(), PROJECT.lower())]
+
+
+def delivered(build_id: int, project_id: str, **resource: Any) -> dict[str, Any]:
+    """The documented build.complete sample, about this build (it names the project by id only)."""
+    payload = ado_sample()
+    payload["id"] = f"event-{build_id}-{len(resource)}"
+    payload["resource"].update(id=build_id, **resource)
+    payload["resourceContainers"]["project"]["id"] = project_id
+    payload["resource"]["definition"]["name"] = PIPELINE
+    return payload
+
+
+def test_a_build_complete_is_read_back_and_its_zip_inside_the_drop_is_released(hooks: World,
+                                                                                azdo: AzureDevOpsEmulator) -> None:
+    web = package()
+    build_id, number, project_id = ado_build(azdo, {"drop": {"WebApp.zip": web, "readme.txt": b"notes"}})
+    define(hooks, ADO_NAMED)
+    # The delivery's own number and branch are claims: what is released is what Builds - Get answers.
+    status, answer = hook(delivered(build_id, project_id, buildNumber="forged.1"))
+    assert status == 201 and answer["version"] == number and len(answer["releases"]) == 1, answer
+    record = hooks.deps.store.artifact(ADO_NAMED, number)
+    assert record is not None and record["sha256"] == hashlib.sha256(web).hexdigest()
+    assert (record["buildId"], record["branch"]) == (str(build_id), "refs/heads/master")
+    assert hook(delivered(build_id, project_id, buildNumber="forged.1")) == (status, answer)  # redelivery
+    assert [e["status"] for e in listed(ADO_NAMED)] == [201]
+    assert sum(1 for r in azdo.requests if r.path.endswith("/artifacts") and r.query.get("$format") == "zip") == 1
+
+
+def test_an_artifact_of_files_is_the_package_without_its_folder(hooks: World, azdo: AzureDevOpsEmulator) -> None:
+    build_id, number, project_id = ado_build(azdo, {"package": {"index.html": b"<h1>hi</h1>", "css/a.css": b"a"},
+                                                    "logs": {"x.txt": b"x"}})
+    define(hooks, ADO_NAMED)
+    assert hook(delivered(build_id, project_id))[0] == 201
+    record = hooks.deps.store.artifact(ADO_NAMED, number)
+    assert record is not None
+    data = next(v for (name, _), v in hooks.deps.packages.stored.items() if name == record["stored"])  # type: ignore[attr-defined]
+    assert sorted(zipfile.ZipFile(io.BytesIO(data)).namelist()) == ["css/a.css", "index.html"]
+
+
+def test_a_pipeline_run_state_changed_event_releases_the_run(hooks: World, azdo: AzureDevOpsEmulator) -> None:
+    build_id, number, project_id = ado_build(azdo, {"drop": {"app.zip": package()}})
+    define(hooks, ADO_NAMED)
+    payload = json.loads((FIXTURES / "ado_run_state_changed.json").read_text())
+    payload["resource"]["run"]["id"] = build_id
+    payload["resourceContainers"]["project"]["id"] = project_id
+    payload["resource"]["pipeline"]["name"] = payload["resource"]["run"]["pipeline"]["name"] = PIPELINE
+    status, answer = hook(payload)
+    assert status == 201 and answer["version"] == number, answer
+    unfinished = copy.deepcopy(payload)
+    unfinished["id"] = "another-event"
+    unfinished["resource"]["run"].update(state="inProgress", result=None)
+    assert hook(unfinished)[1]["reason"] == "the run is 'inProgress': only a completed run is a build"
+
+
+def test_a_delivery_claiming_success_for_a_failed_build_releases_nothing(hooks: World,
+                                                                          azdo: AzureDevOpsEmulator) -> None:
+    build_id, _, project_id = ado_build(azdo, {"drop": {"app.zip": package()}}, outcome="failed")
+    define(hooks, ADO_NAMED)
+    status, answer = hook(delivered(build_id, project_id))
+    assert status == 202 and answer["reason"] == "Azure DevOps says the build's result is 'failed', not 'succeeded'"
+    assert hooks.deps.store.latest_artifact(ADO_NAMED) is None
+
+
+def test_a_build_with_no_package_says_what_it_must_publish(hooks: World, azdo: AzureDevOpsEmulator) -> None:
+    build_id, number, project_id = ado_build(azdo, {"a": {"x.zip": b"1"}, "b": {"y.zip": b"2"}})
+    define(hooks, ADO_NAMED)
+    status, answer = hook(delivered(build_id, project_id))
+    assert status == 202 and answer["reason"] == (f"build {number} has 2 artifacts and none is named package or drop:"
+                                                  " it must publish one, or one named 'package' or 'drop'")
+
+
+def test_azure_devops_unreachable_is_502_and_a_redelivery_then_releases(hooks: World,
+                                                                         azdo: AzureDevOpsEmulator) -> None:
+    build_id, number, project_id = ado_build(azdo, {"drop": {"app.zip": package()}})
+    define(hooks, ADO_NAMED)
+    azdo.inject("artifacts", "error", count=10)
+    status, answer = hook(delivered(build_id, project_id))
+    assert status == 502 and ADO_TOKEN not in json.dumps(answer)
+    assert hooks.deps.store.artifact(ADO_NAMED, number) is None
+    assert [e["status"] for e in listed(ADO_NAMED)] == [502]
+    azdo.clear_faults()
+    assert hook(delivered(build_id, project_id))[0] == 201
+    assert [e["status"] for e in listed(ADO_NAMED)] == [201]  # the delivery's outcome now
 
 
 # -- the dashboard page

@@ -262,3 +262,41 @@ def test_the_deploy_form_takes_the_apis_rules_and_a_person_cannot_claim_slipways
     assert visit(f"{releases_page}/Production/deploy", "POST", {"reason": "redeploy"}, headers=AMITA).status_code == 303
     redeploy = releases.get(api.deps, rid).stages["Production"].current
     assert redeploy is not None and redeploy.reason == "redeploy" and redeploy.phase == "preApproval"
+
+
+def test_forms_are_accepted_from_the_hosts_this_site_is_reached_by_and_no_other() -> None:
+    """The request's own host, the host a proxy forwarded (X-Forwarded-Host) and the configured public
+    URL are this site; a browser without Sec-Fetch-Site is judged by its Origin alone."""
+    from functions.web.guard import same_origin
+    from shared.domain.errors import Invalid
+
+    def post(url: str, **headers: str) -> func.HttpRequest:
+        return func.HttpRequest("POST", url, headers=headers, body=b"")
+
+    accepted = [(post("http://localhost:7071/x", Origin="http://localhost:7071"), ""),
+                (post("http://127.0.0.1:7071/x", Origin="http://localhost:7071",
+                      **{"X-Forwarded-Host": "localhost:7071"}), ""),
+                (post("http://10.0.0.4/x", Origin="https://slipway.contoso.com"), "https://slipway.contoso.com/"),
+                (post("http://10.0.0.4/x", Origin="https://slipway.contoso.com",
+                      **{"X-Forwarded-Host": "slipway.contoso.com"}), ""),
+                (post("http://127.0.0.1:7071/x", Origin="http://evil.example", **{"Sec-Fetch-Site": "same-origin"}), ""),
+                (post("http://127.0.0.1:7071/x"), "")]
+    for req, public in accepted:
+        same_origin(req, public)
+    refused = [(post("http://127.0.0.1:7071/x", Origin="http://localhost:7071"), ""),
+               (post("http://127.0.0.1:7071/x", Origin="http://evil.example",
+                     **{"X-Forwarded-Host": "localhost:7071"}), "http://localhost:7071"),
+               (post("http://localhost:7071/x", Origin="null"), "http://localhost:7071"),
+               (post("http://localhost:7071/x", Origin="http://localhost:7071", **{"Sec-Fetch-Site": "cross-site"}), ""),
+               (post("http://localhost:7071/x", Origin="http://localhost:bad"), "")]
+    for req, public in refused:
+        with pytest.raises(Invalid, match="Origin"):
+            same_origin(req, public)
+
+
+def test_a_slot_without_a_release_of_slipways_is_shown_as_such_not_as_release_none() -> None:
+    from shared.services.views import now_running
+
+    assert now_running({"slot": "x", "releaseId": None, "version": None, "how": "swap", "seenAt": "t"}) is None
+    assert now_running({"slot": "x", "releaseId": 3, "version": "1.0", "how": "swap", "seenAt": "t"}) == \
+        {"releaseId": 3, "version": "1.0", "how": "swap", "at": "t"}

@@ -114,6 +114,47 @@ def test_definition_revisions_update_delete_and_clone(api: World) -> None:
     assert call(defs.definition_revision, "GET", definitionId=did, revision=2)[0] == 200
 
 
+def test_a_clone_without_a_name_is_named_as_azure_devops_names_it(api: World) -> None:
+    did = call(defs.definitions_collection, "POST", GOOD)[1]["id"]
+    status, first = call(defs.clone_stage, "POST", definitionId=did, stage="Production")  # no body at all
+    assert status == 201 and first["revision"] == 2
+    source, copy_ = first["stages"][2], first["stages"][-1]
+    assert copy_["name"] == "Copy of Production" and {**copy_, "name": "Production"} == source
+    status, second = call(defs.clone_stage, "POST", {}, definitionId=did, stage="Production",
+                          headers={"If-Match": '"2"'})
+    assert status == 201 and second["stages"][-1]["name"] == "Copy of Production (2)"
+    status, stale = call(defs.clone_stage, "POST", definitionId=did, stage="Production", headers={"If-Match": '"2"'})
+    assert status == 412  # If-Match as before: the name being optional changes nothing there
+    status, third = call(defs.clone_stage, "POST", {"name": None}, definitionId=did, stage="Production")
+    assert status == 201 and [s["name"] for s in third["stages"]][3:] == [
+        "Copy of Production", "Copy of Production (2)", "Copy of Production (3)"]
+    status, named = call(defs.clone_stage, "POST", {"name": "QA"}, definitionId=did, stage="Production")
+    assert status == 201 and named["stages"][-1]["name"] == "QA"
+
+
+def test_the_default_clone_name_is_unique_whatever_the_case_and_fits_the_length_limit(api: World) -> None:
+    long = "L" * 64
+    body = {**GOOD, "stages": [*GOOD["stages"], stage(long, slot="qa"), stage("copy of dev", slot="qa")]}
+    did = call(defs.definitions_collection, "POST", body)[1]["id"]
+    status, cloned = call(defs.clone_stage, "POST", definitionId=did, stage="Dev")
+    assert status == 201 and cloned["stages"][-1]["name"] == "Copy of Dev (2)"  # "copy of dev" is taken
+    names = []
+    for _ in range(2):
+        status, cloned = call(defs.clone_stage, "POST", definitionId=did, stage=long)
+        assert status == 201, cloned
+        names.append(cloned["stages"][-1]["name"])
+    assert names == [("Copy of " + long)[:64], ("Copy of " + long)[:60] + " (2)"]
+
+
+@pytest.mark.parametrize("raw, field", [(b"[1]", "body"), (b'{"nmae": "QA"}', "nmae"), (b'{"name": ""}', "name"),
+                                        (b'{"name": "dev"}', "name"), (b'{"name": 7}', "name"), (b"{", "body")])
+def test_bad_clone_bodies_are_400s_naming_the_field(api: World, raw: bytes, field: str) -> None:
+    did = call(defs.definitions_collection, "POST", GOOD)[1]["id"]
+    status, problem = call(defs.clone_stage, "POST", raw=raw, definitionId=did, stage="Test")
+    assert status == 400 and field in [e["field"] for e in problem["errors"]], problem
+    assert call(defs.definition_item, "GET", definitionId=did)[1]["revision"] == 1  # nothing written
+
+
 def test_releases_by_api_and_webhook(api: World) -> None:
     assert call(defs.definitions_collection, "POST", GOOD)[0] == 201
     api.deps.packages.blobs.add("tailspin-web/1.0.0.zip")  # type: ignore[attr-defined]

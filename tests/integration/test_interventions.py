@@ -131,12 +131,12 @@ def test_the_mailed_link_shows_the_instructions_and_only_the_assignee_decides_on
     rid = waiting_release(api)
     api.deliver(MAIL_QUEUE)
     mail = next(m for m in api.deps.mailer.sent if m["to"] == ["tim@contoso.com"])  # type: ignore[attr-defined]
-    assert "Manual intervention needed: Tailspin Release-1 in Production" == mail["subject"]
+    assert "Manual intervention needed: Tailspin / Release-1 → Production" == mail["subject"]
     token = re.search(r"/api/intervene/([A-Za-z0-9_-]+)", str(mail["text"]))[1]  # type: ignore[index]
     for _ in range(20):  # mail scanners open links
         status, page = link_page(token)
         assert status == 200
-    assert "<strong>Release-1</strong>" in page and "<form method='post'>" in page
+    assert "<strong>Release-1</strong>" in page and "<form method='post'" in page
     assert production(api, rid).steps[1].state["intervention"]["status"] == "pending"
     from functions import approval_links
     wrong = approval_links.approval_page(func.HttpRequest("GET", f"http://localhost/api/approve/{token}", body=b"",

@@ -15,7 +15,7 @@ from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import EventType
 from shared.ports import RetentionStore
 from shared.records import Changes, ConcurrentChange, OutboxItem, OutboxKind, PipelineStore, Summary
-from shared.services import releases, retention
+from shared.services import definitions, releases, retention
 from shared.services.steps import log_name
 from tests.integration.conftest import World, stage
 from tests.integration.test_store_contract import NOW, store  # noqa: F401  (the fixture: both stores)
@@ -86,6 +86,23 @@ def test_thirty_days_remove_old_releases_with_logs_and_unused_packages_while_pro
     [audit] = retention.store_of(world.deps).audits(d)
     assert audit["type"] == "releasesDeleted" and sorted(audit["releaseIds"]) == [old.id, sharing.id]
     assert audit["releases"] == 2 and audit["logs"] >= 2 and audit["packages"] == 1
+
+
+def test_a_deleted_definitions_releases_still_expire_and_what_runs_in_a_slot_stays(world: World) -> None:
+    d = world.define([stage("Dev"), stage("Production", {"type": "manual"})], retention=POLICY)["id"]
+    in_prod = world.release(d, "1.0.0")
+    world.pump()
+    releases.deploy_stage(world.deps, in_prod.id, "Production", by="amita")
+    world.pump()
+    old = world.release(d, "1.1.0")
+    world.pump()
+    newest = world.release(d, "1.2.0")
+    world.pump()
+    definitions.delete(world.deps, d, by="amita", if_match=None)
+    world.clock.advance(31 * DAY)
+    assert tick_until_quiet(world) == 1
+    assert gone(world, d, old.id)
+    assert releases.get(world.deps, in_prod.id).id == in_prod.id and releases.get(world.deps, newest.id).id == newest.id
 
 
 def test_a_package_registered_before_retention_first_ran_stays(world: World) -> None:

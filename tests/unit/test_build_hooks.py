@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from shared.domain.build_hooks import acr, azure_devops
-from shared.domain.build_hooks.github import Build, NotABuild, ReleaseAsset, RunArtifact, choose_artifact, read
+from shared.domain.build_hooks.github import (Build, ContainerImage, NotABuild, ReleaseAsset, RunArtifact,
+                                             choose_artifact, read)
 from shared.domain.build_hooks.signatures import basic_auth_valid, github_signature_valid, shared_token_valid
 from shared.domain.errors import Invalid
 
@@ -81,6 +82,14 @@ def test_every_example_is_a_build_or_a_reason(event: str, index: int, payload: d
         assert (meaning.branch, meaning.commit, meaning.build_id) == (run["head_branch"], run["head_sha"],
                                                                       str(run["id"]))
         return
+    if event in ("package", "registry_package") and action == "published" and \
+            payload[event]["registry"]["type"] == "CONTAINER":
+        version = payload[event]["package_version"]
+        assert isinstance(meaning, Build) and meaning.version == version["version"].removeprefix("sha256:")
+        assert meaning.sources == ("ghcr:codertocat/hello-world",)
+        assert meaning.fetch == ContainerImage(f"ghcr.io/codertocat/hello-world@{version['version']}")
+        assert (meaning.branch, meaning.commit) == ("master", version["target_oid"])
+        return
     assert isinstance(meaning, NotABuild) and meaning.status == 202
     if event == "workflow_run" and action == "completed":
         assert f"concluded '{payload['workflow_run']['conclusion']}'" in meaning.reason
@@ -92,7 +101,7 @@ def test_every_example_is_a_build_or_a_reason(event: str, index: int, payload: d
     elif event == "release":
         assert meaning.reason == f"release {action}: only a published release is a build"
     elif action == "published":
-        assert "cannot become a release" in meaning.reason
+        assert "a published npm package cannot become a release" in meaning.reason
     else:
         assert "only a published package" in meaning.reason
 
@@ -206,9 +215,11 @@ def _ado_sample() -> dict[str, Any]:
 
 
 def test_the_documented_build_complete_is_a_build_of_the_project_and_pipeline() -> None:
-    assert azure_devops.read(_ado_sample()) == azure_devops.AdoBuild(
-        "azure-devops:be9b3917-87e6-42a4-a549-2bc06a7a878f/ConsumerAddressModule", "ConsumerAddressModule_20150407.1",
-        "2", "refs/heads/master", "600c52d2d5b655caa111abfd863e5a9bd304bb0e")
+    meaning = azure_devops.read(_ado_sample())
+    assert meaning == azure_devops.AdoBuild(
+        "be9b3917-87e6-42a4-a549-2bc06a7a878f", "ConsumerAddressModule", "ConsumerAddressModule_20150407.1",
+        2, "refs/heads/master", "600c52d2d5b655caa111abfd863e5a9bd304bb0e")
+    assert meaning.source == "azure-devops:be9b3917-87e6-42a4-a549-2bc06a7a878f/ConsumerAddressModule"
 
 
 def test_a_newer_build_complete_names_the_project_and_carries_result_branch_and_commit() -> None:
@@ -237,7 +248,53 @@ def test_an_unsuccessful_or_unversionable_build_is_a_reason(change: dict[str, An
 def test_another_azure_devops_event_is_a_reason() -> None:
     meaning = azure_devops.read({**_ado_sample(), "eventType": "git.push"})
     assert isinstance(meaning, NotABuild) and meaning.reason == "event 'git.push' is not a build: Slipway reads " \
-                                                                "build.complete"
+                                                                "build.complete and ms.vss-pipelines.run-state-changed-event"
+
+
+def _run_sample() -> dict[str, Any]:
+    """learn.microsoft.com/azure/devops/service-hooks/events "Run state changed", as documented."""
+    return json.loads((REPO / "tests" / "fixtures" / "ado_run_state_changed.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_the_documented_run_state_changed_is_a_build_of_the_pipeline() -> None:
+    assert azure_devops.read(_run_sample()) == azure_devops.AdoBuild(
+        "be9b3917-87e6-42a4-a549-2bc06a7a878f", "TEST-CI", "11", 11, None, None)
+
+
+@pytest.mark.parametrize(("run", "reason"), [
+    ({"state": "inProgress", "result": None}, "the run is 'inProgress'"),
+    ({"result": "failed"}, "the run's result is 'failed'"),
+    ({"name": "run 11"}, "the build number 'run 11' is not a version"),
+])
+def test_an_unfinished_or_failed_run_is_a_reason(run: dict[str, Any], reason: str) -> None:
+    payload = _run_sample()
+    payload["resource"]["run"].update(run)
+    meaning = azure_devops.read(payload)
+    assert isinstance(meaning, NotABuild) and meaning.reason.startswith(reason)
+
+
+def test_a_run_without_its_id_is_a_400_naming_it() -> None:
+    payload = _run_sample()
+    del payload["resource"]["run"]["id"]
+    with pytest.raises(Invalid) as raised:
+        azure_devops.read(payload)
+    assert raised.value.errors[0].field == "resource.run.id"
+
+
+@pytest.mark.parametrize(("names", "chosen"), [
+    (["drop/WebApp.zip", "drop/readme.txt"], "drop/WebApp.zip"),
+    (["drop/a.zip", "drop/package.zip"], "drop/package.zip"),
+    (["drop/a.zip", "drop/b.zip"], None),
+    (["drop/index.html"], None),
+])
+def test_the_package_inside_an_artifact_is_its_only_zip_or_package_zip(names: list[str], chosen: str | None) -> None:
+    assert azure_devops.inner_package(names) == chosen
+
+
+def test_of_several_artifacts_the_package_or_drop_one_is_chosen() -> None:
+    assert azure_devops.choose_artifact([{"name": "logs"}, {"name": "drop"}]) == {"name": "drop"}
+    assert azure_devops.choose_artifact([{"name": "logs"}, {"name": "web"}]) is None
+    assert azure_devops.choose_artifact([{"name": "web"}]) == {"name": "web"}
 
 
 @pytest.mark.parametrize(("header", "valid"), [

@@ -59,6 +59,7 @@ EXPECTED = {
     "retention_tick": ("timerTrigger", "%SLIPWAY_RETENTION_SCHEDULE%"),
     "retain_release": ("httpTrigger", "api/releases/{releaseId:int}/retain"),
     "dashboard": ("httpTrigger", "{*path}"),
+    "pipeline_editor": ("httpTrigger", "editor/{*path}"),
     "import_definition": ("httpTrigger", "api/definitions/import"),
     "tokens_collection": ("httpTrigger", "api/tokens"),
     "revoke_token": ("httpTrigger", "api/tokens/{tokenId}"),

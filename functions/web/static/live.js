@@ -2,13 +2,28 @@
 // Everything works without this script; it only saves reloading the page.
 (function () {
   "use strict";
+  // A table or diagram wider than the screen scrolls sideways inside the page: let the keyboard
+  // reach it (focus it, then the arrow keys scroll) when it does.
+  var scrollable = function () {
+    var boxes = document.querySelectorAll("main table, main figure, main pre");
+    for (var i = 0; i < boxes.length; i++) {
+      var box = boxes[i];
+      if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+      }
+    }
+  };
+  scrollable();
+  window.addEventListener("resize", scrollable);
   var live = document.querySelector("[data-live]");
   if (live) {
     var refresh = function () {
       fetch(live.getAttribute("data-live"), {credentials: "same-origin"})
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
-          if (html !== null) { live.innerHTML = html; }
+          if (html !== null) { live.innerHTML = html; scrollable(); }
+          var mark = document.getElementById("running-mark");
+          if (mark) { mark.hidden = !live.querySelector("[data-moving]"); }
           if (live.querySelector("[data-running]")) { setTimeout(refresh, 1500); }
         })
         .catch(function () { setTimeout(refresh, 5000); });

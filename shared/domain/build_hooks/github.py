@@ -5,7 +5,9 @@ Payload shapes: docs.github.com/webhooks/webhook-events-and-payloads (`workflow_
 
 Sources: a delivery feeds the definition artifacts whose `source` is `github:{owner}/{repo}` (any workflow of
 the repository, and published releases) or `github:{owner}/{repo}/{workflow file}` (only that workflow's runs,
-e.g. `github:contoso/tailspin/build.yml`); GitHub names are case-insensitive, so the match is too.
+e.g. `github:contoso/tailspin/build.yml`); GitHub names are case-insensitive, so the match is too. A container
+image published to GitHub's Container registry feeds `ghcr:{owner}/{image}` (lower case), versioned by its digest
+as an Azure Container Registry push is (build_hooks/acr.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ PREFIX = "github:"
 VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 """What an artifact version may be (shared/schemas/release.py `Version`)."""
 SHA = re.compile(r"^[0-9a-fA-F]{40}$")
+GHCR = "ghcr.io"
+GHCR_PREFIX = "ghcr:"
+CONTAINER_KINDS = {"container", "docker"}
+IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
+IMAGE_PATH = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+$")
+"""`{owner}/{name}` by the OCI distribution spec's repository grammar."""
 PACKAGE_NAME = "package"
 """With several artifacts on a run (or assets on a release), the one with this name (or `package.zip`)."""
 
@@ -43,6 +51,14 @@ class ReleaseAsset:
 
 
 @dataclass(frozen=True)
+class ContainerImage:
+    """An image pushed to GitHub's Container registry: nothing to download (the slot pulls it)."""
+
+    image: str
+    """`ghcr.io/{owner}/{name}@sha256:{digest}`."""
+
+
+@dataclass(frozen=True)
 class Build:
     source: str
     """`github:{owner}/{repo}`: the delivery list it is recorded in."""
@@ -52,7 +68,7 @@ class Build:
     build_id: str
     branch: str | None
     commit: str | None
-    fetch: RunArtifact | ReleaseAsset
+    fetch: RunArtifact | ReleaseAsset | ContainerImage
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,8 @@ def read(event: str, payload: Any) -> Build | NotABuild:
         return _release(source, full_name, action, payload)
     if event in ("package", "registry_package"):
         return _package(source, event, action, payload)
-    return NotABuild(source, f"event '{event}' is not a build: Slipway reads workflow_run, release and ping")
+    return NotABuild(source, f"event '{event}' is not a build: Slipway reads workflow_run, release, "
+                             "registry_package, package and ping")
 
 
 def source_of(full_name: str) -> str:
@@ -147,13 +164,59 @@ def _release(source: str, repo: str, action: Any, payload: dict[str, Any]) -> Bu
                  ReleaseAsset(repo, chosen["id"], chosen["name"]))
 
 
-def _package(source: str, event: str, action: Any, payload: dict[str, Any]) -> NotABuild:
+def _package(source: str, event: str, action: Any, payload: dict[str, Any]) -> Build | NotABuild:
+    """A container image published to GitHub's Container registry, pinned by its digest. GitHub's `package` and
+    `registry_package` payloads name the kind in `package_type` (`CONTAINER`, or `docker` for the older Docker
+    registry) and `registry.type`; the image's digest is `package_version.version` (or `container_metadata.tag
+    .digest`), its name `package_version.package_url` (`ghcr.io/{owner}/{name}:{tag}`)."""
     if action != "published":
         return NotABuild(source, f"{event} {action}: only a published package is a build")
     package = payload.get(event)
-    kind = package.get("package_type") if isinstance(package, dict) else None
-    return NotABuild(source, f"a published {kind or 'package'} package cannot become a release: a Slipway artifact "
-                             "is a zip package (a release asset or a workflow run's artifact), not a registry image")
+    if not isinstance(package, dict):
+        raise Invalid([FieldError(event, "an object is required")])
+    registry = package.get("registry")
+    kinds = {str(package.get("package_type") or "").lower(),
+             str(registry.get("type") or "").lower() if isinstance(registry, dict) else ""}
+    if not kinds & CONTAINER_KINDS:
+        kind = package.get("package_type") or "package"
+        return NotABuild(source, f"a published {kind} package cannot become a release: Slipway releases container "
+                                 "images (by digest) and zip packages (a release asset or a workflow run's artifact)")
+    version = package.get("package_version")
+    if not isinstance(version, dict):
+        raise Invalid([FieldError(f"{event}.package_version", "an object is required")])
+    metadata = version.get("container_metadata")
+    tag = metadata.get("tag") if isinstance(metadata, dict) else None
+    digest = next((d[7:].lower() for d in (version.get("version"), tag.get("digest") if isinstance(tag, dict)
+                                            else None) if isinstance(d, str) and IMAGE_DIGEST.match(d)), None)
+    if digest is None:
+        return NotABuild(source, "the published image has no sha256 digest in its package_version")
+    image = _image_name(package, version)
+    if image is None:
+        raise Invalid([FieldError(f"{event}.package_version.package_url", "the image's name is required")])
+    tag_name = tag.get("name") if isinstance(tag, dict) else None
+    target, oid = version.get("target_commitish"), version.get("target_oid")
+    return Build(source, (f"{GHCR_PREFIX}{image.removeprefix(GHCR + '/')}",), digest,
+                 tag_name[:100] if isinstance(tag_name, str) and tag_name else str(_int(version, "id", event)),
+                 target if isinstance(target, str) and target and not SHA.match(target) else None,
+                 oid.lower() if isinstance(oid, str) and SHA.match(oid) else None,
+                 ContainerImage(f"{image}@sha256:{digest}"))
+
+
+def _image_name(package: dict[str, Any], version: dict[str, Any]) -> str | None:
+    """`ghcr.io/{owner}/{name}` in lower case (OCI repository names are), from the version's `package_url`, or
+    from the package's owner and name."""
+    url = version.get("package_url")
+    if isinstance(url, str) and url.lower().startswith(GHCR + "/"):
+        name = url.rsplit("@", 1)[0]
+        name = name[:name.rindex(":")] if ":" in name else name
+        path = name.lower()[len(GHCR) + 1:]
+    else:
+        owner = package.get("owner")
+        login = owner.get("login") if isinstance(owner, dict) else None
+        if not isinstance(login, str) or not isinstance(package.get("name"), str):
+            return None
+        path = f"{login}/{package['name']}".lower()
+    return f"{GHCR}/{path}" if IMAGE_PATH.match(path) else None
 
 
 def _choose(items: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -38,6 +38,9 @@ class DeployStage:
     """Run the steps no earlier than this (approvals are asked now): the same deferral an approver sets."""
     groups: dict[str, dict[str, Any]] | None = field(default=None, hash=False, compare=False)
     """The linked variable groups read again: the release keeps these values from now on."""
+    override: str | None = None
+    """An admin deploys a manual stage before the release passed the stages it requires, with this reason
+    (audited as an event)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from shared.domain.plan import AFTER_RELEASE
 from shared.domain.transitions import interventions
 from shared.domain.transitions.commands import Abandon, DeployStage
 from shared.domain.transitions.flow import Flow
+from shared.domain.upstream import not_passed
 from shared.domain.vocabulary import (
     GATE_RUNNING,
     ApprovalStatus,
@@ -41,11 +42,21 @@ def deploy_stage(flow: Flow, cmd: DeployStage) -> None:
         raise Conflict(f"stage '{stage.name}' is already {run.current.status} (attempt {run.current.attempt})")
     if cmd.break_glass and not cmd.admin:
         raise Forbidden(f"{cmd.by} may not break the glass: it needs the admin role")
+    if cmd.override is not None and not cmd.admin:
+        raise Forbidden(f"{cmd.by} may not override the stages a deployment requires: it needs the admin role")
+    missing = not_passed(flow.release, stage)
+    if missing and cmd.override is None:
+        raise Conflict(f"release {flow.release.id} has not passed {', '.join(missing)}: stage '{stage.name}' "
+                       f"is deployed by hand only after {', '.join(stage.after)} succeeded (an admin may override "
+                       f"with a reason)")
     if cmd.groups is not None and cmd.groups != flow.release.groups:
         flow.release.groups = {name: dict(values) for name, values in cmd.groups.items()}
         flow.emit(EventType.VARIABLES_REFRESHED, stage=stage.name, by=cmd.by,
                   message=f"variable groups read again: {', '.join(sorted(cmd.groups)) or 'none'}")
     reason = cmd.reason or (Reason.REDEPLOY if run.deployments else Reason.MANUAL)
+    if missing:
+        flow.emit(EventType.UPSTREAM_OVERRIDDEN, stage=stage.name, attempt=len(run.deployments) + 1, by=cmd.by,
+                  message=f"deployed before passing {', '.join(missing)}: {cmd.override}")
     flow.start_deployment(stage, reason=reason, by=cmd.by, break_glass=cmd.break_glass, not_before=cmd.not_before)
 
 

@@ -1,5 +1,6 @@
 """A verified GitHub delivery becomes what `POST /api/artifacts` does: the build's package downloaded, digested and
-registered under each source a definition consumes, then released where continuous deployment asks.
+registered under each source a definition consumes, then released where continuous deployment asks (a container
+image published to GitHub's Container registry is registered by its digest, with nothing to download).
 
 Only what would release is downloaded: a source counts when a definition's artifact names it (case-insensitive)
 with an enabled trigger whose branch filters take the build's branch. Anything else is answered 202 with the
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.domain.build_hooks.github import Build, NotABuild, ReleaseAsset, read
+from shared.domain.build_hooks.github import Build, ContainerImage, NotABuild, ReleaseAsset, read
 from shared.domain.errors import Conflict, Invalid
 from shared.ports import TargetError
 from shared.schemas.release import BuildIn, parse
@@ -70,14 +71,18 @@ def receive(deps: Deps, links: DownloadLinks, token: str, delivery: Delivery) ->
 
 def _release(deps: Deps, links: DownloadLinks, token: str, delivery: Delivery, build: Build
              ) -> tuple[int, dict[str, Any]]:
-    base = {"delivery": delivery.id, "source": build.source, "version": build.version}
+    base: dict[str, Any] = {"delivery": delivery.id, "source": build.source, "version": build.version}
     fields = {"version": build.version, "buildId": build.build_id, "branch": build.branch, "commit": build.commit}
+    image = isinstance(build.fetch, ContainerImage)
+    if isinstance(build.fetch, ContainerImage):  # nothing to download: the digest is the version and its sha256
+        fields["sha256"] = build.version
+        base["image"] = build.fetch.image
     parse(BuildIn, {k: v for k, v in fields.items() if v is not None})  # a 400 naming the field, before any work
     sources, reason = consumers.sources(deps, build.sources, build.branch)
     if not sources:
         return 202, {**base, "reason": reason}
     url = None
-    if any(deps.store.artifact(s, build.version) is None for s in sources):
+    if not image and any(deps.store.artifact(s, build.version) is None for s in sources):
         url, reason = _link(links, token, build)
         if url is None:
             return 202, {**base, "reason": reason}
@@ -94,6 +99,7 @@ def _release(deps: Deps, links: DownloadLinks, token: str, delivery: Delivery, b
 
 
 def _link(links: DownloadLinks, token: str, build: Build) -> tuple[str | None, str]:
+    assert not isinstance(build.fetch, ContainerImage)
     if not token:
         raise DownloadFailed("SLIPWAY_GITHUB_TOKEN is not set: Slipway cannot download the build's package")
     try:
