@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint bench bench-load sample-build clean
+.PHONY: run test install lint bench bench-load bench-scale sample-build clean
 
 $(STAMP): requirements.txt requirements-dev.txt package.json pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -37,6 +37,9 @@ bench: $(STAMP)
 
 bench-load: $(STAMP)
 	$(PY) -m bench.load --releases 200
+
+bench-scale: $(STAMP)
+	$(PY) -m bench.scale --sizes 10,1000,10000
 
 # Build the sample web app as VERSION and tell the running local stack about it.
 sample-build: $(STAMP)

@@ -21,6 +21,7 @@ from functions import (
     hooks_api,
     intervention_links,
     mail_queue,
+    metrics_timer,
     releases_api,
     retention_timer,
     scheduler_timer,
@@ -37,4 +38,5 @@ for module in (definitions_api, releases_api, approvals_api, approval_links, int
                variable_groups_api, tokens_api, ado_api, hooks_api):
     app.register_functions(module.bp)
 app.register_functions(retention_timer.bp)
+app.register_functions(metrics_timer.bp)
 app.register_functions(editor.bp)

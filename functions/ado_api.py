@@ -21,20 +21,39 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.http import KNOWN, body_json, decode_cursor, encode_cursor, status_of
 from functions.identity import principal_of
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, RELEASE_MANAGER, Principal, Unauthenticated, require
 from shared.domain.errors import FieldError, Invalid, NotFound
 from shared.redaction import redact
-from shared.services import access_tokens
-from shared.services.ado_compat import actions, bodies, errors, locations, reads, refs, statuses
-from shared.services.deps import Deps
+
+if TYPE_CHECKING:
+    from shared.services import access_tokens
+    from shared.services.ado_compat import actions
+    from shared.services.ado_compat import bodies
+    from shared.services.ado_compat import errors
+    from shared.services.ado_compat import locations
+    from shared.services.ado_compat import reads
+    from shared.services.ado_compat import refs
+    from shared.services.ado_compat import statuses
+    from shared.services import deps as deps_service
+else:
+    access_tokens = lazy("shared.services.access_tokens")
+    actions = lazy("shared.services.ado_compat.actions")
+    bodies = lazy("shared.services.ado_compat.bodies")
+    errors = lazy("shared.services.ado_compat.errors")
+    locations = lazy("shared.services.ado_compat.locations")
+    reads = lazy("shared.services.ado_compat.reads")
+    refs = lazy("shared.services.ado_compat.refs")
+    statuses = lazy("shared.services.ado_compat.statuses")
+    deps_service = lazy("shared.services.deps")
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -55,7 +74,7 @@ class Call:
     """One request on the surface: who, where, and the numbers its path names."""
 
     req: func.HttpRequest
-    deps: Deps
+    deps: deps_service.Deps
     who: Principal
     site: refs.Site
     ids: tuple[int, ...]
@@ -99,7 +118,7 @@ def _listed(items: list[dict[str, Any]], cursor: Any = None) -> func.HttpRespons
 # -- who, where, which version
 
 
-def caller(req: func.HttpRequest, deps: Deps) -> Principal:
+def caller(req: func.HttpRequest, deps: deps_service.Deps) -> Principal:
     scheme, _, credentials = str(req.headers.get("Authorization") or "").partition(" ")
     if scheme.casefold() != "basic":
         return principal_of(req, deps.settings, keys=deps.function_keys)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.identity import principal_of
 from functions.web.guard import same_origin
 from functions.web.render import render
@@ -19,14 +20,25 @@ from shared import bootstrap
 from shared.domain.access import READER, Forbidden, Principal, Unauthenticated, require
 from shared.domain.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from shared.domain.keys import key_hash
-from shared.domain.plan import StagePlan
-from shared.domain.release import Deployment
 from shared.domain.target import Target
-from shared.domain.transitions.gates import gate_config, order
 from shared.domain.vocabulary import ApprovalStatus, Kind
-from shared.records import ConcurrentChange
-from shared.schemas.fields import clip
-from shared.services import approvals, releases
+
+if TYPE_CHECKING:
+    from shared.domain import plan as plan_domain
+    from shared.domain import release as release_domain
+    from shared import records as store_records
+    from shared.domain.transitions import gates as gate_rules
+    from shared.schemas import fields as fields_schemas
+    from shared.services import approvals
+    from shared.services import releases
+else:
+    plan_domain = lazy("shared.domain.plan")
+    release_domain = lazy("shared.domain.release")
+    store_records = lazy("shared.records")
+    gate_rules = lazy("shared.domain.transitions.gates")
+    fields_schemas = lazy("shared.schemas.fields")
+    approvals = lazy("shared.services.approvals")
+    releases = lazy("shared.services.releases")
 
 bp = func.Blueprint()
 
@@ -107,7 +119,7 @@ def _show(req: func.HttpRequest, record: dict[str, Any]) -> func.HttpResponse:
                  **(sign_in_hint(req, record["approver"]) if decidable else {}))
 
 
-def _what_if(dep: Deployment | None) -> list[dict[str, Any]]:
+def _what_if(dep: release_domain.Deployment | None) -> list[dict[str, Any]]:
     """What the deployment's infrastructure steps will change, as ARM's what-if answered while it waited."""
     if dep is None:
         return []
@@ -115,13 +127,13 @@ def _what_if(dep: Deployment | None) -> list[dict[str, Any]]:
             for k, v in sorted(dep.previews.items(), key=lambda kv: int(kv[0]))]
 
 
-def _gates(plan: StagePlan | None, dep: Deployment | None) -> list[dict[str, Any]]:
+def _gates(plan: plan_domain.StagePlan | None, dep: release_domain.Deployment | None) -> list[dict[str, Any]]:
     """The stage's gates as configured, and how each stands in this deployment."""
     found = []
     for kind in (Kind.PRE, Kind.POST):
-        config = gate_config(plan, kind)
+        config = gate_rules.gate_config(plan, kind)
         if config:
-            found.append({"kind": kind, "order": order(plan, kind),
+            found.append({"kind": kind, "order": gate_rules.order(plan, kind),
                           "signals": [str(s.get("name", "")) for s in config.get("signals", [])],
                           "run": dep.gates.get(kind) if dep else None})
     return found
@@ -158,14 +170,14 @@ def decide_by_link(req: func.HttpRequest, record: dict[str, Any], link_etag: str
     if decision not in words or not form.get("etag"):
         return link_page(400, f"Choose {' or '.join(words)}", "Go back and use the form.")
     try:
-        act(who, decision, clip(form.get("comment", "")), form["etag"])
+        act(who, decision, fields_schemas.clip(form.get("comment", "")), form["etag"])
     except PreconditionFailed:
         return link_page(412, "The release changed", "Open the link again to see it as it is now.")
     except (Conflict, Forbidden, Invalid, NotFound) as exc:
         return link_page(409, "Not decided", str(exc), release_id=record["releaseId"])
     try:
         bootstrap.deps().store.use_link(key_hash(req.route_params["token"]), link_etag)
-    except ConcurrentChange:
+    except store_records.ConcurrentChange:
         pass  # decided anyway: what was decided refuses a second decision itself
     word = words[decision]
     return link_page(200, word, f"{word} as {who.name}. Thank you.", release_id=record["releaseId"])

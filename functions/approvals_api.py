@@ -3,8 +3,11 @@ reject a manual intervention."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.http import KNOWN, api, authorize, body_json, cursor_param, int_param, json_response, page, status_of
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER
@@ -13,11 +16,21 @@ from shared.domain.errors import (
     Invalid,
     PreconditionRequired,
 )
-from shared.domain.release import Release
-from shared.schemas.approval import BatchIn, DecisionIn, DeferIn, InterventionIn, OverrideIn, ReassignIn
-from shared.schemas.release import parse
-from shared.services import approvals, releases
-from shared.services.views import release_view
+
+if TYPE_CHECKING:
+    from shared.domain import release as release_domain
+    from shared.schemas import approval as approval_schemas
+    from shared.schemas import release as release_schemas
+    from shared.services import approvals
+    from shared.services import releases
+    from shared.services import views as views_service
+else:
+    release_domain = lazy("shared.domain.release")
+    approval_schemas = lazy("shared.schemas.approval")
+    release_schemas = lazy("shared.schemas.release")
+    approvals = lazy("shared.services.approvals")
+    releases = lazy("shared.services.releases")
+    views_service = lazy("shared.services.views")
 
 bp = func.Blueprint()
 BASE = "api/releases/{releaseId:int}/stages/{stage}"
@@ -35,8 +48,8 @@ def _where(req: func.HttpRequest) -> tuple[int, str]:
     return int(req.route_params["releaseId"]), req.route_params["stage"]
 
 
-def _answer(release: Release) -> func.HttpResponse:
-    return json_response(release_view(release, running=releases.running(bootstrap.deps(), release)))
+def _answer(release: release_domain.Release) -> func.HttpResponse:
+    return json_response(views_service.release_view(release, running=releases.running(bootstrap.deps(), release)))
 
 
 @bp.route(route=BASE + "/approvals/{kind}", methods=["POST"])
@@ -44,7 +57,7 @@ def _answer(release: Release) -> func.HttpResponse:
 def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
     """Approve or reject a pending approval as one of its approvers."""
     who = authorize(req, READER, "decide approvals")
-    body = parse(DecisionIn, body_json(req))
+    body = release_schemas.parse(approval_schemas.DecisionIn, body_json(req))
     release = approvals.cast_vote(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
                                body.comment, attempt=body.attempt, if_match=_if_match(req))
     return _answer(release)
@@ -55,7 +68,7 @@ def decide_approval(req: func.HttpRequest) -> func.HttpResponse:
 def decide_intervention(req: func.HttpRequest) -> func.HttpResponse:
     """Resume or reject a manual-intervention step (its index in the stage) as one of its assignees."""
     who = authorize(req, READER, "decide manual interventions")
-    body = parse(InterventionIn, body_json(req))
+    body = release_schemas.parse(approval_schemas.InterventionIn, body_json(req))
     release = approvals.intervene(bootstrap.deps(), *_where(req), int(req.route_params["step"]), who, body.decision,
                                   body.comment, attempt=body.attempt, if_match=_if_match(req))
     return _answer(release)
@@ -65,7 +78,7 @@ def decide_intervention(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def override_approval(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, ADMIN, "override approvals")
-    body = parse(OverrideIn, body_json(req))
+    body = release_schemas.parse(approval_schemas.OverrideIn, body_json(req))
     release = approvals.cast_vote(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.decision,
                                body.reason, attempt=body.attempt, if_match=_if_match(req), override=True)
     return _answer(release)
@@ -75,7 +88,7 @@ def override_approval(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def reassign_approval(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, READER, "reassign approvals")
-    body = parse(ReassignIn, body_json(req))
+    body = release_schemas.parse(approval_schemas.ReassignIn, body_json(req))
     release = approvals.reassign(bootstrap.deps(), *_where(req), req.route_params["kind"], who, body.to,
                                  body.comment, attempt=body.attempt, if_match=_if_match(req))
     return _answer(release)
@@ -85,7 +98,7 @@ def reassign_approval(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def defer_deployment(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, READER, "defer deployments")
-    body = parse(DeferIn, body_json(req))
+    body = release_schemas.parse(approval_schemas.DeferIn, body_json(req))
     release = approvals.defer(bootstrap.deps(), *_where(req), who, body.until, body.comment, attempt=body.attempt,
                               if_match=_if_match(req))
     return _answer(release)
@@ -112,7 +125,7 @@ def list_approvals(req: func.HttpRequest) -> func.HttpResponse:
 def batch_decide(req: func.HttpRequest) -> func.HttpResponse:
     """Approve or reject several approvals at once; each item carries its release's ETag."""
     who = authorize(req, READER, "decide approvals")
-    body = parse(BatchIn, body_json(req))
+    body = release_schemas.parse(approval_schemas.BatchIn, body_json(req))
     deps, results = bootstrap.deps(), []
     for item in body.items:
         try:

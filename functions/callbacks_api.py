@@ -3,13 +3,22 @@ host and to Slipway's sign-in: the single-use token in the URL is the credential
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.http import api, body_json, json_response, problem
 from shared import bootstrap
-from shared.schemas.callback import CallbackIn
-from shared.schemas.release import parse
-from shared.services import callbacks
+
+if TYPE_CHECKING:
+    from shared.schemas import callback as callback_schemas
+    from shared.schemas import release as release_schemas
+    from shared.services import callbacks
+else:
+    callback_schemas = lazy("shared.schemas.callback")
+    release_schemas = lazy("shared.schemas.release")
+    callbacks = lazy("shared.services.callbacks")
 
 bp = func.Blueprint()
 
@@ -22,7 +31,7 @@ def step_callback(req: func.HttpRequest) -> func.HttpResponse:
     if not 20 <= len(token) <= 100:
         return problem(404, "Not found", "no such callback")
     raw = body_json(req)
-    body = parse(CallbackIn, raw)
+    body = release_schemas.parse(callback_schemas.CallbackIn, raw)
     try:
         became = callbacks.receive(bootstrap.deps(), token, raw, body)
     except callbacks.Gone as exc:

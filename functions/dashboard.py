@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.http import KNOWN, cursor_param, problem, status_of
 from functions.http import page as paged_answer
 from functions.identity import (
@@ -28,18 +29,41 @@ from functions.web import diagram
 from functions.web.guard import same_origin
 from functions.web.render import render, static
 from shared import bootstrap
-from shared.domain import variables
 from shared.domain.access import ADMIN, APP_ROLES, READER, RELEASE_MANAGER, Principal, Unauthenticated, require
 from shared.domain.errors import FieldError, Invalid
-from shared.domain.release import Release
 from shared.domain.stage_order import in_pipeline_order, pipeline_order
 from shared.domain.vocabulary import Kind, Phase
-from shared.domain.waiting import preview
-from shared.schemas.actions import DeployIn, IgnoreGateIn
-from shared.schemas.fields import clip
-from shared.schemas.release import ReleaseIn, parse
-from shared.services import approvals, definitions, delivery_metrics, log_archive, releases, retention, what_runs_where
-from shared.services.views import release_view
+
+if TYPE_CHECKING:
+    from shared.domain import variables
+    from shared.domain import release as release_domain
+    from shared.domain import waiting as waiting_domain
+    from shared.schemas import actions as actions_schemas
+    from shared.schemas import fields as fields_schemas
+    from shared.schemas import release as release_schemas
+    from shared.services import approvals
+    from shared.services import definitions
+    from shared.services import delivery_metrics
+    from shared.services import log_archive
+    from shared.services import releases
+    from shared.services import retention
+    from shared.services import what_runs_where
+    from shared.services import views as views_service
+else:
+    variables = lazy("shared.domain.variables")
+    release_domain = lazy("shared.domain.release")
+    waiting_domain = lazy("shared.domain.waiting")
+    actions_schemas = lazy("shared.schemas.actions")
+    fields_schemas = lazy("shared.schemas.fields")
+    release_schemas = lazy("shared.schemas.release")
+    approvals = lazy("shared.services.approvals")
+    definitions = lazy("shared.services.definitions")
+    delivery_metrics = lazy("shared.services.delivery_metrics")
+    log_archive = lazy("shared.services.log_archive")
+    releases = lazy("shared.services.releases")
+    retention = lazy("shared.services.retention")
+    what_runs_where = lazy("shared.services.what_runs_where")
+    views_service = lazy("shared.services.views")
 
 bp = func.Blueprint()
 Handler = Callable[[func.HttpRequest, Principal, dict[str, str]], func.HttpResponse]
@@ -157,7 +181,7 @@ def pipeline(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> fu
     latest = items if cursor is None else releases.newest(deps, int(route["id"]), limit=1)
     statuses = {n: r.status for n, r in latest[0].stages.items()} if latest else {}
     order = pipeline_order(definition["stages"])
-    rows = [{"release": r, "stages": [(n, r.stages[n].status, preview(r, n)) if n in r.stages else (n, None, None)
+    rows = [{"release": r, "stages": [(n, r.stages[n].status, waiting_domain.preview(r, n)) if n in r.stages else (n, None, None)
                                       for n in order],
              "pending": _pending(r), "running": is_running(r)} for r in items]
     return render("pipeline.html", who=who, definition=definition, diagram=diagram.layout(definition, statuses),
@@ -170,7 +194,7 @@ MOVING = (Phase.QUEUED, Phase.PRE_GATE, Phase.STEPS, Phase.POST_GATE)
 """Phases in which a deployment goes on by itself; the others wait for a person or a time."""
 
 
-def moving(release: Release) -> set[str]:
+def moving(release: release_domain.Release) -> set[str]:
     """The stages of `release` that are running now: queued or deploying, not waiting for an approval,
     an intervention, a deferral or a deployment window."""
     if release.status != "active":
@@ -179,12 +203,12 @@ def moving(release: Release) -> set[str]:
             and run.current is not None and run.current.phase in MOVING}
 
 
-def is_running(release: Release) -> bool:
+def is_running(release: release_domain.Release) -> bool:
     """Only a release with a running stage gets a running mark."""
     return bool(moving(release))
 
 
-def _pending(release: Release) -> dict[str, list[str]]:
+def _pending(release: release_domain.Release) -> dict[str, list[str]]:
     """Per stage, who a pending approval waits for."""
     out: dict[str, list[str]] = {}
     for name, run in release.stages.items():
@@ -199,11 +223,11 @@ def _pending(release: Release) -> dict[str, list[str]]:
 def release_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
     deps = bootstrap.deps()
     release, etag = releases.read(deps, int(route["id"]))
-    view = release_view(release, base="", running=releases.running(deps, release),
+    view = views_service.release_view(release, base="", running=releases.running(deps, release),
                         retention=None if req.params.get("part") == "live" else
                         retention.verdict(deps, release).to_json())
     context = dict(who=who, release=release, view=view, etag=etag, events=releases.events(deps, release.id),
-                   previews={n: preview(release, n, deps.clock.now()) for n in release.stages},
+                   previews={n: waiting_domain.preview(release, n, deps.clock.now()) for n in release.stages},
                    can_deploy=who.has(RELEASE_MANAGER), can_admin=who.has(ADMIN), quote=quote,
                    running=is_running(release), moving=moving(release),
                    live=req.params.get("part") == "live")
@@ -227,7 +251,7 @@ def step_log(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> fu
                   quote=quote)
 
 
-def _file_name(release: Release, stage: str, attempt: int, step: Any) -> str:
+def _file_name(release: release_domain.Release, stage: str, attempt: int, step: Any) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{release.name}-{stage}-{attempt}-{step.index}-{step.name}")
     return safe[:150] + ".log"
 
@@ -339,7 +363,7 @@ def create_release(req: func.HttpRequest, who: Principal, route: dict[str, str])
     artifacts = [{"alias": k.removeprefix("version:"), "version": v.strip()}
                  for k, v in fields.items() if k.startswith("version:") and v.strip()]
     given = {k.removeprefix("var:"): v for k, v in fields.items() if k.startswith("var:") and v != ""}
-    body = parse(ReleaseIn, {"definitionId": int(route["id"]), "description": fields.get("description", ""),
+    body = release_schemas.parse(release_schemas.ReleaseIn, {"definitionId": int(route["id"]), "description": fields.get("description", ""),
                              "artifacts": artifacts, "debug": fields.get("debug") == "true", "variables": given})
     release, _created = releases.create(bootstrap.deps(), body, by=who.name,
                                         client_key=fields.get("idempotencyKey") or None)
@@ -350,14 +374,14 @@ def create_release(req: func.HttpRequest, who: Principal, route: dict[str, str])
 def deploy(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
     require(who, RELEASE_MANAGER, "deploy stages")
     fields = _fields(req)
-    body = parse(DeployIn, {k: v for k in ("reason", "breakGlass", "notBefore") if (v := fields.get(k, "").strip())})
+    body = release_schemas.parse(actions_schemas.DeployIn, {k: v for k in ("reason", "breakGlass", "notBefore") if (v := fields.get(k, "").strip())})
     releases.deploy_stage(bootstrap.deps(), int(route["id"]), route["stage"], body, by=who.name, admin=who.has(ADMIN))
     return _see_other(f"/releases/{route['id']}")
 
 
 @form(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/gates/(?P<kind>pre|post)/ignore")
 def ignore_gate(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
-    body = parse(IgnoreGateIn, {"comment": clip(_fields(req).get("comment", ""))})
+    body = release_schemas.parse(actions_schemas.IgnoreGateIn, {"comment": fields_schemas.clip(_fields(req).get("comment", ""))})
     releases.ignore_gate(bootstrap.deps(), int(route["id"]), route["stage"], Kind(route["kind"]), who, body.comment)
     return _see_other(f"/releases/{route['id']}")
 
@@ -372,7 +396,7 @@ def intervene(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> f
         raise Invalid([FieldError("etag", "the page's version of the release; reload the page")])
     attempt = _digits(fields.get("attempt", ""), "attempt", low=1, high=10**6) if fields.get("attempt") else None
     approvals.intervene(bootstrap.deps(), int(route["id"]), route["stage"], int(route["step"]), who, decision,
-                        clip(fields.get("comment", "")), attempt=attempt, if_match=fields["etag"])
+                        fields_schemas.clip(fields.get("comment", "")), attempt=attempt, if_match=fields["etag"])
     return _see_other(f"/releases/{route['id']}")
 
 
@@ -386,6 +410,6 @@ def decide(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func
         raise Invalid([FieldError("etag", "the page's version of the release; reload the page")])
     attempt = _digits(fields.get("attempt", ""), "attempt", low=1, high=10**6) if fields.get("attempt") else None
     approvals.cast_vote(bootstrap.deps(), int(route["id"]), route["stage"], route["kind"], who, decision,
-                     clip(fields.get("comment", "")), attempt=attempt, if_match=fields["etag"])
+                     fields_schemas.clip(fields.get("comment", "")), attempt=attempt, if_match=fields["etag"])
     back = fields.get("back", "")
     return _see_other(back if back in ("/approvals",) else f"/releases/{route['id']}")

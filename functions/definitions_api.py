@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from datetime import timedelta
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.http import (
     api,
     authorize,
@@ -19,16 +22,28 @@ from functions.http import (
 )
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER
-from shared.domain.ado_import import ImportOptions
 from shared.domain.errors import FieldError, Invalid
-from shared.services import definition_import, definitions, delivery_metrics, what_runs_where
-from shared.services.definitions import etag_of
+
+if TYPE_CHECKING:
+    from shared.domain import ado_import
+    from shared.services import definition_import
+    from shared.services import definitions
+    from shared.services import delivery_metrics
+    from shared.services import what_runs_where
+    from shared.services import definitions as definitions_service
+else:
+    ado_import = lazy("shared.domain.ado_import")
+    definition_import = lazy("shared.services.definition_import")
+    definitions = lazy("shared.services.definitions")
+    delivery_metrics = lazy("shared.services.delivery_metrics")
+    what_runs_where = lazy("shared.services.what_runs_where")
+    definitions_service = lazy("shared.services.definitions")
 
 bp = func.Blueprint()
 
 
 def _with_etag(body: dict, status: int = 200) -> func.HttpResponse:  # type: ignore[type-arg]
-    return json_response(body, status, headers={"ETag": etag_of(body["revision"])})
+    return json_response(body, status, headers={"ETag": definitions_service.etag_of(body["revision"])})
 
 
 @bp.route(route="api/definitions", methods=["GET", "POST"])
@@ -75,12 +90,12 @@ def import_definition(req: func.HttpRequest) -> func.HttpResponse:
         missing = next(name for name in TARGET_PARAMS if name not in target)
         raise Invalid([FieldError(missing, "a default target needs subscriptionId, resourceGroup and site")])
     name = req.params.get("name") or None
-    options = ImportOptions(strict=bool_param(req, "strict"), target=target or None, name=name)
+    options = ado_import.ImportOptions(strict=bool_param(req, "strict"), target=target or None, name=name)
     dry_run = bool_param(req, "dryRun")
     answer = definition_import.run(bootstrap.deps(), body_json(req), options, dry_run=dry_run, by=who.name)
     if dry_run:
         return json_response(answer)
-    resp = json_response(answer, 201, headers={"ETag": etag_of(answer["definition"]["revision"])})
+    resp = json_response(answer, 201, headers={"ETag": definitions_service.etag_of(answer["definition"]["revision"])})
     resp.headers["Location"] = f"/api/definitions/{answer['definition']['id']}"
     return resp
 

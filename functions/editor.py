@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.dashboard import Handler, _digits, _error, _see_other, _sign_in, page
 from functions.http import KNOWN, status_of
 from functions.identity import principal_of
@@ -26,18 +27,15 @@ from functions.web.render import HEADERS, environment
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, Principal, Unauthenticated, require
 from shared.domain.errors import FieldError, Invalid, PreconditionFailed
-from shared.schemas.definition import (
-    ApprovalsIn,
-    ArtifactIn,
-    DefinitionIn,
-    GatesIn,
-    QueueIn,
-    ScheduleIn,
-    StageIn,
-    TargetIn,
-    TriggerIn,
-)
-from shared.services import definitions, editing
+
+if TYPE_CHECKING:
+    from shared.schemas import definition as definition_schemas
+    from shared.services import definitions
+    from shared.services import editing
+else:
+    definition_schemas = lazy("shared.schemas.definition")
+    definitions = lazy("shared.services.definitions")
+    editing = lazy("shared.services.editing")
 
 bp = func.Blueprint()
 PAGES: list[tuple[re.Pattern[str], Handler]] = []
@@ -155,7 +153,7 @@ def _show(who: Principal, state: Editing) -> func.HttpResponse:
     context = dict(who=who, e=state, draft=state.draft, stages=state.draft["stages"], focus=state.focus,
                    names=editing.stage_names(state.draft), slots=slots, as_json=_as_json, humanize=_humanize,
                    stage_of=_stage_of,
-                   kinds=editing.step_kinds(), specs=editing.specs, models=MODELS,
+                   kinds=editing.step_kinds(), specs=editing.specs, models=_models(),
                    manual_takes_stages=editing.manual_takes_stages(),
                    diagram=diagram.layout(_drawable(state.draft)), box=diagram, definition=_drawable(state.draft))
     template = environment().get_template("editor_edit.html")
@@ -172,8 +170,12 @@ def _show(who: Principal, state: Editing) -> func.HttpResponse:
                              headers=dict(HEADERS))
 
 
-MODELS = {"definition": DefinitionIn, "artifact": ArtifactIn, "stage": StageIn, "target": TargetIn,
-          "trigger": TriggerIn, "schedule": ScheduleIn, "approvals": ApprovalsIn, "gates": GatesIn, "queue": QueueIn}
+def _models() -> dict[str, Any]:
+    """The models whose fields the editor's forms show, by the name the templates use."""
+    schemas = definition_schemas
+    return {"definition": schemas.DefinitionIn, "artifact": schemas.ArtifactIn, "stage": schemas.StageIn,
+            "target": schemas.TargetIn, "trigger": schemas.TriggerIn, "schedule": schemas.ScheduleIn,
+            "approvals": schemas.ApprovalsIn, "gates": schemas.GatesIn, "queue": schemas.QueueIn}
 
 
 def _stage_of(field_name: str) -> int | None:

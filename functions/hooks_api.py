@@ -6,24 +6,35 @@ The routes are anonymous to Slipway's sign-in: each platform proves its delivery
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import functools
 import re
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.dashboard import page as dashboard_page
 from functions.http import MAX_BODY, api, authorize, body_json, json_response, page
 from functions.web.render import render
 from shared import bootstrap
-from shared.adapters.github_artifacts import GitHubArtifacts
 from shared.config import Settings
 from shared.domain.access import READER, Principal, Unauthenticated
 from shared.domain.build_hooks.signatures import basic_auth_valid, github_signature_valid, shared_token_valid
 from shared.domain.errors import FieldError, Invalid
-from shared.services.build_hooks import acr as acr_hooks
-from shared.services.build_hooks import azure_devops as ado_hooks
-from shared.services.build_hooks import deliveries
-from shared.services.build_hooks import github as github_hooks
+
+if TYPE_CHECKING:
+    from shared.adapters import github_artifacts as github_artifacts_adapter
+    from shared.services.build_hooks import acr as acr_hooks
+    from shared.services.build_hooks import azure_devops as ado_hooks
+    from shared.services.build_hooks import deliveries
+    from shared.services.build_hooks import github as github_hooks
+else:
+    github_artifacts_adapter = lazy("shared.adapters.github_artifacts")
+    acr_hooks = lazy("shared.services.build_hooks.acr")
+    ado_hooks = lazy("shared.services.build_hooks.azure_devops")
+    deliveries = lazy("shared.services.build_hooks.deliveries")
+    github_hooks = lazy("shared.services.build_hooks.github")
 
 bp = func.Blueprint()
 DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
@@ -32,8 +43,8 @@ SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,300}$")
 
 
 @functools.cache
-def _github(settings: Settings) -> GitHubArtifacts:
-    return GitHubArtifacts(settings)
+def _github(settings: Settings) -> github_artifacts_adapter.GitHubArtifacts:
+    return github_artifacts_adapter.GitHubArtifacts(settings)
 
 
 @bp.route(route="api/hooks/github", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -26,12 +26,14 @@ import base64
 import binascii
 import json
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 from shared.config import Settings
 from shared.domain.access import ADMIN, APP_ROLES, READER, RELEASE_MANAGER, Principal, Unauthenticated, grant
-from shared.ports import FunctionKeysPort
+
+if TYPE_CHECKING:
+    from shared.ports import FunctionKeysPort
 
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 ACTING_AS_HEADER = "X-Slipway-Acting-As"

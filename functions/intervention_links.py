@@ -3,15 +3,22 @@ the instructions and a form; only a POST by the signed-in assignee the link was 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.approval_links import decide_by_link, link_page, open_link, sign_in_hint
 from shared import bootstrap
 from shared.domain.access import Principal
 from shared.domain.errors import NotFound
-from shared.services import approvals, releases
+
+if TYPE_CHECKING:
+    from shared.services import approvals
+    from shared.services import releases
+else:
+    approvals = lazy("shared.services.approvals")
+    releases = lazy("shared.services.releases")
 
 bp = func.Blueprint()
 PAGE = "intervention_link.html"

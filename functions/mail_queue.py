@@ -4,13 +4,20 @@ look, and mails nobody."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.config import MAIL_QUEUE
-from shared.messages import decode
+
+if TYPE_CHECKING:
+    from shared import messages as queue_messages
+else:
+    queue_messages = lazy("shared.messages")
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)
@@ -24,7 +31,7 @@ def send_mail(msg: func.QueueMessage) -> None:
 
 @bp.queue_trigger(arg_name="msg", queue_name=f"{MAIL_QUEUE}-poison", connection="AzureWebJobsStorage")
 def mail_poisoned(msg: func.QueueMessage) -> None:
-    message = decode(MAIL_QUEUE, msg.get_body().decode())
+    message = queue_messages.decode(MAIL_QUEUE, msg.get_body().decode())
     to = getattr(message, "to", "?")
     logger.error("could not mail %s after every delivery (release %s, stage %r); the message stays in %s-poison",
                  to, getattr(message, "release_id", "?"), getattr(message, "stage", "?"), MAIL_QUEUE)

@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page, route_int
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, RELEASE_MANAGER
 from shared.domain.errors import FieldError, Invalid, NotFound
-from shared.domain.release import Release
 from shared.domain.vocabulary import Kind
-from shared.domain.waiting import preview
-from shared.schemas.actions import AbandonIn, DeployIn, IgnoreGateIn
-from shared.schemas.release import ArtifactWebhookIn, ReleaseIn, RetainIn, parse
-from shared.services import log_archive, releases, retention
-from shared.services.views import release_summary, release_view
+
+if TYPE_CHECKING:
+    from shared.domain import release as release_domain
+    from shared.domain import waiting as waiting_domain
+    from shared.schemas import actions as actions_schemas
+    from shared.schemas import release as release_schemas
+    from shared.services import log_archive
+    from shared.services import releases
+    from shared.services import retention
+    from shared.services import views as views_service
+else:
+    release_domain = lazy("shared.domain.release")
+    waiting_domain = lazy("shared.domain.waiting")
+    actions_schemas = lazy("shared.schemas.actions")
+    release_schemas = lazy("shared.schemas.release")
+    log_archive = lazy("shared.services.log_archive")
+    releases = lazy("shared.services.releases")
+    retention = lazy("shared.services.retention")
+    views_service = lazy("shared.services.views")
 
 bp = func.Blueprint()
 
 
-def _view(release: Release) -> dict[str, Any]:
+def _view(release: release_domain.Release) -> dict[str, Any]:
     """A release as every answer shows it, with what runs in each stage's slot now (as GET shows it)."""
-    return release_view(release, running=releases.running(bootstrap.deps(), release))
+    return views_service.release_view(release, running=releases.running(bootstrap.deps(), release))
 
 
 @bp.route(route="api/releases", methods=["GET", "POST"])
@@ -33,7 +47,7 @@ def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
     if req.method == "POST":
         who = authorize(req, RELEASE_MANAGER, "create releases")
-        body = parse(ReleaseIn, body_json(req))
+        body = release_schemas.parse(release_schemas.ReleaseIn, body_json(req))
         key = req.headers.get("Idempotency-Key")
         if key is not None and not 1 <= len(key) <= 200:
             raise Invalid([FieldError("Idempotency-Key", "must be 1 to 200 characters")])
@@ -52,7 +66,7 @@ def releases_collection(req: func.HttpRequest) -> func.HttpResponse:
             raise Invalid([FieldError("createdSince", "must be an ISO-8601 time")]) from None
     items, nxt = releases.list_page(deps, definition_id=int_param(req, "definitionId"), status=status, since=since,
                                     cursor=cursor_param(req), limit=int_param(req, "top", 50, high=200) or 50)
-    return json_response(page([release_summary(r) for r in items], nxt))
+    return json_response(page([views_service.release_summary(r) for r in items], nxt))
 
 
 @bp.route(route="api/releases/{releaseId:int}", methods=["GET"])
@@ -61,7 +75,7 @@ def release_item(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read releases")
     deps = bootstrap.deps()
     release, etag = releases.read(deps, route_int(req, "releaseId"))
-    view = release_view(release, running=releases.running(deps, release),
+    view = views_service.release_view(release, running=releases.running(deps, release),
                         retention=retention.verdict(deps, release).to_json())
     return json_response(view, headers={"ETag": etag})
 
@@ -71,7 +85,7 @@ def release_item(req: func.HttpRequest) -> func.HttpResponse:
 def retain_release(req: func.HttpRequest) -> func.HttpResponse:
     """Keep a release forever (Azure DevOps' `keepForever`), or hand it back to retention."""
     who = authorize(req, RELEASE_MANAGER, "keep releases forever")
-    body = parse(RetainIn, body_json(req))
+    body = release_schemas.parse(release_schemas.RetainIn, body_json(req))
     verdict = retention.retain(bootstrap.deps(), route_int(req, "releaseId"), by=who.name,
                               keep_forever=body.keepForever, comment=body.comment)
     return json_response({"releaseId": route_int(req, "releaseId"), "keepForever": body.keepForever,
@@ -82,7 +96,7 @@ def retain_release(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
     who = authorize(req, RELEASE_MANAGER, "abandon releases")
-    body = parse(AbandonIn, body_json(req) if req.get_body() else {})
+    body = release_schemas.parse(actions_schemas.AbandonIn, body_json(req) if req.get_body() else {})
     release = releases.abandon(bootstrap.deps(), route_int(req, "releaseId"), by=who.name, comment=body.comment)
     return json_response(_view(release))
 
@@ -92,7 +106,7 @@ def abandon_release(req: func.HttpRequest) -> func.HttpResponse:
 def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
     """Deploy now; `{"reason": "rollback"}` marks an earlier release deployed again."""
     who = authorize(req, RELEASE_MANAGER, "deploy stages")
-    body = parse(DeployIn, body_json(req) if req.get_body() else {})
+    body = release_schemas.parse(actions_schemas.DeployIn, body_json(req) if req.get_body() else {})
     release = releases.deploy_stage(bootstrap.deps(), route_int(req, "releaseId"), req.route_params["stage"],
                                     body, by=who.name, admin=who.has(ADMIN))
     return json_response(_view(release), 202)
@@ -103,7 +117,7 @@ def deploy_stage(req: func.HttpRequest) -> func.HttpResponse:
 def ignore_gate(req: func.HttpRequest) -> func.HttpResponse:
     """An admin lets the deployment past a running gate; the comment is required and audited."""
     who = authorize(req, ADMIN, "ignore gates")
-    body = parse(IgnoreGateIn, body_json(req))
+    body = release_schemas.parse(actions_schemas.IgnoreGateIn, body_json(req))
     kind = req.route_params["kind"]
     if kind not in tuple(Kind):
         raise NotFound(f"no gate kind '{kind}' (pre or post)")
@@ -121,7 +135,7 @@ def stage_preview(req: func.HttpRequest) -> func.HttpResponse:
     stage = req.route_params["stage"]
     if stage not in release.stages:
         raise NotFound(f"release {release.id} has no stage '{stage}'")
-    return json_response(preview(release, stage, bootstrap.deps().clock.now()))
+    return json_response(waiting_domain.preview(release, stage, bootstrap.deps().clock.now()))
 
 
 @bp.route(route="api/releases/{releaseId:int}/events", methods=["GET"])
@@ -158,10 +172,10 @@ def release_logs(req: func.HttpRequest) -> func.HttpResponse:
 def artifact_webhook(req: func.HttpRequest) -> func.HttpResponse:
     """A build finished: register its version and release it where continuous deployment asks."""
     who = authorize(req, RELEASE_MANAGER, "register builds")
-    hook = parse(ArtifactWebhookIn, body_json(req))
+    hook = release_schemas.parse(release_schemas.ArtifactWebhookIn, body_json(req))
     created = releases.from_build(bootstrap.deps(), hook, by=who.name)
     return json_response({"source": hook.source, "version": hook.version,
-                          "releases": [release_summary(r) for r in created]}, 201 if created else 200)
+                          "releases": [views_service.release_summary(r) for r in created]}, 201 if created else 200)
 
 
 @bp.route(route="api/health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

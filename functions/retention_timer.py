@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
+from functions.lazy import lazy
 from shared import bootstrap
-from shared.services import retention
+
+if TYPE_CHECKING:
+    from shared.services import retention
+else:
+    retention = lazy("shared.services.retention")
 
 bp = func.Blueprint()
 

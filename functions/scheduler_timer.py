@@ -1,11 +1,17 @@
 """The scheduler's tick: fire the stage and release schedules that are due (see shared/services/scheduler.py)."""
 
 import logging
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from shared import bootstrap
-from shared.services import scheduler
+
+if TYPE_CHECKING:
+    from shared.services import scheduler
+else:
+    scheduler = lazy("shared.services.scheduler")
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 
 import azure.functions as func
 
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.config import STEPS_POISON_QUEUE, STEPS_QUEUE
-from shared.services import steps
+
+if TYPE_CHECKING:
+    from shared.services import steps
+else:
+    steps = lazy("shared.services.steps")
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)

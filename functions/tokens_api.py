@@ -5,14 +5,23 @@ A token is answered once, when it is issued (`Cache-Control: no-store`); lists n
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
+from functions.lazy import lazy
 from functions.http import api, authorize, body_json, json_response, page
 from shared import bootstrap
 from shared.domain.access import ADMIN
-from shared.schemas.access_token import AccessTokenIn
-from shared.schemas.release import parse
-from shared.services import access_tokens
+
+if TYPE_CHECKING:
+    from shared.schemas import access_token as access_token_schemas
+    from shared.schemas import release as release_schemas
+    from shared.services import access_tokens
+else:
+    access_token_schemas = lazy("shared.schemas.access_token")
+    release_schemas = lazy("shared.schemas.release")
+    access_tokens = lazy("shared.services.access_tokens")
 
 bp = func.Blueprint()
 
@@ -23,7 +32,7 @@ def tokens_collection(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
     if req.method == "POST":
         who = authorize(req, ADMIN, "issue access tokens")
-        record, token = access_tokens.issue(deps, parse(AccessTokenIn, body_json(req)), by=who.name)
+        record, token = access_tokens.issue(deps, release_schemas.parse(access_token_schemas.AccessTokenIn, body_json(req)), by=who.name)
         return json_response({**record, "token": token}, 201,
                              headers={"Location": f"/api/tokens/{record['id']}", "Cache-Control": "no-store"})
     authorize(req, ADMIN, "list access tokens")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
-from shared.services.deps import Deps
+
+if TYPE_CHECKING:
+    from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ def build(settings: Settings | None = None, *, storage_policies: list[Any] | Non
           **overrides: Any) -> Deps:
     """Real adapters for every port not given in `overrides`."""
     from shared.adapters.storage_clients import StorageClients
+    from shared.services.deps import Deps
 
     settings = settings or Settings.from_env()
     clients = StorageClients(settings, storage_policies)
@@ -124,7 +127,7 @@ def use(chosen: Deps | None) -> None:
         _deps = chosen
 
 
-Reaction = Callable[[Deps, Any, str], str]
+Reaction = Callable[["Deps", Any, str], str]
 _reactions: dict[type, Reaction] = {}
 
 

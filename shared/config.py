@@ -46,6 +46,9 @@ class Settings:
     retention_schedule: str = "0 */5 * * * *"
     """When the retention timer ticks (NCRONTAB, 6 fields): each tick deletes at most `retention_batch` releases."""
     retention_batch: int = 10
+    metrics_schedule: str = "30 * * * * *"
+    """When the metrics rollup ticks (NCRONTAB, 6 fields): each tick folds at most `metrics_batch` releases."""
+    metrics_batch: int = 200
     schedule_grace_minutes: int = 60
     """A schedule occurrence missed by longer than this (the host was down) is skipped, not fired late."""
     gate_min_interval_seconds: int = 60
@@ -229,6 +232,8 @@ ENV_NAMES: dict[str, str] = {
     "scheduler_schedule": "SLIPWAY_SCHEDULER_SCHEDULE",
     "retention_schedule": "SLIPWAY_RETENTION_SCHEDULE",
     "retention_batch": "SLIPWAY_RETENTION_BATCH",
+    "metrics_schedule": "SLIPWAY_METRICS_SCHEDULE",
+    "metrics_batch": "SLIPWAY_METRICS_BATCH",
     "schedule_grace_minutes": "SLIPWAY_SCHEDULE_GRACE_MINUTES",
     "gate_min_interval_seconds": "SLIPWAY_GATE_MIN_INTERVAL_SECONDS",
     "cloud": "SLIPWAY_CLOUD",

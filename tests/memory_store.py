@@ -76,7 +76,7 @@ class MemoryStore(PipelineStore):
     def releases(self, definition_id: int, *, cursor: dict[str, str] | None, limit: int, since: str | None = None,
                  status: str | None = None) -> tuple[list[Release], dict[str, str] | None]:
         rows = [data for (did, _), (data, _) in sorted(self.release_rows.items()) if did == definition_id
-                and (since is None or data["createdAt"] >= since) and (status is None or data["status"] == status)]
+                and (since is None or data["created_at"] >= since) and (status is None or data["status"] == status)]
         page, nxt = _page(rows, cursor, limit)
         return [Release.from_dict(copy.deepcopy(r)) for r in page
                 if (definition_id, int(r["id"])) not in self.deleting], nxt

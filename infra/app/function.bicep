@@ -143,6 +143,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_AUTH_MODE', value: 'appservice' }
         { name: 'SLIPWAY_RETENTION_SCHEDULE', value: '0 */5 * * * *' }
         { name: 'SLIPWAY_RETENTION_BATCH', value: '10' }
+        { name: 'SLIPWAY_METRICS_SCHEDULE', value: '30 * * * * *' }
+        { name: 'SLIPWAY_METRICS_BATCH', value: '200' }
         // Build webhooks: empty turns a platform's hook off. Set each to a Key Vault reference
         // (@Microsoft.KeyVault(SecretUri=...)), which App Service resolves with the app's identity.
         { name: 'SLIPWAY_GITHUB_WEBHOOK_SECRET', value: '' }

@@ -23,8 +23,9 @@ def test_a_deeply_nested_body_is_a_400_on_every_route_that_takes_one(api: World)
         trigger = f.get_trigger()
         if trigger.get_binding_name() != "httpTrigger" or trigger.route in ("{*path}", "api/approve/{token}",
                                                                              "api/intervene/{token}",
-                                                                             "api/callbacks/{token}"):
-            continue
+                                                                             "api/callbacks/{token}",
+                                                                             "editor/{*path}"):
+            continue  # pages take forms, not JSON (tests/integration/test_editor.py posts hostile drafts)
         params = {name: "1" for name in re.findall(r"\{\*?(\w+)(?::\w+)?\}", trigger.route)}
         if trigger.route.startswith("ado/"):  # the Azure DevOps surface: a resource that takes a body
             params.update(organization="contoso", project="Web", rest="Release/releases", path="x/_apis")

@@ -57,6 +57,7 @@ EXPECTED = {
     "sweep": ("timerTrigger", "%SLIPWAY_SWEEP_SCHEDULE%"),
     "schedule_tick": ("timerTrigger", "%SLIPWAY_SCHEDULER_SCHEDULE%"),
     "retention_tick": ("timerTrigger", "%SLIPWAY_RETENTION_SCHEDULE%"),
+    "metrics_tick": ("timerTrigger", "%SLIPWAY_METRICS_SCHEDULE%"),
     "retain_release": ("httpTrigger", "api/releases/{releaseId:int}/retain"),
     "dashboard": ("httpTrigger", "{*path}"),
     "pipeline_editor": ("httpTrigger", "editor/{*path}"),
