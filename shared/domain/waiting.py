@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.domain import gates
 from shared.domain.plan import AFTER_RELEASE, AFTER_STAGES, MANUAL, SCHEDULE
 from shared.domain.release import Release, deferred_until
 from shared.domain.schedules import next_occurrence, upstream_done
 from shared.domain.vocabulary import Kind, Phase, ReleaseStatus, Status, StepStatus
+
+
+def readable(stamp: object) -> str:
+    """An ISO time as people read it (`2026-12-02 01:04 UTC`); anything else as it is."""
+    if isinstance(stamp, datetime):
+        moment = stamp
+    else:
+        try:
+            moment = datetime.fromisoformat(str(stamp))
+        except ValueError:
+            return str(stamp)
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def why(release: Release, stage_name: str) -> str | None:
@@ -22,13 +36,13 @@ def why(release: Release, stage_name: str) -> str | None:
         if dep.phase in (Phase.PRE_APPROVAL, Phase.POST_APPROVAL):
             approval = dep.approvals[_kind(dep.phase)]
             return (f"waiting for {approval.kind}-deployment approval by {', '.join(approval.waiting_for())} "
-                    f"since {approval.requested_at} (times out {approval.deadline})")
+                    f"since {readable(approval.requested_at)} (times out {readable(approval.deadline)})")
         if dep.phase in (Phase.PRE_GATE, Phase.POST_GATE):
             return gates.waiting_on(dep.gates[_kind(dep.phase)])
         if dep.phase == Phase.WINDOW:
-            return f"{dep.waits_for}: next opening {dep.opens_at}"
+            return f"{dep.waits_for}: next opening {readable(dep.opens_at)}"
         if dep.phase == Phase.DEFERRED:
-            return f"deferred until {deferred_until(dep)}"
+            return f"deferred until {readable(deferred_until(dep))}"
         if dep.phase == Phase.INTERVENTION:
             waiting = next((s for s in dep.steps if "intervention" in s.state and s.status == StepStatus.IN_PROGRESS),
                            None)
@@ -36,7 +50,7 @@ def why(release: Release, stage_name: str) -> str | None:
                 it = waiting.state["intervention"]
                 return (f"waiting for manual intervention '{waiting.name}' by "
                         f"{', '.join(it.get('assignees') or []) or 'a release manager'} ({it.get('onTimeout')}s at "
-                        f"{it.get('deadline')})")
+                        f"{readable(it.get('deadline'))})")
         step = next((s for s in dep.steps if s.status == StepStatus.IN_PROGRESS), None)
         if step is None:
             return "finishing"

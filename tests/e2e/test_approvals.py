@@ -97,7 +97,7 @@ def test_a_deferral_survives_a_restart_of_the_local_stack(tmp_path: Any) -> None
         did = httpx.post(f"{first.api}/definitions", json=body, timeout=30).json()["id"]
         rid = httpx.post(f"{first.api}/releases", json={"definitionId": did}, headers=AMITA, timeout=30).json()["id"]
         httpx.post(f"{first.api}/releases/{rid}/stages/Production/deploy", headers=AMITA, timeout=30)
-        until = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+        until = (datetime.now(UTC) + timedelta(seconds=20)).isoformat()  # long enough on a busy machine
         tag = httpx.get(f"{first.api}/releases/{rid}", timeout=30).headers["ETag"]
         deferred = httpx.post(f"{first.api}/releases/{rid}/stages/Production/defer", json={"until": until},
                               headers={**TIM, "If-Match": tag}, timeout=30)
@@ -110,7 +110,7 @@ def test_a_deferral_survives_a_restart_of_the_local_stack(tmp_path: Any) -> None
         first.stop()
     second = start()  # the timer is a delayed message in Azurite's queue: it survived
     try:
-        done = second.wait_for(rid, lambda r: r["stages"][0]["status"] == "succeeded", timeout=60)
+        done = second.wait_for(rid, lambda r: r["stages"][0]["status"] == "succeeded", timeout=120)
         started = datetime.fromisoformat(done["stages"][0]["deployments"][0]["steps"][0]["startedOn"])
         assert started >= datetime.fromisoformat(until)
     finally:

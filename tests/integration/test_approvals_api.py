@@ -335,7 +335,7 @@ def test_windows_hold_deployments_and_admins_break_the_glass(api: World) -> None
     rid = call(rels.releases_collection, "POST", {"definitionId": did, "artifacts": [art]}, headers=AMITA)[1]["id"]
     call(rels.deploy_stage, "POST", releaseId=rid, stage="Production", headers=AMITA)  # Monday 09:00 UTC
     shown = call(rels.release_item, "GET", releaseId=rid)[1]["stages"][0]
-    assert shown["waitingFor"] == "outside its deployment windows: next opening 2026-11-24T09:00:00+00:00"
+    assert shown["waitingFor"] == "outside its deployment windows: next opening 2026-11-24 09:00 UTC"
     status, preview = call(rels.stage_preview, "GET", releaseId=rid, stage="Production")
     assert status == 200 and preview["waitsOn"] == "window"
     assert preview["nextDeployAt"] == "2026-11-24T09:00:00+00:00"
