@@ -26,8 +26,9 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
@@ -46,22 +47,52 @@ POLLING = 0.1
 
 
 class TimedCounter(CountingPolicy):
-    """Counts requests, and keeps when each was sent, to count those inside a window."""
+    """Counts requests, and keeps when each was sent and how long it took, to count (and trace) those inside a
+    window."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[datetime] = []
+        self.calls: list[tuple[datetime, float, str]] = []
+        """(sent, milliseconds to its answer, "service METHOD path") of every request."""
 
     def on_request(self, request: Any) -> None:
         super().on_request(request)
-        self.sent.append(datetime.now(UTC))
+        now = datetime.now(UTC)
+        self.sent.append(now)
+        request.context["bench_sent"] = (now, time.perf_counter())
+
+    def on_answer(self, response: Any) -> None:
+        sent = response.context.get("bench_sent")
+        if sent is None:
+            return
+        http = response.http_request
+        host = http.url.split("/")[2]
+        path = "/" + http.url.split("/", 3)[3].split("?", 1)[0] if http.url.count("/") >= 3 else ""
+        what = f"{self.hosts.get(host, host)} {http.method} {unquote(path)[:90]}"
+        with self._lock:
+            self.calls.append((sent[0], (time.perf_counter() - sent[1]) * 1000, what))
 
     def reset(self) -> None:
         super().reset()
         self.sent = []
+        self.calls = []
 
     def between(self, start: datetime, end: datetime) -> int:
         return sum(1 for at in self.sent if start <= at <= end)
+
+    def trace(self, start: datetime, end: datetime) -> list[str]:
+        """Each storage call from `start` (a stage finished) to `end` (the next stage's first step started): when it
+        was sent after `start`, how long it took, what it was; and the gaps between them (queue hops, polling)."""
+        lines, last = [], start
+        for at, took, what in sorted(c for c in self.calls if start - timedelta(milliseconds=50) <= c[0] <= end):
+            gap = (at - last).total_seconds() * 1000
+            if gap > 5:
+                lines.append(f"    {'':>8}   (waiting {gap:.0f} ms: a queue hop or the host's polling)")
+            lines.append(f"    +{(at - start).total_seconds() * 1000:7.1f} ms  {took:6.1f} ms  {what}")
+            last = at + timedelta(milliseconds=took)
+        lines.append(f"    +{(end - start).total_seconds() * 1000:7.1f} ms  the next stage's first step started")
+        return lines
 
 
 def httpx_get_ms(url: str, count: int = 200) -> float:
@@ -275,6 +306,8 @@ def main() -> None:
         ops["run"] = run_ops = counter.total
         single = finished(release_id)
         path_ops = [counter.between(start, end) for start, end in transitions(stack, single)]
+        first_hop = transitions(stack, single)[0]
+        trace = counter.trace(*first_hop)
         with ThreadPoolExecutor(args.parallel) as pool:
             results = list(pool.map(lambda _: finished(create()), range(args.releases)))
         lat = sorted(x for r in results for x in latencies(stack, r))
@@ -293,6 +326,8 @@ def main() -> None:
           f"(~{run_ops / 3:.1f} per stage of 2 steps, ~{run_ops / 6:.1f} per step) -- counted by the request hook")
     print(f"storage ops on a transition's path (stage finished -> next step starts): {path_ops} "
           f"+ 1 host receive")
+    print("a trace of one transition (the first stage finished -> the second stage's first step started):")
+    print("\n".join(trace))
     print(f"event to action over {len(results)} releases ({len(lat)} transitions, {args.parallel} in parallel): "
           f"p50 {statistics.median(lat):.0f} ms, p95 {lat[int(len(lat) * 0.95) - 1]:.0f} ms, max {lat[-1]:.0f} ms; "
           f"floor {floor:.0f} ms ({per_op:.2f} ms x {on_path:g} ops + {POLLING * 1000 / 2:.0f} ms half polling)")

@@ -4,8 +4,9 @@ A connection string is used when `AzureWebJobsStorage` holds one (Azurite, the l
 otherwise the service URIs with the managed identity, as the Functions host does with
 identity-based connections. `policies` are objects with an azure-core `on_request(request)`
 called before every request of every client (through the public `raw_request_hook` option,
-which azure-data-tables honours where it ignores `per_call_policies`): tests and benchmarks
-count storage operations or inject failures with them.
+which azure-data-tables honours where it ignores `per_call_policies`), and their `on_answer(response)`, if they
+have one, after every answer (`raw_response_hook`): tests and benchmarks count, time and trace storage operations
+or inject failures with them.
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ class StorageClients:
             for policy in self.policies:
                 policy.on_request(request)
 
-        return {**options, "raw_request_hook": hook}
+        def answered(response: Any) -> None:
+            for policy in self.policies:
+                if hasattr(policy, "on_answer"):
+                    policy.on_answer(response)
+
+        return {**options, "raw_request_hook": hook, "raw_response_hook": answered}
 
     @cached_property
     def credential(self) -> Any:
