@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints, ValidationError, model_validator
 
 from shared import plugins
 from shared.domain import variables
@@ -288,7 +288,9 @@ class TriggerIn(Strict):
 
 
 Operator = Literal[">", ">=", "<", "<=", "==", "!="]
-Threshold = float | bool | Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Threshold = StrictBool | float | Annotated[str, StringConstraints(min_length=1, max_length=200)]
+"""A bool first and strictly: `true` stays a bool (a REST probe's default is `== true`), where a float first
+would make it 1.0, which a probe's `true` never equals."""
 ResourceId = Annotated[str, StringConstraints(pattern=r"^/subscriptions/[0-9a-fA-F-]{36}/resource[gG]roups/[^/]+"
                                                       r"/providers/[^\s]+$", max_length=1024)]
 
