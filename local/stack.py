@@ -197,6 +197,13 @@ class LocalStack:
             self.host = HostProcess(settings, http_port=port, max_polling_interval=self.max_polling_interval,
                                     log=self.workdir / f"host-{port}.log").start()
         else:
+            if speed > 1:
+                # The functions load their services on first use (functions/lazy.py), which on an accelerated clock
+                # would take hours of the pipeline's time: load them before the host's timers start.
+                import function_app  # noqa: F401
+                from functions.lazy import load_all
+
+                load_all()
             self.host = FunctionsHost(REPO, http_port=7071 if self.fixed_ports else 0, settings_overrides=settings,
                                       max_polling_interval=self.max_polling_interval, entra=self.entra,
                                       clock=self.clock).start()
