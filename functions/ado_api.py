@@ -21,14 +21,14 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.http import KNOWN, body_json, decode_cursor, encode_cursor, status_of
 from functions.identity import principal_of
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, RELEASE_MANAGER, Principal, Unauthenticated, require
 from shared.domain.errors import FieldError, Invalid, NotFound
@@ -36,14 +36,8 @@ from shared.redaction import redact
 
 if TYPE_CHECKING:
     from shared.services import access_tokens
-    from shared.services.ado_compat import actions
-    from shared.services.ado_compat import bodies
-    from shared.services.ado_compat import errors
-    from shared.services.ado_compat import locations
-    from shared.services.ado_compat import reads
-    from shared.services.ado_compat import refs
-    from shared.services.ado_compat import statuses
     from shared.services import deps as deps_service
+    from shared.services.ado_compat import actions, bodies, errors, locations, reads, refs, statuses
 else:
     access_tokens = lazy("shared.services.access_tokens")
     actions = lazy("shared.services.ado_compat.actions")

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.identity import principal_of
+from functions.lazy import lazy
 from functions.web.guard import same_origin
 from functions.web.render import render
 from shared import bootstrap
@@ -24,13 +24,12 @@ from shared.domain.target import Target
 from shared.domain.vocabulary import ApprovalStatus, Kind
 
 if TYPE_CHECKING:
+    from shared import records as store_records
     from shared.domain import plan as plan_domain
     from shared.domain import release as release_domain
-    from shared import records as store_records
     from shared.domain.transitions import gates as gate_rules
     from shared.schemas import fields as fields_schemas
-    from shared.services import approvals
-    from shared.services import releases
+    from shared.services import approvals, releases
 else:
     plan_domain = lazy("shared.domain.plan")
     release_domain = lazy("shared.domain.release")

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.http import KNOWN, api, authorize, body_json, cursor_param, int_param, json_response, page, status_of
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER
 from shared.domain.errors import (
@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from shared.domain import release as release_domain
     from shared.schemas import approval as approval_schemas
     from shared.schemas import release as release_schemas
-    from shared.services import approvals
-    from shared.services import releases
+    from shared.services import approvals, releases
     from shared.services import views as views_service
 else:
     release_domain = lazy("shared.domain.release")

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.http import api, body_json, json_response, problem
+from functions.lazy import lazy
 from shared import bootstrap
 
 if TYPE_CHECKING:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.http import KNOWN, cursor_param, problem, status_of
 from functions.http import page as paged_answer
 from functions.identity import (
@@ -25,6 +24,7 @@ from functions.identity import (
     presented_nothing,
     principal_of,
 )
+from functions.lazy import lazy
 from functions.web import diagram
 from functions.web.guard import same_origin
 from functions.web.render import render, static
@@ -35,19 +35,21 @@ from shared.domain.stage_order import in_pipeline_order, pipeline_order
 from shared.domain.vocabulary import Kind, Phase
 
 if TYPE_CHECKING:
-    from shared.domain import variables
     from shared.domain import release as release_domain
+    from shared.domain import variables
     from shared.domain import waiting as waiting_domain
     from shared.schemas import actions as actions_schemas
     from shared.schemas import fields as fields_schemas
     from shared.schemas import release as release_schemas
-    from shared.services import approvals
-    from shared.services import definitions
-    from shared.services import delivery_metrics
-    from shared.services import log_archive
-    from shared.services import releases
-    from shared.services import retention
-    from shared.services import what_runs_where
+    from shared.services import (
+        approvals,
+        definitions,
+        delivery_metrics,
+        log_archive,
+        releases,
+        retention,
+        what_runs_where,
+    )
     from shared.services import views as views_service
 else:
     variables = lazy("shared.domain.variables")
@@ -92,8 +94,14 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
         return problem(404, "Not found", f"no API route /{path}")
     if path.startswith("static/"):
         return static(path.removeprefix("static/")) or _error(404, "Not found", "No such file.")
-    table = FORMS if req.method == "POST" else PAGES
-    for pattern, handler in table:
+    return dispatch(req, path, PAGES, FORMS, f"/{path}")
+
+
+def dispatch(req: func.HttpRequest, path: str, pages: list[tuple[re.Pattern[str], Handler]],
+             forms: list[tuple[re.Pattern[str], Handler]], shown: str) -> func.HttpResponse:
+    """The handler whose pattern matches `path` (a form for a POST), after sign-in, the reader role and, for a POST,
+    the same-origin check; domain errors as error pages; 404 naming `shown` when nothing matches."""
+    for pattern, handler in forms if req.method == "POST" else pages:
         match = pattern.fullmatch(path)
         if match is None:
             continue
@@ -109,7 +117,7 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
         except KNOWN as exc:
             status, title = status_of(exc)
             return _error(status, title, str(exc), errors=getattr(exc, "errors", None))
-    return _error(404, "Not found", f"Nothing is at /{path}.")
+    return _error(404, "Not found", f"Nothing is at {shown}.")
 
 
 SIGN_IN = "/.auth/login/aad"
@@ -181,7 +189,8 @@ def pipeline(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> fu
     latest = items if cursor is None else releases.newest(deps, int(route["id"]), limit=1)
     statuses = {n: r.status for n, r in latest[0].stages.items()} if latest else {}
     order = pipeline_order(definition["stages"])
-    rows = [{"release": r, "stages": [(n, r.stages[n].status, waiting_domain.preview(r, n)) if n in r.stages else (n, None, None)
+    preview = waiting_domain.preview
+    rows = [{"release": r, "stages": [(n, r.stages[n].status, preview(r, n)) if n in r.stages else (n, None, None)
                                       for n in order],
              "pending": _pending(r), "running": is_running(r)} for r in items]
     return render("pipeline.html", who=who, definition=definition, diagram=diagram.layout(definition, statuses),
@@ -363,7 +372,8 @@ def create_release(req: func.HttpRequest, who: Principal, route: dict[str, str])
     artifacts = [{"alias": k.removeprefix("version:"), "version": v.strip()}
                  for k, v in fields.items() if k.startswith("version:") and v.strip()]
     given = {k.removeprefix("var:"): v for k, v in fields.items() if k.startswith("var:") and v != ""}
-    body = release_schemas.parse(release_schemas.ReleaseIn, {"definitionId": int(route["id"]), "description": fields.get("description", ""),
+    body = release_schemas.parse(release_schemas.ReleaseIn, {"definitionId": int(route["id"]),
+                                                             "description": fields.get("description", ""),
                              "artifacts": artifacts, "debug": fields.get("debug") == "true", "variables": given})
     release, _created = releases.create(bootstrap.deps(), body, by=who.name,
                                         client_key=fields.get("idempotencyKey") or None)
@@ -374,14 +384,16 @@ def create_release(req: func.HttpRequest, who: Principal, route: dict[str, str])
 def deploy(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
     require(who, RELEASE_MANAGER, "deploy stages")
     fields = _fields(req)
-    body = release_schemas.parse(actions_schemas.DeployIn, {k: v for k in ("reason", "breakGlass", "notBefore") if (v := fields.get(k, "").strip())})
+    body = release_schemas.parse(actions_schemas.DeployIn, {k: v for k in ("reason", "breakGlass", "notBefore")
+                                                            if (v := fields.get(k, "").strip())})
     releases.deploy_stage(bootstrap.deps(), int(route["id"]), route["stage"], body, by=who.name, admin=who.has(ADMIN))
     return _see_other(f"/releases/{route['id']}")
 
 
 @form(r"releases/(?P<id>\d+)/stages/(?P<stage>[^/]+)/gates/(?P<kind>pre|post)/ignore")
 def ignore_gate(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
-    body = release_schemas.parse(actions_schemas.IgnoreGateIn, {"comment": fields_schemas.clip(_fields(req).get("comment", ""))})
+    comment = fields_schemas.clip(_fields(req).get("comment", ""))
+    body = release_schemas.parse(actions_schemas.IgnoreGateIn, {"comment": comment})
     releases.ignore_gate(bootstrap.deps(), int(route["id"]), route["stage"], Kind(route["kind"]), who, body.comment)
     return _see_other(f"/releases/{route['id']}")
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.http import (
     api,
     authorize,
@@ -20,16 +18,14 @@ from functions.http import (
     page,
     route_int,
 )
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER
 from shared.domain.errors import FieldError, Invalid
 
 if TYPE_CHECKING:
     from shared.domain import ado_import
-    from shared.services import definition_import
-    from shared.services import definitions
-    from shared.services import delivery_metrics
-    from shared.services import what_runs_where
+    from shared.services import definition_import, definitions, delivery_metrics, what_runs_where
     from shared.services import definitions as definitions_service
 else:
     ado_import = lazy("shared.domain.ado_import")

@@ -12,26 +12,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import azure.functions as func
 
+from functions.dashboard import Handler, _digits, _see_other, dispatch, page
 from functions.lazy import lazy
-from functions.dashboard import Handler, _digits, _error, _see_other, _sign_in, page
-from functions.http import KNOWN, status_of
-from functions.identity import principal_of
 from functions.web import diagram
-from functions.web.guard import same_origin
 from functions.web.render import HEADERS, environment
 from shared import bootstrap
-from shared.domain.access import ADMIN, READER, Principal, Unauthenticated, require
+from shared.domain.access import ADMIN, Principal, require
 from shared.domain.errors import FieldError, Invalid, PreconditionFailed
 
 if TYPE_CHECKING:
     from shared.schemas import definition as definition_schemas
-    from shared.services import definitions
-    from shared.services import editing
+    from shared.services import definitions, editing
 else:
     definition_schemas = lazy("shared.schemas.definition")
     definitions = lazy("shared.services.definitions")
@@ -48,23 +44,7 @@ MAX_FORM_BYTES = 1_000_000
 def pipeline_editor(req: func.HttpRequest) -> func.HttpResponse:
     """The dashboard's dispatch (same sign-in, roles, same-origin check and error pages) for `/editor/...`."""
     path = (req.route_params.get("path") or "").strip("/")
-    for pattern, handler in FORMS if req.method == "POST" else PAGES:
-        match = pattern.fullmatch(path)
-        if match is None:
-            continue
-        try:
-            who = principal_of(req, bootstrap.deps().settings)
-        except Unauthenticated as exc:
-            return _sign_in(req, str(exc))
-        try:
-            require(who, READER, "read the dashboard")
-            if req.method == "POST":
-                same_origin(req)
-            return handler(req, who, match.groupdict())
-        except KNOWN as exc:
-            status, title = status_of(exc)
-            return _error(status, title, str(exc), errors=getattr(exc, "errors", None))
-    return _error(404, "Not found", f"Nothing is at /editor/{path}.")
+    return dispatch(req, path, PAGES, FORMS, f"/editor/{path}")
 
 
 def _form(req: func.HttpRequest) -> dict[str, list[str]]:

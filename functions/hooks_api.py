@@ -6,16 +6,15 @@ The routes are anonymous to Slipway's sign-in: each platform proves its delivery
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import functools
 import re
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.dashboard import page as dashboard_page
 from functions.http import MAX_BODY, api, authorize, body_json, json_response, page
+from functions.lazy import lazy
 from functions.web.render import render
 from shared import bootstrap
 from shared.config import Settings

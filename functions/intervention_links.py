@@ -3,19 +3,18 @@ the instructions and a form; only a POST by the signed-in assignee the link was 
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.approval_links import decide_by_link, link_page, open_link, sign_in_hint
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.domain.access import Principal
 from shared.domain.errors import NotFound
 
 if TYPE_CHECKING:
-    from shared.services import approvals
-    from shared.services import releases
+    from shared.services import approvals, releases
 else:
     approvals = lazy("shared.services.approvals")
     releases = lazy("shared.services.releases")

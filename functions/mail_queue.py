@@ -4,9 +4,8 @@ look, and mails nobody."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 

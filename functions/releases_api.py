@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.http import api, authorize, body_json, cursor_param, int_param, json_response, page, route_int
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER, RELEASE_MANAGER
 from shared.domain.errors import FieldError, Invalid, NotFound
@@ -19,9 +19,7 @@ if TYPE_CHECKING:
     from shared.domain import waiting as waiting_domain
     from shared.schemas import actions as actions_schemas
     from shared.schemas import release as release_schemas
-    from shared.services import log_archive
-    from shared.services import releases
-    from shared.services import retention
+    from shared.services import log_archive, releases, retention
     from shared.services import views as views_service
 else:
     release_domain = lazy("shared.domain.release")

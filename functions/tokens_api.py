@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.http import api, authorize, body_json, json_response, page
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.domain.access import ADMIN
 
@@ -32,7 +32,8 @@ def tokens_collection(req: func.HttpRequest) -> func.HttpResponse:
     deps = bootstrap.deps()
     if req.method == "POST":
         who = authorize(req, ADMIN, "issue access tokens")
-        record, token = access_tokens.issue(deps, release_schemas.parse(access_token_schemas.AccessTokenIn, body_json(req)), by=who.name)
+        asked = release_schemas.parse(access_token_schemas.AccessTokenIn, body_json(req))
+        record, token = access_tokens.issue(deps, asked, by=who.name)
         return json_response({**record, "token": token}, 201,
                              headers={"Location": f"/api/tokens/{record['id']}", "Cache-Control": "no-store"})
     authorize(req, ADMIN, "list access tokens")

@@ -3,20 +3,19 @@ that is a Key Vault reference is a reference, never a secret's value)."""
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import azure.functions as func
 
-from functions.lazy import lazy
 from functions.http import api, authorize, body_json, json_response, page
+from functions.lazy import lazy
 from shared import bootstrap
 from shared.domain.access import ADMIN, READER
 from shared.domain.errors import PreconditionRequired
 
 if TYPE_CHECKING:
-    from shared.services import definitions
-    from shared.services import variable_groups
+    from shared.services import definitions, variable_groups
 else:
     definitions = lazy("shared.services.definitions")
     variable_groups = lazy("shared.services.variable_groups")

@@ -14,6 +14,11 @@ send it, in the `Accept` header (`application/json;api-version=7.1-preview.4`):
 * `GET build/builds/{buildId}/timeline[/{timelineId}]` (Timeline - Get), `GET build/builds/{buildId}/logs`
   (Builds - Get Build Logs) and `GET build/builds/{buildId}/logs/{logId}` with `startLine` / `endLine` (Builds - Get
   Build Log; JSON `{count, value: [lines]}` for `Accept: application/json`, text otherwise).
+* `GET build/builds/{buildId}/artifacts` (Artifacts - List: `{count, value: [BuildArtifact]}`) and, with
+  `artifactName`, Artifacts - Get Artifact: the BuildArtifact, or with `$format=zip` (or `Accept: application/zip`) the
+  artifact's files zipped under a folder of its name, as a Container artifact's `resource.downloadUrl` gives them
+  (build.json; the `downloadUrl` shape as in the service hook sample of learn.microsoft.com/azure/devops/service-hooks/
+  events, `...?api-version=...&$format=zip`). Seed a finished build with its artifacts by `add_build`.
 * `GET release/definitions` (Definitions - List: `searchText`, `isExactNameMatch`, `$expand`, `queryOrder`,
   `definitionIdFilter`, `isDeleted`, `$top`, `continuationToken` with the `x-ms-continuationtoken` header) and
   `GET release/definitions/{definitionId}` (Definitions - Get). Azure DevOps Services serves the Release area on

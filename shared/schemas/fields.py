@@ -51,8 +51,8 @@ _SOURCE_PART = r"[A-Za-z0-9][A-Za-z0-9 ._:()+-]*"
 Source = Annotated[str, StringConstraints(pattern=rf"^{_SOURCE_PART}(/{_SOURCE_PART})*$", max_length=256),
                    AfterValidator(_no_trailing_dot_or_space)]
 """Where builds come from: a plain name, or a platform's (`github:owner/repo[/workflow.yml]`,
-`azure-devops:Project/Pipeline name`, `acr:registry/repository`, `ghcr:owner/image`); it starts the package blobs' names,
-so each `/` part starts with a letter or digit and nothing ends with a dot (blob naming rules)."""
+`azure-devops:Project/Pipeline name`, `acr:registry/repository`, `ghcr:owner/image`); it starts the package
+blobs' names, so each `/` part starts with a letter or digit and nothing ends with a dot (blob naming rules)."""
 """Identifier-like names: artifact aliases and sources."""
 Guid = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
 ResourceGroup = Annotated[str, StringConstraints(pattern=r"^[-\w._()]{0,89}[-\w_()]$", max_length=90)]

@@ -30,8 +30,8 @@ TIM = {"X-Slipway-Acting-As": "tim@contoso.com"}
 HOSTILE = "<script>window.pwned = 1</script>"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def chromium(extra_flags: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Headless Debian Chromium for a module's tests (required in CI, skipped elsewhere when absent)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is required in CI (.ci/run installs it)")
@@ -40,9 +40,14 @@ def browser() -> Iterator[Any]:
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *extra_flags], headless=True)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,11 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import shutil
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,17 +19,13 @@ import pytest
 
 from local.azurite import REPO
 from local.stack import LocalStack
+from tests.e2e.test_browser import SHOTS, chromium
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = REPO / "test-results" / "screenshots"
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 PROXIED = "slipway.test"
 """A plain-http host name that is not localhost: Chromium sends no Sec-Fetch-* headers to it (Fetch
 Metadata goes to potentially trustworthy URLs only), so only the Origin check vouches for its forms."""
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-         f"--host-resolver-rules=MAP {PROXIED} 127.0.0.1"]
 AMITA = {"X-Slipway-Acting-As": "amita@contoso.com; roles=Slipway.ReleaseManager,Slipway.Admin"}
 EMOJI = re.compile("[\u2190-\u21ff\u2300-\u23ff\u2460-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff]")
 """Symbols a machine without an emoji (or symbol) font draws as empty boxes: ✋ ◐ ⏸ ✔ ✖ ⛔ ⊘ …"""
@@ -40,15 +34,7 @@ TAILSPIN = json.loads((REPO / "examples" / "tailspin-pipeline.json").read_text()
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no chromium here: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield launched
-        launched.close()
+    yield from chromium((f"--host-resolver-rules=MAP {PROXIED} 127.0.0.1",))
 
 
 @pytest.fixture(scope="module")

@@ -78,13 +78,14 @@ def test_thirty_days_on_the_old_releases_go_and_production_stays(tmp_path: Path)
             body = httpx.post(f"{stack.api}/releases", json={"definitionId": did, "artifacts": [
                 {"alias": "web", "version": version}]}, headers=ADMIN, timeout=60)
             assert body.status_code == 201, body.text
-            release = until(f"{version} in Dev", lambda: settled(stack, body.json()["id"], "Dev"))
+            made_id = body.json()["id"]
+            release = until(f"{version} in Dev", lambda rid=made_id: settled(stack, rid, "Dev"))
             made.append(release)
             if version == "1.0.0":
                 deployed = httpx.post(f"{stack.api}/releases/{release['id']}/stages/Production/deploy", json={},
                                       headers=ADMIN, timeout=60)
                 assert deployed.status_code == 202, deployed.text
-                until("1.0.0 in Production", lambda: settled(stack, release["id"], "Production"))
+                until("1.0.0 in Production", lambda rid=made_id: settled(stack, rid, "Production"))
         kept = release_of(stack, made[0]["id"])["retention"]
         assert "runs in Production now" in kept["keptBecause"]
         deps = bootstrap.deps()

@@ -144,9 +144,8 @@ def from_api(build: dict[str, Any]) -> AdoBuild | NotABuild:
         return NotABuild(source, f"Azure DevOps says the build is '{build.get('status')}', not completed")
     if build.get("result") != "succeeded":
         return NotABuild(source, f"Azure DevOps says the build's result is '{build.get('result')}', not 'succeeded'")
-    built = _build(source, name, pipeline, build.get("buildNumber"), "buildNumber", build.get("id"), "id",
-                   build.get("sourceBranch"), build.get("sourceVersion"))
-    return built
+    return _build(source, name, pipeline, build.get("buildNumber"), "buildNumber", build.get("id"), "id",
+                  build.get("sourceBranch"), build.get("sourceVersion"))
 
 
 def choose_artifact(artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
