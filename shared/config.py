@@ -100,6 +100,10 @@ class Settings:
     sends a step again once its claim ran out (its host died) or, for a message nobody claimed, after
     twice this (a message lost before it was received). With the sweep every 15 s, a crash delays a
     release by at most lease + 15 s + the queue's polling interval."""
+    step_continue_seconds: int = 60
+    """A step handler whose step starts the next one at once (the stage's next step, or the next stage's
+    first) runs it itself, without a queue hop, while this many seconds of its invocation have not passed
+    (0: every step goes through the queue). The next step's message is committed in the outbox all the same."""
     max_step_redeliveries: int = 3
     email_endpoint: str = ""
     """Azure Communication Services endpoint for approval mails (identity-based); empty: no mail."""
@@ -254,6 +258,7 @@ ENV_NAMES: dict[str, str] = {
     "managed_identity_client_id": "SLIPWAY_MANAGED_IDENTITY_CLIENT_ID",
     "slot_url_scheme": "SLIPWAY_SLOT_URL_SCHEME",
     "step_lease_seconds": "SLIPWAY_STEP_LEASE_SECONDS",
+    "step_continue_seconds": "SLIPWAY_STEP_CONTINUE_SECONDS",
     "max_step_redeliveries": "SLIPWAY_MAX_STEP_REDELIVERIES",
     "email_endpoint": "SLIPWAY_EMAIL_ENDPOINT",
     "email_sender": "SLIPWAY_EMAIL_SENDER",

@@ -121,7 +121,7 @@ class MemoryStore(PipelineStore):
 
     # -- the one write
 
-    def commit(self, changes: Changes) -> None:
+    def commit(self, changes: Changes) -> str | None:
         c, did = changes, changes.definition_id
         with self._lock:
             if c.head is not None:
@@ -161,6 +161,7 @@ class MemoryStore(PipelineStore):
                 self.slots[(did, record["slot"].lower())] = (copy.deepcopy(record), self._etag())
             if c.idempotency is not None:
                 self.idempotency[(did, c.idempotency[0])] = c.idempotency[1]
+            return self.release_rows[(did, c.release.id)][1] if c.release is not None else None
 
     @staticmethod
     def _check(found: tuple[Any, str] | None, etag: str | None, what: str) -> None:

@@ -247,16 +247,24 @@ class TableStore:
 
     # -- the one write
 
-    def commit(self, changes: Changes) -> None:
+    def commit(self, changes: Changes) -> str | None:
         ops = self._operations(changes)
         if len(ops) > MAX_BATCH:
             raise ValueError(f"one change writes {len(ops)} rows; a transaction holds at most {MAX_BATCH}")
         try:
-            self.table.submit_transaction(ops)
+            answers = self.table.submit_transaction(ops)
         except TableTransactionError as exc:
             if exc.status_code in (409, 412):
                 raise ConcurrentChange(str(exc.message)) from None
             raise
+        if changes.release is None:
+            return None
+        # The change set's answers follow its operations (OData batch, as azure-data-tables' submit_transaction
+        # returns them); the release row follows the head and revision rows. A wrong ETag here would only make
+        # the next write a 412 that reads again.
+        at = (changes.head is not None) + (changes.revision is not None)
+        etag = answers[at].get("etag") if at < len(answers) else None
+        return str(etag) if etag else None
 
     def _operations(self, c: Changes) -> list[Any]:
         part = pk(c.definition_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, assert_never
 
@@ -15,7 +16,7 @@ from shared import telemetry
 from shared.domain.errors import Conflict, NotFound, PreconditionFailed
 from shared.domain.lanes import Lane
 from shared.domain.release import Release
-from shared.domain.transitions import decide, reads_lanes
+from shared.domain.transitions import LanesNeeded, decide, reads_lanes
 from shared.domain.transitions.commands import Command
 from shared.domain.transitions.results import (
     ArmTimer,
@@ -128,6 +129,18 @@ def lane_changes(decision: Decision, etags: dict[str, str]) -> list[tuple[str, d
     return [(stage, lane.to_dict(), etags.get(stage)) for stage, lane in decision.lanes.items()]
 
 
+@dataclass
+class Applied:
+    """What one command did, and what its writer may go on with."""
+
+    decision: Decision
+    read: tuple[Release, str] | None = None
+    """The release as written, with its new ETag: the writer's next change of it needs no read (if somebody
+    changed it since, that write is a 412 and reads as usual)."""
+    kept: RunStep | None = None
+    """The step message the writer runs itself instead of sending (see `change`'s `keep_step`)."""
+
+
 def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
           read: tuple[Release, str] | None = None, if_match: str | None = None,
           idempotency: tuple[str, str] | None = None) -> Decision:
@@ -135,6 +148,17 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
     write that finds it stale re-reads as usual. `if_match` (a person's decision) must name the
     version they saw: anything else is a 412, never a retry. `idempotency` (key, result) is
     written with the change: a second change with that key fails (a schedule's occurrence)."""
+    return change(deps, definition_id, release_id, command, read, if_match, idempotency).decision
+
+
+def change(deps: Deps, definition_id: int, release_id: int, command: Command,
+           read: tuple[Release, str] | None = None, if_match: str | None = None,
+           idempotency: tuple[str, str] | None = None, *, keep_step: bool = False) -> Applied:
+    """`apply`, telling what was written. `keep_step`: a step the decision starts at once is not sent but
+    handed back to run in this process (the step handler goes on with the stage's next step without a
+    queue hop). Its message is committed in the outbox with the rest all the same and the row is
+    deleted after the others went, so a host that dies before running it leaves the step unclaimed,
+    which the sweeper sends again (`Sweep`: nobody claimed it within two leases)."""
     for attempt in range(MAX_TRIES):
         back_off(attempt)
         loaded, read = read or deps.store.release(definition_id, release_id), None
@@ -143,22 +167,46 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
         release, etag = loaded
         if if_match is not None and if_match.strip() not in ("*", etag):
             raise PreconditionFailed(f"release {release_id} changed since you read it; read it again")
-        lanes, lane_etags = read_lanes(deps, definition_id, release) if reads_lanes(command) else ({}, {})
-        decision = decide(release, command, deps.clock.now(), lanes)
+        decision, lane_etags = _decide(deps, definition_id, release, command)
         if not decision.changed:  # sends nothing: what others committed is theirs to send (or the sweeper's)
-            return decision
+            return Applied(decision, loaded)
         decision.release.event_seq += len(decision.events)
         items = outbox_for(deps, release, decision)
+        kept = _kept(decision, items) if keep_step else None
         slots, slot_etags = forward_slots(deps, definition_id, decision)
         try:
-            deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
-                                      events=decision.events, outbox=items, slots=slots, slot_etags=slot_etags,
-                                      lanes=lane_changes(decision, lane_etags), idempotency=idempotency))
+            written = deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
+                                                events=decision.events, outbox=items, slots=slots,
+                                                slot_etags=slot_etags, lanes=lane_changes(decision, lane_etags),
+                                                idempotency=idempotency))
         except ConcurrentChange:
             if idempotency is not None and deps.store.idempotent_result(definition_id, idempotency[0]) is not None:
                 raise Conflict(f"'{idempotency[0]}' was done already") from None
             continue
-        outbox.flush(deps, definition_id, items)
+        outbox.flush(deps, definition_id, items, keep={kept[0]} if kept else frozenset())
         telemetry.transitions(decision.release, decision.events)
-        return decision
+        return Applied(decision, (decision.release, written) if written else None, kept[1] if kept else None)
     raise Conflict(f"release {release_id} kept changing while we tried to update it; try again")
+
+
+def _decide(deps: Deps, definition_id: int, release: Release, command: Command) -> tuple[Decision, dict[str, str]]:
+    """The decision, reading the stages' lanes only when it looks at one (a deployment starts or ends)."""
+    now = deps.clock.now()
+    if not reads_lanes(command) or not any(s.limit for s in release.plan.stages):
+        return decide(release, command, now), {}
+    try:
+        return decide(release, command, now, lanes_unread=True), {}
+    except LanesNeeded:
+        lanes, lane_etags = read_lanes(deps, definition_id, release)
+        return decide(release, command, now, lanes), lane_etags
+
+
+def _kept(decision: Decision, items: list[OutboxItem]) -> tuple[str, RunStep] | None:
+    """The first step the decision starts at once (its outbox item's id, its message): `outbox_for` lists
+    the effects' items first, in the effects' order."""
+    for n, effect in enumerate(decision.effects):
+        if isinstance(effect, EnqueueStep) and effect.delay_seconds <= 0:
+            rel = decision.release
+            return items[n].id, RunStep(int(rel.definition_id), rel.id, effect.stage, effect.attempt, effect.step,
+                                        effect.run)
+    return None

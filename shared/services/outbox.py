@@ -35,11 +35,16 @@ def index_item(deps: Deps, release_id: int, summary: Summary) -> OutboxItem:
                       created_at=deps.clock.now().isoformat())
 
 
-def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
+def flush(deps: Deps, definition_id: int, items: list[OutboxItem], keep: frozenset[str] | set[str] = frozenset(),
+          ) -> None:
+    """Send the items, then delete their rows. `keep`: ids of messages the caller carries out itself (not
+    sent; their rows go too)."""
     if not items:
         return
     now = deps.clock.now()
     for item in items:
+        if item.id in keep:
+            continue
         if item.kind == OutboxKind.QUEUE:
             waited = (now - datetime.fromisoformat(item.created_at)).total_seconds()
             deps.bus.send(item.queue, item.body, max(0.0, item.delay - waited))

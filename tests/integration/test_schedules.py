@@ -4,6 +4,7 @@ under a burst of releases."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -190,7 +191,9 @@ def test_the_stage_preview_names_the_schedule_and_its_next_time(api: World) -> N
 def test_twenty_releases_in_one_minute_under_each_queue_policy(api: World, policy: str) -> None:  # noqa: F811
     test = {**stage("Test", {"type": "afterStages", "stages": ["Dev"]}), "queue": {"parallel": 1, "policy": policy}}
     # Dev only looks, so it runs all twenty side by side and they reach Test at once (a stage that
-    # deploys to its slot would hand them on one at a time).
+    # deploys to its slot would hand them on one at a time); each step through the queue, so that the
+    # twenty are in flight together rather than each going on to Test in its own handler.
+    api.deps.settings = dataclasses.replace(api.deps.settings, step_continue_seconds=0)
     did = int(api.define([stage("Dev", steps=[{"type": "http-check", "path": "/health"}]), test])["id"])
     rids = []
     for i in range(20):

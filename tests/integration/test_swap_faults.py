@@ -41,8 +41,10 @@ def slots(world: World) -> Iterator[tuple[World, AppServiceEmulator]]:
         emulator.deploy_seconds, emulator.restart_seconds = 0, 0
         emulator.now = world.clock.now  # one clock: App Service stamps swaps with the time Slipway reads
         emulator.add_site(SUB, RG, SITE, slots=["preprod"])
+        # step_continue_seconds 0: these tests hand each step's message over themselves, one at a time.
         settings = world.deps.settings.__class__(**{**world.deps.settings.__dict__, "arm_endpoint": emulator.url,
-                                                    "arm_auth": "local-emulator", "slot_url_scheme": "http"})
+                                                    "arm_auth": "local-emulator", "slot_url_scheme": "http",
+                                                    "step_continue_seconds": 0})
         arm = ArmAppService(settings)
         arm.wait_seconds = 2
         world.deps.settings = settings

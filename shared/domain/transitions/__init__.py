@@ -38,12 +38,13 @@ from shared.domain.transitions.commands import (
     Sweep,
     Wake,
 )
-from shared.domain.transitions.flow import Flow
+from shared.domain.transitions.flow import Flow, LanesNeeded
 from shared.domain.transitions.holds import HOLDS
 from shared.domain.transitions.results import ArmTimer, Decision, EnqueueGate, EnqueueStep, Event, LaneMessage
 from shared.domain.vocabulary import Kind, Phase, Status
 
-__all__ = ["decide", "reads_lanes", "Abandon", "CastVote", "ClaimStep", "Command", "CompleteStep", "Defer", "DeferStep",
+__all__ = ["decide", "reads_lanes", "LanesNeeded", "Abandon", "CastVote", "ClaimStep", "Command", "CompleteStep",
+           "Defer", "DeferStep",
            "DeployStage", "FailStep", "GateClaim", "GateSample", "IgnoreGate", "Intervene", "LaneGrant", "LaneSkip",
            "Reassign", "RecordPreview", "StartRelease", "StepCallback", "Sweep", "Wake", "ArmTimer", "Decision",
            "EnqueueGate", "EnqueueStep", "Event", "LaneMessage"]
@@ -58,9 +59,12 @@ def reads_lanes(command: Command) -> bool:
     return not isinstance(command, LANE_FREE)
 
 
-def decide(release: Release, command: Command, now: datetime, lanes_read: dict[str, Lane] | None = None) -> Decision:
-    """`lanes_read` are the current lanes of the definition's stages that limit parallel deployments."""
-    flow = Flow(copy.deepcopy(release), now, copy.deepcopy(lanes_read or {}), HOLDS)
+def decide(release: Release, command: Command, now: datetime, lanes_read: dict[str, Lane] | None = None,
+           *, lanes_unread: bool = False) -> Decision:
+    """`lanes_read` are the current lanes of the definition's stages that limit parallel deployments.
+    `lanes_unread`: the caller has not read them; raises LanesNeeded if the decision needs them."""
+    read = None if lanes_unread else copy.deepcopy(lanes_read or {})
+    flow = Flow(copy.deepcopy(release), now, read, HOLDS)
     match command:
         case StartRelease():
             stages.start_release(flow)

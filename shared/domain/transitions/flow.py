@@ -37,17 +37,29 @@ class Hold:
     deployment now waits here (the hold set its phase and armed what will release it)."""
 
 
+class LanesNeeded(Exception):
+    """The decision looked at a stage's lane, which its writer did not read: read them and decide again."""
+
+
 class Flow:
     """The release being decided on, `now`, the lanes read with it, and what was decided so far."""
 
-    def __init__(self, release: Release, now: datetime, lanes: dict[str, Lane], holds: Sequence[Hold]) -> None:
+    def __init__(self, release: Release, now: datetime, lanes: dict[str, Lane] | None, holds: Sequence[Hold]) -> None:
+        """`lanes` None: not read (most steps of a stage end without starting or ending a deployment, so
+        their writer saves the read); the decision raises LanesNeeded the moment it looks at one."""
         self.release = release
         self.now = now
         self.stamp = now.isoformat()
         self.plan = release.plan
-        self.lanes = lanes
+        self._lanes = lanes
         self.holds = holds
         self.decision = Decision(release)
+
+    @property
+    def lanes(self) -> dict[str, Lane]:
+        if self._lanes is None:
+            raise LanesNeeded
+        return self._lanes
 
     def emit(self, type: EventType, **fields: Any) -> None:
         self.decision.events.append(Event(type, self.stamp, **fields))

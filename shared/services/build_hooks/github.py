@@ -74,7 +74,7 @@ def _release(deps: Deps, links: DownloadLinks, token: str, delivery: Delivery, b
     base: dict[str, Any] = {"delivery": delivery.id, "source": build.source, "version": build.version}
     fields = {"version": build.version, "buildId": build.build_id, "branch": build.branch, "commit": build.commit}
     image = isinstance(build.fetch, ContainerImage)
-    if isinstance(build.fetch, ContainerImage):  # (again, for the type checker's narrowing)  # nothing to download: the digest is the version and its sha256
+    if isinstance(build.fetch, ContainerImage):  # nothing to download: the digest is the version and its sha256
         fields["sha256"] = build.version
         base["image"] = build.fetch.image
     parse(BuildIn, {k: v for k, v in fields.items() if v is not None})  # a 400 naming the field, before any work

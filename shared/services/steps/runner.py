@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -26,7 +27,7 @@ from shared.domain.vocabulary import Status, StepStatus
 from shared.messages import RunStep, StopStepRun, decode
 from shared.plugins import NoAnswer, call
 from shared.ports import TargetError
-from shared.services.apply import apply
+from shared.services.apply import apply, change
 from shared.services.deps import Deps
 from shared.services.steps.context import ClaimLost, Outcome, StepContext
 from shared.services.steps.kinds import handler, is_plugin, stopper
@@ -50,42 +51,68 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     received by two hosts) finds the run taken and does nothing: a swap done twice undoes itself, a
     deployment or a restart done twice is a second outage. The claim is short and a heartbeat renews
     it while the step runs, so the sweeper knows within a lease that a host died. `delivery` is the
-    queue message's id: the same message delivered again after a crash may take its claim back."""
-    loaded = deps.store.release(msg.definition_id, msg.release_id)
+    queue message's id: the same message delivered again after a crash may take its claim back.
+
+    A step whose outcome starts the next step at once (the stage's next, or the next stage's first)
+    runs that one too, within `step_continue_seconds` of this invocation: no queue hop, no read of the
+    release (the write answered its new ETag)."""
+    until = time.monotonic() + deps.settings.step_continue_seconds
+    said, nxt = _run_once(deps, msg, delivery, None, time.monotonic() < until)
+    while nxt is not None:
+        msg, read = nxt
+        what, nxt = _run_once(deps, msg, "", read, time.monotonic() < until)
+        said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}"
+    return said
+
+
+def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str] | None, go_on: bool,
+              ) -> tuple[str, tuple[RunStep, tuple[Release, str] | None] | None]:
+    """One step run; and the next it starts at once when `go_on`, with the release as written."""
+    loaded = read or deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
-        return "no such release"
+        return "no such release", None
     release, _ = loaded
     if _context(release, msg, deps) is None:
-        return "stale"
+        return "stale", None
     token = delivery or uuid.uuid4().hex
-    ctx = _claim(deps, msg, token, read=loaded)
-    if ctx is None:
-        return "taken by another delivery of the same message"
-    ctx.keep_intent = lambda intent: _claim(deps, msg, token, intent=variables.mask(intent, ctx.secrets)) is not None
+    claimed = _claim_read(deps, msg, token, read=loaded)
+    if claimed is None:
+        return "taken by another delivery of the same message", None
+    ctx, held = claimed
+
+    def keep_intent(intent: dict[str, Any]) -> bool:
+        nonlocal held
+        held = None  # the release changed since the claim
+        return _claim(deps, msg, token, intent=variables.mask(intent, ctx.secrets)) is not None
+
+    ctx.keep_intent = keep_intent
     ctx.read_secret = deps.secrets.get
     ctx.debug(f"message: stage {msg.stage!r} attempt {msg.attempt} step {msg.step} run {msg.run}; "
               f"type {ctx.step.type}; settings {sorted(k for k in ctx.step.config if k not in ('type', 'name'))}")
     ctx.debug(f"target {ctx.target.resource_id}; artifacts "
               f"{[(a['alias'], a['version'], a.get('sha256')) for a in release.artifacts]}")
-    with Heartbeat(deps, msg, token):
+    with Heartbeat(deps, msg, token) as beat:
         try:
             outcome = _run(deps, ctx)
         except ClaimLost as exc:
             logger.warning("step %s/%s/%s run %s: %s", msg.release_id, msg.stage, msg.step, msg.run, exc)
-            return "claim lost"
+            return "claim lost", None
     outcome = _masked(outcome, ctx.secrets)
     ctx.debug(f"outcome {outcome.kind}: {outcome.message}; state {outcome.state}")
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
     deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1)
-    after = apply(deps, msg.definition_id, msg.release_id, _command(msg, outcome)).release
+    # The claim's write answered the release as it is now, unless an intent or a heartbeat wrote since.
+    applied = change(deps, msg.definition_id, msg.release_id, _command(msg, outcome),
+                     read=None if beat.beats else held, keep_step=go_on)
+    after = applied.decision.release
     if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
             and _canceled(after, msg.stage, msg.attempt, msg.step):
         # Abandoned between this run's intent and its answer: the stop message may have looked before
         # this run started anything, so this run stops what it started itself.
         ctx.run.state = outcome.state
         _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
-    return outcome.kind
+    return outcome.kind, (applied.kept, applied.read) if applied.kept is not None else None
 
 
 def _masked(outcome: Outcome, secrets: set[str]) -> Outcome:
@@ -133,11 +160,20 @@ def _stop(deps: Deps, release: Release, ctx: StepContext, stage: str, attempt: i
 def _claim(deps: Deps, msg: RunStep, token: str, *, intent: dict[str, Any] | None = None,
            read: tuple[Release, str] | None = None) -> StepContext | None:
     """Take, renew or keep (with an intent) the run's claim: the step as it is now, if this token holds it."""
-    after = apply(deps, msg.definition_id, msg.release_id,
-                  ClaimStep(msg.stage, msg.attempt, msg.step, msg.run, token, deps.settings.step_lease_seconds,
-                            intent), read=read).release
-    found = _context(after, msg, deps)
-    return found if found is not None and found.run.claim == token else None
+    claimed = _claim_read(deps, msg, token, intent=intent, read=read)
+    return claimed[0] if claimed is not None else None
+
+
+def _claim_read(deps: Deps, msg: RunStep, token: str, *, intent: dict[str, Any] | None = None,
+                read: tuple[Release, str] | None = None) -> tuple[StepContext, tuple[Release, str] | None] | None:
+    """`_claim`, with the release as the claim wrote it (None when it did not write)."""
+    applied = change(deps, msg.definition_id, msg.release_id,
+                     ClaimStep(msg.stage, msg.attempt, msg.step, msg.run, token, deps.settings.step_lease_seconds,
+                               intent), read=read)
+    found = _context(applied.decision.release, msg, deps)
+    if found is None or found.run.claim != token:
+        return None
+    return found, applied.read if applied.decision.changed else None
 
 
 class Heartbeat:
@@ -147,6 +183,8 @@ class Heartbeat:
 
     def __init__(self, deps: Deps, msg: RunStep, token: str) -> None:
         self.deps, self.msg, self.token = deps, msg, token
+        self.beats = 0
+        """Renewals written (each changed the release)."""
         self.every = deps.settings.step_lease_seconds / 3 / float(getattr(deps.clock, "speed", 1) or 1)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat:{msg.release_id}/{msg.stage}/{msg.step}",
@@ -163,6 +201,7 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self.stop.wait(self.every):
             try:
+                self.beats += 1
                 if _claim(self.deps, self.msg, self.token) is None:
                     logger.warning("step %s/%s/%s run %s: claim lost while running", self.msg.release_id,
                                    self.msg.stage, self.msg.step, self.msg.run)
