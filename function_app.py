@@ -31,7 +31,20 @@ from functions import (
     variable_groups_api,
 )
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+class SlipwayApp(func.FunctionApp):
+    """The host indexes the app (`get_functions()`) right after importing this module, when it starts: then the
+    plugin registry loads in the background (shared/plugins.py `load_at_start`), so a plugin that fails to load is
+    logged at startup, and importing this module (every cold start) still loads none of the plugins."""
+
+    def get_functions(self) -> list[func.Function]:
+        from shared import plugins
+
+        plugins.load_at_start()
+        return super().get_functions()
+
+
+app = SlipwayApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 for module in (definitions_api, releases_api, approvals_api, approval_links, intervention_links, callbacks_api,
                steps_queue, events_queue, sweeper_timer, scheduler_timer, gates_queue, mail_queue, dashboard,

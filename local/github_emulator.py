@@ -16,6 +16,12 @@ Endpoints (API version `X-GitHub-Api-Version: 2022-11-28`, also `2026-03-10`; ab
   {asset_id}` (JSON; with `Accept: application/octet-stream` a 302 to the asset's download:
   /rest/releases/assets#get-a-release-asset). Seed them with `add_artifact` and `add_asset`.
 * A small HTML page per run at its `html_url` (`/{owner}/{repo}/actions/runs/{id}`), for people on the local stack.
+* GitHub App sign-in: `POST /app/installations/{installation_id}/access_tokens` with a JWT (201 `{token,
+  expires_at, permissions, repository_selection}`), checked as GitHub does: RS256, signed by the key of the app its
+  `iss` names (client id or app id), `iat` not in the future, `exp` in the future and at most 10 minutes ahead
+  (docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-
+  github-app; /rest/apps/apps#create-an-installation-access-token-for-an-app). The tokens it issues expire after
+  `installation_token_seconds` (an hour). Seed with `add_app` and `add_installation`.
 
 Seed it with `add_repo`, `add_token` and `add_workflow`; a dispatched run goes queued → in_progress → completed
 with the workflow's seeded `outcome` after its `seconds`, on the emulator's clock (`advance()` moves it; the
@@ -42,6 +48,8 @@ import io
 import itertools
 import json
 import re
+import secrets
+import string
 import threading
 import uuid
 import zipfile
@@ -50,6 +58,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlparse
+
+import jwt
 
 from local.rest_emulator import Fault, Reply, Request, RestEmulator
 
@@ -84,7 +94,7 @@ results for each search when using the following parameters: actor, branch, chec
 event, head_sha, status"."""
 RATE_LIMIT = 5000
 """Primary rate limit of an installation or a user: 5,000 requests an hour (rate-limits-for-the-rest-api)."""
-KINDS = ("dispatch", "runs", "run", "cancel", "logs", "jobs", "download", "artifacts", "asset")
+KINDS = ("dispatch", "runs", "run", "cancel", "logs", "jobs", "download", "artifacts", "asset", "token")
 FAULTS = ("throttle", "primary", "secondary", "error", "timeout", "lost")
 SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
                      "If you reach out to GitHub Support for help, please include the request ID {rid}.")
@@ -95,6 +105,20 @@ HTML_RUN = re.compile(r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+)/actions/runs/(?P<run>
 DOWNLOAD = re.compile(r"^/_logs/(?P<run>\d+)/(?P<sig>[0-9a-f]{32})\.zip$")
 ASSET = re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/releases/assets/(?P<id>\d+)$")
 BLOB = re.compile(r"^/_blobs/(?P<id>\d+)/(?P<sig>[0-9a-f]{32})$")
+ACCESS_TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
+DOCS_APP_TOKEN = "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app"
+JWT_MAX_SECONDS = 600
+"""generating-a-json-web-token-jwt-for-a-github-app: `exp` "must be no more than 10 minutes into the future"."""
+JWT_UNDECODABLE = "A JSON web token could not be decoded"
+"""GitHub's 401 for a JWT whose signature, algorithm or issuer does not check out (as seen in
+actions/create-github-app-token issue 153 and github/docs issue 33989)."""
+EXP_TOO_FAR = "'Expiration time' claim ('exp') is too far in the future"
+"""Seen in octokit/auth-app.js issue 698 and actions/create-github-app-token issue 178."""
+EXP_INVALID = ("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the "
+               "assertion expires")
+"""Seen in sigmavirus24/github3.py issue 1050."""
+IAT_INVALID = "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued"
+"""Modelled on the `exp` message (GitHub's wording for a future `iat` was not found)."""
 
 
 @dataclass
@@ -109,6 +133,25 @@ class Token:
     """`app` (an installation token) or `pat` (a fine-grained personal access token): the 403 wording differs."""
     used: int = 0
     window: float = 0.0
+    expires: datetime | None = None
+    """When an installation token minted here stops working (401 Bad credentials after)."""
+
+
+@dataclass
+class App:
+    id: int
+    client_id: str | None
+    public_key: str
+    """PEM: what GitHub keeps of the app's key pair."""
+    slug: str
+
+
+@dataclass
+class Installation:
+    id: int
+    app_id: int
+    repos: set[str] | None
+    actions: str
 
 
 @dataclass
@@ -229,6 +272,11 @@ class GitHubEmulator(RestEmulator):
         """How many dispatches created a run."""
         self.blobs: dict[int, Blob] = {}
         """Run artifacts and release assets by id."""
+        self.apps: dict[int, App] = {}
+        self.installations: dict[int, Installation] = {}
+        self.installation_token_seconds = 3600.0
+        """How long an installation token lasts (generating-an-installation-access-token-for-a-github-app: "expire
+        after one hour")."""
         self._faults: dict[str, list[Fault]] = {kind: [] for kind in KINDS}
         self._ids = itertools.count(7_200_000_001)
         self._secret = uuid.uuid4().hex
@@ -259,6 +307,22 @@ class GitHubEmulator(RestEmulator):
         with self._lock:
             self.tokens[token] = Token(token, login, {r.lower() for r in repos} if repos is not None else None,
                                        actions, kind)
+
+    def add_app(self, app_id: int, public_key: str | bytes, *, client_id: str | None = None,
+                slug: str = "slipway-releases") -> None:
+        """A GitHub App whose JWTs are checked with `public_key` (PEM); `iss` may be its id or its client id."""
+        key = public_key.decode() if isinstance(public_key, bytes) else public_key
+        with self._lock:
+            self.apps[int(app_id)] = App(int(app_id), client_id, key, slug)
+
+    def add_installation(self, installation_id: int, app_id: int, *, repos: list[str] | None = None,
+                         actions: str = "write") -> None:
+        """An installation of the app that sees `repos` (all seeded ones when None) with Actions `actions`."""
+        if actions not in ("read", "write"):
+            raise ValueError("actions is read or write")
+        with self._lock:
+            self.installations[int(installation_id)] = Installation(
+                int(installation_id), int(app_id), {r.lower() for r in repos} if repos is not None else None, actions)
 
     def add_workflow(self, repo: str, file: str, *, name: str | None = None,
                      inputs: dict[str, dict[str, Any]] | None = None, run_name_template: str | None = None,
@@ -376,6 +440,12 @@ class GitHubEmulator(RestEmulator):
             # /rest/about-the-rest-api/api-versions: "If you specify an API version that is no longer supported,
             # you will receive a 400 error." (wording of the message: modelled)
             return _error(400, f"API version {version} not supported.", DOCS_REST + "/about-the-rest-api/api-versions")
+        minting = ACCESS_TOKENS.match(path)
+        if minting is not None:
+            if method != "POST":
+                return _error(404, "Not Found", DOCS_REST)
+            return self._with_fault("token", lambda: self._access_token(int(minting["id"]),
+                                                                        lowered.get("authorization")), lowered)
         token = self._token(lowered.get("authorization"))
         if isinstance(token, tuple):
             return token
@@ -446,9 +516,50 @@ class GitHubEmulator(RestEmulator):
         scheme, _, value = authorization.strip().partition(" ")
         with self._lock:
             token = self.tokens.get(value.strip()) if scheme.lower() in ("bearer", "token") else None
-        if token is None:
+        if token is None or (token.expires is not None and self.now() >= token.expires):
             return _error(401, "Bad credentials", DOCS_REST)
         return token
+
+    def _access_token(self, installation_id: int, authorization: str | None) -> Reply:
+        """An installation token for a JWT that checks out as GitHub checks it (see the module's docstring)."""
+        scheme, _, assertion = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not assertion.strip():
+            return _error(401, "Requires authentication", DOCS_APP_TOKEN)
+        assertion = assertion.strip()
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return _error(401, JWT_UNDECODABLE, DOCS_REST)
+        with self._lock:
+            app = next((a for a in self.apps.values()
+                        if str(claims.get("iss")) in (str(a.id), a.client_id)), None)
+        if header.get("alg") != "RS256" or app is None:
+            return _error(401, JWT_UNDECODABLE, DOCS_REST)
+        try:
+            jwt.decode(assertion, app.public_key, algorithms=["RS256"],
+                       options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
+        except jwt.PyJWTError:
+            return _error(401, JWT_UNDECODABLE, DOCS_REST)
+        now = self.now().timestamp()
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or isinstance(iat, bool) or iat > now + 60:  # a little drift is forgiven
+            return _error(401, IAT_INVALID, DOCS_REST)
+        if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= now:
+            return _error(401, EXP_INVALID, DOCS_REST)
+        if exp > now + JWT_MAX_SECONDS or exp - iat > JWT_MAX_SECONDS + 60:
+            return _error(401, EXP_TOO_FAR, DOCS_REST)
+        with self._lock:
+            installation = self.installations.get(installation_id)
+            if installation is None or installation.app_id != app.id:
+                return _error(404, "Not Found", DOCS_APP_TOKEN)
+            value = "ghs_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
+            expires = self.now() + timedelta(seconds=self.installation_token_seconds)
+            self.tokens[value] = Token(value, f"{app.slug}[bot]", installation.repos, installation.actions, "app",
+                                       expires=expires)
+        return 201, {"token": value, "expires_at": _iso(expires),
+                     "permissions": {"actions": installation.actions, "metadata": "read"},
+                     "repository_selection": "all" if installation.repos is None else "selected"}, {}
 
     def _limited(self, token: Token, reply: Reply) -> Reply:
         """Every authenticated answer carries the primary rate limit's headers (rate-limits-for-the-rest-api,

@@ -184,15 +184,19 @@ class AskApproval:
     attempt: int
     approval: Kind
     to: str
+    key: str = ""
+    """This mail's own id (its outbox item's): the mail marks an address mailed under it, so the sweeper
+    sending the item again after a crash mails nobody twice."""
 
     def body(self) -> dict[str, Any]:
         return {"kind": MessageKind.ASK, "definitionId": self.definition_id, "releaseId": self.release_id,
-                "stage": self.stage, "attempt": self.attempt, "approval": self.approval, "to": self.to}
+                "stage": self.stage, "attempt": self.attempt, "approval": self.approval, "to": self.to,
+                **({"key": self.key} if self.key else {})}
 
     @classmethod
     def load(cls, d: dict[str, Any]) -> AskApproval:
         return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]),
-                   Kind(d["approval"]), str(d["to"]))
+                   Kind(d["approval"]), str(d["to"]), str(d.get("key", "")))
 
 
 @dataclass(frozen=True)
@@ -206,15 +210,18 @@ class AskIntervention:
     attempt: int
     step: int
     to: str
+    key: str = ""
+    """As `AskApproval.key`."""
 
     def body(self) -> dict[str, Any]:
         return {"kind": MessageKind.INTERVENE, "definitionId": self.definition_id, "releaseId": self.release_id,
-                "stage": self.stage, "attempt": self.attempt, "step": self.step, "to": self.to}
+                "stage": self.stage, "attempt": self.attempt, "step": self.step, "to": self.to,
+                **({"key": self.key} if self.key else {})}
 
     @classmethod
     def load(cls, d: dict[str, Any]) -> AskIntervention:
         return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]), int(d["step"]),
-                   str(d["to"]))
+                   str(d["to"]), str(d.get("key", "")))
 
 
 @dataclass(frozen=True)
@@ -228,10 +235,13 @@ class TellOutcome:
     attempt: int
     event: EventType
     to: str
+    key: str = ""
+    """As `AskApproval.key`."""
 
     def body(self) -> dict[str, Any]:
         return {"kind": MessageKind.TELL, "definitionId": self.definition_id, "releaseId": self.release_id,
-                "stage": self.stage, "attempt": self.attempt, "event": self.event, "to": self.to}
+                "stage": self.stage, "attempt": self.attempt, "event": self.event, "to": self.to,
+                **({"key": self.key} if self.key else {})}
 
     @classmethod
     def load(cls, d: dict[str, Any]) -> TellOutcome:
@@ -239,7 +249,7 @@ class TellOutcome:
         if event not in (EventType.DEPLOYMENT_REJECTED, EventType.DEPLOYMENT_FAILED):
             raise ValueError("event")
         return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]), event,
-                   str(d["to"]))
+                   str(d["to"]), str(d.get("key", "")))
 
 
 Message = (RunStep | StopStepRun | PreviewStage | TakeSample | WakeUp | LaneTurn | RegisterSchedules | AskApproval

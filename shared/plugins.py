@@ -220,6 +220,33 @@ def use(registry: Registry) -> Registry:
     return previous
 
 
+_started: threading.Thread | None = None
+_start_lock = threading.Lock()
+
+
+def load_at_start() -> threading.Thread:
+    """Load both groups of this process's registry in a daemon thread, once per process, so that a plugin that
+    fails to load is logged when the host starts rather than at the first step or save that needs it.
+
+    function_app.py calls this when the host indexes the app (`get_functions()`, which the Python worker runs
+    right after importing function_app): importing function_app stays free of every plugin's imports (pydantic,
+    tests/unit/test_cold_start.py), indexing does not wait for them, and the first invocation mostly finds the
+    registry loaded. Returns the thread (tests join it)."""
+    global _started
+    with _start_lock:
+        if _started is None:
+            registry = current()
+
+            def load() -> None:
+                failures = registry.failures  # loads both groups; each failure is logged as it happens
+                logger.info("plugins loaded: %d step kinds, %d signal kinds, %d failed to load",
+                            len(registry.steps.kinds), len(registry.signals.kinds), len(failures))
+
+            _started = threading.Thread(target=load, name="slipway-plugins", daemon=True)
+            _started.start()
+        return _started
+
+
 class NoAnswer(Exception):
     """A plugin call that did not return within its budget."""
 

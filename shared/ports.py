@@ -171,10 +171,11 @@ class PackagePort(Protocol):
 
 
 class LogPort(Protocol):
-    """Per-step logs as append blobs."""
+    """Per-step logs as blobs."""
 
-    def append(self, name: str, lines: list[str], *, new: bool = False) -> None:
-        """Append lines to the named log; `new` hints that this is its first write."""
+    def append(self, name: str, lines: list[str], *, new: bool = False, whole: bool = False) -> None:
+        """Append lines to the named log; `new` hints that this is its first write, `whole` that nothing is
+        likely to follow (a step run that ended the step: its log is written in one call)."""
         ...
 
     def read(self, name: str) -> str | None:
@@ -393,6 +394,10 @@ class PipelinesPort(Protocol):
 
     def log_lines(self, repo: str, run_id: int, token: str, limit: int) -> list[str]:
         """The last `limit` lines of the run's logs (jobs' logs, in order)."""
+        ...
+
+    def installation_token(self, app_id: str, installation_id: int, private_key: str) -> str:
+        """A GitHub App installation's token, signed in with the app's private key (kept until near its end)."""
         ...
 
 

@@ -1,11 +1,13 @@
 """One place that takes secrets out of text bound for logs: function keys (`code=`), SAS signatures
-(`sig=`), approval-link tokens, bearer tokens and account keys. The app's error handler, the
-log handlers the app installs and the local host all use it."""
+(`sig=`), approval-link tokens, bearer tokens and account keys, and every secret value this process
+read from Key Vault (whatever shape it has: a webhook URL, a password inside a connection string).
+The app's error handler, the log handlers the app installs and the local host all use it."""
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 
 HIDDEN = "***"
 _PATTERNS = [
@@ -23,7 +25,33 @@ _PATTERNS = [
 ]
 
 
+SHORTEST = 6
+"""Shorter values are not remembered: masking every "true" or "admin" in every log line would hide more
+than it protects (such a value is not a credential worth the name)."""
+REMEMBERED = 512
+_remembered: dict[str, None] = {}
+_lock = threading.Lock()
+
+
+def remember(value: str) -> None:
+    """A secret value this process read (from Key Vault): masked in every log line from now on. The newest
+    `REMEMBERED` are kept (a long-running host reads the same few secrets again and again)."""
+    if len(value) < SHORTEST:
+        return
+    with _lock:
+        _remembered.pop(value, None)
+        _remembered[value] = None
+        while len(_remembered) > REMEMBERED:
+            del _remembered[next(iter(_remembered))]
+
+
 def redact(text: str) -> str:
+    if _remembered:  # first: a pattern below would mask only the part of a value it recognises
+        with _lock:
+            values = sorted(_remembered, key=len, reverse=True)  # a secret inside a longer one: the longer first
+        for value in values:
+            if value in text:
+                text = text.replace(value, HIDDEN)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -48,7 +76,12 @@ class RedactingFilter(logging.Filter):
 
 
 def install(logger: logging.Logger | None = None) -> None:
-    """Put the filter on a logger's handlers (the root's by default), once each."""
+    """Put the filter on a logger's handlers (the root's by default), once each. httpx and httpcore log
+    every request's URL at INFO, and a URL can be the secret itself (a Slack or Teams webhook): they
+    log warnings only."""
+    for chatty in ("httpx", "httpcore"):
+        if logging.getLogger(chatty).level < logging.WARNING:
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     target = logger or logging.getLogger()
     for handler in target.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):

@@ -210,7 +210,7 @@ class FakeLogs:
     def __init__(self) -> None:
         self.logs: dict[str, str] = {}
 
-    def append(self, name: str, lines: list[str], *, new: bool = False) -> None:
+    def append(self, name: str, lines: list[str], *, new: bool = False, whole: bool = False) -> None:
         if lines:
             self.logs[name] = self.logs.get(name, "") + "".join(line.rstrip("\n") + "\n" for line in lines)
 

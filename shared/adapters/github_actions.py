@@ -6,21 +6,27 @@ below are what matter (PyGithub and githubkit would add a large dependency and s
 Calls send GitHub's recommended headers (`Accept: application/vnd.github+json`, `X-GitHub-Api-Version`, a
 `User-Agent`, which GitHub requires) and the token as a Bearer token, only to `settings.github_api_url`.
 Every failure is a `TargetError` whose message never holds the token.
+
+A GitHub App signs in here too (`installation_token`): a JWT signed with the app's private key is exchanged for an
+installation token, kept in this process until shortly before it expires.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import threading
 import time
 import zipfile
 from collections import deque
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import httpx
+import jwt
 
 from shared.adapters.clock import clock_for
 from shared.adapters.http_answers import retry_after as _retry_after
@@ -45,6 +51,24 @@ SECONDARY_WAIT = 60.0
 secondary rate limit without `retry-after` and with requests remaining, "wait for at least one minute"."""
 TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z ")
 JOB_FILE = re.compile(r"^(?P<n>\d+)_(?P<name>.+)\.txt$")
+JWT_BACKDATE = 60
+JWT_LIFETIME = 540
+"""docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-
+github-app: sign with RS256; `iat` "60 seconds in the past" against clock drift; `exp` "no more than 10 minutes into
+the future" (9 here: GitHub refuses an `exp` it sees as too far ahead when clocks differ); `iss` the app's client id
+or app id."""
+RENEW_BEFORE = timedelta(minutes=5)
+"""An installation token lasts an hour (docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/
+generating-an-installation-access-token-for-a-github-app); a cached one is replaced this long before its
+`expires_at`, so that no call starts with a token about to lapse."""
+APP_HINTS = {401: "the private key in the step's secret is not this app's, or the app id is wrong",
+             404: "no such installation of this app",
+             403: "the installation is suspended or the app may not do this"}
+
+
+class _Minted(NamedTuple):
+    token: str
+    expires_at: datetime
 
 
 class GitHubActions:
@@ -57,6 +81,10 @@ class GitHubActions:
         self.max_log_bytes = max_log_bytes
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self.now: Callable[[], datetime] = clock_for(settings).now
+        """The clock JWTs and token expiry are reckoned on (the local stack's scaled clock, as GitHub's emulator)."""
+        self._minted: dict[tuple[str, str, int, str], _Minted] = {}
+        """Installation tokens by (API, app, installation, the key's hash): a new key gets a new token."""
 
     def _http(self) -> httpx.Client:
         if self._client is None:
@@ -131,10 +159,49 @@ class GitHubActions:
         _check_download_url(url, what)
         return _tail(self._download(url, what), limit, what)
 
+    # -- GitHub App
+
+    def installation_token(self, app_id: str, installation_id: int, private_key: str) -> str:
+        """An installation token of the app (`app_id`: its client id or app id), minted with a JWT signed by
+        `private_key` (PEM) at `POST /app/installations/{id}/access_tokens` (docs.github.com/rest/apps/apps
+        #create-an-installation-access-token-for-an-app), or the one minted before while it has more than
+        RENEW_BEFORE left. Neither the key nor the JWT is ever in a message."""
+        key = (self.settings.github_api_url, app_id, int(installation_id),
+               hashlib.sha256(private_key.encode()).hexdigest())
+        now = self.now()
+        with self._lock:
+            cached = self._minted.get(key)
+        if cached is not None and now < cached.expires_at - RENEW_BEFORE:
+            return cached.token
+        what = f"sign-in of app {app_id} as installation {int(installation_id)}"
+        assertion = _app_jwt(app_id, private_key, now, what)
+        response = self._call("POST", f"/app/installations/{int(installation_id)}/access_tokens", assertion, what,
+                              hints=APP_HINTS)
+        body = self._json(response, what)
+        token, expires = body.get("token"), body.get("expires_at")
+        try:
+            expires_at = datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
+        except ValueError:
+            expires_at = None
+        if not isinstance(token, str) or not token or expires_at is None or expires_at.tzinfo is None:
+            raise TargetError(f"GitHub {what}: the answer holds no token and expiry", retryable=True)
+        with self._lock:
+            self._minted[key] = _Minted(token, expires_at)
+        return token
+
+    def _forget(self, token: str) -> bool:
+        """Drop a minted token GitHub refused (revoked, or expired on GitHub's clock): True when it was one."""
+        with self._lock:
+            stale = [k for k, v in self._minted.items() if v.token == token]
+            for k in stale:
+                del self._minted[k]
+        return bool(stale)
+
     # -- HTTP
 
     def _call(self, method: str, path: str, token: str, what: str, *, json: Any = None,
-              params: dict[str, Any] | None = None, accept: str | None = None) -> httpx.Response:
+              params: dict[str, Any] | None = None, accept: str | None = None,
+              hints: dict[int, str] | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", **({"Accept": accept} if accept else {})}
         try:
             response = self._http().request(method, path, json=json, params=params, headers=headers)
@@ -143,8 +210,12 @@ class GitHubActions:
         except httpx.HTTPError as exc:
             raise TargetError(f"GitHub {what}: {type(exc).__name__}: {_scrub(str(exc), token)}",
                               retryable=True) from None
+        if response.status_code == 401 and self._forget(token):
+            # An installation token this process minted was refused: the next try mints a new one.
+            raise TargetError(f"GitHub {what}: 401 the app's installation token was refused (expired or revoked); "
+                              f"a new one is requested", retryable=True)
         if response.status_code >= 400:
-            raise _error(response, what, token)
+            raise _error(response, what, token, hints)
         return response
 
     @staticmethod
@@ -249,7 +320,18 @@ def _tail(archive: bytes, limit: int, what: str) -> list[str]:
         return list(tail)
 
 
-def _error(response: httpx.Response, what: str, token: str) -> TargetError:
+def _app_jwt(app_id: str, private_key: str, now: datetime, what: str) -> str:
+    """The JWT that authenticates as the app (RS256; iat, exp and iss as JWT_LIFETIME's docs say)."""
+    issued = int(now.timestamp())
+    try:
+        return jwt.encode({"iat": issued - JWT_BACKDATE, "exp": issued + JWT_LIFETIME, "iss": app_id}, private_key,
+                          algorithm="RS256")
+    except (jwt.PyJWTError, ValueError, TypeError):  # a key that does not load; its text is never repeated
+        raise TargetError(f"GitHub {what}: the app's private key in Key Vault is not an RSA private key in PEM format",
+                          retryable=False) from None
+
+
+def _error(response: httpx.Response, what: str, token: str, hints: dict[int, str] | None = None) -> TargetError:
     """GitHub's answer as a TargetError. Rate limits (429, or 403 with `x-ratelimit-remaining: 0`, a
     `retry-after`, or the secondary-limit message) and 5xx are retryable, after `retry-after` seconds or until
     `x-ratelimit-reset` (docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api); 401, other
@@ -276,7 +358,9 @@ def _error(response: httpx.Response, what: str, token: str) -> TargetError:
         return TargetError(text, retryable=True, retry_after=_rate_wait(headers))
     if status >= 500:
         return TargetError(text, retryable=True, retry_after=_retry_after(headers.get("retry-after")))
-    if status == 401:
+    if hints and status in hints:
+        text += f" ({hints[status]})"
+    elif status == 401:
         text += " (the token in the step's secret is wrong, expired or revoked)"
     elif status == 404:
         text += " (no such repository or workflow, or the token cannot see it)"

@@ -40,6 +40,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from shared import redaction
 from shared.adapters.azure_auth import EmulatorToken, managed_identity, target_error
 from shared.config import Settings
 from shared.ports import TargetError
@@ -172,6 +173,7 @@ class KeyVaultSecrets:
         if secret.value is None:
             raise TargetError(f"{ref} has no value", retryable=False)
         logger.debug("read %s (version %s)", ref, properties.version)
+        redaction.remember(str(secret.value))  # masked in every log line of this process from now on
         return str(secret.value)
 
     def _client(self, ref: SecretRef) -> Any:

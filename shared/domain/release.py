@@ -6,8 +6,10 @@ Plain data, stored as JSON in one table row per release. The rules that change i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from shared.domain.approvals import Approval
@@ -121,9 +123,20 @@ class Release:
     event_seq: int = 0
     """Sequence number of the last event appended to this release's history."""
 
-    @property
+    @cached_property
     def plan(self) -> Plan:
+        """Read from the definition snapshot once per object: nothing changes the snapshot."""
         return Plan.from_dict(self.definition)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Release:
+        """A copy to decide on. The definition snapshot (and the plan made from it) is shared, not copied:
+        nothing changes it after the release was created, and it is most of a release's size (copying it
+        was most of the time a decision took)."""
+        copied = copy.copy(self)
+        for f in fields(self):
+            if f.name != "definition":
+                setattr(copied, f.name, copy.deepcopy(getattr(self, f.name), memo))
+        return copied
 
     def compact(self, level: int) -> Release | None:
         """A copy with less detail, for a release too large for one table entity; None when `level`
@@ -134,8 +147,8 @@ class Release:
         4. earlier attempts keep no votes and no step messages."""
         if not 1 <= level <= 4:
             return None
-        copy = Release.from_dict(self.to_dict())
-        for run in copy.stages.values():
+        smaller = Release.from_dict(self.to_dict())
+        for run in smaller.stages.values():
             for dep in run.deployments:
                 current = dep is run.current
                 for approval in dep.approvals.values():
@@ -164,10 +177,13 @@ class Release:
                         step.message = ""
                 if level >= 3 and dep.failure:
                     dep.failure = _cut(dep.failure)
-        return copy
+        return smaller
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data; the definition snapshot is the release's own (shared, as everywhere: never changed)."""
+        data = asdict(replace(self, definition={}))
+        data["definition"] = self.definition
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Release:

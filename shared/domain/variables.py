@@ -39,10 +39,15 @@ def predefined(release: Release, stage: str, dep: Deployment | None) -> dict[str
         found.update({"Release.AttemptNumber": str(dep.attempt), "Release.Deployment.RequestedFor": dep.requested_by})
     for artifact in release.artifacts:
         alias = str(artifact.get("alias", ""))
-        for name, key in (("BuildNumber", "version"), ("BuildId", "version"), ("SourceBranch", "branch"),
-                          ("SourceVersion", "commit"), ("Sha256", "sha256")):
+        for name, key in (("BuildNumber", "version"), ("SourceBranch", "branch"), ("SourceVersion", "commit"),
+                          ("Sha256", "sha256")):
             if artifact.get(key) is not None:
                 found[f"Release.Artifacts.{alias}.{name}"] = str(artifact[key])
+        # the build's own id (an Azure Pipelines build id, a GitHub run id) when the build gave one: Azure DevOps'
+        # BuildId is that id, not the build number; a version registered without one has only its version
+        build_id = artifact.get("buildId") if artifact.get("buildId") is not None else artifact.get("version")
+        if build_id is not None:
+            found[f"Release.Artifacts.{alias}.BuildId"] = str(build_id)
         if artifact.get("isPrimary"):
             found["Build.BuildNumber"] = str(artifact.get("version", ""))
             found["Release.PrimaryArtifactSourceAlias"] = alias
@@ -130,6 +135,42 @@ def expand(text: str, variables: Mapping[str, str], secret: Callable[[str], str]
         return value
 
     return VARIABLE.sub(one, text)
+
+
+SUPPLIED_BY_STEP = frozenset({"slipway.callbackurl"})
+"""Names (case-folded) a step defines itself while it runs: http-request's `$(Slipway.CallbackUrl)`, the URL
+of the callback it issues just before its call (shared/services/steps/http_request.py)."""
+
+
+def unresolved(value: Any, variables: Mapping[str, str]) -> str | None:
+    """The first `$(name)` in the strings of a JSON value that nothing defines (neither `variables` nor a step
+    while it runs), or None.
+
+    Azure DevOps leaves a macro it cannot resolve as literal text ("Define variables", macro syntax: when
+    `$(var)` can't be replaced it stays `$(var)`). Slipway deliberately differs, as issue 17 asks for "a clear
+    step failure": `Server=$(SqlServre)` written as is into an app setting deploys a broken configuration that
+    reports success, and a misspelt name is found at 3 AM by the app rather than by the release."""
+    known = {k.casefold() for k in variables} | SUPPLIED_BY_STEP
+
+    def first(item: Any) -> str | None:
+        if isinstance(item, str):
+            names = (m.group(1).strip() for m in VARIABLE.finditer(item))
+            return next((n for n in names if n.casefold() not in known), None)
+        children = item if isinstance(item, list) else list(item.values()) if isinstance(item, dict) else []
+        return next((found for child in children if (found := first(child)) is not None), None)
+
+    return first(value)
+
+
+SHELL_FIELDS = {"script": ("command", "args", "env")}
+"""Fields a shell reads, by step type: `$(date)` there is command substitution, so an unknown name stays as it
+is, as in Azure DevOps' script tasks."""
+
+
+def unresolved_in_step(step_type: str, config: Mapping[str, Any], variables: Mapping[str, str]) -> str | None:
+    """`unresolved` over a step's settings, but for its type and its shell text (`SHELL_FIELDS`)."""
+    shell = SHELL_FIELDS.get(step_type, ())
+    return unresolved({k: v for k, v in config.items() if k != "type" and k not in shell}, variables)
 
 
 def expand_known(value: Any, variables: Mapping[str, str], secret: Callable[[str], str] | None = None) -> Any:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from shared.domain.gates import JSON_PATH
+from shared.domain.headers import RESERVED, RESERVED_PREFIX, SENSITIVE
 from shared.schemas.step_base import StepBase, Strict
 
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")]
@@ -15,9 +16,6 @@ SettingName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{
 SecretUri = Annotated[str, StringConstraints(
     pattern=r"^(https://[a-zA-Z0-9-]{3,24}\.vault\.(azure\.net|usgovcloudapi\.net|azure\.cn)/secrets/[A-Za-z0-9-]{1,127}"
             r"(/[0-9a-fA-F]{32})?|@Microsoft\.KeyVault\([^)]{1,500}\))$", max_length=600)]
-SENSITIVE = ("authorization", "proxy-authorization", "cookie", "x-functions-key", "x-api-key", "api-key",
-             "ocp-apim-subscription-key")
-"""Headers that carry credentials: their values come from Key Vault or app settings, never from the definition."""
 JsonPath = Annotated[str, StringConstraints(pattern=JSON_PATH.pattern, max_length=200)]
 
 
@@ -34,7 +32,13 @@ class HttpRequestStep(StepBase):
     `completion: callback` the call carries a single-use URL (header `X-Slipway-Callback`, and
     `$(Slipway.CallbackUrl)` in the body) to which the service POSTs `{"result": "succeeded" | "failed",
     "message": "…", "outputs": {…}}` before the timeout. Every call of one step carries the same
-    `Idempotency-Key` header, so a service can recognise a call repeated after a crash."""
+    `Idempotency-Key` header, so a service can recognise a call repeated after a crash.
+
+    Headers are a denylist, not an allowlist (a REST API's own headers are unknowable in advance): refused
+    at save are credential headers in plain `headers` (give them in `headersFromSecrets`, read from Key
+    Vault with Slipway's identity, or `headersFromSettings`), and in every header source the framing and
+    hop-by-hop headers the client sets (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`, …),
+    `Idempotency-Key` and any `X-Slipway-*` header, which only Slipway sets."""
 
     type: Literal["http-request"]
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
@@ -69,6 +73,18 @@ class HttpRequestStep(StepBase):
             if name.lower() in SENSITIVE:
                 raise ValueError(f"header {name} carries credentials: give it in `headersFromSecrets` (Key Vault) "
                                  f"or `headersFromSettings`, never in the definition")
+        return headers
+
+    @field_validator("headers", "headersFromSettings", "headersFromSecrets")
+    @classmethod
+    def _not_reserved(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            lowered = name.lower()
+            if lowered.startswith(RESERVED_PREFIX):
+                raise ValueError(f"header {name}: X-Slipway-* headers are Slipway's own and cannot be set")
+            if lowered in RESERVED:
+                raise ValueError(f"header {name} is set by the HTTP client or Slipway (framing, hop-by-hop or "
+                                 f"idempotency) and cannot be set by a definition")
         return headers
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
-from shared.schemas.step_base import StepBase
+from shared.schemas.step_base import StepBase, Strict
 
 MAX_INPUTS = 20
 """User inputs; with the marker that is 21 of the 25 a workflow may declare (docs.github.com/actions/reference/
@@ -52,16 +52,37 @@ VariableName = Annotated[str, StringConstraints(
 """A pipeline variable's name: letters, digits, `.` and `_`, not starting with a prefix the system reserves
 (`endpoint`, `input`, `secret`, `path`, `securefile`; learn.microsoft.com/azure/devops/pipelines/process/variables,
 "Variable naming restrictions")."""
+AppId = Annotated[str, StringConstraints(pattern=r"^(?:[1-9][0-9]{0,19}|Iv[A-Za-z0-9.]{2,40})$")]
+"""A GitHub App's numeric app id (`123456`) or its client id (`Iv23li...`, `Iv1.` and 16 hex): GitHub takes either as
+the JWT's `iss` and recommends the client id (docs.github.com/apps/creating-github-apps/authenticating-with-a-github-
+app/generating-a-json-web-token-jwt-for-a-github-app)."""
+PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 MAX_PARAMETERS = 50
-GITHUB_FIELDS = ("repository", "workflow", "ref", "inputs", "tokenSecret", "markerInput")
+GITHUB_FIELDS = ("repository", "workflow", "ref", "inputs", "tokenSecret", "app", "markerInput")
 AZURE_FIELDS = ("organization", "project", "pipelineId", "branch", "templateParameters", "variables", "markerParameter")
-REQUIRED = {"github": ("repository", "workflow", "tokenSecret"),
+REQUIRED = {"github": ("repository", "workflow"),
             "azure-pipelines": ("organization", "project", "pipelineId")}
 DEFAULTS: dict[str, dict[str, Any]] = {
     "github": {"ref": "main", "inputs": {}, "markerInput": "slipway_run"},
     "azure-pipelines": {"branch": "refs/heads/main", "templateParameters": {}, "variables": {},
                         "markerParameter": "slipway_run"}}
 """Each provider's defaults, filled in only for that provider, so that the other's fields stay off its steps."""
+
+
+class GitHubApp(Strict):
+    """Sign in as a GitHub App installation: Slipway signs a short JWT with the app's private key (read from Key
+    Vault when the step runs) and exchanges it for an installation token, which expires after an hour. The app
+    needs the Actions repository permission (read and write) and must be installed on the repository."""
+
+    model_config = ConfigDict(regex_engine="python-re")  # SecretUri uses a look-ahead
+
+    appId: AppId
+    """The app's client id (recommended by GitHub) or its numeric app id, from the app's settings page."""
+    installationId: int = Field(ge=1, le=2**63 - 1)
+    """The installation of the app on the repository's owner (`/settings/installations/{id}` in its URL)."""
+    privateKeySecret: SecretUri
+    """The Key Vault secret that holds the app's private key (the `.pem` GitHub generated, whole). Never the key
+    itself."""
 
 
 class RunPipelineStep(StepBase):
@@ -117,7 +138,11 @@ class RunPipelineStep(StepBase):
     `$(Name)` variables, `{version}` and `{release}`. Never secrets: inputs show in the run's page and logs."""
     tokenSecret: SecretUri | None = None
     """GitHub: the Key Vault secret (read with Slipway's managed identity) that holds a GitHub App installation token
-    or a fine-grained personal access token with Actions read and write on the repository. Never the token itself."""
+    or a fine-grained personal access token with Actions read and write on the repository. Never the token itself.
+    Give this or `app`, not both."""
+    app: GitHubApp | None = None
+    """GitHub: sign in as this GitHub App's installation instead of with a stored token: installation tokens
+    are minted when needed and never stored."""
     markerInput: InputName | None = None
     """GitHub: the workflow's input that receives Slipway's marker for the run (default `slipway_run`); the
     workflow's `run-name` must show it."""
@@ -153,6 +178,9 @@ class RunPipelineStep(StepBase):
             if LOOKS_LIKE_TOKEN.search(text):
                 raise ValueError(f"{where or 'the step'} holds what looks like a GitHub token: put the token in Key "
                                  f"Vault and give its secret URI in `tokenSecret`")
+            if PRIVATE_KEY.search(text):
+                raise ValueError(f"{where or 'the step'} holds what looks like a private key: put the key in Key "
+                                 f"Vault and give its secret URI in `app.privateKeySecret`")
         return data
 
     @model_validator(mode="before")
@@ -173,6 +201,9 @@ class RunPipelineStep(StepBase):
         missing = [name for name in REQUIRED[provider] if data.get(name) is None]
         if missing:
             raise ValueError(f"provider {provider} needs {', '.join(f'`{n}`' for n in missing)}")
+        if provider == "github" and (data.get("tokenSecret") is None) == (data.get("app") is None):
+            raise ValueError("provider github needs either `tokenSecret` (a token in Key Vault) or `app` (a GitHub "
+                             "App's installation), and only one of them")
         return {**DEFAULTS[provider], **{k: v for k, v in data.items() if v is not None}}
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from shared.domain.errors import Conflict, NotFound, PreconditionFailed
 from shared.domain.lanes import Lane
 from shared.domain.release import Release
 from shared.domain.transitions import LanesNeeded, decide, reads_lanes
-from shared.domain.transitions.commands import Command
+from shared.domain.transitions.commands import ClaimStep, Command
 from shared.domain.transitions.results import (
     ArmTimer,
     Decision,
@@ -138,7 +138,7 @@ class Applied:
     """The release as written, with its new ETag: the writer's next change of it needs no read (if somebody
     changed it since, that write is a 412 and reads as usual)."""
     kept: RunStep | None = None
-    """The step message the writer runs itself instead of sending (see `change`'s `keep_step`)."""
+    """The step the writer claimed to run itself instead of sending it (see `change`'s `claim_next`)."""
 
 
 def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
@@ -153,12 +153,12 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
 
 def change(deps: Deps, definition_id: int, release_id: int, command: Command,
            read: tuple[Release, str] | None = None, if_match: str | None = None,
-           idempotency: tuple[str, str] | None = None, *, keep_step: bool = False) -> Applied:
-    """`apply`, telling what was written. `keep_step`: a step the decision starts at once is not sent but
-    handed back to run in this process (the step handler goes on with the stage's next step without a
-    queue hop). Its message is committed in the outbox with the rest all the same and the row is
-    deleted after the others went, so a host that dies before running it leaves the step unclaimed,
-    which the sweeper sends again (`Sweep`: nobody claimed it within two leases)."""
+           idempotency: tuple[str, str] | None = None, *, claim_next: str | None = None) -> Applied:
+    """`apply`, telling what was written. `claim_next` (a claim token): a step the decision starts at once
+    is claimed for that token in the same write and handed back to run in this process instead of being
+    sent (the step handler goes on with the stage's next step, or the next stage's first, with no queue
+    hop, no read and no claim of its own). A host that dies before running it leaves a claim that runs
+    out, and the sweeper sends the step again as it does for any host that died holding a claim."""
     for attempt in range(MAX_TRIES):
         back_off(attempt)
         loaded, read = read or deps.store.release(definition_id, release_id), None
@@ -170,9 +170,9 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
         decision, lane_etags = _decide(deps, definition_id, release, command)
         if not decision.changed:  # sends nothing: what others committed is theirs to send (or the sweeper's)
             return Applied(decision, loaded)
+        decision, kept = _claimed_next(deps, decision, claim_next) if claim_next else (decision, None)
         decision.release.event_seq += len(decision.events)
         items = outbox_for(deps, release, decision)
-        kept = _kept(decision, items) if keep_step else None
         slots, slot_etags = forward_slots(deps, definition_id, decision)
         try:
             written = deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
@@ -183,9 +183,9 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
             if idempotency is not None and deps.store.idempotent_result(definition_id, idempotency[0]) is not None:
                 raise Conflict(f"'{idempotency[0]}' was done already") from None
             continue
-        outbox.flush(deps, definition_id, items, keep={kept[0]} if kept else frozenset())
+        outbox.flush(deps, definition_id, items)
         telemetry.transitions(decision.release, decision.events)
-        return Applied(decision, (decision.release, written) if written else None, kept[1] if kept else None)
+        return Applied(decision, (decision.release, written) if written else None, kept)
     raise Conflict(f"release {release_id} kept changing while we tried to update it; try again")
 
 
@@ -201,12 +201,19 @@ def _decide(deps: Deps, definition_id: int, release: Release, command: Command) 
         return decide(release, command, now, lanes), lane_etags
 
 
-def _kept(decision: Decision, items: list[OutboxItem]) -> tuple[str, RunStep] | None:
-    """The first step the decision starts at once (its outbox item's id, its message): `outbox_for` lists
-    the effects' items first, in the effects' order."""
-    for n, effect in enumerate(decision.effects):
-        if isinstance(effect, EnqueueStep) and effect.delay_seconds <= 0:
-            rel = decision.release
-            return items[n].id, RunStep(int(rel.definition_id), rel.id, effect.stage, effect.attempt, effect.step,
-                                        effect.run)
-    return None
+def _claimed_next(deps: Deps, decision: Decision, token: str) -> tuple[Decision, RunStep | None]:
+    """The decision with the first step it starts at once claimed for `token` (its message dropped), and
+    that step's message; or the decision as it was when it starts none."""
+    effect = next((e for e in decision.effects if isinstance(e, EnqueueStep) and e.delay_seconds <= 0), None)
+    if effect is None:
+        return decision, None
+    claim = ClaimStep(effect.stage, effect.attempt, effect.step, effect.run, token, deps.settings.step_lease_seconds)
+    then = decide(decision.release, claim, deps.clock.now())
+    dep = then.release.stages[effect.stage].current
+    step = dep.step(effect.step) if dep is not None else None
+    if step is None or step.claim != token:
+        return decision, None
+    rel = then.release
+    merged = Decision(rel, [*decision.events, *then.events], [e for e in decision.effects if e is not effect]
+                      + then.effects, {**decision.lanes, **then.lanes}, [*decision.slots, *then.slots], True)
+    return merged, RunStep(int(rel.definition_id), rel.id, effect.stage, effect.attempt, effect.step, effect.run)

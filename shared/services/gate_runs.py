@@ -26,7 +26,7 @@ from shared.domain.transitions.gates import gate_config, live_gate
 from shared.domain.vocabulary import Kind
 from shared.messages import TakeSample, decode, encode
 from shared.ports import TargetError
-from shared.services.apply import apply
+from shared.services.apply import apply, change
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
         deps.bus.send(GATES_QUEUE, encode(msg), left)
         return "re-armed"
     token = uuid.uuid4().hex
-    claimed = apply(deps, did, rid, GateClaim(stage, attempt, kind, seq, token), read=loaded).release
+    claim = change(deps, did, rid, GateClaim(stage, attempt, kind, seq, token), read=loaded)
+    claimed = claim.decision.release
     held = _gate_of(claimed, stage, attempt, kind)
     if held is None or held.claim != token:
         return "taken by another evaluation"
@@ -62,10 +63,12 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
     resource_id = Target.from_dict(plan.environment).resource_id if plan else ""  # where the release ends up
     try:
         signals, secrets = _expanded(deps, claimed, stage, config.get("signals", []))
-        readings = [_masked(r, secrets) for r in read_all(deps, signals, resource_id)]
+        readings = [_masked(r, secrets) for r in read_all(deps, signals, resource_id, secrets)]
     except (variables.UnknownVariable, TargetError) as exc:  # a sample that cannot be taken is an error sample
         readings = [Reading(str(s.get("name")), error=str(exc)) for s in config.get("signals", [])]
-    after = apply(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings))).release
+    # written on the release as the claim wrote it (if anything wrote it since, the write is a 412 and reads again)
+    after = apply(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings)),
+                  read=claim.read if claim.decision.changed else None).release
     done = after.stages[stage].deployments[attempt - 1].gates[kind]
     return f"{kind} gate sample {seq}: {done.samples[-1]['verdict'] if done.samples else '?'} -> {done.status}"
 
@@ -94,16 +97,18 @@ def _masked(reading: Reading, secrets: set[str]) -> Reading:
     return Reading(**{k: variables.mask(v, secrets) for k, v in asdict(reading).items()})
 
 
-def read_all(deps: Deps, signals: list[dict[str, Any]], resource_id: str) -> list[Reading]:
-    """Every signal of the sample at once (the sample is one moment), one call each."""
+def read_all(deps: Deps, signals: list[dict[str, Any]], resource_id: str,
+             secrets: set[str] | None = None) -> list[Reading]:
+    """Every signal of the sample at once (the sample is one moment), one call each. `secrets`: the values
+    expanded into the signals, masked in what is logged here."""
     if not signals:
         return []
     now = deps.clock.now()
     with ThreadPoolExecutor(max_workers=min(10, len(signals))) as pool:
-        return list(pool.map(lambda s: _safe(deps, s, resource_id, now), signals))
+        return list(pool.map(lambda s: _safe(deps, s, resource_id, now, secrets or set()), signals))
 
 
-def _safe(deps: Deps, signal: dict[str, Any], resource_id: str, now: datetime) -> Reading:
+def _safe(deps: Deps, signal: dict[str, Any], resource_id: str, now: datetime, secrets: set[str]) -> Reading:
     name = str(signal.get("name"))
     loaded = plugins.current().signal(str(signal.get("type")))
     try:
@@ -118,8 +123,11 @@ def _safe(deps: Deps, signal: dict[str, Any], resource_id: str, now: datetime) -
     except plugins.NoAnswer as exc:
         return Reading(name, error=str(exc))
     except Exception as exc:  # a provider bug is an errored reading, never a pass and never a crash
-        logger.exception("signal %s failed", signal.get("name"))
-        return Reading(name, error=f"{type(exc).__name__}: {exc}")
+        # one masked line without the traceback: the signal's settings were expanded with secrets, and the
+        # message (or a chained exception's) may quote them
+        reason = variables.mask(f"{type(exc).__name__}: {exc}", secrets)
+        logger.warning("signal %s failed: %s", variables.mask(name, secrets), reason)
+        return Reading(name, error=reason)
 
 
 def _gate_of(release: Release, stage: str, attempt: int, kind: Kind) -> GateRun | None:

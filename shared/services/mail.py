@@ -5,9 +5,10 @@ deployment is rejected or fails.
 A change that commits puts one message per approver or assignee entry in its outbox (`recipients`);
 the mail queue's reaction sends it (`ask`, `ask_intervention`, `tell`). An entry is a person (their
 sign-in name is their mail address) or a group, mailed as its members in `SLIPWAY_MAIL_GROUPS`. A crash
-never loses a mail; a delivery of a message mails each address once (a mark in the definition's
-partition, keyed by the queue's id of the message, is written after each mail), so a message
-delivered again after a crash mails only who was not mailed yet, and a bad address fails alone: after
+never loses a mail, and mails each address once per mail: a mark in the definition's partition, keyed
+by the mail's own key (its outbox item's id), is written after each address, so a message delivered
+again after a crash, or sent again by the sweeper, mails only who was not mailed yet; a bad address
+fails alone: after
 the queue's last delivery it rests in `slipway-mail-poison`. An approval decided before its mail goes
 out is not mailed.
 """
@@ -60,17 +61,20 @@ def subject(what: str, release: Release, stage: str) -> str:
 
 
 def _mailed(deps: Deps, msg: _MailMessage, delivery: str, to: str) -> bool:
-    """Did this delivery's message mail `to` already (a delivery before a crash)?"""
-    return bool(delivery) and deps.store.idempotent_result(msg.definition_id, _mark(delivery, to)) is not None
+    """Did this mail reach `to` already (a delivery before a crash, or the same outbox item sent again by
+    the sweeper)? Marked under the mail's own key; a message of an earlier version has none, and is
+    marked under the queue's id of its delivery."""
+    mark = msg.key or delivery
+    return bool(mark) and deps.store.idempotent_result(msg.definition_id, _mark(mark, to)) is not None
 
 
 def _send(deps: Deps, msg: _MailMessage, delivery: str, to: str, title: str, text: str, body: str) -> None:
     """Mail one address, then mark it mailed for this message: a crash in between mails it again (at
     least once), a delivery after the mark does not."""
     deps.mailer.send([to], title, text, body)
-    if delivery:
+    if mark := msg.key or delivery:
         try:
-            deps.store.commit(Changes(msg.definition_id, idempotency=(_mark(delivery, to), "sent")))
+            deps.store.commit(Changes(msg.definition_id, idempotency=(_mark(mark, to), "sent")))
         except ConcurrentChange:
             pass  # another delivery of the same message mailed and marked it meanwhile
 

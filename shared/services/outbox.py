@@ -8,6 +8,7 @@ sweeper sends a minute later.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -17,7 +18,7 @@ from typing import assert_never
 from shared.config import EVENTS_QUEUE, MAIL_QUEUE
 from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import EventType
-from shared.messages import Message, RegisterSchedules, encode
+from shared.messages import AskApproval, AskIntervention, Message, RegisterSchedules, TellOutcome, encode
 from shared.records import OutboxItem, OutboxKind, Summary
 from shared.services import recipients
 from shared.services.deps import Deps
@@ -26,7 +27,10 @@ logger = logging.getLogger(__name__)
 
 
 def message_item(deps: Deps, release_id: int, message: Message, delay: float = 0.0) -> OutboxItem:
-    return OutboxItem(id=uuid.uuid4().hex, release_id=release_id, kind=OutboxKind.QUEUE, queue=message.queue,
+    item_id = uuid.uuid4().hex
+    if isinstance(message, (AskApproval, AskIntervention, TellOutcome)) and not message.key:
+        message = dataclasses.replace(message, key=item_id)  # a mail sent again by the sweeper mails nobody twice
+    return OutboxItem(id=item_id, release_id=release_id, kind=OutboxKind.QUEUE, queue=message.queue,
                       body=encode(message), delay=delay, created_at=deps.clock.now().isoformat())
 
 
@@ -35,16 +39,11 @@ def index_item(deps: Deps, release_id: int, summary: Summary) -> OutboxItem:
                       created_at=deps.clock.now().isoformat())
 
 
-def flush(deps: Deps, definition_id: int, items: list[OutboxItem], keep: frozenset[str] | set[str] = frozenset(),
-          ) -> None:
-    """Send the items, then delete their rows. `keep`: ids of messages the caller carries out itself (not
-    sent; their rows go too)."""
+def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
     if not items:
         return
     now = deps.clock.now()
     for item in items:
-        if item.id in keep:
-            continue
         if item.kind == OutboxKind.QUEUE:
             waited = (now - datetime.fromisoformat(item.created_at)).total_seconds()
             deps.bus.send(item.queue, item.body, max(0.0, item.delay - waited))

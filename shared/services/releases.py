@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import logging
@@ -17,7 +18,7 @@ from shared.domain.transitions import decide
 from shared.domain.transitions.commands import Abandon, DeployStage, IgnoreGate, StartRelease
 from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import EventType, Kind, Reason
-from shared.records import Changes, ConcurrentChange
+from shared.records import Changes, ConcurrentChange, Head
 from shared.schemas.actions import DeployIn
 from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
 from shared.services import artifacts, outbox, variable_groups
@@ -43,12 +44,13 @@ def _check_variables(definition: dict[str, Any], given: dict[str, str]) -> None:
 
 
 def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idempotency_key: str | None = None,
-           client_key: str | None = None) -> tuple[Release, bool]:
+           client_key: str | None = None, current: tuple[Head, dict[str, Any]] | None = None) -> tuple[Release, bool]:
     """Create a release and fire its `afterRelease` stages. Returns (release, created now?).
 
     `client_key` is a caller's Idempotency-Key: kept apart from Slipway's own keys (`idempotency_key`:
     a build, a schedule occurrence) and from other callers' keys, and bound to the request body, so
-    that the same key with another body is a 422 rather than someone else's release."""
+    that the same key with another body is a 422 rather than someone else's release. `current` is the
+    definition's head and body as the caller just read them (a stale head costs one failed write)."""
     definition_id = body.definitionId
     fingerprint = ""
     if client_key:
@@ -58,7 +60,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
         earlier = _earlier(deps, definition_id, idempotency_key, fingerprint)
         if earlier is not None:
             return earlier, False
-    head, definition = current_body(deps, definition_id)
+    head, definition = current or current_body(deps, definition_id)
     _check_variables(definition, body.variables)
     snapshot = _artifacts(deps, definition, body.artifacts)
     groups = variable_groups.snapshot(deps, definition)
@@ -160,7 +162,7 @@ def from_build(deps: Deps, hook: ArtifactWebhookIn, *, by: str) -> list[Release]
     artifacts.register(deps, hook.source, build)
     created = []
     for definition_id in _consumers(deps):
-        definition = current_body(deps, definition_id)[1]
+        head, definition = current_body(deps, definition_id)
         for art in definition.get("artifacts", []):
             trigger = art.get("trigger")
             if art["source"] != hook.source or not trigger or not trigger.get("enabled", True):
@@ -172,7 +174,8 @@ def from_build(deps: Deps, hook: ArtifactWebhookIn, *, by: str) -> list[Release]
             body = ReleaseIn(definitionId=definition_id, description=f"Continuous deployment of {hook.source} "
                              f"{hook.version}", artifacts=[ArtifactVersionIn(alias=art["alias"], version=hook.version)])
             release, _ = create(deps, body, by=by, reason="continuousIntegration",
-                                idempotency_key=f"build|{hook.source}|{hook.version}|{art['alias']}")
+                                idempotency_key=f"build|{hook.source}|{hook.version}|{art['alias']}",
+                                current=(dataclasses.replace(head), definition))
             created.append(release)
     return created
 

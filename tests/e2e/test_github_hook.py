@@ -50,7 +50,8 @@ def test_a_signed_workflow_run_becomes_a_release_that_deploys_to_dev(stack: Loca
     stack.github.add_token(stack.github_token, repos=["contoso/sample-webapp", GITHUB_REPO], actions="read")
     stack.github.add_artifact(GITHUB_REPO, run["id"], "web", sample_build.build_package("9.9.9"))
     definition = {"name": "From GitHub", "artifacts": [
-        {"alias": "web", "source": f"github:{GITHUB_REPO}", "trigger": {"branches": {"include": [run["head_branch"]]}}}],
+        {"alias": "web", "source": f"github:{GITHUB_REPO}",
+         "trigger": {"branches": {"include": [run["head_branch"]]}}}],
         "stages": [{"name": "Dev", "target": {**SAMPLE_TARGET, "slot": "dev"}, "trigger": {"type": "afterRelease"},
                     "steps": [{"type": "deploy-package"}]}]}
     created = httpx.post(f"{stack.api}/definitions", json=definition, headers=ADMIN, timeout=60)

@@ -6,6 +6,7 @@ posts to a webhook whose URL is itself a secret, and its Statuspage signal gates
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from local.azurite import REPO
 from local.stack import LocalStack
+from shared import redaction
 from tests.integration.test_http_request import Service
 
 pytestmark = pytest.mark.e2e
@@ -41,9 +43,18 @@ def steps(service: Service) -> list[dict[str, Any]]:
     ]
 
 
-def test_stage_variables_a_release_time_value_a_secret_and_a_plugin_through_two_stages(stack: LocalStack) -> None:
+def test_stage_variables_a_release_time_value_a_secret_and_a_plugin_through_two_stages(
+        stack: LocalStack, caplog: pytest.LogCaptureFixture) -> None:
     sys.path.insert(0, str(REPO / "examples"))
     import build as sample_build  # type: ignore[import-not-found]
+
+    from local.functions_host import FunctionsHost
+
+    # the host runs in this process (threads, not a host process): everything the app logs reaches caplog
+    assert not stack.host_process and isinstance(stack.host, FunctionsHost)
+    caplog.set_level(logging.DEBUG)
+    # what the host's log handlers print: Slipway puts its filter on them when it starts (redaction.install)
+    caplog.handler.addFilter(redaction.RedactingFilter())
 
     assert stack.key_vault is not None and stack.azurite is not None and stack.host is not None
     service, slack, status = Service(), Service(), Service()
@@ -88,7 +99,9 @@ def test_stage_variables_a_release_time_value_a_secret_and_a_plugin_through_two_
             for step in (0, 1):
                 surfaces.append(httpx.get(f"{stack.api}/releases/{rid}/stages/{stage}/deployments/1/steps/{step}/log",
                                           timeout=30).text)
-        for text in surfaces:
+        host_logs = caplog.text  # the function app's logs, at every level, while both stages ran
+        assert f"created release {rid} (" in host_logs  # the app's own records are there
+        for text in [*surfaces, host_logs]:
             assert PASSWORD not in text and "/services/T000/B000/XXXX" not in text
         assert done["stages"][0]["deployments"][0]["variables"]["DbPassword"] == "***"
         health = httpx.get(f"{stack.api}/health", timeout=30).json()

@@ -279,7 +279,8 @@ def test_forms_are_accepted_from_the_hosts_this_site_is_reached_by_and_no_other(
                 (post("http://10.0.0.4/x", Origin="https://slipway.contoso.com"), "https://slipway.contoso.com/"),
                 (post("http://10.0.0.4/x", Origin="https://slipway.contoso.com",
                       **{"X-Forwarded-Host": "slipway.contoso.com"}), ""),
-                (post("http://127.0.0.1:7071/x", Origin="http://evil.example", **{"Sec-Fetch-Site": "same-origin"}), ""),
+                (post("http://127.0.0.1:7071/x", Origin="http://evil.example",
+                      **{"Sec-Fetch-Site": "same-origin"}), ""),
                 (post("http://127.0.0.1:7071/x"), "")]
     for req, public in accepted:
         same_origin(req, public)
@@ -287,7 +288,8 @@ def test_forms_are_accepted_from_the_hosts_this_site_is_reached_by_and_no_other(
                (post("http://127.0.0.1:7071/x", Origin="http://evil.example",
                      **{"X-Forwarded-Host": "localhost:7071"}), "http://localhost:7071"),
                (post("http://localhost:7071/x", Origin="null"), "http://localhost:7071"),
-               (post("http://localhost:7071/x", Origin="http://localhost:7071", **{"Sec-Fetch-Site": "cross-site"}), ""),
+               (post("http://localhost:7071/x", Origin="http://localhost:7071",
+                     **{"Sec-Fetch-Site": "cross-site"}), ""),
                (post("http://localhost:7071/x", Origin="http://localhost:bad"), "")]
     for req, public in refused:
         with pytest.raises(Invalid, match="Origin"):

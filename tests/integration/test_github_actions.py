@@ -35,8 +35,9 @@ OTHER = "ghs_" + "0th3" * 9
 SECRET = "https://kv-slipway.vault.azure.net/secrets/github-token"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TARGET = {"subscriptionId": "00000000-0000-0000-0000-000000000001", "resourceGroup": "rg", "site": "tailspin"}
-SMOKE_INPUTS = {"slipway_run": {"type": "string"}, "release": {"type": "string", "required": True},
-                "dry": {"type": "boolean", "default": False}}
+SMOKE_INPUTS: dict[str, dict[str, Any]] = {
+    "slipway_run": {"type": "string"}, "release": {"type": "string", "required": True},
+    "dry": {"type": "boolean", "default": False}}
 RUN_NAME = "Smoke ${{ inputs.release }} ${{ inputs.slipway_run }}"
 
 
@@ -505,11 +506,12 @@ def test_step_model_defaults_and_limits() -> None:
         ("github", "main", "slipway_run", 60, 200)
     RunPipelineStep.model_validate(step_config(workflow="161000001", ref="refs/tags/v1.0",
                                                tokenSecret=SECRET + "/0123456789abcdef0123456789abcdef"))
-    bad = [{"repository": "tailspin"}, {"repository": "-contoso/x"}, {"workflow": "../smoke.yml"},
-           {"workflow": "smoke.txt"}, {"ref": "main..x"}, {"ref": "has space"}, {"tokenSecret": "github-token"},
-           {"tokenSecret": "https://evil.example/secrets/x"}, {"inputs": {f"i{n}": "x" for n in range(21)}},
-           {"inputs": {"1bad": "x"}}, {"inputs": {"slipway_run": "x"}}, {"timeoutMinutes": 4321}, {"logLines": 2001},
-           {"provider": "azure-pipelines"}, {"extra": True}]
+    bad: list[dict[str, Any]] = [
+        {"repository": "tailspin"}, {"repository": "-contoso/x"}, {"workflow": "../smoke.yml"},
+        {"workflow": "smoke.txt"}, {"ref": "main..x"}, {"ref": "has space"}, {"tokenSecret": "github-token"},
+        {"tokenSecret": "https://evil.example/secrets/x"}, {"inputs": {f"i{n}": "x" for n in range(21)}},
+        {"inputs": {"1bad": "x"}}, {"inputs": {"slipway_run": "x"}}, {"timeoutMinutes": 4321}, {"logLines": 2001},
+        {"provider": "azure-pipelines"}, {"extra": True}]
     for change in bad:
         with pytest.raises(ValidationError):
             RunPipelineStep.model_validate({**step_config(), **change})

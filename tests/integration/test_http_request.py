@@ -141,6 +141,40 @@ def test_credentials_in_plain_headers_are_refused_at_save(world: World) -> None:
     assert "headersFromSecrets" in caught.value.errors[0].message
 
 
+@pytest.mark.parametrize("source, name, value", [
+    ("headers", "Host", "internal.contoso.com"), ("headers", "content-length", "0"),
+    ("headers", "Transfer-Encoding", "chunked"), ("headers", "Connection", "close"),
+    ("headers", "X-Slipway-Callback", "https://evil.example/cb"), ("headers", "Idempotency-Key", "mine"),
+    ("headersFromSettings", "x-slipway-anything", "SOME_SETTING"),
+    ("headersFromSecrets", "Host", "https://kv-tailspin.vault.azure.net/secrets/host")])
+def test_framing_hop_by_hop_and_slipway_headers_are_refused_at_save_naming_the_field(
+        world: World, source: str, name: str, value: str) -> None:
+    step = {"type": "http-request", "url": "https://api.example.com", source: {name: value}}
+    with pytest.raises(Invalid) as caught:
+        definitions.create(world.deps, {"name": "T", "artifacts": [{"alias": "web", "source": "s"}],
+                                        "stages": [stage("Production", steps=[step])]}, by="amita")
+    [error] = caught.value.errors
+    assert error.field.startswith("stages[0].steps[0]") and source in error.field, error.field
+    assert f"header {name}" in error.message
+
+
+def test_ordinary_headers_are_kept(world: World) -> None:
+    step = {"type": "http-request", "url": "https://api.example.com",
+            "headers": {"Accept": "application/json", "X-Request-Source": "slipway", "Content-Type": "text/plain"}}
+    created = definitions.create(world.deps, {"name": "T", "artifacts": [{"alias": "web", "source": "s"}],
+                                              "stages": [stage("Production", steps=[step])]}, by="amita")
+    assert created["stages"][0]["steps"][0]["headers"]["X-Request-Source"] == "slipway"
+
+
+def test_a_reserved_header_is_a_400_from_the_api_naming_the_field(api: World) -> None:  # noqa: F811
+    from functions import definitions_api as defs
+    step = {"type": "http-request", "url": "https://api.example.com", "headers": {"Transfer-Encoding": "chunked"}}
+    body = {"name": "T", "artifacts": [{"alias": "web", "source": "s"}], "stages": [stage("Production", steps=[step])]}
+    status, problem = call(defs.definitions_collection, "POST", body)
+    assert status == 400, problem
+    assert "headers" in json.dumps(problem) and "Transfer-Encoding" in json.dumps(problem)
+
+
 def post_callback(token: str, body: Any) -> tuple[int, Any]:
     req = func.HttpRequest("POST", f"http://localhost/api/callbacks/{token}", body=json.dumps(body).encode(),
                            headers={"Content-Type": "application/json"}, route_params={"token": token})

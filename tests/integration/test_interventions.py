@@ -3,6 +3,8 @@ the API or a single-use mail link; a timeout decides by its default; abandoning 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import threading
 from typing import Any
@@ -18,6 +20,7 @@ from shared.config import MAIL_QUEUE
 from shared.services import sweeper
 from tests.integration.conftest import World, stage
 from tests.integration.test_approvals_api import AMITA, TIM, etag
+from tests.integration.test_dashboard import text, visit
 from tests.integration.test_http_api import api, as_, call  # noqa: F401  (fixture)
 
 CHECK = {"type": "manual-intervention", "name": "Check the invoices",
@@ -158,3 +161,56 @@ def test_instructions_cannot_inject_markup(world: World) -> None:
     html = environment().from_string("{{ t|markdown }}").render(
         t=production(world, rid).steps[1].state["intervention"]["instructions"])
     assert "<script>" not in html and "href=\"javascript" not in html and "&lt;script&gt;" in html
+
+
+def release_page(rid: int, who: dict[str, str]) -> str:
+    return text(visit(f"releases/{rid}", headers=who))
+
+
+def dashboard_form(rid: int, who: dict[str, str], decision: str, etag_value: str, **extra: str) -> Any:
+    form = {"decision": decision, "comment": "checked by hand", "etag": etag_value, "attempt": "1", **extra}
+    return visit(f"releases/{rid}/stages/Production/interventions/1", "POST", form, headers=who)
+
+
+@pytest.mark.parametrize("decision, status, steps", [("resume", "succeeded", ["succeeded"] * 3),
+                                                      ("reject", "rejected", ["succeeded", "failed", "skipped"])])
+def test_the_assignee_decides_from_the_dashboard_form_once(api: World, decision: str, status: str,  # noqa: F811
+                                                           steps: list[str]) -> None:
+    rid = waiting_release(api)
+    page = release_page(rid, TIM)
+    assert f"/releases/{rid}/stages/Production/interventions/1" in page and "Resume" in page
+    assert "/interventions/1" not in release_page(rid, as_("eve@contoso.com"))  # not hers to decide
+    tag = etag(rid)
+    assert dashboard_form(rid, as_("eve@contoso.com"), decision, tag).status_code == 403
+    assert dashboard_form(rid, {**TIM, "Origin": "https://evil.example"}, decision, tag).status_code == 400
+    assert production(api, rid).steps[1].state["intervention"]["status"] == "pending"
+    done = dashboard_form(rid, TIM, decision, tag)
+    assert done.status_code == 303 and done.headers["Location"] == f"/releases/{rid}"
+    assert dashboard_form(rid, TIM, "resume" if decision == "reject" else "reject", tag).status_code == 412  # stale
+    api.pump()
+    dep = production(api, rid)
+    assert dep.status == status and [s.status for s in dep.steps] == steps
+    intervention = dep.steps[1].state["intervention"]
+    assert intervention["by"] == "tim@contoso.com" and intervention["comment"] == "checked by hand"
+    assert dashboard_form(rid, TIM, decision, etag(rid)).status_code == 409  # decided already
+
+
+def test_an_assigned_group_is_mailed_as_its_members_and_a_member_decides(api: World) -> None:  # noqa: F811
+    group = {"qa-leads": ["ana@contoso.com", "bo@contoso.com"]}
+    api.deps.settings = dataclasses.replace(api.deps.settings, mail_groups=json.dumps(group))
+    rid = waiting_release(api, {**CHECK, "assignees": ["qa-leads"]})
+    api.deliver(MAIL_QUEUE)
+    sent = [m for m in api.deps.mailer.sent  # type: ignore[attr-defined]
+            if str(m["subject"]).startswith("Manual intervention needed")]
+    assert sorted(tuple(m["to"]) for m in sent) == [("ana@contoso.com",), ("bo@contoso.com",)]
+    links = {m["to"][0]: re.search(r"/api/intervene/([A-Za-z0-9_-]+)", str(m["text"]))[1]  # type: ignore[index]
+             for m in sent}
+    assert len(set(links.values())) == 2  # each member's link is their own
+    assert "member of qa-leads" in str(sent[0]["text"])
+    bo = as_("bo@contoso.com", groups=["qa-leads"])
+    form = urlencode({"decision": "resume", "comment": "fine", "etag": etag(rid)})
+    assert link_page(links["ana@contoso.com"], "POST", form, headers=bo)[0] == 403  # Ana's link is not Bo's
+    status, page = link_page(links["bo@contoso.com"], "POST", form, headers=bo)
+    assert status == 200 and "Resumed as bo@contoso.com" in page
+    api.pump()
+    assert production(api, rid).status == "succeeded"

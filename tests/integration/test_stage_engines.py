@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
@@ -15,16 +16,21 @@ import pytest
 from functions import approval_links
 from functions import releases_api as rels
 from local.arm_deployments_emulator import ArmDeploymentsEmulator
-from local.container_apps_emulator import ContainerAppsEmulator
+from local.azure_devops_emulator import AzureDevOpsEmulator
+from local.container_apps_emulator import SAMPLE_IMAGE, ContainerAppsEmulator
+from local.github_emulator import GitHubEmulator
 from local.monitor_emulator import MonitorEmulator
 from shared import bootstrap
 from shared.adapters.arm_deployments import ArmDeployments
+from shared.adapters.azure_pipelines import AzurePipelines
 from shared.adapters.container_jobs import ContainerJobs
+from shared.adapters.github_actions import GitHubActions
 from shared.config import MAIL_QUEUE, STEPS_QUEUE, Settings
 from shared.domain.access import Principal
 from shared.services import approvals
 from tests.integration.conftest import SUB, World, stage
 from tests.integration.test_approvals_api import AMITA
+from tests.integration.test_github_actions import DictSecrets
 from tests.integration.test_http_api import api, call  # noqa: F401  (fixture)
 
 SPEC = f"/subscriptions/{SUB}/resourceGroups/rg-tailspin/providers/Microsoft.Resources/templateSpecs/data/versions/1.0"
@@ -79,13 +85,16 @@ def test_approvers_see_what_the_infrastructure_will_change_before_they_approve(
     assert len([r for r in arm.requests if r.method == "PUT"]) == 1  # type: ignore[attr-defined]
 
 
-def deliver_until(world: World, done: Any, limit: int = 50) -> None:
-    """Run step messages one at a time (a pump would run a long deployment to its end) until `done()`."""
+def deliver_until(world: World, done: Any, limit: int = 50, clock: World | None = None) -> None:
+    """Run step messages one at a time (a pump would run a long deployment to its end) until `done()`;
+    with `clock`, moving the world's clock on by each message's delay."""
     for _ in range(limit):
         if done():
             return
         msgs = world.receive()
         for msg in msgs[:1]:
+            if clock is not None:
+                clock.clock.advance(clock.bus.delays.pop(msg.content, 0.0))
             bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
             world.queue().delete_message(msg)
         if not msgs:
@@ -120,9 +129,7 @@ def apps(world: World) -> Iterator[ContainerAppsEmulator]:
 
 
 def test_abandoning_the_release_stops_its_running_script(api: World, apps: ContainerAppsEmulator) -> None:  # noqa: F811
-    job = f"/subscriptions/{SUB}/resourceGroups/rg-db/providers/Microsoft.App/jobs/migrate"
-    script = {"type": "script", "name": "migrate", "job": job, "image": "slipway/sample-migrate:1",
-              "env": {"MIGRATION_COUNT": "100", "MIGRATION_DELAY": "0.5"}}
+    script = {**MIGRATE, "env": {"MIGRATION_COUNT": "100", "MIGRATION_DELAY": "0.5"}}
     did = int(api.define([stage("Production", steps=[script])])["id"])
     rel = api.release(did)
     deliver_until(api, lambda: bool(apps.executions("migrate")))
@@ -133,3 +140,93 @@ def test_abandoning_the_release_stops_its_running_script(api: World, apps: Conta
         time.sleep(0.1)
     assert apps.executions("migrate")[0].status == "Stopped"
     api.deliver(MAIL_QUEUE)
+
+
+MIGRATE_JOB = f"/subscriptions/{SUB}/resourceGroups/rg-db/providers/Microsoft.App/jobs/migrate"
+MIGRATE = {"type": "script", "name": "migrate", "job": MIGRATE_JOB, "image": SAMPLE_IMAGE,
+           "env": {"MIGRATION_COUNT": "2", "MIGRATION_DELAY": "0"}}
+REPO, TOKEN_SECRET = "contoso/tailspin", "https://kv-slipway.vault.azure.net/secrets/github-token"
+GITHUB_TOKEN = "ghs_" + "W0r1" * 9
+SMOKE = {"type": "run-pipeline", "name": "smoke", "repository": REPO, "workflow": "smoke.yml",
+         "inputs": {"release": "$(Release.ReleaseName)"}, "tokenSecret": TOKEN_SECRET}
+ADO_ORG, ADO_PROJECT = "contoso", "web"
+
+
+def moved_by(world: World) -> Callable[[], datetime]:
+    """An engine's clock: wall time (the adapters look for runs of the last day by theirs), moved on as the
+    world's fake clock moves (runs progress as the pump moves it)."""
+    start, wall = world.clock.now(), datetime.now(UTC)
+    return lambda: wall + (world.clock.now() - start)
+
+
+@pytest.fixture
+def github(world: World) -> Iterator[GitHubEmulator]:
+    """The GitHub emulator on the world's clock (its runs move on as the pump moves the clock), and the
+    world's run-pipeline steps signing in with a token from a dictionary Key Vault."""
+    with GitHubEmulator() as gh:
+        gh.now = moved_by(world)
+        gh.add_repo(REPO)
+        gh.add_token(GITHUB_TOKEN, repos=[REPO])
+        gh.add_workflow(REPO, "smoke.yml", name="Smoke", inputs={"slipway_run": {"type": "string"},
+                                                                 "release": {"type": "string"}},
+                        run_name_template="Smoke ${{ inputs.slipway_run }}", steps=["42 passed"], seconds=30)
+        gh.add_workflow(REPO, "slow.yml", inputs={"slipway_run": {"type": "string"}, "release": {"type": "string"}},
+                        run_name_template="Slow ${{ inputs.slipway_run }}", seconds=7200)
+        world.deps.pipelines = GitHubActions(Settings(github_api_url=gh.url))
+        world.deps.secrets = DictSecrets({TOKEN_SECRET: GITHUB_TOKEN})
+        yield gh
+
+
+@pytest.fixture
+def azdo(world: World) -> Iterator[AzureDevOpsEmulator]:
+    """The Azure DevOps emulator on the world's clock, with an Entra identity that may queue and stop runs."""
+    with AzureDevOpsEmulator() as emulator:
+        emulator.now = moved_by(world)
+        emulator.add_project(ADO_ORG, ADO_PROJECT)
+        emulator.add_token("local-emulator", orgs=[ADO_ORG])
+        for name, seconds in (("smoke", 30), ("slow", 7200)):
+            emulator.add_pipeline(ADO_ORG, ADO_PROJECT, name, seconds=seconds, steps=["42 passed"],
+                                  parameters={"slipway_run": {"type": "string", "default": " "},
+                                              "release": {"type": "string", "default": " "}})
+        world.deps.azure_pipelines = AzurePipelines(Settings(azure_devops_url=emulator.url,
+                                                             arm_auth="local-emulator"))
+        yield emulator
+
+
+def azure_step(azdo: AzureDevOpsEmulator, pipeline: str = "smoke") -> dict[str, Any]:
+    pid = next(p.id for p in azdo.pipelines.values() if p.name == pipeline)
+    return {"type": "run-pipeline", "name": pipeline, "provider": "azure-pipelines",
+            "organization": f"https://dev.azure.com/{ADO_ORG}", "project": ADO_PROJECT, "pipelineId": pid,
+            "templateParameters": {"release": "$(Release.ReleaseName)"}}
+
+
+def test_abandoning_the_release_cancels_its_running_github_workflow(
+        api: World, github: GitHubEmulator) -> None:  # noqa: F811
+    did = int(api.define([stage("Production", steps=[{**SMOKE, "workflow": "slow.yml"}])])["id"])
+    rel = api.release(did)
+    deliver_until(api, lambda: any(r.status_at(github.now()) == "in_progress" for r in github.runs.values()),
+                  clock=api)
+    assert call(rels.abandon_release, "POST", {"comment": "wrong build"}, releaseId=rel.id, headers=AMITA)[0] == 200
+    api.deliver(STEPS_QUEUE)
+    api.clock.advance(github.cancel_seconds + 1)
+    (run,) = github.runs.values()
+    now = github.now()
+    assert (run.status_at(now), run.conclusion_at(now)) == ("completed", "cancelled")
+    assert github.dispatches == 1
+    assert api.get(rel.id).stages["Production"].current.steps[0].status == "canceled"
+
+
+def test_abandoning_the_release_cancels_its_running_azure_pipelines_run(
+        api: World, azdo: AzureDevOpsEmulator) -> None:  # noqa: F811
+    did = int(api.define([stage("Production", steps=[azure_step(azdo, "slow")])])["id"])
+    rel = api.release(did)
+    deliver_until(api, lambda: any(r.status_at(azdo.now()) == "inProgress" for r in azdo.runs.values()),
+                  clock=api)
+    assert call(rels.abandon_release, "POST", {"comment": "wrong build"}, releaseId=rel.id, headers=AMITA)[0] == 200
+    api.deliver(STEPS_QUEUE)
+    api.clock.advance(azdo.cancel_seconds + 1)
+    (run,) = azdo.runs.values()
+    now = azdo.now()
+    assert (run.status_at(now), run.result_at(now)) == ("completed", "canceled")
+    assert azdo.started_runs == 1
+    assert api.get(rel.id).stages["Production"].current.steps[0].status == "canceled"

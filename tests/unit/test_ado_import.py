@@ -537,7 +537,8 @@ def test_two_gates_with_one_name_get_two_signal_names() -> None:
     (DELAY, "1.*", {"delayForMinutes": "$(Wait)"}, {"type": "manual-intervention"}, "replaced"),
     (INVOKE_REST_API, "1.*", {"connectedServiceNameSelector": "connectedServiceName", "method": "POST",
                               "urlSuffix": "changes?id=$(Release.ReleaseId)", "body": "{\"r\": \"$(Build.BuildId)\"}",
-                              "headers": "{\"Content-Type\": \"application/json\", \"PlanId\": \"$(system.PlanId)\"}",
+                              "headers": "{\"Content-Type\": \"application/json\", \"PlanId\": \"$(system.PlanId)\", "
+                                         "\"Host\": \"internal\", \"X-Slipway-Callback\": \"x\"}",
                               "waitForCompletion": "false", "successCriteria": "eq(root['ok'], true)"},
      {"type": "http-request", "method": "POST", "url": "https://replace-me.invalid/changes?id=$(Release.ReleaseId)",
       "headers": {"Content-Type": "application/json"}, "body": "{\"r\": \"$(Release.Artifacts.drop.BuildId)\"}",

@@ -16,8 +16,15 @@ from typing import Any
 import pytest
 
 from shared.domain.build_hooks import acr, azure_devops
-from shared.domain.build_hooks.github import (Build, ContainerImage, NotABuild, ReleaseAsset, RunArtifact,
-                                             choose_artifact, read)
+from shared.domain.build_hooks.github import (
+    Build,
+    ContainerImage,
+    NotABuild,
+    ReleaseAsset,
+    RunArtifact,
+    choose_artifact,
+    read,
+)
 from shared.domain.build_hooks.signatures import basic_auth_valid, github_signature_valid, shared_token_valid
 from shared.domain.errors import Invalid
 
@@ -247,8 +254,9 @@ def test_an_unsuccessful_or_unversionable_build_is_a_reason(change: dict[str, An
 
 def test_another_azure_devops_event_is_a_reason() -> None:
     meaning = azure_devops.read({**_ado_sample(), "eventType": "git.push"})
-    assert isinstance(meaning, NotABuild) and meaning.reason == "event 'git.push' is not a build: Slipway reads " \
-                                                                "build.complete and ms.vss-pipelines.run-state-changed-event"
+    assert isinstance(meaning, NotABuild)
+    assert meaning.reason == ("event 'git.push' is not a build: Slipway reads build.complete and "
+                              "ms.vss-pipelines.run-state-changed-event")
 
 
 def _run_sample() -> dict[str, Any]:

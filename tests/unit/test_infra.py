@@ -162,3 +162,20 @@ def test_builds_write_only_uploads_and_target_apps_read_only_slipways_copies() -
     resources = parse(REPO / "infra" / "app" / "container-access.bicep")["resources"]
     assert resources["assignments"]["config"]["config"]["scope"] == "container"  # the one container only
     assert resources["container"]["type"].endswith("/blobServices/containers")
+
+
+def test_slipways_identity_reads_secrets_in_the_configured_key_vaults_and_nothing_more() -> None:
+    modules = parse(REPO / "infra" / "main.bicep")["modules"]
+    [vaults] = [m for m in modules.values()
+                if m["config"].get("loop_type", {}).get("detail", {}).get("array_name") == "keyVaultResourceGroupNames"]
+    item = vaults["config"]["loop_type"]["detail"]["item_name"]
+    config = vaults["config"]["config"]
+    assert config["scope"]["function"]["type"] == "resource_group"  # each configured vault's resource group
+    assert config["scope"]["function"]["parameters"]["resource_group_name"] == item
+    assert config["params"]["roles"] == ["4633458b-17de-408a-b874-0445c86b69e6"]  # Key Vault Secrets User only
+    assert json.dumps(config["params"]["principalId"]).count('"identity"') == 1  # Slipway's own identity
+    rbac = parse(REPO / "infra" / vaults["detail"]["path"])["resources"]["assignments"]
+    assert rbac["config"]["loop_type"]["detail"]["array_name"] == "roles"
+    assert rbac["config"]["config"]["properties"]["principalType"] == "ServicePrincipal"
+    assert "keyVaultResourceGroupNames" in json.loads((REPO / "infra" / "main.parameters.json").read_text())[
+        "parameters"]

@@ -47,7 +47,8 @@ def test_manual_and_scheduled_stages_with_required_stages_come_after_them(kind: 
 
 
 def test_unknown_names_self_references_and_cycles_never_lose_a_stage() -> None:
-    stages = [stage("A", "afterStages", ["B", "Nope"]), stage("B", "afterStages", ["A"]), stage("C", "afterStages", ["C"])]
+    stages = [stage("A", "afterStages", ["B", "Nope"]), stage("B", "afterStages", ["A"]),
+              stage("C", "afterStages", ["C"])]
     assert sorted(pipeline_order(stages)) == ["A", "B", "C"]
     assert pipeline_order(stages)[0] == "C"
 

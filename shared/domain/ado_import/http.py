@@ -13,10 +13,8 @@ from typing import Any
 from shared.domain.ado_import.names import HEADER_NAME, secret_name
 from shared.domain.ado_import.refs import Scope
 from shared.domain.gates import JSON_PATH
+from shared.domain.headers import SENSITIVE, reserved
 
-SENSITIVE = ("authorization", "proxy-authorization", "cookie", "x-functions-key", "x-api-key", "api-key",
-             "ocp-apim-subscription-key")
-"""Headers that carry credentials (`shared/schemas/step_http.py` SENSITIVE): never in a definition."""
 _SENSITIVE_WORDS = ("token", "secret", "password", "key", "auth")
 UNKNOWN_HOST = "https://replace-me.invalid"
 """A generic service connection holds the base URL, which the definition does not: `.invalid` never resolves."""
@@ -126,6 +124,9 @@ def headers(raw: str, scope: Scope, *, for_signal: bool) -> Headers:
             continue
         if not HEADER_NAME.match(name):
             notes.append(f"header '{name[:64]}' is not a header name Slipway takes and was left out")
+            continue
+        if reserved(name):
+            notes.append(f"header {name} was left out: the HTTP client sets it (or it is Slipway's own)")
             continue
         if name.casefold() in SENSITIVE or any(w in name.casefold() for w in _SENSITIVE_WORDS):
             if for_signal:

@@ -94,6 +94,7 @@ def _start(deps: Deps, ctx: StepContext, state: dict[str, Any]) -> Outcome:
 def _follow(deps: Deps, ctx: StepContext, state: dict[str, Any], dep: ArmDeployment) -> Outcome:
     name, scope = str(state["deployment"]), str(state["scope"])
     _log_operations(deps, ctx, state, scope, name)
+    state.pop("targetErrors", None)  # ARM answered this look: the errors of earlier looks were passing
     if dep.state == "Succeeded":
         outputs = _outputs(ctx, dep)
         ctx.log(f"ARM deployment {name} succeeded")

@@ -21,6 +21,7 @@ from typing import Any
 from shared.ports import PipelineRun, TargetError
 from shared.services.deps import Deps
 from shared.services.steps.context import Outcome, StepContext
+from shared.services.steps.github_auth import github_token
 
 FIND_GRACE_SECONDS = 120.0
 """How long after a dispatch whose answer was lost the step keeps looking for the run before it dispatches again
@@ -50,7 +51,7 @@ def run_pipeline(deps: Deps, ctx: StepContext) -> Outcome:
     cfg = ctx.step.config
     if cfg.get("provider") == AZURE:
         return _run_azure(deps, ctx)
-    token = deps.secrets.get(cfg["tokenSecret"])  # a TargetError fails or retries the step: never run without it
+    token = github_token(deps, cfg)  # a TargetError fails or retries the step: never run without it
     start = len(ctx.lines)
     try:
         outcome = _run(deps, ctx, token)
@@ -75,7 +76,7 @@ def stop_run_pipeline(deps: Deps, ctx: StepContext) -> str:
     cfg = ctx.step.config
     repo, workflow = intent.get("repository") or ctx.expand(cfg["repository"]), \
         intent.get("workflow") or ctx.expand(cfg["workflow"])
-    token = deps.secrets.get(cfg["tokenSecret"])
+    token = github_token(deps, cfg)
     start = len(ctx.lines)
     try:
         if run_id is None:

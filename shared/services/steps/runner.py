@@ -59,15 +59,17 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     until = time.monotonic() + deps.settings.step_continue_seconds
     said, nxt = _run_once(deps, msg, delivery, None, time.monotonic() < until)
     while nxt is not None:
-        msg, read = nxt
-        what, nxt = _run_once(deps, msg, "", read, time.monotonic() < until)
+        msg, token, read = nxt
+        what, nxt = _run_once(deps, msg, token, read, time.monotonic() < until, claimed=True)
         said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}"
     return said
 
 
 def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str] | None, go_on: bool,
-              ) -> tuple[str, tuple[RunStep, tuple[Release, str] | None] | None]:
-    """One step run; and the next it starts at once when `go_on`, with the release as written."""
+              claimed: bool = False) -> tuple[str, tuple[RunStep, str, tuple[Release, str] | None] | None]:
+    """One step run; and, when `go_on`, the next one it started at once and claimed with its result (its
+    message, claim token and the release as written). `claimed`: `read` holds this run claimed for the
+    token `delivery` already (the previous run's result claimed it)."""
     loaded = read or deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
         return "no such release", None
@@ -75,10 +77,12 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
     if _context(release, msg, deps) is None:
         return "stale", None
     token = delivery or uuid.uuid4().hex
-    claimed = _claim_read(deps, msg, token, read=loaded)
-    if claimed is None:
+    ours = _context(release, msg, deps) if claimed else None
+    claimed_read: tuple[StepContext, tuple[Release, str] | None] | None = (ours, loaded) \
+        if ours is not None and ours.run.claim == token else _claim_read(deps, msg, token, read=loaded)
+    if claimed_read is None:
         return "taken by another delivery of the same message", None
-    ctx, held = claimed
+    ctx, held = claimed_read
 
     def keep_intent(intent: dict[str, Any]) -> bool:
         nonlocal held
@@ -101,10 +105,12 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
     ctx.debug(f"outcome {outcome.kind}: {outcome.message}; state {outcome.state}")
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
-    deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1)
+    deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1,
+                     whole=outcome.kind != "retry")
     # The claim's write answered the release as it is now, unless an intent or a heartbeat wrote since.
+    nxt_token = uuid.uuid4().hex
     applied = change(deps, msg.definition_id, msg.release_id, _command(msg, outcome),
-                     read=None if beat.beats else held, keep_step=go_on)
+                     read=None if beat.beats else held, claim_next=nxt_token if go_on else None)
     after = applied.decision.release
     if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
             and _canceled(after, msg.stage, msg.attempt, msg.step):
@@ -112,7 +118,7 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
         # this run started anything, so this run stops what it started itself.
         ctx.run.state = outcome.state
         _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
-    return outcome.kind, (applied.kept, applied.read) if applied.kept is not None else None
+    return outcome.kind, (applied.kept, nxt_token, applied.read) if applied.kept is not None else None
 
 
 def _masked(outcome: Outcome, secrets: set[str]) -> Outcome:
@@ -234,9 +240,13 @@ def _run(deps: Deps, ctx: StepContext) -> Outcome:
     if kind is None:
         return Outcome.fail(f"no step kind '{ctx.step.type}' in this version of Slipway")
     try:
-        # `$(Name)` in every string field of the step, built-in or plugin, as the step runs; what is not
-        # defined yet (a callback URL) is left for the step, which fails on what stays unknown
+        # `$(Name)` in every string field of the step, built-in or plugin, as the step runs; only what a step
+        # defines itself while it runs (its callback URL) is left for it. Any other name nothing defines fails
+        # the step before it acts, never written as literal text (see variables.unresolved: unlike Azure DevOps)
         known = ctx.variables()
+        missing = variables.unresolved_in_step(str(ctx.step.type), ctx.step.config, known)
+        if missing is not None:
+            return Outcome.fail(f"unknown variable $({missing})")
         config = {k: v if k == "type" else variables.expand_known(v, known, ctx.secret)
                   for k, v in ctx.step.config.items()}
         ctx.step = dataclasses.replace(ctx.step, config=config)
@@ -274,8 +284,15 @@ def _plugin_call(deps: Deps, ctx: StepContext, fn: Any, answer: type) -> Any:
     except NoAnswer as exc:
         raise _PluginFailed(str(exc)) from None
     except Exception as exc:
-        logger.warning("plugin %s raised", what, exc_info=True)
-        raise _PluginFailed(f"plugin {what} raised {type(exc).__name__}: {exc}") from None
+        import traceback  # only on this path
+
+        # one masked line, never the traceback: its text (the message, a chained exception's) may hold a secret
+        # the step read; where it raised is enough to find the bug
+        reason = variables.mask(f"{type(exc).__name__}: {exc}", ctx.secrets)
+        frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        where = f" at {frame[0].filename}:{frame[0].lineno} in {frame[0].name}" if frame else ""
+        logger.warning("plugin %s raised %s%s", what, reason, where)
+        raise _PluginFailed(f"plugin {what} raised {reason}") from None
     if not isinstance(result, answer):
         raise _PluginFailed(f"plugin {what} answered {type(result).__name__}, not {answer.__name__}")
     return result
