@@ -28,15 +28,24 @@ newBatchThreshold 4 = 12 messages at once, four triggers and the HTTP functions 
 requests' default pool of 10 dropped connections under load ("Connection pool is full")."""
 
 
+ENVIRONMENT_SETTINGS = ("http_proxy", "https_proxy", "all_proxy", "requests_ca_bundle", "curl_ca_bundle")
+"""What requests reads from the environment for a session that trusts it (any case)."""
+
+
 def _transport() -> Any:
     """azure-core's requests transport on a session with a pool sized for the host; retries stay
-    off in urllib3 as azure-core sets them (its own retry policy decides)."""
+    off in urllib3 as azure-core sets them (its own retry policy decides). A session that trusts the
+    environment scans every variable of it on every request, looking for proxies: with no proxy or CA
+    bundle set there is nothing to find, so the session does not look (set one and it does, as before)."""
+    import os
+
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
     session = requests.Session()
+    session.trust_env = any(name.lower() in ENVIRONMENT_SETTINGS for name, value in os.environ.items() if value)
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE,
                           max_retries=Retry(total=False, redirect=False, raise_on_status=False))
     for scheme in ("http://", "https://"):

@@ -52,8 +52,27 @@ def verdict(deps: Deps, release: Release) -> Verdict:
     policy, targets = DefinitionPolicy.of_definition(definition), _stage_slots(definition)
     slots = {r["slot"].lower(): r for r in deps.store.slot_records(definition_id)}
     facts = _facts(release, targets, slots, _kept_by(deps, release.id))
-    newest = _newest(deps, definition_id, policy, targets, slots) if facts.deployed_to else Newest({})
+    newest = _newest_for(deps, definition_id, facts, policy, targets, slots) if facts.deployed_to else Newest({})
     return decide(policy, facts, newest, deps.clock.now())
+
+
+def _newest_for(deps: Deps, definition_id: int, facts: ReleaseFacts, policy: DefinitionPolicy,
+                targets: dict[str, str], slots: dict[str, dict[str, Any]]) -> Newest:
+    """`_newest` as far as one release is concerned: only newer releases can push it out of a stage's newest,
+    so only they are read, and none at all when fewer are newer than any of its stages keeps (every release
+    page and answer asks this, mostly of a recent release)."""
+    window = max([deps.settings.retention_batch, *(policy.of(s).minimum_releases for s in policy.stages)])
+    listed, more = deps.store.releases_page(cursor=None, limit=window, definition_id=definition_id)
+    newer = [int(summary["id"]) for summary in listed if int(summary["id"]) > facts.id]
+    reached = more is None or len(newer) < len(listed)  # the listing got down to this release: no newer one unread
+    if reached and len(newer) < min(policy.of(s).minimum_releases for s in facts.deployed_to):
+        return newest_per_stage(policy, [facts], complete=True)
+    window_facts = [facts]
+    for rid in newer:
+        loaded = deps.store.release(definition_id, rid)
+        if loaded is not None:
+            window_facts.append(_facts(loaded[0], targets, slots, None))
+    return newest_per_stage(policy, window_facts, complete=reached)
 
 
 def retain(deps: Deps, release_id: int, *, keep_forever: bool, comment: str, by: str) -> Verdict:

@@ -248,3 +248,18 @@ def test_the_api_shows_the_fate_and_keeps_forever_for_release_managers_only(worl
         assert "Retention: kept because kept forever by amita@contoso.com" in page
     finally:
         bootstrap.use(None)
+
+
+def test_a_release_page_judges_the_newest_of_a_stage_as_the_timer_does(world: World) -> None:
+    d = world.define([stage("Dev")], retention={"days": 30, "minimumReleases": 2})["id"]
+    made = []
+    for n in range(5):
+        made.append(world.release(d, f"1.{n}.0"))
+        world.pump()
+    verdicts = [retention.verdict(world.deps, releases.get(world.deps, r.id)) for r in made]
+    newest = "one of the 2 newest of stage Dev"
+    assert [newest in v.kept_because for v in verdicts] == [False, False, False, True, True]
+    assert verdicts[0].remove_after is not None and verdicts[-1].remove_after is None
+    world.clock.advance(31 * DAY)
+    assert tick_until_quiet(world) == 3  # the timer keeps the same two
+    assert [gone(world, d, r.id) for r in made] == [True, True, True, False, False]
