@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from shared.domain.approvals import Approval
 from shared.domain.keys import key_hash
@@ -132,6 +132,15 @@ class Summary:
         return cls(data["list"], data["fields"])
 
 
+class InFlight(NamedTuple):
+    """A release the sweeper looks after. `queued_only`: every deployment of it in flight waits for its
+    stage's lane (nothing of its own can be lost but its turn, which the lane's row tells)."""
+
+    definition_id: int
+    release_id: int
+    queued_only: bool = False
+
+
 @dataclass(frozen=True)
 class DueSchedule:
     """A schedule's next occurrence in the due index."""
@@ -200,8 +209,8 @@ class PipelineStore(Protocol):
         """Outbox rows of every definition created before `older_than` that nobody holds at `now`,
         each claimed (ETag-guarded) until `until`: two sweepers never both get a row."""
         ...
-    def in_flight(self) -> list[tuple[int, int]]:
-        """Releases with a deployment in progress or queued for its lane."""
+    def in_flight(self) -> list[InFlight]:
+        """Releases with a deployment in progress or queued for its lane, and which only wait in a lane."""
         ...
 
     # artifact versions and approval links (insert-only)

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.release import Release
-from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, PipelineStore, Summary
+from shared.records import Changes, ConcurrentChange, DueSchedule, Head, InFlight, OutboxItem, PipelineStore, Summary
 
 
 class MemoryStore(PipelineStore):
@@ -114,10 +114,14 @@ class MemoryStore(PipelineStore):
                 won += [(key[0], i) for i in items]
         return won
 
-    def in_flight(self) -> list[tuple[int, int]]:
-        return [key for key, (data, _) in sorted(self.release_rows.items())
-                if any(s.current is not None and s.current.status in ("inProgress", "queued")
-                       for s in Release.from_dict(copy.deepcopy(data)).stages.values())]
+    def in_flight(self) -> list[InFlight]:
+        found = []
+        for key, (data, _) in sorted(self.release_rows.items()):
+            flying = [s.current.status for s in Release.from_dict(copy.deepcopy(data)).stages.values()
+                      if s.current is not None and s.current.status in ("inProgress", "queued")]
+            if flying:
+                found.append(InFlight(*key, all(status == "queued" for status in flying)))
+        return found
 
     # -- the one write
 

@@ -35,7 +35,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 from shared.adapters.storage_clients import StorageClients
 from shared.domain.keys import key_hash
 from shared.domain.release import Release
-from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, OutboxKind, Summary
+from shared.records import Changes, ConcurrentChange, DueSchedule, Head, InFlight, OutboxItem, OutboxKind, Summary
 
 CHUNK = 32_000
 """UTF-16 code units per property: 64,000 bytes, under the 64 KiB limit."""
@@ -233,12 +233,14 @@ class TableStore:
             won += [(int(row["PartitionKey"]), item) for item in _outbox_items(row)]
         return won
 
-    def in_flight(self) -> list[tuple[int, int]]:
-        """(definition, release) pairs with a deployment in progress or queued (a scan: the sweeper's job)."""
+    def in_flight(self) -> list[InFlight]:
+        """Releases with a deployment in progress or queued (a scan: the sweeper's job). Rows written before
+        `queuedOnly` was recorded count as not only queued (the sweeper reads them, as it did)."""
         rows = self.table.query_entities("RowKey ge @lo and RowKey lt @hi and inFlight eq true",
                                          parameters={"lo": "release|", "hi": "release}"},
-                                         select=["PartitionKey", "RowKey"])
-        return [(int(r["PartitionKey"]), int(r["RowKey"].split("|")[1])) for r in rows]
+                                         select=["PartitionKey", "RowKey", "queuedOnly"])
+        return [InFlight(int(r["PartitionKey"]), int(r["RowKey"].split("|")[1]), bool(r.get("queuedOnly")))
+                for r in rows]
 
     def _range(self, partition: str, prefix: str, select: list[str] | None = None) -> list[TableEntity]:
         hi = prefix[:-1] + chr(ord(prefix[-1]) + 1)
@@ -301,7 +303,7 @@ class TableStore:
         if c.release is not None:
             r = c.release
             row = {"PartitionKey": part, "RowKey": release_key(r.id), "status": r.status,
-                   "createdAt": r.created_at, "inFlight": _in_flight(r),
+                   "createdAt": r.created_at, "inFlight": _in_flight(r), "queuedOnly": _queued_only(r),
                    **{_package_property(a["stored"]): True for a in r.artifacts if a.get("stored")}}
             ops.append(_guarded(put_json(row, _fitting(r)), c.release_etag))
             if c.events:
@@ -636,6 +638,13 @@ def _guarded(row: dict[str, Any], etag: str | None) -> tuple[Any, ...]:
 def _in_flight(release: Release) -> bool:
     """A deployment runs or waits for its lane: the sweeper looks at it (a lost lane turn is its to give)."""
     return any(s.current is not None and s.current.status in ("inProgress", "queued") for s in release.stages.values())
+
+
+def _queued_only(release: Release) -> bool:
+    """In flight, and every deployment in flight waits for its lane."""
+    flying = [s.current.status for s in release.stages.values()
+              if s.current is not None and s.current.status in ("inProgress", "queued")]
+    return bool(flying) and all(status == "queued" for status in flying)
 
 
 def _outbox_key(item: OutboxItem) -> str:

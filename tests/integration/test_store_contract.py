@@ -19,7 +19,7 @@ from shared.config import Settings
 from shared.domain.approvals import Approval
 from shared.domain.release import Release
 from shared.domain.transitions import StartRelease, decide
-from shared.domain.vocabulary import ApprovalStatus, Kind
+from shared.domain.vocabulary import ApprovalStatus, Kind, Status
 from shared.records import Changes, ConcurrentChange, DueSchedule, Head, OutboxItem, OutboxKind, PipelineStore, Summary
 from tests.memory_store import MemoryStore
 
@@ -122,7 +122,14 @@ def test_in_flight_names_releases_with_a_deployment_in_progress(store: PipelineS
     store.commit(Changes(1, release=release(5)))
     started = decide(release(6), StartRelease(), NOW, {}).release
     store.commit(Changes(1, release=started))
-    assert store.in_flight() == [(1, 6)]
+    assert store.in_flight() == [(1, 6, False)]
+    # a release whose deployments in flight all wait for their lanes says so (the sweeper reads its lanes instead)
+    queued = decide(release(7), StartRelease(), NOW, {}).release
+    for run in queued.stages.values():
+        if run.current is not None:
+            run.current.status = run.status = Status.QUEUED
+    store.commit(Changes(1, release=queued))
+    assert store.in_flight() == [(1, 6, False), (1, 7, True)]
 
 
 def test_links_are_used_once(store: PipelineStore) -> None:

@@ -1,0 +1,56 @@
+"""The sweeper and releases queued behind a stage's lane: it reads none of those still waiting (its cost does not
+grow with the queue), and still gives a release its turn when the message saying so was lost."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import EVENTS_QUEUE
+from shared.messages import MessageKind
+from shared.services import releases, sweeper
+from tests.integration.conftest import World, stage
+
+pytestmark = pytest.mark.azurite
+
+
+def queued_behind_production(world: World, count: int) -> tuple[int, list[int]]:
+    """`count` releases of a definition whose Production deploys one at a time and waits for an approval
+    first: the first release holds the lane, the others queue behind it."""
+    production = {**stage("Production"), "queue": {"parallel": 1},
+                  "preApprovals": {"approvers": ["tim@contoso.com"]}}
+    did = int(world.define([production])["id"])
+    rids = []
+    for n in range(count):
+        rids.append(world.release(did, f"1.{n}.0").id)
+        world.pump()
+    return did, rids
+
+
+def test_releases_waiting_in_a_lane_cost_the_sweeper_one_read_of_the_lanes(world: World) -> None:
+    _, few = queued_behind_production(world, 3)
+    world.counter.reset()
+    sweeper.sweep(world.deps)
+    with_three = world.counter.total
+    for n in range(6):
+        world.release(int(world.get(few[0]).definition_id), f"2.{n}.0")
+        world.pump()
+    assert [world.get(r).stages["Production"].status for r in few] == ["inProgress", "queued", "queued"]
+    world.counter.reset()
+    sweeper.sweep(world.deps)
+    assert world.counter.total == with_three  # nine waiting cost what three did
+
+
+def test_a_lost_turn_is_still_given_at_the_next_sweep(world: World) -> None:
+    _, (first, second) = queued_behind_production(world, 2)
+    # the first leaves the lane: the turn goes to the second
+    releases.abandon(world.deps, first, by="amita", comment="not this one")
+    world.pump()
+    lost = [m for m in world.receive(EVENTS_QUEUE) if f'"kind": "{MessageKind.LANE}"' in m.content
+            or '"kind":"lane"' in m.content]
+    assert lost, "the turn's message"
+    for msg in lost:
+        world.queue(EVENTS_QUEUE).delete_message(msg)  # the message saying so is lost
+    assert world.get(second).stages["Production"].status == "queued"
+    sweeper.sweep(world.deps)
+    world.pump()
+    assert world.get(second).stages["Production"].status in ("inProgress", "succeeded")
