@@ -103,7 +103,8 @@ class Settings:
     step_continue_seconds: int = 60
     """A step handler whose step starts the next one at once (the stage's next step, or the next stage's
     first) runs it itself, without a queue hop, while this many seconds of its invocation have not passed
-    (0: every step goes through the queue). The next step's message is committed in the outbox all the same."""
+    (0: every step goes through the queue). The step is claimed in the write that starts it, so a host that dies
+    before running it leaves a claim that runs out, and the sweeper sends the step."""
     max_step_redeliveries: int = 3
     email_endpoint: str = ""
     """Azure Communication Services endpoint for approval mails (identity-based); empty: no mail."""

@@ -30,28 +30,32 @@ SHORTEST = 6
 than it protects (such a value is not a credential worth the name)."""
 REMEMBERED = 512
 _remembered: dict[str, None] = {}
+_longest_first: tuple[str, ...] = ()
+"""The remembered values, longest first (a secret inside a longer one: the longer goes whole), kept sorted when
+one is remembered rather than on every log line."""
 _lock = threading.Lock()
 
 
 def remember(value: str) -> None:
     """A secret value this process read (from Key Vault): masked in every log line from now on. The newest
     `REMEMBERED` are kept (a long-running host reads the same few secrets again and again)."""
+    global _longest_first
     if len(value) < SHORTEST:
         return
     with _lock:
+        known = value in _remembered
         _remembered.pop(value, None)
         _remembered[value] = None
         while len(_remembered) > REMEMBERED:
             del _remembered[next(iter(_remembered))]
+        if not known:
+            _longest_first = tuple(sorted(_remembered, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    if _remembered:  # first: a pattern below would mask only the part of a value it recognises
-        with _lock:
-            values = sorted(_remembered, key=len, reverse=True)  # a secret inside a longer one: the longer first
-        for value in values:
-            if value in text:
-                text = text.replace(value, HIDDEN)
+    for value in _longest_first:  # first: a pattern below would mask only the part of a value it recognises
+        if value in text:
+            text = text.replace(value, HIDDEN)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

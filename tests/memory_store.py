@@ -117,8 +117,7 @@ class MemoryStore(PipelineStore):
     def in_flight(self) -> list[InFlight]:
         found = []
         for key, (data, _) in sorted(self.release_rows.items()):
-            flying = [s.current.status for s in Release.from_dict(copy.deepcopy(data)).stages.values()
-                      if s.current is not None and s.current.status in ("inProgress", "queued")]
+            flying = Release.from_dict(copy.deepcopy(data)).flying()
             if flying:
                 found.append(InFlight(*key, all(status == "queued" for status in flying)))
         return found

@@ -35,6 +35,7 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 from shared.adapters.storage_clients import StorageClients
 from shared.domain.keys import key_hash
 from shared.domain.release import Release
+from shared.domain.vocabulary import Status
 from shared.records import Changes, ConcurrentChange, DueSchedule, Head, InFlight, OutboxItem, OutboxKind, Summary
 
 CHUNK = 32_000
@@ -637,14 +638,13 @@ def _guarded(row: dict[str, Any], etag: str | None) -> tuple[Any, ...]:
 
 def _in_flight(release: Release) -> bool:
     """A deployment runs or waits for its lane: the sweeper looks at it (a lost lane turn is its to give)."""
-    return any(s.current is not None and s.current.status in ("inProgress", "queued") for s in release.stages.values())
+    return bool(release.flying())
 
 
 def _queued_only(release: Release) -> bool:
     """In flight, and every deployment in flight waits for its lane."""
-    flying = [s.current.status for s in release.stages.values()
-              if s.current is not None and s.current.status in ("inProgress", "queued")]
-    return bool(flying) and all(status == "queued" for status in flying)
+    flying = release.flying()
+    return bool(flying) and all(status == Status.QUEUED for status in flying)
 
 
 def _outbox_key(item: OutboxItem) -> str:

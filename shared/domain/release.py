@@ -179,6 +179,12 @@ class Release:
                     dep.failure = _cut(dep.failure)
         return smaller
 
+    def flying(self) -> list[Status]:
+        """The statuses of its deployments in flight (in progress, or queued for their stage's lane): the
+        sweeper looks after a release that has any, and only at its lanes when all of them are queued."""
+        return [s.current.status for s in self.stages.values()
+                if s.current is not None and s.current.status in (Status.IN_PROGRESS, Status.QUEUED)]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data; the definition snapshot is the release's own (shared, as everywhere: never changed)."""
         data = asdict(replace(self, definition={}))

@@ -61,18 +61,13 @@ def _newest_for(deps: Deps, definition_id: int, facts: ReleaseFacts, policy: Def
     """`_newest` as far as one release is concerned: only newer releases can push it out of a stage's newest,
     so only they are read, and none at all when fewer are newer than any of its stages keeps (every release
     page and answer asks this, mostly of a recent release)."""
-    window = max([deps.settings.retention_batch, *(policy.of(s).minimum_releases for s in policy.stages)])
-    listed, more = deps.store.releases_page(cursor=None, limit=window, definition_id=definition_id)
-    newer = [int(summary["id"]) for summary in listed if int(summary["id"]) > facts.id]
+    listed, more = _window(deps, definition_id, policy)
+    newer = [rid for rid in listed if rid > facts.id]
     reached = more is None or len(newer) < len(listed)  # the listing got down to this release: no newer one unread
     if reached and len(newer) < min(policy.of(s).minimum_releases for s in facts.deployed_to):
         return newest_per_stage(policy, [facts], complete=True)
-    window_facts = [facts]
-    for rid in newer:
-        loaded = deps.store.release(definition_id, rid)
-        if loaded is not None:
-            window_facts.append(_facts(loaded[0], targets, slots, None))
-    return newest_per_stage(policy, window_facts, complete=reached)
+    return newest_per_stage(policy, [facts, *_read_facts(deps, definition_id, newer, targets, slots)],
+                            complete=reached)
 
 
 def retain(deps: Deps, release_id: int, *, keep_forever: bool, comment: str, by: str) -> Verdict:
@@ -218,14 +213,21 @@ def _references_since(deps: Deps) -> datetime:
 def _newest(deps: Deps, definition_id: int, policy: DefinitionPolicy, targets: dict[str, str],
             slots: dict[str, dict[str, Any]]) -> Newest:
     """The minimum each stage keeps, from a bounded window of the definition's newest releases."""
+    listed, more = _window(deps, definition_id, policy)
+    return newest_per_stage(policy, _read_facts(deps, definition_id, listed, targets, slots), complete=more is None)
+
+
+def _window(deps: Deps, definition_id: int, policy: DefinitionPolicy) -> tuple[list[int], object | None]:
+    """The ids of the definition's newest releases, as many as retention looks at, and whether more exist."""
     window = max([deps.settings.retention_batch, *(policy.of(s).minimum_releases for s in policy.stages)])
     listed, more = deps.store.releases_page(cursor=None, limit=window, definition_id=definition_id)
-    facts = []
-    for summary in listed:
-        loaded = deps.store.release(definition_id, int(summary["id"]))
-        if loaded is not None:
-            facts.append(_facts(loaded[0], targets, slots, None))
-    return newest_per_stage(policy, facts, complete=more is None)
+    return [int(summary["id"]) for summary in listed], more
+
+
+def _read_facts(deps: Deps, definition_id: int, ids: list[int], targets: dict[str, str],
+                slots: dict[str, dict[str, Any]]) -> list[ReleaseFacts]:
+    found = (deps.store.release(definition_id, rid) for rid in ids)
+    return [_facts(loaded[0], targets, slots, None) for loaded in found if loaded is not None]
 
 
 def _facts(release: Release, targets: dict[str, str], slots: dict[str, dict[str, Any]],

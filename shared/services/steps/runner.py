@@ -74,12 +74,12 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
     if loaded is None:
         return "no such release", None
     release, _ = loaded
-    if _context(release, msg, deps) is None:
+    ours = _context(release, msg, deps)
+    if ours is None:
         return "stale", None
     token = delivery or uuid.uuid4().hex
-    ours = _context(release, msg, deps) if claimed else None
     claimed_read: tuple[StepContext, tuple[Release, str] | None] | None = (ours, loaded) \
-        if ours is not None and ours.run.claim == token else _claim_read(deps, msg, token, read=loaded)
+        if claimed and ours.run.claim == token else _claim_read(deps, msg, token, read=loaded)
     if claimed_read is None:
         return "taken by another delivery of the same message", None
     ctx, held = claimed_read
@@ -172,14 +172,14 @@ def _claim(deps: Deps, msg: RunStep, token: str, *, intent: dict[str, Any] | Non
 
 def _claim_read(deps: Deps, msg: RunStep, token: str, *, intent: dict[str, Any] | None = None,
                 read: tuple[Release, str] | None = None) -> tuple[StepContext, tuple[Release, str] | None] | None:
-    """`_claim`, with the release as the claim wrote it (None when it did not write)."""
+    """`_claim`, with the release as the claim left it (its ETag now)."""
     applied = change(deps, msg.definition_id, msg.release_id,
                      ClaimStep(msg.stage, msg.attempt, msg.step, msg.run, token, deps.settings.step_lease_seconds,
                                intent), read=read)
     found = _context(applied.decision.release, msg, deps)
     if found is None or found.run.claim != token:
         return None
-    return found, applied.read if applied.decision.changed else None
+    return found, applied.read
 
 
 class Heartbeat:
