@@ -105,6 +105,12 @@ class Settings:
     first) runs it itself, without a queue hop, while this many seconds of its invocation have not passed
     (0: every step goes through the queue). The step is claimed in the write that starts it, so a host that dies
     before running it leaves a claim that runs out, and the sweeper sends the step."""
+    step_wait_seconds: int = 10
+    """A step that looks again within this many seconds (a deployment not finished yet, a check not passing
+    yet) waits in its invocation, within `step_continue_seconds`, and runs again claimed by the write that
+    recorded its look: no queue message, no claim of its own, and it looks again when due, not when the
+    queue is next polled. Longer waits, and a host that dies waiting (its claim runs out), go through the
+    queue as before. 0: every look again goes through the queue."""
     max_step_redeliveries: int = 3
     email_endpoint: str = ""
     """Azure Communication Services endpoint for approval mails (identity-based); empty: no mail."""
@@ -260,6 +266,7 @@ ENV_NAMES: dict[str, str] = {
     "slot_url_scheme": "SLIPWAY_SLOT_URL_SCHEME",
     "step_lease_seconds": "SLIPWAY_STEP_LEASE_SECONDS",
     "step_continue_seconds": "SLIPWAY_STEP_CONTINUE_SECONDS",
+    "step_wait_seconds": "SLIPWAY_STEP_WAIT_SECONDS",
     "max_step_redeliveries": "SLIPWAY_MAX_STEP_REDELIVERIES",
     "email_endpoint": "SLIPWAY_EMAIL_ENDPOINT",
     "email_sender": "SLIPWAY_EMAIL_SENDER",

@@ -229,6 +229,11 @@ class Clock(Protocol):
         """Aware UTC time."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Wait until `seconds` of this clock's time have passed (a step that looks again soon waits in its
+        invocation instead of a queue message's round trip)."""
+        ...
+
 
 class MessageBus(Protocol):
     def send(self, queue: str, body: str, delay_seconds: float = 0.0) -> None:

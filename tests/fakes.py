@@ -160,6 +160,10 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.at += timedelta(seconds=seconds)
 
+    def sleep(self, seconds: float) -> None:
+        """Time jumps ahead, as the time-warping bus makes it for a delayed message."""
+        self.advance(seconds)
+
 
 class FakeMailer:
     """Keeps what it sent; refuses addresses in `refused` as a mail service refuses a bad one."""

@@ -133,6 +133,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SLIPWAY_SLOT_URL_SCHEME', value: 'https' }
         { name: 'SLIPWAY_STEP_LEASE_SECONDS', value: '30' }
         { name: 'SLIPWAY_STEP_CONTINUE_SECONDS', value: '60' }
+        { name: 'SLIPWAY_STEP_WAIT_SECONDS', value: '10' }
         { name: 'SLIPWAY_MAX_STEP_REDELIVERIES', value: '3' }
         { name: 'SLIPWAY_EMAIL_ENDPOINT', value: emailEndpoint }
         { name: 'SLIPWAY_EMAIL_SENDER', value: emailSender }

@@ -15,6 +15,9 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
 
 class ScaledClock:
     """Starts at `start` and runs `speed` times faster than real time: a week of schedules in
@@ -27,6 +30,10 @@ class ScaledClock:
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=(time.monotonic() - self._anchor) * self.speed)
+
+    def sleep(self, seconds: float) -> None:
+        """`seconds` of this clock's time pass (a `speed`th of them in real time)."""
+        time.sleep(max(0.0, seconds) / self.speed)
 
 
 class ScaledBus:

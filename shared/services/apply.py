@@ -139,6 +139,8 @@ class Applied:
     changed it since, that write is a 412 and reads as usual)."""
     kept: RunStep | None = None
     """The step the writer claimed to run itself instead of sending it (see `change`'s `claim_next`)."""
+    kept_after: float = 0.0
+    """Seconds the writer waits before it runs `kept` (a step looking again soon)."""
 
 
 def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
@@ -153,12 +155,15 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
 
 def change(deps: Deps, definition_id: int, release_id: int, command: Command,
            read: tuple[Release, str] | None = None, if_match: str | None = None,
-           idempotency: tuple[str, str] | None = None, *, claim_next: str | None = None) -> Applied:
+           idempotency: tuple[str, str] | None = None, *, claim_next: str | None = None,
+           wait_up_to: float = 0.0) -> Applied:
     """`apply`, telling what was written. `claim_next` (a claim token): a step the decision starts at once
     is claimed for that token in the same write and handed back to run in this process instead of being
     sent (the step handler goes on with the stage's next step, or the next stage's first, with no queue
     hop, no read and no claim of its own). A host that dies before running it leaves a claim that runs
-    out, and the sweeper sends the step again as it does for any host that died holding a claim."""
+    out, and the sweeper sends the step again as it does for any host that died holding a claim. With
+    `wait_up_to`, a step due within that many seconds (a step looking again soon) is kept the same way, its
+    claim lasting the wait longer: the writer waits, then runs it."""
     for attempt in range(MAX_TRIES):
         back_off(attempt)
         loaded, read = read or deps.store.release(definition_id, release_id), None
@@ -170,7 +175,8 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
         decision, lane_etags = _decide(deps, definition_id, release, command)
         if not decision.changed:  # sends nothing: what others committed is theirs to send (or the sweeper's)
             return Applied(decision, loaded)
-        decision, kept = _claimed_next(deps, decision, claim_next) if claim_next else (decision, None)
+        decision, kept, after = _claimed_next(deps, decision, claim_next, wait_up_to) if claim_next \
+            else (decision, None, 0.0)
         decision.release.event_seq += len(decision.events)
         items = outbox_for(deps, release, decision)
         slots, slot_etags = forward_slots(deps, definition_id, decision)
@@ -185,7 +191,7 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
             continue
         outbox.flush(deps, definition_id, items)
         telemetry.transitions(decision.release, decision.events)
-        return Applied(decision, (decision.release, written) if written else None, kept)
+        return Applied(decision, (decision.release, written) if written else None, kept, after)
     raise Conflict(f"release {release_id} kept changing while we tried to update it; try again")
 
 
@@ -201,19 +207,26 @@ def _decide(deps: Deps, definition_id: int, release: Release, command: Command) 
         return decide(release, command, now, lanes), lane_etags
 
 
-def _claimed_next(deps: Deps, decision: Decision, token: str) -> tuple[Decision, RunStep | None]:
-    """The decision with the first step it starts at once claimed for `token` (its message dropped), and
-    that step's message; or the decision as it was when it starts none."""
-    effect = next((e for e in decision.effects if isinstance(e, EnqueueStep) and e.delay_seconds <= 0), None)
+def _claimed_next(deps: Deps, decision: Decision, token: str, wait_up_to: float,
+                  ) -> tuple[Decision, RunStep | None, float]:
+    """The decision with the first step it starts at once (or, failing that, within `wait_up_to` seconds)
+    claimed for `token` (its message dropped), that step's message and its delay; or the decision as it was
+    when it starts none."""
+    steps = [e for e in decision.effects if isinstance(e, EnqueueStep)]
+    effect = next((e for e in steps if e.delay_seconds <= 0), None) \
+        or next((e for e in steps if e.delay_seconds <= wait_up_to), None)
     if effect is None:
-        return decision, None
-    claim = ClaimStep(effect.stage, effect.attempt, effect.step, effect.run, token, deps.settings.step_lease_seconds)
+        return decision, None, 0.0
+    after = max(0.0, effect.delay_seconds)
+    claim = ClaimStep(effect.stage, effect.attempt, effect.step, effect.run, token,
+                      deps.settings.step_lease_seconds + after)
     then = decide(decision.release, claim, deps.clock.now())
     dep = then.release.stages[effect.stage].current
     step = dep.step(effect.step) if dep is not None else None
     if step is None or step.claim != token:
-        return decision, None
+        return decision, None, 0.0
     rel = then.release
     merged = Decision(rel, [*decision.events, *then.events], [e for e in decision.effects if e is not effect]
                       + then.effects, {**decision.lanes, **then.lanes}, [*decision.slots, *then.slots], True)
-    return merged, RunStep(int(rel.definition_id), rel.id, effect.stage, effect.attempt, effect.step, effect.run)
+    return merged, RunStep(int(rel.definition_id), rel.id, effect.stage, effect.attempt, effect.step, effect.run), \
+        after

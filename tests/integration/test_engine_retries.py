@@ -4,6 +4,7 @@ fails now and then over a long run does not add up to a failure."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from local.arm_deployments_emulator import KINDS, ArmDeploymentsEmulator
@@ -54,6 +55,8 @@ def test_an_engine_throttling_every_time_is_retried_after_its_retry_after_then_f
 def test_throttles_scattered_over_a_long_deployment_do_not_add_up_to_a_failure(
         world: World, arm: ArmDeploymentsEmulator) -> None:  # noqa: F811
     arm.deployment_polls = 3 * MAX_TARGET_RETRIES  # running for many looks
+    # Each look through the queue, one at a time, so that the test can refuse every other one.
+    world.deps.settings = dataclasses.replace(world.deps.settings, step_wait_seconds=0)
     rid = world.release(int(world.define([stage("Production", steps=[INFRA])])["id"])).id
     throttled = looks = 0
     for _ in range(200):

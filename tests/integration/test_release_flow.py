@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared import bootstrap
+from shared.config import STEPS_QUEUE
 from shared.domain.errors import Conflict, Invalid
 from shared.ports import ProbeResult, TargetError
 from shared.services import releases
@@ -54,8 +56,35 @@ def test_http_check_retries_until_the_slot_answers(world: World) -> None:
     world.deps.probe.answers["https://tailspin-dev.example/health"] = [  # type: ignore[attr-defined]
         ProbeResult(None, "", "ConnectError: refused"), ProbeResult(503, "warming up"), ProbeResult(200, "ok")]
     rel = world.release(d["id"])
-    assert world.pump() == 3
+    world.pump()
     assert statuses(world, rel.id) == {"Dev": "succeeded"}
+    assert world.get(rel.id).stages["Dev"].current.steps[0].run == 3  # looked three times
+
+
+def test_a_step_looking_again_soon_waits_in_its_invocation_and_one_looking_later_goes_through_the_queue(
+        world: World) -> None:
+    """A look within `step_wait_seconds` costs no message and no claim: the write that records the look claims
+    the next one, the handler waits and runs it. A longer wait is a message, due when the step asked."""
+    d = world.define([stage("Dev", steps=[{"type": "http-check", "path": "/health", "intervalSeconds": 5}]),
+                      stage("Test", {"type": "afterStages", "stages": ["Dev"]},
+                            steps=[{"type": "http-check", "path": "/health", "intervalSeconds": 30}])])
+    for slot in ("dev", "test"):
+        world.deps.probe.answers[f"https://tailspin-{slot}.example/health"] = [  # type: ignore[attr-defined]
+            ProbeResult(503, "warming up"), ProbeResult(503, "warming up"), ProbeResult(200, "ok")]
+    rel = world.release(d["id"])
+    started = world.clock.now()
+    (msg,) = world.receive()
+    world.bus.delays.clear()
+    bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)  # Dev's three looks and Test's first
+    world.queue().delete_message(msg)
+    got = world.get(rel.id)
+    assert got.stages["Dev"].current.status == "succeeded" and got.stages["Dev"].current.steps[0].run == 3
+    assert (world.clock.now() - started).total_seconds() == 10  # waited 5 s twice, on the clock
+    test_step = got.stages["Test"].current.steps[0]
+    assert test_step.run == 2 and test_step.claim is None  # its 30 s look is a message
+    assert list(world.bus.delays.values()) == [30]
+    world.pump()
+    assert statuses(world, rel.id) == {"Dev": "succeeded", "Test": "succeeded"}
 
 
 def test_http_check_fails_the_stage_at_its_timeout_and_blocks_downstream(world: World) -> None:

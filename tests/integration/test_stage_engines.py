@@ -4,6 +4,7 @@ an engine runs for it (an ARM deployment, a Container Apps job execution)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -105,6 +106,7 @@ def deliver_until(world: World, done: Any, limit: int = 50, clock: World | None 
 def test_abandoning_the_release_cancels_its_running_arm_deployment(
         api: World, arm: ArmDeploymentsEmulator) -> None:  # noqa: F811
     arm.deployment_polls = 10_000  # it stays running
+    api.deps.settings = dataclasses.replace(api.deps.settings, step_wait_seconds=0)  # between looks, abandoned
     did = int(api.define([stage("Production", steps=[INFRA])])["id"])
     rel = api.release(did)
     deliver_until(api, lambda: any(d.state == "Running" for d in arm.deployments.values()))

@@ -55,21 +55,33 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
 
     A step whose outcome starts the next step at once (the stage's next, or the next stage's first)
     runs that one too, within `step_continue_seconds` of this invocation: no queue hop, no read of the
-    release (the write answered its new ETag)."""
+    release (the write answered its new ETag). A step that looks again within `step_wait_seconds` (and
+    within that budget) waits here and runs again, claimed by the write that recorded its look; it reads
+    the release first, as anything may have happened to it while it waited."""
     until = time.monotonic() + deps.settings.step_continue_seconds
-    said, nxt = _run_once(deps, msg, delivery, None, time.monotonic() < until)
+    said, nxt = _run_once(deps, msg, delivery, None, _may_wait(deps, until))
     while nxt is not None:
-        msg, token, read = nxt
-        what, nxt = _run_once(deps, msg, token, read, time.monotonic() < until, claimed=True)
+        msg, token, read, after = nxt
+        if after > 0:
+            deps.clock.sleep(after)
+            read = None
+        what, nxt = _run_once(deps, msg, token, read, _may_wait(deps, until), claimed=True)
         said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}"
     return said
 
 
-def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str] | None, go_on: bool,
-              claimed: bool = False) -> tuple[str, tuple[RunStep, str, tuple[Release, str] | None] | None]:
-    """One step run; and, when `go_on`, the next one it started at once and claimed with its result (its
-    message, claim token and the release as written). `claimed`: `read` holds this run claimed for the
-    token `delivery` already (the previous run's result claimed it)."""
+def _may_wait(deps: Deps, until: float) -> float | None:
+    """Seconds this invocation may still wait for a step it keeps (None: it keeps none, its budget is spent)."""
+    left = until - time.monotonic()
+    return None if left <= 0 else max(0.0, min(float(deps.settings.step_wait_seconds), left))
+
+
+def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str] | None, go_on: float | None,
+              claimed: bool = False) -> tuple[str, tuple[RunStep, str, tuple[Release, str] | None, float] | None]:
+    """One step run; and, unless `go_on` is None, the next one it started at once, or within `go_on` seconds,
+    and claimed with its result (its message, claim token, the release as written and the seconds to wait).
+    `claimed`: this run is claimed for the token `delivery` already (the previous run's result claimed it);
+    `read`, when given, is the release as that write left it."""
     loaded = read or deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
         return "no such release", None
@@ -110,7 +122,8 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
     # The claim's write answered the release as it is now, unless an intent or a heartbeat wrote since.
     nxt_token = uuid.uuid4().hex
     applied = change(deps, msg.definition_id, msg.release_id, _command(msg, outcome),
-                     read=None if beat.beats else held, claim_next=nxt_token if go_on else None)
+                     read=None if beat.beats else held, claim_next=nxt_token if go_on is not None else None,
+                     wait_up_to=go_on or 0.0)
     after = applied.decision.release
     if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
             and _canceled(after, msg.stage, msg.attempt, msg.step):
@@ -118,7 +131,8 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
         # this run started anything, so this run stops what it started itself.
         ctx.run.state = outcome.state
         _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
-    return outcome.kind, (applied.kept, nxt_token, applied.read) if applied.kept is not None else None
+    return outcome.kind, (applied.kept, nxt_token, applied.read, applied.kept_after) \
+        if applied.kept is not None else None
 
 
 def _masked(outcome: Outcome, secrets: set[str]) -> Outcome:
