@@ -171,12 +171,8 @@ class PackagePort(Protocol):
 
 
 class LogPort(Protocol):
-    """Per-step logs as blobs."""
-
-    def append(self, name: str, lines: list[str], *, new: bool = False, whole: bool = False) -> None:
-        """Append lines to the named log; `new` hints that this is its first write, `whole` that nothing is
-        likely to follow (a step run that ended the step: its log is written in one call)."""
-        ...
+    """Step logs as blobs, as Slipway wrote them before a step run's lines went into the change that records
+    the run (shared/services/step_logs.py): read, and deleted by retention."""
 
     def read(self, name: str) -> str | None:
         """The whole log, or None when the step wrote nothing yet."""

@@ -154,6 +154,19 @@ class DueSchedule:
         return f"{self.definition_id:010d}|{self.key}"
 
 
+@dataclass(frozen=True)
+class LogPart:
+    """Lines added to a step's log (one step run's, a callback's, a stop's), kept in the release's partition and
+    written with the change that records them: the lines and the state they explain land together, and a step
+    run costs no write of its own for its log."""
+
+    log: str
+    """The step's log: `stage key|attempt|step` (shared/services/step_logs.py)."""
+    order: str
+    """Where the part goes among the log's parts (they are read in this order)."""
+    text: str
+
+
 @dataclass
 class Changes:
     definition_id: int
@@ -173,6 +186,8 @@ class Changes:
     (None: created only if there is none): a record never goes back to an older reading."""
     lanes: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
     """(stage, lane, ETag it was read with or None to create): the stage queues this change moved."""
+    log_parts: list[LogPart] = field(default_factory=list)
+    """Lines for the logs of `release`'s steps, written with the change."""
 
 
 class PipelineStore(Protocol):
@@ -203,6 +218,12 @@ class PipelineStore(Protocol):
         next change of the same release needs no read)."""
         ...
     def outbox(self, definition_id: int, release_id: int | None = None) -> list[OutboxItem]: ...
+    def add_log_part(self, definition_id: int, release_id: int, part: LogPart) -> None:
+        """Write one log part on its own (lines of a run whose result changed nothing, a stop's lines)."""
+        ...
+    def log_parts(self, definition_id: int, release_id: int, log: str = "") -> list[LogPart]:
+        """The parts of one step's log (`log`), or of every step of the release, in order."""
+        ...
     def delete_outbox(self, definition_id: int, items: list[OutboxItem]) -> None: ...
     def claim_stale_outbox(self, older_than: datetime, now: datetime, until: datetime,
                            ) -> list[tuple[int, OutboxItem]]:

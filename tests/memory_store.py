@@ -16,7 +16,17 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.release import Release
-from shared.records import Changes, ConcurrentChange, DueSchedule, Head, InFlight, OutboxItem, PipelineStore, Summary
+from shared.records import (
+    Changes,
+    ConcurrentChange,
+    DueSchedule,
+    Head,
+    InFlight,
+    LogPart,
+    OutboxItem,
+    PipelineStore,
+    Summary,
+)
 
 
 class MemoryStore(PipelineStore):
@@ -28,6 +38,7 @@ class MemoryStore(PipelineStore):
         self.revision_bodies: dict[tuple[int, int], dict[str, Any]] = {}
         self.release_rows: dict[tuple[int, int], tuple[dict[str, Any], str]] = {}
         self.event_rows: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        self.log_rows: dict[tuple[int, int, str, str], str] = {}
         self.outbox_rows: dict[tuple[int, str], list[OutboxItem]] = {}
         self.outbox_claims: dict[tuple[int, str], str] = {}
         self.lane_rows: dict[tuple[int, str], tuple[dict[str, Any], str]] = {}
@@ -150,6 +161,8 @@ class MemoryStore(PipelineStore):
                 first = r.event_seq - len(c.events) + 1
                 self.event_rows.setdefault((did, r.id), []).extend(
                     {"seq": first + n, **asdict(e)} for n, e in enumerate(c.events))
+                for part in c.log_parts:
+                    self.log_rows[(did, r.id, part.log, part.order)] = part.text
             by_release: dict[int, list[int]] = {}
             for n, item in enumerate(c.outbox):
                 by_release.setdefault(item.release_id, []).append(n)
@@ -172,6 +185,15 @@ class MemoryStore(PipelineStore):
             raise ConcurrentChange(f"the {what} exists")
         if etag is not None and (found is None or found[1] != etag):
             raise ConcurrentChange(f"the {what} changed")
+
+    def add_log_part(self, definition_id: int, release_id: int, part: LogPart) -> None:
+        with self._lock:
+            self.log_rows[(definition_id, release_id, part.log, part.order)] = part.text
+
+    def log_parts(self, definition_id: int, release_id: int, log: str = "") -> list[LogPart]:
+        with self._lock:
+            return [LogPart(k[2], k[3], text) for k, text in sorted(self.log_rows.items())
+                    if k[:2] == (definition_id, release_id) and (not log or k[2] == log)]
 
     def delete_outbox(self, definition_id: int, items: list[OutboxItem]) -> None:
         with self._lock:
@@ -205,6 +227,9 @@ class MemoryStore(PipelineStore):
     def purge_release(self, definition_id: int, release_id: int) -> int:
         with self._lock:
             gone = len(self.event_rows.pop((definition_id, release_id), []))
+            for key in [k for k in self.log_rows if k[:2] == (definition_id, release_id)]:
+                del self.log_rows[key]
+                gone += 1
             for key in [k for k, items in self.outbox_rows.items()
                         if k[0] == definition_id and items[0].release_id == release_id]:
                 del self.outbox_rows[key]

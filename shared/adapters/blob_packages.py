@@ -13,6 +13,7 @@ with a user-delegation key (at most 7 days) in Azure.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -84,7 +85,7 @@ class BlobPackages:
                 yield chunk
 
         blob = self.store_container.get_blob_client(dest)
-        blob.upload_blob(counted(), overwrite=False)
+        blob.upload_blob(_whole_if_small(counted()), overwrite=False)
         snapshot = blob.create_snapshot()["snapshot"]
         return StoredPackage(dest, snapshot, digest.hexdigest(), size)
 
@@ -112,3 +113,20 @@ class BlobPackages:
             self.store_container.get_blob_client(name).delete_blob(delete_snapshots="include")
         except ResourceNotFoundError:
             pass
+
+
+SMALL = 4 * 1024 * 1024
+"""A package up to this size is sent in one Put Blob (its length known); a larger one streams in blocks."""
+
+
+def _whole_if_small(chunks: Iterator[bytes]) -> bytes | Iterator[bytes]:
+    """The chunks as one bytes object when they end within SMALL (the SDK sends bytes of known length in one
+    Put Blob, and a stream of unknown length as blocks and a block list: three calls for a small package)."""
+    head: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > SMALL:
+            return itertools.chain(head, chunks)
+    return b"".join(head)

@@ -36,7 +36,17 @@ from shared.adapters.storage_clients import StorageClients
 from shared.domain.keys import key_hash
 from shared.domain.release import Release
 from shared.domain.vocabulary import Status
-from shared.records import Changes, ConcurrentChange, DueSchedule, Head, InFlight, OutboxItem, OutboxKind, Summary
+from shared.records import (
+    Changes,
+    ConcurrentChange,
+    DueSchedule,
+    Head,
+    InFlight,
+    LogPart,
+    OutboxItem,
+    OutboxKind,
+    Summary,
+)
 
 CHUNK = 32_000
 """UTF-16 code units per property: 64,000 bytes, under the 64 KiB limit."""
@@ -311,6 +321,8 @@ class TableStore:
                 first = r.event_seq - len(c.events) + 1
                 row = {"PartitionKey": part, "RowKey": f"event|{r.id:010d}|{first:08d}", "count": len(c.events)}
                 ops.append(("create", put_json(row, [asdict(e) for e in c.events])))
+            # A part written again (the same change retried after its answer was lost) replaces itself.
+            ops += [("upsert", _log_row(part, r.id, log_part)) for log_part in c.log_parts]
         by_release: dict[int, list[int]] = {}
         for i, item in enumerate(c.outbox):
             by_release.setdefault(item.release_id, []).append(i)
@@ -335,6 +347,18 @@ class TableStore:
             key, result = c.idempotency
             ops.append(("create", {"PartitionKey": part, "RowKey": f"idem|{key_hash(key)}", "result": result}))
         return ops
+
+    def add_log_part(self, definition_id: int, release_id: int, part: LogPart) -> None:
+        self.table.upsert_entity(_log_row(pk(definition_id), release_id, part), mode=UpdateMode.REPLACE)
+
+    def log_parts(self, definition_id: int, release_id: int, log: str = "") -> list[LogPart]:
+        prefix = f"log|{release_id:010d}|" + (f"{log}|" if log else "")
+        found = []
+        for row in self._range(pk(definition_id), prefix):
+            key = str(row["RowKey"]).removeprefix(f"log|{release_id:010d}|")
+            name, order = key.rsplit("|", 1)
+            found.append(LogPart(name, order, _texts(row)))
+        return found
 
     def delete_outbox(self, definition_id: int, items: list[OutboxItem]) -> None:
         """Remove sent items: a row whose items all went is deleted; one with items left (a mail that
@@ -409,7 +433,8 @@ class TableStore:
 
     def purge_release(self, definition_id: int, release_id: int) -> int:
         part = pk(definition_id)
-        doomed = [r["RowKey"] for prefix in (f"event|{release_id:010d}|", f"outbox|{release_id:010d}|")
+        doomed = [r["RowKey"] for prefix in (f"event|{release_id:010d}|", f"outbox|{release_id:010d}|",
+                                             f"log|{release_id:010d}|")
                   for r in self._range(part, prefix, select=["RowKey"])]
         for start in range(0, len(doomed), MAX_BATCH):
             self.table.submit_transaction([("delete", {"PartitionKey": part, "RowKey": key})
@@ -667,6 +692,22 @@ def _outbox_items(row: dict[str, Any]) -> list[OutboxItem]:
     return [OutboxItem(id=ident, release_id=int(release), kind=OutboxKind(row["kind"]), body=row["body"],
                        created_at=row["createdAt"], queue=row.get("queue", ""), delay=float(row.get("delay", 0.0)),
                        row=row["RowKey"], row_items=1)]
+
+
+def _log_row(partition: str, release_id: int, part: LogPart) -> dict[str, Any]:
+    """A log part's row: its text as is (no JSON escaping to grow it) in properties of at most CHUNK units."""
+    row: dict[str, Any] = {"PartitionKey": partition, "RowKey": f"log|{release_id:010d}|{part.log}|{part.order}"}
+    for i, piece in enumerate(utf16_chunks(part.text, CHUNK)):
+        row[f"text{i}"] = piece
+    return row
+
+
+def _texts(row: dict[str, Any]) -> str:
+    pieces, i = [], 0
+    while f"text{i}" in row:
+        pieces.append(str(row[f"text{i}"]))
+        i += 1
+    return "".join(pieces)
 
 
 def _fitting(release: Release) -> dict[str, Any]:

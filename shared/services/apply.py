@@ -30,7 +30,7 @@ from shared.domain.transitions.results import (
 )
 from shared.domain.vocabulary import NOTIFIED
 from shared.messages import LaneTurn, Message, PreviewStage, RunStep, StopStepRun, TakeSample, WakeUp
-from shared.records import Changes, ConcurrentChange, OutboxItem, Summary
+from shared.records import Changes, ConcurrentChange, LogPart, OutboxItem, Summary
 from shared.services import outbox, recipients
 from shared.services.deps import Deps
 
@@ -145,18 +145,19 @@ class Applied:
 
 def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
           read: tuple[Release, str] | None = None, if_match: str | None = None,
-          idempotency: tuple[str, str] | None = None) -> Decision:
+          idempotency: tuple[str, str] | None = None, *, log: LogPart | None = None) -> Decision:
     """`read` is the release as the caller just read it (with its ETag): it saves one read, and a
     write that finds it stale re-reads as usual. `if_match` (a person's decision) must name the
     version they saw: anything else is a 412, never a retry. `idempotency` (key, result) is
-    written with the change: a second change with that key fails (a schedule's occurrence)."""
-    return change(deps, definition_id, release_id, command, read, if_match, idempotency).decision
+    written with the change: a second change with that key fails (a schedule's occurrence). `log` (lines for
+    a step's log) is written with the change, or alone when the command changes nothing."""
+    return change(deps, definition_id, release_id, command, read, if_match, idempotency, log=log).decision
 
 
 def change(deps: Deps, definition_id: int, release_id: int, command: Command,
            read: tuple[Release, str] | None = None, if_match: str | None = None,
            idempotency: tuple[str, str] | None = None, *, claim_next: str | None = None,
-           wait_up_to: float = 0.0) -> Applied:
+           wait_up_to: float = 0.0, log: LogPart | None = None) -> Applied:
     """`apply`, telling what was written. `claim_next` (a claim token): a step the decision starts at once
     is claimed for that token in the same write and handed back to run in this process instead of being
     sent (the step handler goes on with the stage's next step, or the next stage's first, with no queue
@@ -174,6 +175,8 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
             raise PreconditionFailed(f"release {release_id} changed since you read it; read it again")
         decision, lane_etags = _decide(deps, definition_id, release, command)
         if not decision.changed:  # sends nothing: what others committed is theirs to send (or the sweeper's)
+            if log is not None:  # a run that was taken from it, or canceled, still says what it did
+                deps.store.add_log_part(definition_id, release_id, log)
             return Applied(decision, loaded)
         decision, kept, after = _claimed_next(deps, decision, claim_next, wait_up_to) if claim_next \
             else (decision, None, 0.0)
@@ -184,7 +187,7 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
             written = deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
                                                 events=decision.events, outbox=items, slots=slots,
                                                 slot_etags=slot_etags, lanes=lane_changes(decision, lane_etags),
-                                                idempotency=idempotency))
+                                                idempotency=idempotency, log_parts=[log] if log else []))
         except ConcurrentChange:
             if idempotency is not None and deps.store.idempotent_result(definition_id, idempotency[0]) is not None:
                 raise Conflict(f"'{idempotency[0]}' was done already") from None

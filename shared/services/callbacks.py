@@ -17,10 +17,10 @@ from shared.domain.keys import key_hash
 from shared.domain.transitions.commands import StepCallback
 from shared.records import ConcurrentChange
 from shared.schemas.callback import CallbackIn
+from shared.services import step_logs
 from shared.services.apply import apply
 from shared.services.deps import Deps
 from shared.services.steps.http_request import judge
-from shared.services.steps.runner import log_name
 
 
 class Gone(Exception):
@@ -51,18 +51,22 @@ def receive(deps: Deps, token: str, raw: dict[str, Any], body: CallbackIn) -> st
     passed, why, outputs = judge(config, json.dumps(raw), given)
     succeeded = body.result == "succeeded" and passed
     message = body.result + (f": {body.message}" if body.message else "") + ("" if passed else f"; {why}")
+    stage_name, attempt, index = record["stage"], int(record["attempt"]), int(record["step"])
+    run = release.stages.get(stage_name)
+    waiting = run.deployments[attempt - 1].step(index) if run and 0 < attempt <= len(run.deployments) else None
+    # Before the lines of the run that takes the callback in (the step's pending run).
+    lines = step_logs.part(stage_name, attempt, index, waiting.run if waiting else 0,
+                           [f"{deps.clock.now().strftime('%H:%M:%S')} callback received: {message}",
+                            *(f"output {k} = {v}" for k, v in sorted(outputs.items())),
+                            f"=> {'succeeded' if succeeded else 'failed'}: callback: {message}"], step_logs.CALLBACK)
     try:
         apply(deps, int(record["definitionId"]), int(record["releaseId"]),
-              StepCallback(record["stage"], int(record["attempt"]), int(record["step"]), hashed, succeeded,
-                           message, tuple(sorted(outputs.items()))), read=loaded)
+              StepCallback(stage_name, attempt, index, hashed, succeeded, message, tuple(sorted(outputs.items()))),
+              read=loaded, log=lines)
     except Conflict:
         raise Gone("the step no longer waits for this callback") from None
     try:
         deps.store.use_link(hashed, etag)
     except ConcurrentChange:
         pass  # recorded anyway: the step accepts one callback
-    deps.logs.append(log_name(release, record["stage"], int(record["attempt"]), int(record["step"])),
-                     [f"{deps.clock.now().strftime('%H:%M:%S')} callback received: {message}",
-                      *(f"output {k} = {v}" for k, v in sorted(outputs.items())),
-                      f"=> {'succeeded' if succeeded else 'failed'}: callback: {message}"])
     return "succeeded" if succeeded else "failed"

@@ -7,17 +7,18 @@ import re
 import zipfile
 
 from shared.domain.release import Release
+from shared.services import step_logs
 from shared.services.deps import Deps
-from shared.services.steps import log_name
 
 
 def zip_of(deps: Deps, release: Release) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        logs = step_logs.read_all(deps, release)
         for name, run in release.stages.items():
             for dep in run.deployments:
                 for step in dep.steps:
-                    text = deps.logs.read(log_name(release, name, dep.attempt, step.index))
+                    text = logs.get((name, dep.attempt, step.index))
                     if text is not None:
                         archive.writestr(f"{_segment(name)}/attempt-{dep.attempt}/"
                                          f"{step.index:02d}-{_segment(step.name)}.log", text)

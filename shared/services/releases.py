@@ -21,11 +21,10 @@ from shared.domain.vocabulary import EventType, Kind, Reason
 from shared.records import Changes, ConcurrentChange, Head
 from shared.schemas.actions import DeployIn
 from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
-from shared.services import artifacts, outbox, variable_groups
+from shared.services import artifacts, outbox, step_logs, variable_groups
 from shared.services.apply import MAX_TRIES, apply, back_off, lane_changes, outbox_for, read_lanes
 from shared.services.definitions import current_body, current_head
 from shared.services.deps import Deps
-from shared.services.steps import log_name
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +254,7 @@ def step_log(deps: Deps, release_id: int, stage: str, attempt: int, index: int) 
     step = run.deployments[attempt - 1].step(index) if run and 1 <= attempt <= len(run.deployments) else None
     if step is None:
         raise NotFound(f"release {release.id} has no step {index} in attempt {attempt} of stage '{stage}'")
-    return release, step, deps.logs.read(log_name(release, stage, attempt, index)) or ""
+    return release, step, step_logs.read(deps, release, stage, attempt, index) or ""
 
 
 def abandon(deps: Deps, release_id: int, *, by: str, comment: str) -> Release:

@@ -21,9 +21,8 @@ from shared.domain.retention import DefinitionPolicy, Newest, ReleaseFacts, Verd
 from shared.domain.target import Target
 from shared.ports import RetentionStore
 from shared.records import ConcurrentChange
-from shared.services import definitions, releases
+from shared.services import definitions, releases, step_logs
 from shared.services.deps import Deps
-from shared.services.steps import log_name
 
 logger = logging.getLogger(__name__)
 
@@ -165,12 +164,11 @@ def _expire(deps: Deps, definition_id: int, state: dict[str, Any], budget: int, 
 
 
 def _delete(deps: Deps, definition_id: int, release: Release, done: Tick) -> None:
-    """A release marked deleting: its logs, the packages nobody else uses, then its rows (release row last)."""
-    for name, run in release.stages.items():
-        for dep in run.deployments:
-            for step in dep.steps:
-                deps.logs.delete(log_name(release, name, dep.attempt, step.index))
-                done.logs += 1
+    """A release marked deleting: the logs an earlier version wrote as blobs, the packages nobody else uses, then
+    its rows (its log parts with them, the release row last)."""
+    for name in step_logs.blobs(deps, release):  # the parts go with the release's rows
+        deps.logs.delete(name)
+    done.logs += sum(step.run > 0 for run in release.stages.values() for dep in run.deployments for step in dep.steps)
     for artifact in release.artifacts:
         stored = artifact.get("stored")
         if stored and not _package_needed(deps, definition_id, release.id, artifact, done):

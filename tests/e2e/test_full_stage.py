@@ -86,7 +86,8 @@ def test_one_release_through_all_six_kinds_of_task(stack: LocalStack, browser: A
     assert "+ create" in what_if.inner_text() and "storageAccounts/sampledata" in what_if.inner_text()
     tim.screenshot(path=str(SHOTS / "full-stage-approval-what-if.png"), full_page=True)
     tim.fill("textarea[name='comment']", "infrastructure looks right")
-    tim.click("button[value='approve']")
+    with tim.expect_navigation():  # the form's answer is a new page: read it once it is there
+        tim.click("button[value='approve']")
     assert "Approved as tim@contoso.com" in tim.content()
 
     check = mail_to(stack, "tim@contoso.com", "Manual intervention needed")
@@ -105,7 +106,8 @@ def test_one_release_through_all_six_kinds_of_task(stack: LocalStack, browser: A
     tim.goto(intervene)
     assert "Check the invoices by hand" in tim.content() and "<strong>uat</strong>" in tim.content()
     tim.screenshot(path=str(SHOTS / "full-stage-intervention.png"), full_page=True)
-    tim.click("button[value='resume']")
+    with tim.expect_navigation():  # the form's answer is a new page: read it once it is there
+        tim.click("button[value='resume']")
     assert "Resumed as tim@contoso.com" in tim.content()
 
     done = stack.wait_for(rid, lambda r: r["stages"][0]["status"] in ("succeeded", "failed", "rejected"), timeout=60)

@@ -17,9 +17,8 @@ import pytest
 from local.azurite import REPO
 from local.stack import SAMPLE_TARGET, LocalStack
 from shared import bootstrap
-from shared.services import releases
+from shared.services import releases, step_logs
 from shared.services.retention import REFERENCES_SINCE
-from shared.services.steps import log_name
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"X-Slipway-Acting-As": "ines@contoso.com; roles=Slipway.Admin"}  # development mode
@@ -89,8 +88,8 @@ def test_thirty_days_on_the_old_releases_go_and_production_stays(tmp_path: Path)
         kept = release_of(stack, made[0]["id"])["retention"]
         assert "runs in Production now" in kept["keptBecause"]
         deps = bootstrap.deps()
-        log_names = {r["id"]: log_name(releases.get(deps, r["id"]), "Dev", 1, 0) for r in made}
-        assert all(deps.logs.read(name) is not None for name in log_names.values())
+        did_of = {r["id"]: int(releases.get(deps, r["id"]).definition_id) for r in made}
+        assert all(step_logs.read(deps, releases.get(deps, r["id"]), "Dev", 1, 0) for r in made)
         stored = {r["id"]: releases.get(deps, r["id"]).artifacts[0]["stored"] for r in made}
         store = deps.packages.store_container  # type: ignore[attr-defined]
         assert all(store.get_blob_client(name).exists() for name in stored.values())
@@ -106,8 +105,8 @@ def test_thirty_days_on_the_old_releases_go_and_production_stays(tmp_path: Path)
         for gone in (old1, old2):
             assert httpx.get(f"{stack.api}/releases/{gone}", headers=ADMIN, timeout=30).status_code == 404
         deps = bootstrap.deps()
-        assert deps.logs.read(log_names[old1]) is None and deps.logs.read(log_names[old2]) is None
-        assert deps.logs.read(log_names[first]) is not None
+        assert not deps.store.log_parts(did_of[old1], old1) and not deps.store.log_parts(did_of[old2], old2)
+        assert step_logs.read(deps, releases.get(deps, first), "Dev", 1, 0)
         store = deps.packages.store_container  # type: ignore[attr-defined]
         assert not store.get_blob_client(stored[old1]).exists() and not store.get_blob_client(stored[old2]).exists()
         assert store.get_blob_client(stored[first]).exists() and store.get_blob_client(stored[newest]).exists()

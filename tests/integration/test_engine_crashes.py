@@ -111,7 +111,7 @@ def test_an_http_request_survives_a_crash_at_every_storage_call_with_one_idempot
                     c["headers"]["Idempotency-Key"]}
             assert len(keys) == 1, at
 
-        assert crash_every_call_of_the_first_step(world, did, check) > 4
+        assert crash_every_call_of_the_first_step(world, did, check) >= 4  # read, claim, intent, result
     finally:
         service.server.shutdown()
 

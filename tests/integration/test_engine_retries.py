@@ -10,13 +10,14 @@ import re
 from local.arm_deployments_emulator import KINDS, ArmDeploymentsEmulator
 from shared import bootstrap
 from shared.config import STEPS_QUEUE
-from shared.services.steps.runner import MAX_TARGET_RETRIES, log_name
+from shared.services import step_logs
+from shared.services.steps.runner import MAX_TARGET_RETRIES
 from tests.integration.conftest import World, stage
 from tests.integration.test_stage_engines import INFRA, arm  # noqa: F401  (fixture)
 
 
 def step_log(world: World, rid: int) -> str:
-    return str(world.deps.logs.read(log_name(world.get(rid), "Production", 1, 0)))
+    return str(step_logs.read(world.deps, world.get(rid), "Production", 1, 0))
 
 
 def delays(log: str) -> list[float]:

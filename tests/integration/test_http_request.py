@@ -18,7 +18,7 @@ from shared import bootstrap
 from shared.adapters.http_probe import HttpxProbe
 from shared.config import STEPS_QUEUE
 from shared.domain.errors import Invalid
-from shared.services import definitions
+from shared.services import definitions, releases
 from tests.integration.conftest import World, stage
 from tests.integration.test_http_api import api, call  # noqa: F401  (fixture)
 
@@ -91,14 +91,8 @@ def test_an_answer_that_meets_the_criteria_succeeds_and_its_outputs_feed_the_nex
     assert service.calls[1]["method"] == "PUT" and service.calls[1]["path"] == "/tickets/42"
     key = service.calls[0]["headers"]["Idempotency-Key"]
     assert key.startswith(f"slipway-{rid}-") and key != service.calls[1]["headers"]["Idempotency-Key"]
-    log = world.deps.logs.read(f"{dep_path(world, rid)}/0.log")  # type: ignore[attr-defined]
+    log = releases.step_log(world.deps, rid, "Production", 1, 0)[2]
     assert "output ticket = 42" in log and "SECRETKEY" not in log
-
-
-def dep_path(world: World, rid: int) -> str:
-    release = world.get(rid)
-    from shared.services.steps.runner import log_name
-    return log_name(release, "Production", 1, 0).rsplit("/", 1)[0]
 
 
 def test_a_criterion_that_fails_fails_the_step_with_what_was_seen(world: World, service: Service) -> None:
@@ -208,6 +202,9 @@ def test_a_callback_completes_the_step_once_and_is_refused_after(api: World, ser
     dep = api.get(rid).stages["Production"].current
     assert dep.status == "succeeded" and dep.steps[0].message == "callback: succeeded: 12 passed"
     assert dep.steps[0].state["outputs"] == {"report": "https://r/1"}
+    log = releases.step_log(api.deps, rid, "Production", 1, 0)[2]  # the callback's lines once, after the call
+    assert log.count("callback received: succeeded: 12 passed") == 1
+    assert log.index("--- run 1 started") < log.index("callback received") < log.index("output report = https://r/1")
     assert post_callback(token, {"result": "failed"})[0] == 410  # replayed
     view = call(rels.release_item, "GET", releaseId=rid)[1]
     assert view["stages"][0]["deployments"][0]["steps"][0]["outputs"] == {"report": "https://r/1"}

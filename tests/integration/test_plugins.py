@@ -18,7 +18,7 @@ from shared.adapters.http_probe import HttpxProbe
 from shared.config import GATES_QUEUE
 from shared.domain.errors import Invalid
 from shared.openapi import document
-from shared.services import definitions, releases
+from shared.services import definitions, releases, step_logs
 from shared.services.steps.context import Outcome
 from tests.integration.conftest import World, stage
 from tests.integration.test_http_api import call
@@ -90,7 +90,7 @@ def test_the_example_step_and_signal_run_end_to_end(world: World, service: Servi
     assert [c["path"] for c in service.calls[1:]] == ["/api/v2/status.json"] * 2
     samples = [e["message"] for e in releases.events(world.deps, rid) if e["type"] == "gateSample"]
     assert [s.split(";")[0] for s in samples] == ["post sample 1: fail", "post sample 2: pass"]
-    log = "\n".join(world.deps.logs.logs.values())  # type: ignore[attr-defined]
+    log = "\n".join(step_logs.read_all(world.deps, release).values())
     assert "posted to Slack" in log and SECRET not in log
 
 
@@ -244,7 +244,7 @@ def test_a_plugin_that_raises_with_a_secret_in_its_message_leaks_it_nowhere(
     assert "plugin step 'slack-message' raised RuntimeError: cannot post to ***" in caplog.text
     assert "signal status failed: RuntimeError: cannot read" in caplog.text
     surfaces = [caplog.text, json.dumps(releases.events(world.deps, rel.id)), json.dumps(release.to_dict()),
-                "\n".join(world.deps.logs.logs.values())]  # type: ignore[attr-defined]
+                "\n".join(step_logs.read_all(world.deps, release).values())]
     for surface in surfaces:
         assert SECRET not in surface
 

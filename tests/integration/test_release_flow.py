@@ -8,7 +8,7 @@ from shared import bootstrap
 from shared.config import STEPS_QUEUE
 from shared.domain.errors import Conflict, Invalid
 from shared.ports import ProbeResult, TargetError
-from shared.services import releases
+from shared.services import releases, step_logs
 from shared.services.steps.context import RELEASE_MARK, RUN_FROM_PACKAGE
 from tests.integration.conftest import World, stage
 
@@ -33,9 +33,7 @@ def test_release_deploys_dev_then_test_and_leaves_manual_production_waiting(worl
     assert dev[RELEASE_MARK] == str(rel.id)
     events = [e["type"] for e in releases.events(world.deps, rel.id)]
     assert events[0] == "releaseCreated" and events.count("deploymentSucceeded") == 2
-    from shared.services.steps import log_name
-
-    log = world.deps.logs.read(log_name(rel, "Dev", 1, 0))
+    log = step_logs.read(world.deps, rel, "Dev", 1, 0)
     assert log is not None and "now runs 1.4.0" in log
 
 

@@ -15,8 +15,7 @@ from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import EventType
 from shared.ports import RetentionStore
 from shared.records import Changes, ConcurrentChange, OutboxItem, OutboxKind, PipelineStore, Summary
-from shared.services import definitions, releases, retention
-from shared.services.steps import log_name
+from shared.services import definitions, releases, retention, step_logs
 from tests.integration.conftest import World, stage
 from tests.integration.test_store_contract import NOW, store  # noqa: F401  (the fixture: both stores)
 from tests.integration.test_store_contract import release as contract_release
@@ -66,9 +65,8 @@ def test_thirty_days_remove_old_releases_with_logs_and_unused_packages_while_pro
     newest = world.release(d, "1.2.0")
     world.pump()
     old = releases.get(world.deps, old.id)
-    old_log = log_name(old, "Dev", 1, 0)
     old_package = old.artifacts[0]["stored"]
-    assert world.deps.logs.read(old_log) is not None
+    assert step_logs.read(world.deps, old, "Dev", 1, 0)
     kept = retention.verdict(world.deps, releases.get(world.deps, in_prod.id))
     assert kept.to_json() == {"removeAfter": None, "keptBecause": ["runs in Production now"]}
     assert retention.verdict(world.deps, old).remove_after is not None
@@ -77,7 +75,7 @@ def test_thirty_days_remove_old_releases_with_logs_and_unused_packages_while_pro
     assert tick_until_quiet(world) == 2
 
     assert gone(world, d, old.id) and gone(world, d, sharing.id)
-    assert world.deps.logs.read(old_log) is None
+    assert not world.deps.store.log_parts(d, old.id)  # type: ignore[attr-defined]
     stored = {name for name, _ in world.deps.packages.stored}  # type: ignore[attr-defined]
     assert old_package not in stored
     assert in_prod.artifacts[0]["stored"] in stored and newest.artifacts[0]["stored"] in stored

@@ -18,7 +18,6 @@ from typing import Any
 from shared import plugins
 from shared.config import STEPS_QUEUE
 from shared.domain import variables
-from shared.domain.keys import key_hash
 from shared.domain.plan import StepPlan
 from shared.domain.release import Release
 from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep
@@ -29,19 +28,12 @@ from shared.plugins import NoAnswer, call
 from shared.ports import TargetError
 from shared.services.apply import apply, change
 from shared.services.deps import Deps
+from shared.services.step_logs import STOP, part
 from shared.services.steps.context import ClaimLost, Outcome, StepContext
 from shared.services.steps.kinds import handler, is_plugin, stopper
 
 logger = logging.getLogger(__name__)
 MAX_TARGET_RETRIES = 8
-
-
-def log_name(release: Release, stage: str, attempt: int, step: int) -> str:
-    """A readable blob name that is still one stage's own: stages named `A-B` and `A_B` (or any that
-    differ only in characters a blob name leaves out) get different names by their digest."""
-    readable = "".join(c if c.isascii() and c.isalnum() else "_" for c in stage)[:40]
-    stage_key = f"{readable}-{key_hash(stage)[:10]}"
-    return f"{release.definition_id}/{release.id}/{stage_key}/{attempt}/{step}.log"
 
 
 def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
@@ -117,13 +109,11 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
     ctx.debug(f"outcome {outcome.kind}: {outcome.message}; state {outcome.state}")
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
              f"=> {outcome.kind}: {outcome.message}"]
-    deps.logs.append(log_name(release, msg.stage, msg.attempt, msg.step), lines, new=msg.run == 1,
-                     whole=outcome.kind != "retry")
     # The claim's write answered the release as it is now, unless an intent or a heartbeat wrote since.
     nxt_token = uuid.uuid4().hex
     applied = change(deps, msg.definition_id, msg.release_id, _command(msg, outcome),
                      read=None if beat.beats else held, claim_next=nxt_token if go_on is not None else None,
-                     wait_up_to=go_on or 0.0)
+                     wait_up_to=go_on or 0.0, log=part(msg.stage, msg.attempt, msg.step, msg.run, lines))
     after = applied.decision.release
     if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
             and _canceled(after, msg.stage, msg.attempt, msg.step):
@@ -173,7 +163,9 @@ def _stop(deps: Deps, release: Release, ctx: StepContext, stage: str, attempt: i
     stop_run = stopper(ctx.step.type)
     assert stop_run is not None
     said = _plugin_call(deps, ctx, stop_run, str) if is_plugin(ctx.step.type) else stop_run(deps, ctx)
-    deps.logs.append(log_name(release, stage, attempt, index), [*ctx.lines, f"=> stopped: {said}"])
+    stopped = part(stage, attempt, index, ctx.run.run, [*ctx.lines, f"=> stopped: {said}"], STOP)
+    assert stopped is not None
+    deps.store.add_log_part(int(release.definition_id), release.id, stopped)
     return said
 
 
