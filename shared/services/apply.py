@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, assert_never
 
@@ -141,6 +141,9 @@ class Applied:
     """The step the writer claimed to run itself instead of sending it (see `change`'s `claim_next`)."""
     kept_after: float = 0.0
     """Seconds the writer waits before it runs `kept` (a step looking again soon)."""
+    turns: list[LaneTurn] = field(default_factory=list)
+    """Other releases' lane turns the writer hands over itself instead of sending (see `change`'s
+    `hand_turns`)."""
 
 
 def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
@@ -157,14 +160,17 @@ def apply(deps: Deps, definition_id: int, release_id: int, command: Command,
 def change(deps: Deps, definition_id: int, release_id: int, command: Command,
            read: tuple[Release, str] | None = None, if_match: str | None = None,
            idempotency: tuple[str, str] | None = None, *, claim_next: str | None = None,
-           wait_up_to: float = 0.0, log: LogPart | None = None) -> Applied:
+           wait_up_to: float = 0.0, log: LogPart | None = None, hand_turns: bool = False) -> Applied:
     """`apply`, telling what was written. `claim_next` (a claim token): a step the decision starts at once
     is claimed for that token in the same write and handed back to run in this process instead of being
     sent (the step handler goes on with the stage's next step, or the next stage's first, with no queue
     hop, no read and no claim of its own). A host that dies before running it leaves a claim that runs
     out, and the sweeper sends the step again as it does for any host that died holding a claim. With
     `wait_up_to`, a step due within that many seconds (a step looking again soon) is kept the same way, its
-    claim lasting the wait longer: the writer waits, then runs it."""
+    claim lasting the wait longer: the writer waits, then runs it. With `hand_turns`, the lane turns this
+    change gives other releases (the next one's turn when this one leaves a stage) are not sent: the writer
+    applies them itself right after (a host that dies first leaves a release its lane let in but that did not
+    start; the sweeper starts it, as for a lost turn message)."""
     for attempt in range(MAX_TRIES):
         back_off(attempt)
         loaded, read = read or deps.store.release(definition_id, release_id), None
@@ -180,6 +186,11 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
             return Applied(decision, loaded)
         decision, kept, after = _claimed_next(deps, decision, claim_next, wait_up_to) if claim_next \
             else (decision, None, 0.0)
+        turns: list[LaneTurn] = []
+        if hand_turns and any(isinstance(e, LaneMessage) for e in decision.effects):
+            turns = [LaneTurn(int(definition_id), e.release_id, e.stage, e.grant, decision.release.id)
+                     for e in decision.effects if isinstance(e, LaneMessage)]
+            decision.effects = [e for e in decision.effects if not isinstance(e, LaneMessage)]
         decision.release.event_seq += len(decision.events)
         items = outbox_for(deps, release, decision)
         slots, slot_etags = forward_slots(deps, definition_id, decision)
@@ -194,7 +205,7 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
             continue
         outbox.flush(deps, definition_id, items)
         telemetry.transitions(decision.release, decision.events)
-        return Applied(decision, (decision.release, written) if written else None, kept, after)
+        return Applied(decision, (decision.release, written) if written else None, kept, after, turns)
     raise Conflict(f"release {release_id} kept changing while we tried to update it; try again")
 
 

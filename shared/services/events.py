@@ -28,8 +28,9 @@ def wake(deps: Deps, msg: WakeUp, delivery: str = "") -> str:
 
 
 def lane_turn(deps: Deps, msg: LaneTurn, delivery: str = "") -> str:
-    if deps.store.release(msg.definition_id, msg.release_id) is None:
+    loaded = deps.store.release(msg.definition_id, msg.release_id)
+    if loaded is None:
         return "no such release"
     command = LaneGrant(msg.stage) if msg.grant else LaneSkip(msg.stage, msg.sender)
-    changed = apply(deps, msg.definition_id, msg.release_id, command).changed
+    changed = apply(deps, msg.definition_id, msg.release_id, command, read=loaded).changed
     return f"lane {'grant' if msg.grant else 'skip'}" if changed else "stale"

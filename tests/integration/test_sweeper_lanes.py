@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import EVENTS_QUEUE
+from shared import bootstrap
+from shared.config import EVENTS_QUEUE, STEPS_QUEUE
 from shared.messages import MessageKind
+from shared.ports import ProbeResult
 from shared.services import releases, sweeper
 from tests.integration.conftest import World, stage
 
@@ -54,3 +56,47 @@ def test_a_lost_turn_is_still_given_at_the_next_sweep(world: World) -> None:
     sweeper.sweep(world.deps)
     world.pump()
     assert world.get(second).stages["Production"].status in ("inProgress", "succeeded")
+
+
+def two_in_dev(world: World) -> tuple[int, int, int]:
+    """Two releases of a definition whose Dev deploys one at a time: the first's Dev waits for the last of its two
+    health checks (a message the test holds), the second waits in Dev's lane."""
+    checks = [{"type": "http-check", "path": "/health"}, {"type": "http-check", "path": "/health",
+                                                           "intervalSeconds": 60}]
+    did = int(world.define([{**stage("Dev", steps=checks), "queue": {"parallel": 1}}])["id"])
+    world.deps.probe.answers["https://tailspin-dev.example/health"] = [  # type: ignore[attr-defined]
+        ProbeResult(200, "ok"), ProbeResult(503, "warming up"), ProbeResult(200, "ok")]
+    first = world.release(did, "1.0.0").id
+    (msg,) = world.receive()
+    bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)  # its first check passes, its second looks
+    world.queue().delete_message(msg)  # again in 60 s: a message
+    second = world.release(did, "1.1.0").id
+    assert world.get(second).stages["Dev"].status == "queued"
+    return did, first, second
+
+
+def test_a_release_leaving_a_lane_starts_the_next_one_itself_without_a_message(world: World) -> None:
+    _, first, second = two_in_dev(world)
+    (msg,) = world.receive()  # the first's second check, due in 60 s
+    world.bus.delays.clear()
+    bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
+    world.queue().delete_message(msg)
+    assert world.get(first).stages["Dev"].status == "succeeded"
+    assert world.get(second).stages["Dev"].status == "inProgress"  # its turn, given by the first's handler
+    assert not [m for m in world.receive(EVENTS_QUEUE) if '"kind":"lane"' in m.content]
+    world.pump()
+    assert world.get(second).stages["Dev"].status == "succeeded"
+
+
+def test_a_turn_the_leaving_release_could_not_hand_over_is_given_by_the_sweeper(world: World) -> None:
+    did, first, second = two_in_dev(world)
+    (msg,) = world.receive()
+    world.crash.arm(1, match=rf"/{world.deps.settings.table_name}\(PartitionKey='{did:010d}',"
+                             rf"RowKey='release%7C{second:010d}'\)")  # the next release's read, to start it
+    bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)  # the step's own result stands
+    world.queue().delete_message(msg)
+    assert world.get(first).stages["Dev"].status == "succeeded"
+    assert world.get(second).stages["Dev"].status == "queued"  # let in by its lane, not started
+    sweeper.sweep(world.deps)
+    world.pump()
+    assert world.get(second).stages["Dev"].status == "succeeded"
