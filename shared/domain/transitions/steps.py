@@ -26,7 +26,7 @@ from shared.domain.transitions.commands import (
     Sweep,
 )
 from shared.domain.transitions.flow import Flow
-from shared.domain.vocabulary import EventType, Kind, Phase, Status, StepStatus
+from shared.domain.vocabulary import FINISHED, EventType, Kind, Phase, Status, StepStatus
 
 SWAP_BACK = "swap-back"
 """The type of the step the engine adds itself to undo a swap."""
@@ -120,11 +120,13 @@ def callback(flow: Flow, cmd: StepCallback) -> None:
 
 
 def record_preview(flow: Flow, cmd: RecordPreview) -> None:
-    """Keep the first what-if of a step that has not run yet (a repeated or late one decides nothing)."""
+    """Keep the first what-if of a step that has not run yet (a repeated or late one decides nothing, nor one
+    that comes after its deployment finished: a finished deployment never changes)."""
     run = flow.release.stages.get(cmd.stage)
     dep = run.deployments[cmd.attempt - 1] if run and 0 < cmd.attempt <= len(run.deployments) else None
     step = dep.step(cmd.step) if dep else None
-    if dep is None or step is None or str(cmd.step) in dep.previews or step.status != StepStatus.PENDING:
+    if dep is None or step is None or dep.status in FINISHED or str(cmd.step) in dep.previews \
+            or step.status != StepStatus.PENDING:
         return
     dep.previews[str(cmd.step)] = ({"error": cmd.error, "at": flow.stamp} if cmd.error else
                                    {"changes": list(cmd.changes), "at": flow.stamp})
