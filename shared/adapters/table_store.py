@@ -66,9 +66,22 @@ def release_key(release_id: int) -> str:
 
 
 def put_json(entity: dict[str, Any], value: Any) -> dict[str, Any]:
-    for i, part in enumerate(utf16_chunks(json_text(value), CHUNK)):
-        entity[f"json{i}"] = part
+    return put_text(entity, "json", json_text(value))
+
+
+def put_text(entity: dict[str, Any], name: str, text: str) -> dict[str, Any]:
+    """`text` in properties `name0`, `name1`, … of at most CHUNK UTF-16 code units each."""
+    for i, part in enumerate(utf16_chunks(text, CHUNK)):
+        entity[f"{name}{i}"] = part
     return entity
+
+
+def get_text(entity: dict[str, Any], name: str) -> str:
+    parts, i = [], 0
+    while f"{name}{i}" in entity:
+        parts.append(str(entity[f"{name}{i}"]))
+        i += 1
+    return "".join(parts)
 
 
 def json_text(value: Any) -> str:
@@ -95,11 +108,7 @@ def utf16_chunks(text: str, limit: int) -> list[str]:
 
 
 def get_json(entity: dict[str, Any]) -> Any:
-    parts, i = [], 0
-    while f"json{i}" in entity:
-        parts.append(entity[f"json{i}"])
-        i += 1
-    return json.loads("".join(parts))
+    return json.loads(get_text(entity, "json"))
 
 
 class TableStore:
@@ -357,7 +366,7 @@ class TableStore:
         for row in self._range(pk(definition_id), prefix):
             key = str(row["RowKey"]).removeprefix(f"log|{release_id:010d}|")
             name, order = key.rsplit("|", 1)
-            found.append(LogPart(name, order, _texts(row)))
+            found.append(LogPart(name, order, get_text(row, "text")))
         return found
 
     def delete_outbox(self, definition_id: int, items: list[OutboxItem]) -> None:
@@ -695,19 +704,9 @@ def _outbox_items(row: dict[str, Any]) -> list[OutboxItem]:
 
 
 def _log_row(partition: str, release_id: int, part: LogPart) -> dict[str, Any]:
-    """A log part's row: its text as is (no JSON escaping to grow it) in properties of at most CHUNK units."""
-    row: dict[str, Any] = {"PartitionKey": partition, "RowKey": f"log|{release_id:010d}|{part.log}|{part.order}"}
-    for i, piece in enumerate(utf16_chunks(part.text, CHUNK)):
-        row[f"text{i}"] = piece
-    return row
-
-
-def _texts(row: dict[str, Any]) -> str:
-    pieces, i = [], 0
-    while f"text{i}" in row:
-        pieces.append(str(row[f"text{i}"]))
-        i += 1
-    return "".join(pieces)
+    """A log part's row: its text as is (no JSON escaping to grow it)."""
+    return put_text({"PartitionKey": partition, "RowKey": f"log|{release_id:010d}|{part.log}|{part.order}"},
+                    "text", part.text)
 
 
 def _fitting(release: Release) -> dict[str, Any]:

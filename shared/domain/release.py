@@ -179,6 +179,12 @@ class Release:
                     dep.failure = _cut(dep.failure)
         return smaller
 
+    def find_step(self, stage: str, attempt: int, index: int) -> StepRun | None:
+        """Step `index` of attempt `attempt` of a stage, or None when the release has no such step."""
+        run = self.stages.get(stage)
+        dep = run.deployments[attempt - 1] if run and 0 < attempt <= len(run.deployments) else None
+        return dep.step(index) if dep else None
+
     def flying(self) -> list[Status]:
         """The statuses of its deployments in flight (in progress, or queued for their stage's lane): the
         sweeper looks after a release that has any, and only at its lanes when all of them are queued."""

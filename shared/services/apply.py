@@ -188,8 +188,8 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
             else (decision, None, 0.0)
         turns: list[LaneTurn] = []
         if hand_turns and any(isinstance(e, LaneMessage) for e in decision.effects):
-            turns = [LaneTurn(int(definition_id), e.release_id, e.stage, e.grant, decision.release.id)
-                     for e in decision.effects if isinstance(e, LaneMessage)]
+            turns = [turn for e in decision.effects if isinstance(e, LaneMessage)
+                     and isinstance(turn := message_of(decision.release, e, deps.clock.now())[0], LaneTurn)]
             decision.effects = [e for e in decision.effects if not isinstance(e, LaneMessage)]
         decision.release.event_seq += len(decision.events)
         items = outbox_for(deps, release, decision)

@@ -52,8 +52,7 @@ def receive(deps: Deps, token: str, raw: dict[str, Any], body: CallbackIn) -> st
     succeeded = body.result == "succeeded" and passed
     message = body.result + (f": {body.message}" if body.message else "") + ("" if passed else f"; {why}")
     stage_name, attempt, index = record["stage"], int(record["attempt"]), int(record["step"])
-    run = release.stages.get(stage_name)
-    waiting = run.deployments[attempt - 1].step(index) if run and 0 < attempt <= len(run.deployments) else None
+    waiting = release.find_step(stage_name, attempt, index)
     # Before the lines of the run that takes the callback in (the step's pending run).
     lines = step_logs.part(stage_name, attempt, index, waiting.run if waiting else 0,
                            [f"{deps.clock.now().strftime('%H:%M:%S')} callback received: {message}",

@@ -250,8 +250,7 @@ def ignore_gate(deps: Deps, release_id: int, stage: str, kind: Kind, who: Princi
 def step_log(deps: Deps, release_id: int, stage: str, attempt: int, index: int) -> tuple[Release, StepRun, str]:
     """A step of one attempt and its log so far; NotFound when the release has no such step."""
     release = get(deps, release_id)
-    run = release.stages.get(stage)
-    step = run.deployments[attempt - 1].step(index) if run and 1 <= attempt <= len(run.deployments) else None
+    step = release.find_step(stage, attempt, index)
     if step is None:
         raise NotFound(f"release {release.id} has no step {index} in attempt {attempt} of stage '{stage}'")
     return release, step, step_logs.read(deps, release, stage, attempt, index) or ""

@@ -168,7 +168,7 @@ def _delete(deps: Deps, definition_id: int, release: Release, done: Tick) -> Non
     its rows (its log parts with them, the release row last)."""
     for name in step_logs.blobs(deps, release):  # the parts go with the release's rows
         deps.logs.delete(name)
-    done.logs += sum(step.run > 0 for run in release.stages.values() for dep in run.deployments for step in dep.steps)
+    done.logs += len(step_logs.ran(release))
     for artifact in release.artifacts:
         stored = artifact.get("stored")
         if stored and not _package_needed(deps, definition_id, release.id, artifact, done):

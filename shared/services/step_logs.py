@@ -33,10 +33,8 @@ def log_key(stage: str, attempt: int, step: int) -> str:
     return f"{stage_key(stage)}|{attempt}|{step}"
 
 
-def part(stage: str, attempt: int, step: int, run: int, lines: list[str], kind: int = RUN) -> LogPart | None:
-    """The part that adds `lines` to a step's log for run `run`; None when there are none."""
-    if not lines:
-        return None
+def part(stage: str, attempt: int, step: int, run: int, lines: list[str], kind: int = RUN) -> LogPart:
+    """The part that adds `lines` to a step's log for run `run`."""
     text = "".join(line.rstrip("\n") + "\n" for line in lines)
     if len(text) > MAX_PART:
         half = MAX_PART // 2
@@ -51,32 +49,34 @@ def read(deps: Deps, release: Release, stage: str, attempt: int, step: int) -> s
     return _joined(deps, release, stage, attempt, step, parts)
 
 
+def ran(release: Release) -> list[tuple[str, int, int]]:
+    """(stage, attempt, step) of every step of the release that was ever sent: those that can have a log."""
+    return [(name, dep.attempt, step.index) for name, run in release.stages.items() for dep in run.deployments
+            for step in dep.steps if step.run > 0]
+
+
 def read_all(deps: Deps, release: Release) -> dict[tuple[str, int, int], str]:
     """Every step's log of the release, by (stage, attempt, step): one read of its parts."""
     by_log: dict[str, list[LogPart]] = {}
     for found in deps.store.log_parts(int(release.definition_id), release.id):
         by_log.setdefault(found.log, []).append(found)
     logs = {}
-    for name, run in release.stages.items():
-        for dep in run.deployments:
-            for step in dep.steps:
-                if step.run == 0:  # never sent: nothing to read
-                    continue
-                text = _joined(deps, release, name, dep.attempt, step.index,
-                               by_log.get(log_key(name, dep.attempt, step.index), []))
-                if text is not None:
-                    logs[(name, dep.attempt, step.index)] = text
+    for stage, attempt, step in ran(release):
+        text = _joined(deps, release, stage, attempt, step, by_log.get(log_key(stage, attempt, step), []))
+        if text is not None:
+            logs[(stage, attempt, step)] = text
     return logs
 
 
 def blobs(deps: Deps, release: Release) -> list[str]:
     """The blobs an earlier version may have written the release's step logs in (retention deletes them): those
     of the steps that ran but whose first run has no part."""
-    first = {p.log for p in deps.store.log_parts(int(release.definition_id), release.id)
-             if p.order.startswith(f"{1:06d}.")}
-    return [log_name(release, name, dep.attempt, step.index)
-            for name, run in release.stages.items() for dep in run.deployments for step in dep.steps
-            if step.run > 0 and log_key(name, dep.attempt, step.index) not in first]
+    first = {p.log for p in deps.store.log_parts(int(release.definition_id), release.id) if _of_first_run(p)}
+    return [log_name(release, *where) for where in ran(release) if log_key(*where) not in first]
+
+
+def _of_first_run(found: LogPart) -> bool:
+    return found.order.startswith(f"{1:06d}.")
 
 
 def _joined(deps: Deps, release: Release, stage: str, attempt: int, step: int, parts: list[LogPart]) -> str | None:
@@ -84,7 +84,7 @@ def _joined(deps: Deps, release: Release, stage: str, attempt: int, step: int, p
     began before parts existed; or one whose first run's host died before it wrote anything)."""
     parts = sorted(parts, key=lambda p: p.order)
     older = None
-    if not parts or not parts[0].order.startswith(f"{1:06d}."):
+    if not parts or not _of_first_run(parts[0]):
         older = deps.logs.read(log_name(release, stage, attempt, step))
     if older is None and not parts:
         return None

@@ -143,9 +143,7 @@ def _masked(outcome: Outcome, secrets: set[str]) -> Outcome:
 
 
 def _canceled(release: Release, stage: str, attempt: int, index: int) -> bool:
-    run = release.stages.get(stage)
-    dep = run.deployments[attempt - 1] if run and 0 < attempt <= len(run.deployments) else None
-    step = dep.step(index) if dep else None
+    step = release.find_step(stage, attempt, index)
     return step is not None and step.status == StepStatus.CANCELED
 
 
@@ -171,9 +169,8 @@ def _stop(deps: Deps, release: Release, ctx: StepContext, stage: str, attempt: i
     stop_run = stopper(ctx.step.type)
     assert stop_run is not None
     said = _plugin_call(deps, ctx, stop_run, str) if is_plugin(ctx.step.type) else stop_run(deps, ctx)
-    stopped = part(stage, attempt, index, ctx.run.run, [*ctx.lines, f"=> stopped: {said}"], STOP)
-    assert stopped is not None
-    deps.store.add_log_part(int(release.definition_id), release.id, stopped)
+    deps.store.add_log_part(int(release.definition_id), release.id,
+                            part(stage, attempt, index, ctx.run.run, [*ctx.lines, f"=> stopped: {said}"], STOP))
     return said
 
 
