@@ -7,10 +7,10 @@ the same run:
 - storage operations of Slipway's own clients, per release created and per stage entered,
   counted by an azure-core request hook on every storage client, and those on the path of one
   transition (a stage finished -> the next stage's first step runs);
-- event to action: that transition's p50 and p95 over the releases, with the host polling queues
-  every 100 ms at most, next to its floor: Azurite's median time per operation times the
-  operations on the path, plus the host's receive and half the polling interval when the step went
-  through the queue (a step the finishing handler hands over itself has no queue hop);
+- event to action: that transition's p50 and p95 over the releases, next to its floor: the operations
+  on the path (the lanes' query and one transaction of as many rows), each timed alone through the
+  same official client in the same run; a step sent through the queue would add the host's receive
+  and half the polling interval (the host polls as host.json says: no queue is on the path);
 - the import time of `function_app` in a fresh interpreter (median of 5).
 
 Run: `make bench` (or `python -m bench.release_flow --releases 60`).
@@ -44,7 +44,9 @@ from shared.config import Settings
 SUB, RG, SITE = "00000000-0000-0000-0000-00000000be00", "rg-bench", "bench-app"
 SLOTS = ["dev", "test", "preprod"]
 POLLING = 0.1
-"""The host's longest wait between two polls of an empty queue, in seconds."""
+"""The host's longest wait between two polls of an empty queue, in seconds (`bench/load.py`, whose releases wait
+for approvals and lanes through queues)."""
+WATCH_SECONDS = 0.25
 
 
 class TimedCounter(CountingPolicy):
@@ -56,12 +58,18 @@ class TimedCounter(CountingPolicy):
         self.sent: list[datetime] = []
         self.calls: list[tuple[datetime, float, str]] = []
         """(sent, milliseconds to its answer, "service METHOD path") of every request."""
+        self.batch_rows: list[tuple[datetime, int]] = []
+        """(sent, rows written) of every entity-group transaction."""
 
     def on_request(self, request: Any) -> None:
         super().on_request(request)
         now = datetime.now(UTC)
         self.sent.append(now)
         request.context["bench_sent"] = (now, time.perf_counter())
+        body = request.http_request.body
+        if isinstance(body, bytes) and b"multipart/mixed" in body:
+            with self._lock:  # the rows a transaction writes: one sub-request each
+                self.batch_rows.append((now, body.count(b" HTTP/1.1\r\n")))
 
     def on_answer(self, response: Any) -> None:
         sent = response.context.get("bench_sent")
@@ -78,6 +86,7 @@ class TimedCounter(CountingPolicy):
         super().reset()
         self.sent = []
         self.calls = []
+        self.batch_rows = []
 
     def between(self, start: datetime, end: datetime) -> int:
         return sum(1 for at in self.sent if start <= at <= end)
@@ -153,7 +162,8 @@ def small_get(url: str, count: int = 200) -> tuple[float, float, float]:
 
 
 def azurite_op_ms(connection: str, count: int = 100) -> dict[str, float]:
-    """Azurite's median time of the operations on a transition's path, each over one kept-alive client."""
+    """Azurite's median time per operation, each over one kept-alive client: a point read, a write, a queue
+    send and receive."""
     from azure.data.tables import TableClient, UpdateMode
     from azure.storage.queue import QueueClient as Queue
 
@@ -167,17 +177,64 @@ def azurite_op_ms(connection: str, count: int = 100) -> dict[str, float]:
            "table write": lambda: table.update_entity(entity, mode=UpdateMode.REPLACE),
            "queue send": lambda: queue.send_message("x" * 200),
            "queue receive": lambda: queue.receive_messages(max_messages=1, visibility_timeout=1).__next__()}
-    out = {}
-    for name, op in ops.items():
-        times = []
-        for _ in range(count):
-            t = time.perf_counter()
-            op()
-            times.append(time.perf_counter() - t)
-        out[name] = statistics.median(times) * 1000
+    out = {name: _median_ms(op, count) for name, op in ops.items()}
     table.delete_table()
     queue.delete_queue()
     return out
+
+
+def path_op_ms(connection: str, rows: list[dict[str, Any]], count: int = 100) -> dict[str, float]:
+    """The official client's median time for each operation of a transition's path, alone, in the same
+    process: the range query that reads a stage's lanes, and the entity-group transaction that writes the
+    release with its step's log (`rows`: the rows such a write holds, as the benchmark's release wrote them)."""
+    from azure.data.tables import TableClient
+
+    table = TableClient.from_connection_string(connection, "benchpath")
+    table.create_table()
+    table.upsert_entity({"PartitionKey": "p", "RowKey": "lane|a", "body": "x" * 300})
+    batch = [("upsert", {**row, "PartitionKey": "p", "RowKey": f"row{i}"}) for i, row in enumerate(rows)]
+    query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+    out = {"lanes query": _median_ms(lambda: list(table.query_entities(
+               query, parameters={"pk": "p", "lo": "lane|", "hi": "lane}"})), count),
+           f"transaction of {len(batch)} rows": _median_ms(lambda: table.submit_transaction(batch), count)}
+    table.delete_table()
+    return out
+
+
+def _median_ms(op: Callable[[], Any], count: int) -> float:
+    times = []
+    for _ in range(count):
+        t = time.perf_counter()
+        op()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def host_polling_seconds() -> float:
+    """The app's own `maxPollingInterval` (host.json). No queue is on the measured path (a stage's next step runs
+    in the handler that finished the one before), so polling every 100 ms, as the benchmark once did, only
+    loaded the measured process with work the Functions host does in its own process in Azure."""
+    from local.host_settings import load_host_json, parse_timespan
+
+    return parse_timespan(load_host_json(REPO)["extensions"]["queues"].get("maxPollingInterval"), 60.0)
+
+
+def rows_like_the_path(definition_id: int, release_id: int, count: int) -> list[dict[str, Any]]:
+    """`count` rows as a transition writes them: the release, its last events, a step's log, the lanes."""
+    from azure.data.tables import TableClient
+
+    from shared.adapters.table_store import pk
+
+    settings = Settings.from_env()
+    table = TableClient.from_connection_string(settings.storage_connection, settings.table_name)
+    rows = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": pk(definition_id)}))
+    key = f"|{release_id:010d}"
+
+    def kind(prefix: str) -> list[dict[str, Any]]:
+        return sorted((r for r in rows if str(r["RowKey"]).startswith(prefix)), key=lambda r: str(r["RowKey"]))
+
+    ordered = [*kind(f"release{key}"), *kind(f"event{key}|")[-1:], *kind(f"log{key}|")[-1:], *kind("lane|")]
+    return [{k: v for k, v in r.items() if k not in ("PartitionKey", "RowKey")} for r in ordered[:count]]
 
 
 def definition() -> dict[str, Any]:
@@ -277,7 +334,8 @@ def main() -> None:
     args = parser.parse_args()
     imports = import_time()
     counter = TimedCounter()
-    with LocalStack(persistent=False, fixed_ports=False, seed=False, max_polling_interval=POLLING) as stack:
+    polling = host_polling_seconds()
+    with LocalStack(persistent=False, fixed_ports=False, seed=False, max_polling_interval=polling) as stack:
         from shared import bootstrap
 
         assert stack.emulator is not None and stack.azurite is not None
@@ -296,7 +354,8 @@ def main() -> None:
             return int(httpx.post(f"{stack.api}/releases", json=body, timeout=30).json()["id"])
 
         # Watched from an uncounted client reading the table, not through the API: a page polled every 100 ms
-        # would be a load of its own on the host whose transitions are measured.
+        # would be a load of its own on the host whose transitions are measured. The watcher runs in the measured
+        # process, so it looks four times a second, not more.
         watcher = TableStore(StorageClients(Settings.from_env()), Settings.from_env().table_name)
 
         def finished(release_id: int) -> dict[str, Any]:
@@ -305,7 +364,7 @@ def main() -> None:
                     "notStarted", "inProgress", "queued"):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"release {release_id} did not finish")
-                time.sleep(0.05)
+                time.sleep(WATCH_SECONDS)
             return dict(httpx.get(f"{stack.api}/releases/{release_id}", timeout=30).json())
 
         finished(create())  # warm up: tables, queues and containers exist from here on
@@ -316,13 +375,15 @@ def main() -> None:
         counter.reset()
         while (got := watcher.release(did, release_id)) and got[0].stages[SLOTS[-1]].status in ("notStarted",
                                                                                                  "inProgress"):
-            time.sleep(0.05)
+            time.sleep(WATCH_SECONDS)
         ops["run"] = run_ops = counter.total
         single = finished(release_id)
         path_ops = [counter.between(start, end) for start, end in transitions(stack, single)]
         hops = [counter.queued_between(start, end) for start, end in transitions(stack, single)]
         first_hop = transitions(stack, single)[0]
         trace = counter.trace(*first_hop)
+        written = [n for at, n in counter.batch_rows if first_hop[0] <= at <= first_hop[1]]
+        path_ms = path_op_ms(stack.azurite.connection_string, rows_like_the_path(did, release_id, max(written or [2])))
         with ThreadPoolExecutor(args.parallel) as pool:
             results = list(pool.map(lambda _: finished(create()), range(args.releases)))
         lat = sorted(x for r in results for x in latencies(stack, r))
@@ -330,19 +391,26 @@ def main() -> None:
         per_message = count_per_message(stack, counter, did, artifact)
     per_op = statistics.mean(op_ms.values())
     # A step handed over in the same invocation (SLIPWAY_STEP_CONTINUE_SECONDS) has no queue hop: its floor is the
-    # operations on its path; one sent through the queue adds the host's receive and half the polling interval.
+    # operations on its path, each timed alone through the same official client in the same run (the lanes' query
+    # and the transaction, as many rows as the path's); one sent through the queue adds the host's receive and
+    # half the polling interval.
     queued = any(hops)
-    on_path = statistics.median(path_ops) + (1 if queued else 0)
-    floor = per_op * on_path + (POLLING * 1000 / 2 if queued else 0)
-    how = f"{per_op:.2f} ms x {on_path:g} ops" + (f" + {POLLING * 1000 / 2:.0f} ms half polling" if queued else
-                                                   ", no queue hop: the next stage's first step runs in the handler "
-                                                   "that finished the stage")
+    if queued:
+        on_path = statistics.median(path_ops) + 1
+        floor = per_op * on_path + polling * 1000 / 2
+        how = f"{per_op:.2f} ms x {on_path:g} ops + {polling * 1000 / 2:.0f} ms half polling"
+    else:
+        floor = sum(path_ms.values())
+        how = " + ".join(f"{k} {v:.2f} ms" for k, v in path_ms.items()) + \
+            ", no queue hop: the next stage's first step runs in the handler that finished the stage"
     print(f"small GET /api/health: httpx keep-alive median {httpx_ms:.2f} ms (the same client to a server that "
           f"does nothing: {client_ms:.2f} ms); curl over one connection median {curl_ms:.2f} ms")
     floor_imports = import_time("azure.functions")
     print(f"import function_app: median {statistics.median(imports) * 1000:.0f} ms, max {max(imports) * 1000:.0f} ms "
           f"(floor: azure.functions alone, median {statistics.median(floor_imports) * 1000:.0f} ms; budget 300 ms)")
     print("azurite per operation (median): " + ", ".join(f"{k} {v:.2f} ms" for k, v in op_ms.items()))
+    print("the path's operations alone, same client (median): "
+          + ", ".join(f"{k} {v:.2f} ms" for k, v in path_ms.items()) + f"; the host polls every {polling:g} s at most")
     print(f"storage ops: create release {ops['create']}; run through 3 stages ~{run_ops} "
           f"(~{run_ops / 3:.1f} per stage of 2 steps, ~{run_ops / 6:.1f} per step) -- counted by the request hook")
     print(f"storage ops on a transition's path (stage finished -> next step starts): {path_ops}"

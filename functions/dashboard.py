@@ -232,9 +232,10 @@ def _pending(release: release_domain.Release) -> dict[str, list[str]]:
 def release_page(req: func.HttpRequest, who: Principal, route: dict[str, str]) -> func.HttpResponse:
     deps = bootstrap.deps()
     release, etag = releases.read(deps, int(route["id"]))
-    view = views_service.release_view(release, base="", running=releases.running(deps, release),
+    running = releases.running(deps, release)
+    view = views_service.release_view(release, base="", running=running,
                         retention=None if req.params.get("part") == "live" else
-                        retention.verdict(deps, release).to_json())
+                        retention.verdict(deps, release, running).to_json())
     context = dict(who=who, release=release, view=view, etag=etag, events=releases.events(deps, release.id),
                    previews={n: waiting_domain.preview(release, n, deps.clock.now()) for n in release.stages},
                    can_deploy=who.has(RELEASE_MANAGER), can_admin=who.has(ADMIN), quote=quote,

@@ -73,8 +73,9 @@ def release_item(req: func.HttpRequest) -> func.HttpResponse:
     authorize(req, READER, "read releases")
     deps = bootstrap.deps()
     release, etag = releases.read(deps, route_int(req, "releaseId"))
-    view = views_service.release_view(release, running=releases.running(deps, release),
-                        retention=retention.verdict(deps, release).to_json())
+    running = releases.running(deps, release)
+    view = views_service.release_view(release, running=running,
+                                      retention=retention.verdict(deps, release, running).to_json())
     return json_response(view, headers={"ETag": etag})
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 
+from shared.adapters import tls
 from shared.adapters.azure_auth import (
     CALL_ERRORS,
     EMULATOR_TOKEN,
@@ -209,7 +210,7 @@ class ArmAppService:
         try:
             with open(package, "rb") as body:
                 response = httpx.post(f"{base}/api/publish", params={"type": "zip", "async": "true"},
-                                      content=body, headers=headers, timeout=600)
+                                      content=body, headers=headers, timeout=600, verify=tls.context())
         except httpx.HTTPError as exc:
             raise TargetError(f"{_where(target)} deployment endpoint unreachable ({exc})", retryable=True) from exc
         if response.status_code == 202:
@@ -227,7 +228,7 @@ class ArmAppService:
         import httpx
 
         try:
-            response = httpx.get(url, headers=self._scm_headers(), timeout=30)
+            response = httpx.get(url, headers=self._scm_headers(), timeout=30, verify=tls.context())
         except httpx.HTTPError as exc:
             raise TargetError(f"{_where(target)} deployment endpoint unreachable ({exc})", retryable=True) from exc
         if response.status_code == 404:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from shared.adapters import tls
 from shared.adapters.azure_auth import EMULATOR_TOKEN, managed_identity
 from shared.adapters.clock import clock_for
 from shared.adapters.http_answers import retry_after as _retry_after
@@ -82,7 +83,8 @@ class AzurePipelines:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(timeout=TIMEOUT, transport=self._transport, follow_redirects=False,
+                    self._client = httpx.Client(timeout=TIMEOUT, transport=self._transport, verify=tls.context(),
+                                                follow_redirects=False,
                                                 headers={"Accept": "application/json", "User-Agent": USER_AGENT})
         return self._client
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
+from shared.adapters import tls
 from shared.adapters.storage_clients import StorageClients
 from shared.config import Settings
 from shared.ports import StoredPackage
@@ -64,7 +65,7 @@ class BlobPackages:
 
     def fetch(self, url: str, dest: str) -> StoredPackage:
         try:
-            with httpx.stream("GET", url, timeout=httpx.Timeout(30.0, read=120.0)) as response:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(30.0, read=120.0), verify=tls.context()) as response:
                 if response.status_code != 200:
                     raise ValueError(f"GET answered {response.status_code}")
                 return self._write(dest, response.iter_bytes(4 * 1024 * 1024))

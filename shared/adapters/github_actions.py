@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import jwt
 
+from shared.adapters import tls
 from shared.adapters.clock import clock_for
 from shared.adapters.http_answers import retry_after as _retry_after
 from shared.adapters.http_answers import scrub as _scrub
@@ -92,6 +93,7 @@ class GitHubActions:
                 if self._client is None:
                     self._client = httpx.Client(
                         base_url=self.settings.github_api_url.rstrip("/"), timeout=TIMEOUT, transport=self._transport,
+                        verify=tls.context(),
                         follow_redirects=False,
                         headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
                                  "User-Agent": USER_AGENT})
@@ -233,7 +235,7 @@ class GitHubActions:
         """The archive, read in chunks up to the cap. A fresh request: no Authorization header goes to the
         storage host, and no further redirect is followed."""
         try:
-            with httpx.Client(timeout=TIMEOUT, transport=self._transport, follow_redirects=False,
+            with httpx.Client(timeout=TIMEOUT, transport=self._transport, verify=tls.context(), follow_redirects=False,
                               headers={"User-Agent": USER_AGENT}) as client, client.stream("GET", url) as response:
                 if response.status_code != 200:
                     raise TargetError(f"GitHub {what}: the log archive's download answered {response.status_code}"

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from shared.adapters import tls
 from shared.ports import ProbeResult
 
 MAX_BODY = 64 * 1024
@@ -29,7 +30,7 @@ class HttpxProbe:
 
     def get(self, url: str, timeout_seconds: float) -> ProbeResult:
         try:
-            response = httpx.get(url, timeout=timeout_seconds, follow_redirects=True)
+            response = httpx.get(url, timeout=timeout_seconds, follow_redirects=True, verify=tls.context())
         except httpx.HTTPError as exc:
             return ProbeResult(None, "", f"{type(exc).__name__}: {exc}")
         return ProbeResult(response.status_code, response.text[:MAX_BODY])
@@ -45,7 +46,7 @@ class HttpxProbe:
         try:
             # The connection goes to the address checked above; the name stays in the URL for TLS (SNI,
             # certificate) and the Host header.
-            with httpx.Client(follow_redirects=False, timeout=timeout_seconds) as client:
+            with httpx.Client(follow_redirects=False, timeout=timeout_seconds, verify=tls.context()) as client:
                 request = client.build_request(method, url, headers=headers, content=body)
                 request.extensions["sni_hostname"] = host
                 if address != host:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from azure.core.exceptions import AzureError, HttpResponseError
 
+from shared.adapters import tls
 from shared.adapters.azure_auth import client_args, retry_after
 from shared.config import Settings
 from shared.domain.gates import Reading
@@ -180,7 +181,7 @@ class MonitorSignals:
                 return Reading(signal["name"], error=f"header {header} not sent: {refused}")
             headers[header] = os.environ.get(setting, "")
         response = httpx.request(signal.get("method", "GET"), signal["url"], headers=headers,
-                                 timeout=float(signal.get("timeoutSeconds", 10)))
+                                 timeout=float(signal.get("timeoutSeconds", 10)), verify=tls.context())
         expected = int(signal.get("expectStatus", 200))
         if response.status_code == 429:
             return Reading(signal["name"], error="throttled: HTTP 429", retry_after=_retry_after(response.headers))

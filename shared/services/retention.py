@@ -44,12 +44,14 @@ def store_of(deps: Deps) -> RetentionStore:
 # -- why a release is kept, or when it goes
 
 
-def verdict(deps: Deps, release: Release) -> Verdict:
-    """For the API and the dashboard: the release's fate as the timer would judge it now."""
+def verdict(deps: Deps, release: Release, slots: dict[str, dict[str, Any]] | None = None) -> Verdict:
+    """For the API and the dashboard: the release's fate as the timer would judge it now. `slots`: the
+    definition's slot records by lower-case slot id, when the caller read them already (its page shows them)."""
     definition_id = int(release.definition_id)
     definition = _definition(deps, release)
     policy, targets = DefinitionPolicy.of_definition(definition), _stage_slots(definition)
-    slots = {r["slot"].lower(): r for r in deps.store.slot_records(definition_id)}
+    if slots is None:
+        slots = {r["slot"].lower(): r for r in deps.store.slot_records(definition_id)}
     facts = _facts(release, targets, slots, _kept_by(deps, release.id))
     newest = _newest_for(deps, definition_id, facts, policy, targets, slots) if facts.deployed_to else Newest({})
     return decide(policy, facts, newest, deps.clock.now())
