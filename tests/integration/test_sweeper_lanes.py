@@ -87,7 +87,7 @@ def test_a_release_leaving_a_lane_starts_the_next_one_and_runs_its_steps_itself_
     assert world.get(first).stages["Dev"].status == "succeeded"
     # its turn, given by the first's handler, which ran its steps too: no lane message, no step message
     assert world.get(second).stages["Dev"].status == "succeeded"
-    assert f"let release {second} into 'Dev'" in said
+    assert f"release {second}'s turn in 'Dev' given beside" in said
     assert not [m for m in world.receive(EVENTS_QUEUE) if '"kind":"lane"' in m.content]
     assert not world.receive()
     (dep,) = world.get(second).stages["Dev"].deployments

@@ -23,7 +23,7 @@ from shared.domain.release import Release
 from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep
 from shared.domain.variables import UnknownVariable
 from shared.domain.vocabulary import Status, StepStatus
-from shared.messages import RunStep, StopStepRun, decode
+from shared.messages import LaneTurn, RunStep, StopStepRun, decode
 from shared.plugins import NoAnswer, call
 from shared.ports import TargetError
 from shared.services import events
@@ -64,8 +64,8 @@ left it (None: read it) and the seconds to wait first."""
 
 def _go_on(deps: Deps, first: Kept, until: float, claimed: bool = True) -> str:
     """Run `first`, then each step its result starts and keeps, within the budget `until`. A release this one lets
-    into a stage's lane as it leaves it runs its first step beside it, on a thread of its own (neither waits for the
-    other), and the invocation ends when both have."""
+    into a stage's lane as it leaves it is given its turn, and runs its first step, beside it on a thread of its
+    own (neither waits for the other); the invocation ends when both have."""
     said, beside = "", []
     nxt: Kept | None = first
     while nxt is not None:
@@ -73,27 +73,43 @@ def _go_on(deps: Deps, first: Kept, until: float, claimed: bool = True) -> str:
         if after > 0:
             deps.clock.sleep(after)
             read = None
-        what, nxt, handed = _run_once(deps, msg, token, read, _may_wait(deps, until), claimed=claimed)
+        what, nxt, turns = _run_once(deps, msg, token, read, _may_wait(deps, until), claimed=claimed)
         said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}" if said else what
         claimed = True
-        for kept in handed:
-            said += f"; let release {kept[0].release_id} into {kept[0].stage!r}, its first step runs beside"
-            beside.append(_beside(deps, kept, until))
+        for turn in turns:
+            said += f"; release {turn.release_id}'s turn in {turn.stage!r} given beside"
+            beside.append(_beside(deps, turn, until))
     for thread in beside:
         thread.join()
     return said
 
 
-def _beside(deps: Deps, kept: Kept, until: float) -> threading.Thread:
-    msg = kept[0]
+def give_turns(deps: Deps, turns: list[LaneTurn]) -> None:
+    """Give the lane turns a write kept instead of sending (`change`'s `hand_turns`: another handler's release left
+    a stage, a gate passing ends it) and run the first steps they start, each on a thread, within
+    `step_continue_seconds`; returns when all have."""
+    until = time.monotonic() + deps.settings.step_continue_seconds
+    for thread in [_beside(deps, turn, until) for turn in turns]:
+        thread.join()
+
+
+def _beside(deps: Deps, turn: LaneTurn, until: float) -> threading.Thread:
+    """Give `turn` (the next release in a lane this one left) and run the first step it starts, claimed by the
+    turn's write, when the budget allows; otherwise that step goes by message. A host that dies first leaves a
+    release its lane let in that did not start (the sweeper starts it) or a claim that runs out (the sweeper
+    sends the step again)."""
 
     def go() -> None:
+        token = uuid.uuid4().hex
         try:
-            logger.info("release %s, let into %r: %s", msg.release_id, msg.stage, _go_on(deps, kept, until))
-        except Exception:  # its claim runs out, and the sweeper sends the step again (a host that died holding it)
-            logger.exception("release %s, let into %r: its first step failed to run here", msg.release_id, msg.stage)
+            took = events.take_turn(deps, turn, claim_next=token if _may_wait(deps, until) is not None else None)[1]
+            if took is not None and took.kept is not None:
+                said = _go_on(deps, (took.kept, token, took.read, took.kept_after), until)
+                logger.info("release %s, let into %r: %s", turn.release_id, turn.stage, said)
+        except Exception:
+            logger.exception("release %s, let into %r: not started here", turn.release_id, turn.stage)
 
-    thread = threading.Thread(target=go, name=f"turn:{msg.release_id}/{msg.stage}", daemon=True)
+    thread = threading.Thread(target=go, name=f"turn:{turn.release_id}/{turn.stage}", daemon=True)
     thread.start()
     return thread
 
@@ -105,11 +121,11 @@ def _may_wait(deps: Deps, until: float) -> float | None:
 
 
 def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str] | None, go_on: float | None,
-              claimed: bool = False) -> tuple[str, Kept | None, list[Kept]]:
+              claimed: bool = False) -> tuple[str, Kept | None, list[LaneTurn]]:
     """One step run; and, unless `go_on` is None, the next one it started at once, or within `go_on` seconds,
-    and claimed with its result; and the first steps of the releases its lanes let in, claimed by the turns'
-    writes. `claimed`: this run is claimed for the token `delivery` already (the previous run's result claimed
-    it); `read`, when given, is the release as that write left it."""
+    and claimed with its result; and the lane turns its result gives other releases, to hand over. `claimed`:
+    this run is claimed for the token `delivery` already (the previous run's result claimed it); `read`, when
+    given, is the release as that write left it."""
     loaded = read or deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
         return "no such release", None, []
@@ -151,17 +167,6 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
                      read=None if beat.beats else held, claim_next=nxt_token if go_on is not None else None,
                      wait_up_to=go_on or 0.0, log=part(msg.stage, msg.attempt, msg.step, msg.run, lines),
                      hand_turns=True)
-    handed: list[Kept] = []
-    for turn in applied.turns:  # the next release in a lane this step's stage left: no events-queue hop
-        token_beside = uuid.uuid4().hex
-        try:
-            took = events.take_turn(deps, turn, claim_next=token_beside if go_on is not None else None)[1]
-        except Exception as exc:  # noqa: BLE001  (the sweeper starts a release its lane let in)
-            logger.warning("lane turn of release %s in %r not handed over: %s", turn.release_id, turn.stage,
-                           type(exc).__name__)
-            continue
-        if took is not None and took.kept is not None:
-            handed.append((took.kept, token_beside, took.read, took.kept_after))
     after = applied.decision.release
     if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
             and _canceled(after, msg.stage, msg.attempt, msg.step):
@@ -170,7 +175,7 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
         ctx.run.state = outcome.state
         _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
     return outcome.kind, (applied.kept, nxt_token, applied.read, applied.kept_after) \
-        if applied.kept is not None else None, handed
+        if applied.kept is not None else None, applied.turns
 
 
 def _masked(outcome: Outcome, secrets: set[str]) -> Outcome:
