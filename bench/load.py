@@ -271,6 +271,34 @@ def check(stack: LocalStack, run: reliability.Run, releases: dict[int, dict[str,
     return broken
 
 
+def by_row(calls: list[tuple[datetime, float, str]]) -> Counter[str]:
+    """Storage calls by what they touch: a queue, a container, a transaction, a query of a table, or a
+    table's row by the first part of its key (`release`, `lane`, `outbox`, an index's partition)."""
+    out: Counter[str] = Counter()
+    for _, _, what in calls:
+        service, method, path = (what.split(" ", 2) + ["", ""])[:3]
+        parts = path.split("/")
+        if service in ("queue", "blob"):
+            out[f"{service} {method} {parts[2] if len(parts) > 2 else path}"] += 1
+            continue
+        if "$batch" in path:
+            out["table transaction"] += 1
+            continue
+        found = re.search(r"/(\w+)\((.*)\)?$", path)
+        if found is None:
+            out[f"{service} {method} {parts[-1]} (insert)"] += 1
+            continue
+        table, keys = found[1], found[2] or ""
+        pk = re.search(r"PartitionKey='([^'|]*)", keys)
+        rk = re.search(r"RowKey='([^'|]*)", keys)
+        if not keys.strip(")"):
+            out[f"table {method} {table} (query)"] += 1
+        else:
+            where = pk[1] if pk and not pk[1].isdigit() else (rk[1] if rk else "?")
+            out[f"table {method} {table} {where}"] += 1
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--releases", type=int, default=200)
@@ -299,7 +327,7 @@ def main() -> None:
         assert not publish(stack, ["1.0.0"], 1, release_of)
         alone_id = release_of["1.0.0"]
         wait_settled(watcher, did, [alone_id], 120)
-        alone_ops, alone_kinds = counter.total, dict(counter.counts)
+        alone_ops, alone_kinds, alone_rows = counter.total, dict(counter.counts), by_row(counter.calls)
         alone = httpx.get(f"{stack.api}/releases/{alone_id}", timeout=30).json()
         alone_logs = logs(stack, {alone_id: alone})
         path_ops, hops = [], []
@@ -327,7 +355,7 @@ def main() -> None:
               f"refused: {len(refused)} {refused[:3]}")
         wait_settled(watcher, did, ids, args.releases * 30)
         settled_seconds = time.monotonic() - started_at
-        load_ops, by_kind = counter.total, dict(counter.counts)
+        load_ops, by_kind, load_rows = counter.total, dict(counter.counts), by_row(counter.calls)
         prober.stopped.set()
         approver.stopped.set()
 
@@ -391,6 +419,9 @@ def main() -> None:
           f"on a transition's path: {path_ops}{' (handed over)' if handed_over else ' + 1 host receive'}; "
           f"budget {BUDGET}")
     print("  one release alone, by operation: " + ", ".join(f"{k} {v}" for k, v in sorted(alone_kinds.items())))
+    print("  what they read and wrote, per release (one alone / under load):")
+    for what in sorted(set(alone_rows) | set(load_rows), key=lambda k: -load_rows.get(k, 0)):
+        print(f"    {alone_rows.get(what, 0):>4} / {load_rows.get(what, 0) / len(ids):6.1f}  {what}")
     samples = Counter(r["stages"][-1]["deployments"][-1].get("gates", {}).get("post", {}).get("sampleCount")
                       for r in releases.values())
     print(f"gates: samples each took to pass (samples: gates): {dict(sorted(samples.items(), key=str))}")
