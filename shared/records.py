@@ -22,6 +22,12 @@ from shared.domain.transitions.results import Event
 class ConcurrentChange(Exception):
     """Someone else changed a row since we read it (412), or created it first (409). Re-read and retry."""
 
+    def __init__(self, message: str = "", *, existed: bool = True) -> None:
+        super().__init__(message)
+        self.existed = existed
+        """A row the change creates may exist already (a 409, or not known): an idempotency key's row among
+        them, so the caller looks for what the other writer did with it. False: only an ETag was stale (412)."""
+
 
 @dataclass
 class Head:

@@ -184,7 +184,7 @@ class MemoryStore(PipelineStore):
         if etag is None and found is not None:
             raise ConcurrentChange(f"the {what} exists")
         if etag is not None and (found is None or found[1] != etag):
-            raise ConcurrentChange(f"the {what} changed")
+            raise ConcurrentChange(f"the {what} changed", existed=False)
 
     def add_log_part(self, definition_id: int, release_id: int, part: LogPart) -> None:
         with self._lock:

@@ -280,7 +280,7 @@ class TableStore:
             answers = self.table.submit_transaction(ops)
         except TableTransactionError as exc:
             if exc.status_code in (409, 412):
-                raise ConcurrentChange(str(exc.message)) from None
+                raise ConcurrentChange(str(exc.message), existed=exc.status_code == 409) from None
             raise
         if changes.release is None:
             return None
@@ -302,7 +302,7 @@ class TableStore:
             else:
                 answer = self.table.upsert_entity(row, **(op[2] if len(op) > 2 else {}))  # as the batch: MERGE
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as exc:
-            raise ConcurrentChange(str(exc.message)) from None
+            raise ConcurrentChange(str(exc.message), existed=isinstance(exc, ResourceExistsError)) from None
         etag = answer.get("etag")
         return str(etag) if etag else None
 

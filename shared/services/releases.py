@@ -66,11 +66,12 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
     release_id = deps.store.next_id("release")
     for attempt in range(MAX_TRIES):
         back_off(attempt)
-        if attempt:  # someone else changed the definition meanwhile: read it again
-            revision = head.revision
-            head, definition = current_body(deps, definition_id)
-            if head.revision != revision:
+        if attempt:  # someone else changed the definition meanwhile (mostly another release): read its head again
+            fresh = current_head(deps, definition_id)
+            if fresh.revision != head.revision:  # a revision's body never changes: read only a new one
+                fresh, definition = current_body(deps, definition_id)
                 snapshot = _artifacts(deps, definition, body.artifacts)
+            head = fresh
         head.release_counter += 1
         release = Release.new(id=release_id, definition_id=str(definition_id), revision=head.revision,
                               name=release_name(definition, head.release_counter, snapshot),
@@ -88,8 +89,8 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
                                       outbox=items, lanes=lane_changes(decision, lane_etags),
                                       idempotency=(idempotency_key, f"{release_id}|{fingerprint}".rstrip("|"))
                                       if idempotency_key else None))
-        except ConcurrentChange:
-            if idempotency_key:
+        except ConcurrentChange as exc:
+            if idempotency_key and exc.existed:  # the key's row may be another request's, done meanwhile
                 earlier = _earlier(deps, definition_id, idempotency_key, fingerprint)
                 if earlier is not None:
                     return earlier, False
