@@ -12,7 +12,7 @@ from datetime import datetime
 
 from shared.domain.transitions.commands import LaneGrant, LaneSkip, Wake
 from shared.messages import LaneTurn, WakeUp, encode
-from shared.services.apply import Applied, apply, change
+from shared.services.apply import apply
 from shared.services.deps import Deps
 
 
@@ -28,16 +28,9 @@ def wake(deps: Deps, msg: WakeUp, delivery: str = "") -> str:
 
 
 def lane_turn(deps: Deps, msg: LaneTurn, delivery: str = "") -> str:
-    return take_turn(deps, msg)[0]
-
-
-def take_turn(deps: Deps, msg: LaneTurn, claim_next: str | None = None) -> tuple[str, Applied | None]:
-    """Apply a lane turn; with `claim_next` (a claim token), the first step the deployment it lets in starts is
-    claimed in the same write and handed back to run in this process (`Applied.kept`), as a step's result
-    does with the step after it."""
     loaded = deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
-        return "no such release", None
+        return "no such release"
     command = LaneGrant(msg.stage) if msg.grant else LaneSkip(msg.stage, msg.sender)
-    applied = change(deps, msg.definition_id, msg.release_id, command, read=loaded, claim_next=claim_next)
-    return (f"lane {'grant' if msg.grant else 'skip'}" if applied.decision.changed else "stale"), applied
+    changed = apply(deps, msg.definition_id, msg.release_id, command, read=loaded).changed
+    return f"lane {'grant' if msg.grant else 'skip'}" if changed else "stale"

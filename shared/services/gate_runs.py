@@ -26,9 +26,8 @@ from shared.domain.transitions.gates import gate_config, live_gate
 from shared.domain.vocabulary import Kind
 from shared.messages import TakeSample, decode, encode
 from shared.ports import TargetError
-from shared.services.apply import change
+from shared.services.apply import apply, change
 from shared.services.deps import Deps
-from shared.services.steps import runner
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +66,9 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
         readings = [_masked(r, secrets) for r in read_all(deps, signals, resource_id, secrets)]
     except (variables.UnknownVariable, TargetError) as exc:  # a sample that cannot be taken is an error sample
         readings = [Reading(str(s.get("name")), error=str(exc)) for s in config.get("signals", [])]
-    # written on the release as the claim wrote it (if anything wrote it since, the write is a 412 and reads again);
-    # a gate that ends the deployment lets the next release into the stage's lane here, and starts it
-    recorded = change(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings)),
-                      read=claim.read if claim.decision.changed else None, hand_turns=True)
-    runner.give_turns(deps, recorded.turns)
-    after = recorded.decision.release
+    # written on the release as the claim wrote it (if anything wrote it since, the write is a 412 and reads again)
+    after = apply(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings)),
+                  read=claim.read if claim.decision.changed else None).release
     done = after.stages[stage].deployments[attempt - 1].gates[kind]
     return f"{kind} gate sample {seq}: {done.samples[-1]['verdict'] if done.samples else '?'} -> {done.status}"
 

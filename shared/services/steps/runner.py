@@ -23,7 +23,7 @@ from shared.domain.release import Release
 from shared.domain.transitions.commands import ClaimStep, CompleteStep, DeferStep, FailStep
 from shared.domain.variables import UnknownVariable
 from shared.domain.vocabulary import Status, StepStatus
-from shared.messages import LaneTurn, RunStep, StopStepRun, decode
+from shared.messages import RunStep, StopStepRun, decode
 from shared.plugins import NoAnswer, call
 from shared.ports import TargetError
 from shared.services import events
@@ -50,68 +50,17 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     runs that one too, within `step_continue_seconds` of this invocation: no queue hop, no read of the
     release (the write answered its new ETag). A step that looks again within `step_wait_seconds` (and
     within that budget) waits here and runs again, claimed by the write that recorded its look; it reads
-    the release first, as anything may have happened to it while it waited. A release this step's result lets into
-    a stage's lane (this one left it) starts its deployment's first step claimed by the write that let it in, and
-    runs it here too, beside this one: no message, no read and no claim of its own."""
+    the release first, as anything may have happened to it while it waited."""
     until = time.monotonic() + deps.settings.step_continue_seconds
-    return _go_on(deps, (msg, delivery, None, 0.0), until, claimed=False)
-
-
-Kept = tuple[RunStep, str, tuple[Release, str] | None, float]
-"""A step run this invocation claimed to run itself: its message, the claim token, the release as the claiming write
-left it (None: read it) and the seconds to wait first."""
-
-
-def _go_on(deps: Deps, first: Kept, until: float, claimed: bool = True) -> str:
-    """Run `first`, then each step its result starts and keeps, within the budget `until`. A release this one lets
-    into a stage's lane as it leaves it is given its turn, and runs its first step, beside it on a thread of its
-    own (neither waits for the other); the invocation ends when both have."""
-    said, beside = "", []
-    nxt: Kept | None = first
+    said, nxt = _run_once(deps, msg, delivery, None, _may_wait(deps, until))
     while nxt is not None:
         msg, token, read, after = nxt
         if after > 0:
             deps.clock.sleep(after)
             read = None
-        what, nxt, turns = _run_once(deps, msg, token, read, _may_wait(deps, until), claimed=claimed)
-        said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}" if said else what
-        claimed = True
-        for turn in turns:
-            said += f"; release {turn.release_id}'s turn in {turn.stage!r} given beside"
-            beside.append(_beside(deps, turn, until))
-    for thread in beside:
-        thread.join()
+        what, nxt = _run_once(deps, msg, token, read, _may_wait(deps, until), claimed=True)
+        said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}"
     return said
-
-
-def give_turns(deps: Deps, turns: list[LaneTurn]) -> None:
-    """Give the lane turns a write kept instead of sending (`change`'s `hand_turns`: another handler's release left
-    a stage, a gate passing ends it) and run the first steps they start, each on a thread, within
-    `step_continue_seconds`; returns when all have."""
-    until = time.monotonic() + deps.settings.step_continue_seconds
-    for thread in [_beside(deps, turn, until) for turn in turns]:
-        thread.join()
-
-
-def _beside(deps: Deps, turn: LaneTurn, until: float) -> threading.Thread:
-    """Give `turn` (the next release in a lane this one left) and run the first step it starts, claimed by the
-    turn's write, when the budget allows; otherwise that step goes by message. A host that dies first leaves a
-    release its lane let in that did not start (the sweeper starts it) or a claim that runs out (the sweeper
-    sends the step again)."""
-
-    def go() -> None:
-        token = uuid.uuid4().hex
-        try:
-            took = events.take_turn(deps, turn, claim_next=token if _may_wait(deps, until) is not None else None)[1]
-            if took is not None and took.kept is not None:
-                said = _go_on(deps, (took.kept, token, took.read, took.kept_after), until)
-                logger.info("release %s, let into %r: %s", turn.release_id, turn.stage, said)
-        except Exception:
-            logger.exception("release %s, let into %r: not started here", turn.release_id, turn.stage)
-
-    thread = threading.Thread(target=go, name=f"turn:{turn.release_id}/{turn.stage}", daemon=True)
-    thread.start()
-    return thread
 
 
 def _may_wait(deps: Deps, until: float) -> float | None:
@@ -121,23 +70,23 @@ def _may_wait(deps: Deps, until: float) -> float | None:
 
 
 def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str] | None, go_on: float | None,
-              claimed: bool = False) -> tuple[str, Kept | None, list[LaneTurn]]:
+              claimed: bool = False) -> tuple[str, tuple[RunStep, str, tuple[Release, str] | None, float] | None]:
     """One step run; and, unless `go_on` is None, the next one it started at once, or within `go_on` seconds,
-    and claimed with its result; and the lane turns its result gives other releases, to hand over. `claimed`:
-    this run is claimed for the token `delivery` already (the previous run's result claimed it); `read`, when
-    given, is the release as that write left it."""
+    and claimed with its result (its message, claim token, the release as written and the seconds to wait).
+    `claimed`: this run is claimed for the token `delivery` already (the previous run's result claimed it);
+    `read`, when given, is the release as that write left it."""
     loaded = read or deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
-        return "no such release", None, []
+        return "no such release", None
     release, _ = loaded
     ours = _context(release, msg, deps)
     if ours is None:
-        return "stale", None, []
+        return "stale", None
     token = delivery or uuid.uuid4().hex
     claimed_read: tuple[StepContext, tuple[Release, str] | None] | None = (ours, loaded) \
         if claimed and ours.run.claim == token else _claim_read(deps, msg, token, read=loaded)
     if claimed_read is None:
-        return "taken by another delivery of the same message", None, []
+        return "taken by another delivery of the same message", None
     ctx, held = claimed_read
 
     def keep_intent(intent: dict[str, Any]) -> bool:
@@ -156,7 +105,7 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
             outcome = _run(deps, ctx)
         except ClaimLost as exc:
             logger.warning("step %s/%s/%s run %s: %s", msg.release_id, msg.stage, msg.step, msg.run, exc)
-            return "claim lost", None, []
+            return "claim lost", None
     outcome = _masked(outcome, ctx.secrets)
     ctx.debug(f"outcome {outcome.kind}: {outcome.message}; state {outcome.state}")
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
@@ -167,6 +116,12 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
                      read=None if beat.beats else held, claim_next=nxt_token if go_on is not None else None,
                      wait_up_to=go_on or 0.0, log=part(msg.stage, msg.attempt, msg.step, msg.run, lines),
                      hand_turns=True)
+    for turn in applied.turns:  # the next release in a lane this step's stage left: no events-queue hop
+        try:
+            events.lane_turn(deps, turn)
+        except Exception as exc:  # noqa: BLE001  (the sweeper starts a release its lane let in)
+            logger.warning("lane turn of release %s in %r not handed over: %s", turn.release_id, turn.stage,
+                           type(exc).__name__)
     after = applied.decision.release
     if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
             and _canceled(after, msg.stage, msg.attempt, msg.step):
@@ -175,7 +130,7 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
         ctx.run.state = outcome.state
         _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
     return outcome.kind, (applied.kept, nxt_token, applied.read, applied.kept_after) \
-        if applied.kept is not None else None, applied.turns
+        if applied.kept is not None else None
 
 
 def _masked(outcome: Outcome, secrets: set[str]) -> Outcome:
