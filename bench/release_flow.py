@@ -347,8 +347,8 @@ def main() -> None:
     args = parser.parse_args()
     imports = import_time()
     counter = TimedCounter()
-    polling = host_polling_seconds()
-    with LocalStack(persistent=False, fixed_ports=False, seed=False, max_polling_interval=polling) as stack:
+    polling = host_polling_seconds()  # the host reads it from host.json itself: no override
+    with LocalStack(persistent=False, fixed_ports=False, seed=False) as stack:
         from shared import bootstrap
 
         assert stack.emulator is not None and stack.azurite is not None

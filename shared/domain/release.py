@@ -179,10 +179,14 @@ class Release:
                     dep.failure = _cut(dep.failure)
         return smaller
 
+    def find_deployment(self, stage: str, attempt: int) -> Deployment | None:
+        """Attempt `attempt` of a stage, or None when the release has no such attempt."""
+        run = self.stages.get(stage)
+        return run.deployments[attempt - 1] if run and 0 < attempt <= len(run.deployments) else None
+
     def find_step(self, stage: str, attempt: int, index: int) -> StepRun | None:
         """Step `index` of attempt `attempt` of a stage, or None when the release has no such step."""
-        run = self.stages.get(stage)
-        dep = run.deployments[attempt - 1] if run and 0 < attempt <= len(run.deployments) else None
+        dep = self.find_deployment(stage, attempt)
         return dep.step(index) if dep else None
 
     def flying(self) -> list[Status]:

@@ -163,10 +163,15 @@ def current_head(deps: Deps, definition_id: int) -> Head:
 def current_body(deps: Deps, definition_id: int) -> tuple[Head, dict[str, Any]]:
     """The definition's head and its current revision's body."""
     head = current_head(deps, definition_id)
-    body = deps.store.revision(definition_id, head.revision)
+    return head, body_of(deps, head)
+
+
+def body_of(deps: Deps, head: Head) -> dict[str, Any]:
+    """The body of the revision `head` names (a revision's body never changes once written)."""
+    body = deps.store.revision(head.id, head.revision)
     if body is None:
-        raise NotFound(f"definition {definition_id} revision {head.revision} not found")
-    return head, body
+        raise NotFound(f"definition {head.id} revision {head.revision} not found")
+    return body
 
 
 def get(deps: Deps, definition_id: int, revision: int | None = None) -> dict[str, Any]:

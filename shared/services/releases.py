@@ -23,7 +23,7 @@ from shared.schemas.actions import DeployIn
 from shared.schemas.release import ArtifactVersionIn, ArtifactWebhookIn, BuildIn, ReleaseIn
 from shared.services import artifacts, outbox, step_logs, variable_groups
 from shared.services.apply import MAX_TRIES, apply, back_off, lane_changes, outbox_for, read_lanes
-from shared.services.definitions import current_body, current_head
+from shared.services.definitions import body_of, current_body, current_head
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
         if attempt:  # someone else changed the definition meanwhile (mostly another release): read its head again
             fresh = current_head(deps, definition_id)
             if fresh.revision != head.revision:  # a revision's body never changes: read only a new one
-                fresh, definition = current_body(deps, definition_id)
+                definition = body_of(deps, fresh)
                 snapshot = _artifacts(deps, definition, body.artifacts)
             head = fresh
         head.release_counter += 1

@@ -122,8 +122,7 @@ def callback(flow: Flow, cmd: StepCallback) -> None:
 def record_preview(flow: Flow, cmd: RecordPreview) -> None:
     """Keep the first what-if of a step that has not run yet (a repeated or late one decides nothing, nor one
     that comes after its deployment finished: a finished deployment never changes)."""
-    run = flow.release.stages.get(cmd.stage)
-    dep = run.deployments[cmd.attempt - 1] if run and 0 < cmd.attempt <= len(run.deployments) else None
+    dep = flow.release.find_deployment(cmd.stage, cmd.attempt)
     step = dep.step(cmd.step) if dep else None
     if dep is None or step is None or dep.status in FINISHED or str(cmd.step) in dep.previews \
             or step.status != StepStatus.PENDING:
