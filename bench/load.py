@@ -328,6 +328,7 @@ def main() -> None:
         alone_id = release_of["1.0.0"]
         wait_settled(watcher, did, [alone_id], 120)
         alone_ops, alone_kinds, alone_rows = counter.total, dict(counter.counts), by_row(counter.calls)
+        alone_timers = counter.by_timers
         alone = httpx.get(f"{stack.api}/releases/{alone_id}", timeout=30).json()
         alone_logs = logs(stack, {alone_id: alone})
         path_ops, hops = [], []
@@ -356,6 +357,7 @@ def main() -> None:
         wait_settled(watcher, did, ids, args.releases * 30)
         settled_seconds = time.monotonic() - started_at
         load_ops, by_kind, load_rows = counter.total, dict(counter.counts), by_row(counter.calls)
+        load_timers = counter.by_timers
         prober.stopped.set()
         approver.stopped.set()
 
@@ -415,7 +417,10 @@ def main() -> None:
           + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items()))
           + f"); without the idle stack's timers ({idle_rate:.1f} operations/s over {IDLE_SECONDS:g} s idle "
           f"x {settled_seconds:.0f} s): "
-          f"{(load_ops - idle_rate * settled_seconds) / len(ids):.1f}; one release alone: {alone_ops}; "
+          f"{(load_ops - idle_rate * settled_seconds) / len(ids):.1f}; by the releases' own handlers (the timers' "
+          f"{load_timers} left out, the sweeper's reads of releases in flight among them): "
+          f"{(load_ops - load_timers) / len(ids):.1f}; one release alone: {alone_ops - alone_timers} by its own "
+          f"handlers (+ {alone_timers} by the host's timers meanwhile); "
           f"on a transition's path: {path_ops}{' (handed over)' if handed_over else ' + 1 host receive'}; "
           f"budget {BUDGET}")
     print("  one release alone, by operation: " + ", ".join(f"{k} {v}" for k, v in sorted(alone_kinds.items())))

@@ -25,6 +25,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,9 +62,15 @@ class TimedCounter(CountingPolicy):
         """(sent, milliseconds to its answer, "service METHOD path") of every request."""
         self.batch_rows: list[tuple[datetime, int]] = []
         """(sent, rows written) of every entity-group transaction."""
+        self.by_timers = 0
+        """Requests the host's timer functions made (the sweeper, the scheduler, retention): the local host runs
+        each timer in a thread named after it."""
 
     def on_request(self, request: Any) -> None:
         super().on_request(request)
+        if threading.current_thread().name.startswith("timer:"):
+            with self._lock:
+                self.by_timers += 1
         now = datetime.now(UTC)
         self.sent.append(now)
         request.context["bench_sent"] = (now, time.perf_counter())
@@ -88,6 +95,7 @@ class TimedCounter(CountingPolicy):
         self.sent = []
         self.calls = []
         self.batch_rows = []
+        self.by_timers = 0
 
     def between(self, start: datetime, end: datetime) -> int:
         return sum(1 for at in self.sent if start <= at <= end)

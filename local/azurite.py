@@ -16,6 +16,18 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 _LISTENING = re.compile(r"Azurite (Blob|Queue|Table) service is successfully listening at http://[\d.]+:(\d+)")
 
 
+_DECLARED = re.compile(r"for (container|queue|table) in \[([^\]]*)\]")
+
+
+def provisioned(bicep: str) -> dict[str, list[str]]:
+    """The names a Bicep file's `for container|queue|table in [...]` loops create (literal names only: a
+    name given by a variable is the app's own deployment container, which the app never uses)."""
+    found: dict[str, list[str]] = {"container": [], "queue": [], "table": []}
+    for kind, names in _DECLARED.findall(bicep):
+        found[kind] += re.findall(r"'([A-Za-z0-9-]+)'", names)
+    return found
+
+
 class AzuriteNotInstalled(RuntimeError):
     """node_modules/.bin/azurite is missing: run `npm install` at the repository root."""
 
@@ -81,6 +93,29 @@ class Azurite:
         # Keep draining output so Azurite never blocks on a full pipe.
         threading.Thread(target=self._drain, daemon=True).start()
         return self
+
+    def provision(self, bicep: Path = REPO / "infra" / "app" / "storage.bicep") -> None:
+        """Create the containers, queues and tables the deployment creates (`infra/app/storage.bicep` declares
+        them, read from that file so the two never differ): a freshly deployed Slipway finds them there, and so
+        does the local stack. (The app still creates one it finds missing, as after a manual deletion.)"""
+        from azure.data.tables import TableServiceClient
+        from azure.storage.blob import BlobServiceClient
+        from azure.storage.queue import QueueServiceClient
+
+        declared = provisioned(bicep.read_text())
+        blobs = BlobServiceClient.from_connection_string(self.connection_string)
+        queues = QueueServiceClient.from_connection_string(self.connection_string)
+        tables = TableServiceClient.from_connection_string(self.connection_string)
+        existing = {c.name for c in blobs.list_containers()}
+        for name in declared["container"]:
+            if name not in existing:
+                blobs.create_container(name)
+        existing = {q.name for q in queues.list_queues()}
+        for name in declared["queue"]:
+            if name not in existing:
+                queues.create_queue(name)
+        for name in declared["table"]:
+            tables.create_table_if_not_exists(name)
 
     def _drain(self) -> None:
         proc = self._proc

@@ -159,6 +159,7 @@ class LocalStack:
             lease = int(chosen.get("SLIPWAY_STEP_LEASE_SECONDS") or 30)
             self.extra_settings = {**self.extra_settings, "SLIPWAY_STEP_LEASE_SECONDS": str(lease * speed)}
         self.azurite = Azurite(location=location, **ports).start()
+        self.azurite.provision()  # what the deployment creates (infra/app/storage.bicep) is there from the start
         self.mail = MailSink(page_port=7074 if self.fixed_ports and _free(7074) else 0).start()
         self.emulator = AppServiceEmulator(**({"port": 7073} if self.fixed_ports else {}))
         self.emulator.start()

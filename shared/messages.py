@@ -106,15 +106,18 @@ class TakeSample:
     attempt: int
     gate: Kind
     seq: int
+    token: str = ""
+    """The claim the sample was taken for when this message was sent (none: the handler claims it)."""
 
     def body(self) -> dict[str, Any]:
         return {"kind": MessageKind.GATE, "definitionId": self.definition_id, "releaseId": self.release_id,
-                "stage": self.stage, "attempt": self.attempt, "gate": self.gate, "seq": self.seq}
+                "stage": self.stage, "attempt": self.attempt, "gate": self.gate, "seq": self.seq,
+                **({"token": self.token} if self.token else {})}
 
     @classmethod
     def load(cls, d: dict[str, Any]) -> TakeSample:
         return cls(int(d["definitionId"]), int(d["releaseId"]), str(d["stage"]), int(d["attempt"]),
-                   Kind(d["gate"]), int(d["seq"]))
+                   Kind(d["gate"]), int(d["seq"]), str(d.get("token") or ""))
 
 
 @dataclass(frozen=True)

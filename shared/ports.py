@@ -28,6 +28,10 @@ class TargetError(Exception):
         self.retry_after = retry_after
 
 
+class MissingUpload(LookupError):
+    """The packages container has no blob of the name a build gave."""
+
+
 @dataclass(frozen=True)
 class LastSwap:
     """The site's `slotSwapStatus`: when the last successful swap completed, and between which slots
@@ -134,17 +138,15 @@ class PackagePort(Protocol):
     """Build packages: uploaded by builds, then copied into Slipway's own container when a version
     is registered, digested while copied, and kept as a read-only snapshot."""
 
-    def exists(self, upload: str) -> bool:
-        """Is there a blob of that name in the upload container?"""
-        ...
-
     def upload(self, name: str, path: str) -> None:
         """Put the file at `path` in the upload container as `name` (a package Slipway itself downloaded, as
         from an Azure DevOps build), to be registered like a build's own upload."""
         ...
 
     def store(self, upload: str, dest: str) -> StoredPackage:
-        """Copy an uploaded package to `dest` in Slipway's container, hashing the bytes it writes."""
+        """Copy an uploaded package to `dest` in Slipway's container, hashing the bytes it writes. Raises
+        MissingUpload when the upload container has no blob of that name (the copy's own read finds out: no
+        read before it)."""
         ...
 
     def fetch(self, url: str, dest: str) -> StoredPackage:

@@ -75,6 +75,10 @@ class OutboxItem:
     when it commits or reads the item."""
     row_items: int = 0
     """How many items that row holds: deleting them all deletes the row without reading it."""
+    rowless: bool = False
+    """Sent after the commit with no row of its own: a message whose loss the release's own state shows the
+    sweeper (a step's or a gate sample's nobody took, a lane turn not given), which sends it again from there.
+    A row would only cost its deletion after every send."""
 
 
 ListName = Literal["definitions", "releases", "approvals"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.domain.gates import Reading
 from shared.domain.target import Target
-from shared.ports import ProbeResult, SlotInfo, StoredPackage, TargetError
+from shared.ports import MissingUpload, ProbeResult, SlotInfo, StoredPackage, TargetError
 
 
 class FakeAppService:
@@ -106,9 +106,6 @@ class FakePackages:
         self.stored: dict[tuple[str, str], bytes] = {}
         self.urls: dict[str, bytes] = {}
 
-    def exists(self, upload: str) -> bool:
-        return upload in self.blobs
-
     def upload(self, name: str, path: str) -> None:
         with open(path, "rb") as data:
             self.blobs[name] = data.read()
@@ -119,6 +116,8 @@ class FakePackages:
         return StoredPackage(dest, snapshot, hashlib.sha256(data).hexdigest(), len(data))
 
     def store(self, upload: str, dest: str) -> StoredPackage:
+        if upload not in self.blobs:
+            raise MissingUpload(upload)
         return self._keep(dest, self.blobs[upload])
 
     def fetch(self, url: str, dest: str) -> StoredPackage:

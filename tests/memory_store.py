@@ -165,7 +165,8 @@ class MemoryStore(PipelineStore):
                     self.log_rows[(did, r.id, part.log, part.order)] = part.text
             by_release: dict[int, list[int]] = {}
             for n, item in enumerate(c.outbox):
-                by_release.setdefault(item.release_id, []).append(n)
+                if not item.rowless:
+                    by_release.setdefault(item.release_id, []).append(n)
             for positions in by_release.values():
                 key = f"outbox|{c.outbox[positions[0]].release_id:010d}|{c.outbox[positions[0]].id}"
                 for n in positions:

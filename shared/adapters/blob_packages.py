@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from shared.adapters import tls
 from shared.adapters.storage_clients import StorageClients
 from shared.config import Settings
-from shared.ports import StoredPackage
+from shared.ports import MissingUpload, StoredPackage
 
 MAX_PACKAGE = 4 * 1024**3
 """Larger than any App Service deployment accepts (zip deploy takes up to 2 GB)."""
@@ -39,17 +39,16 @@ class BlobPackages:
     def uploads(self) -> Any:
         return self.clients.blobs.get_container_client(self.settings.packages_container)
 
-    @cached_property
-    def store_container(self) -> Any:
-        container = self.clients.blobs.get_container_client(self.settings.package_store_container)
+    def _ensure_store(self) -> None:
         try:
-            container.create_container()
+            self.store_container.create_container()
         except ResourceExistsError:
             pass
-        return container
 
-    def exists(self, upload: str) -> bool:
-        return bool(self.uploads.get_blob_client(upload).exists())
+    @cached_property
+    def store_container(self) -> Any:
+        """The container deployment creates (infra/app/storage.bicep); `_write` creates it if it went missing."""
+        return self.clients.blobs.get_container_client(self.settings.package_store_container)
 
     def upload(self, name: str, path: str) -> None:
         try:
@@ -60,7 +59,10 @@ class BlobPackages:
             self.uploads.get_blob_client(name).upload_blob(data, overwrite=True)
 
     def store(self, upload: str, dest: str) -> StoredPackage:
-        source = self.uploads.get_blob_client(upload).download_blob()
+        try:
+            source = self.uploads.get_blob_client(upload).download_blob()
+        except ResourceNotFoundError:
+            raise MissingUpload(upload) from None
         return self._write(dest, source.chunks())
 
     def fetch(self, url: str, dest: str) -> StoredPackage:
@@ -86,7 +88,14 @@ class BlobPackages:
                 yield chunk
 
         blob = self.store_container.get_blob_client(dest)
-        blob.upload_blob(_whole_if_small(counted()), overwrite=False)
+        body = _whole_if_small(counted())
+        if not isinstance(body, bytes):  # a stream cannot be sent twice: the container first
+            self._ensure_store()
+        try:
+            blob.upload_blob(body, overwrite=False)
+        except ResourceNotFoundError:  # ContainerNotFound: nothing was written
+            self._ensure_store()
+            blob.upload_blob(body, overwrite=False)
         snapshot = blob.create_snapshot()["snapshot"]
         return StoredPackage(dest, snapshot, digest.hexdigest(), size)
 

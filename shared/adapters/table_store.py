@@ -111,10 +111,29 @@ def get_json(entity: dict[str, Any]) -> Any:
     return json.loads(get_text(entity, "json"))
 
 
+class _Remembered(dict[Any, Any]):
+    """What never changes once written (a revision's body, the definition a release belongs to), kept for this
+    process's next reads: at most `size` entries, the oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def keep(self, key: Any, value: Any) -> None:
+        self[key] = value
+        while len(self) > self.size:
+            self.pop(next(iter(self)), None)
+
+
 class TableStore:
     def __init__(self, clients: StorageClients, table_name: str) -> None:
         self.clients = clients
         self.table_name = table_name
+        self._revisions = _Remembered(512)
+        """(definition id, revision) -> the body's JSON text: a revision row is inserted once and never rewritten."""
+        self._definition_of = _Remembered(4096)
+        """release id -> its definition's id: ids are never reused, a release never moves (a deleted one reads as
+        missing from its own row)."""
 
     def _table(self, name: str) -> TableClient:
         client = self.clients.tables.get_table_client(name)
@@ -165,10 +184,15 @@ class TableStore:
                     deleted_by=row.get("deletedBy", ""), etag=_etag(row))
 
     def revision(self, definition_id: int, revision: int) -> dict[str, Any] | None:
-        try:
-            return get_json(self.table.get_entity(pk(definition_id), f"revision|{revision:010d}"))  # type: ignore[no-any-return]
-        except ResourceNotFoundError:
-            return None
+        text = self._revisions.get((definition_id, revision))
+        if text is None:
+            try:
+                text = get_text(self.table.get_entity(pk(definition_id), f"revision|{revision:010d}"), "json")
+            except ResourceNotFoundError:
+                return None
+            self._revisions.keep((definition_id, revision), text)
+        body: dict[str, Any] = json.loads(text)  # a copy of its own for every reader
+        return body
 
     def revisions(self, definition_id: int) -> list[dict[str, Any]]:
         rows = self._range(pk(definition_id), "revision|")
@@ -282,6 +306,8 @@ class TableStore:
             if exc.status_code in (409, 412):
                 raise ConcurrentChange(str(exc.message), existed=exc.status_code == 409) from None
             raise
+        if changes.revision is not None:  # as a read would find it (the creator of a release reads it next)
+            self._revisions.keep((changes.definition_id, changes.revision[0]), json_text(changes.revision[1]))
         if changes.release is None:
             return None
         # The change set's answers follow its operations (OData batch, as azure-data-tables' submit_transaction
@@ -334,7 +360,8 @@ class TableStore:
             ops += [("upsert", _log_row(part, r.id, log_part)) for log_part in c.log_parts]
         by_release: dict[int, list[int]] = {}
         for i, item in enumerate(c.outbox):
-            by_release.setdefault(item.release_id, []).append(i)
+            if not item.rowless:
+                by_release.setdefault(item.release_id, []).append(i)
         for positions in by_release.values():
             items = [c.outbox[i] for i in positions]
             key = _outbox_key(items[0])
@@ -479,13 +506,16 @@ class TableStore:
         return None if row is None else get_json(row)
 
     def register_artifact(self, source: str, record: dict[str, Any]) -> None:
+        # The version's row and the source's `latest`, in one transaction: a version registered already fails
+        # the whole of it, and `latest` only ever names a registered version.
         row = put_json({"PartitionKey": _artifact_pk(source), "RowKey": key_hash(record["version"])}, record)
+        latest = put_json({"PartitionKey": _artifact_pk(source), "RowKey": "latest"}, record)
         try:
-            self.index.create_entity(row)
-        except ResourceExistsError:
-            raise ConcurrentChange(f"{source} {record['version']} is already registered") from None
-        self.index.upsert_entity(put_json({"PartitionKey": _artifact_pk(source), "RowKey": "latest"}, record),
-                                 mode=UpdateMode.REPLACE)
+            self.index.submit_transaction([("create", row), ("upsert", latest, {"mode": UpdateMode.REPLACE})])
+        except TableTransactionError as exc:
+            if exc.status_code == 409:
+                raise ConcurrentChange(f"{source} {record['version']} is already registered", existed=True) from None
+            raise
 
     def latest_artifact(self, source: str) -> dict[str, Any] | None:
         row = self._index_row(_artifact_pk(source), "latest")
@@ -552,6 +582,8 @@ class TableStore:
         if summary.list == "approvals":
             row["approvers"] = "\n".join(summary.fields["approvers"])
         self.index.upsert_entity(row, mode=UpdateMode.REPLACE)
+        if summary.list == "releases":
+            self._definition_of.keep(int(summary.fields["id"]), int(summary.fields["definitionId"]))
 
     def definitions_page(self, *, cursor: dict[str, str] | None, limit: int, include_deleted: bool = False,
                          ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
@@ -563,8 +595,14 @@ class TableStore:
         return self._list("releases", cursor, limit, definitionId=definition_id, status=status, createdAt=since)
 
     def release_definition(self, release_id: int) -> int | None:
+        known = self._definition_of.get(release_id)
+        if known is not None:
+            return int(known)
         row = self._index_row("releases", _newest_first(release_id))
-        return None if row is None else int(row["definitionId"])
+        if row is None:
+            return None
+        self._definition_of.keep(release_id, int(row["definitionId"]))
+        return int(row["definitionId"])
 
     def approvals_page(self, *, cursor: dict[str, str] | None, limit: int, definition_id: int | None = None,
                        status: str | None = None) -> tuple[list[dict[str, Any]], dict[str, str] | None]:

@@ -51,7 +51,7 @@ def message_of(release: Release, effect: Effect, now: datetime) -> tuple[Message
     if isinstance(effect, EnqueueStep):
         return RunStep(did, release.id, effect.stage, effect.attempt, effect.step, effect.run), effect.delay_seconds
     if isinstance(effect, EnqueueGate):
-        return TakeSample(did, release.id, effect.stage, effect.attempt, effect.kind, effect.seq), \
+        return TakeSample(did, release.id, effect.stage, effect.attempt, effect.kind, effect.seq, effect.token), \
             effect.delay_seconds
     if isinstance(effect, LaneMessage):
         return LaneTurn(did, effect.release_id, effect.stage, effect.grant, release.id), 0.0

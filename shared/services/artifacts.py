@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.domain.errors import Conflict, FieldError, Invalid
-from shared.ports import StoredPackage
+from shared.ports import MissingUpload, StoredPackage
 from shared.records import ConcurrentChange
 from shared.schemas.release import BuildIn
 from shared.services.deps import Deps
@@ -50,9 +50,11 @@ def register(deps: Deps, source: str, build: BuildIn, field: str = "") -> dict[s
 def _store(deps: Deps, source: str, build: BuildIn, prefix: str) -> StoredPackage | None:
     dest = f"{source}/{build.version}/{uuid.uuid4().hex}.zip"
     if build.package:
-        if not deps.packages.exists(build.package):
-            raise Invalid([FieldError(f"{prefix}package", f"no blob '{build.package}' in the packages container")])
-        return deps.packages.store(build.package, dest)
+        try:
+            return deps.packages.store(build.package, dest)
+        except MissingUpload:
+            raise Invalid([FieldError(f"{prefix}package", f"no blob '{build.package}' in the packages container")]) \
+                from None
     if build.packageUrl:
         try:
             return deps.packages.fetch(build.packageUrl, dest)

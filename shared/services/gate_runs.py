@@ -1,9 +1,11 @@
 """Taking a gate's samples: a delayed message per sample, exactly one provider call per signal.
 
-A message names the sample it is for. The evaluation first claims that sample on the release
-(ETag-guarded), so a duplicated or late message finds it taken or already recorded and does
-nothing; then it reads every signal at once and records the sample, and the decision sends the
-message for the next one. A gate that is not due has no message in flight and costs nothing.
+A message names the sample it is for, and the claim on it that the write sending it took: the gate's
+start claims the first sample, each sample's record the next. A message holding its sample's claim
+reads every signal at once and records the sample (ETag-guarded), and that decision claims and sends
+the next one; a duplicate finds the sample recorded and does nothing. A message without a claim (the
+sweeper's, for a sample whose message was lost) claims its sample first. A gate that is not due has no
+message in flight and costs nothing.
 """
 
 from __future__ import annotations
@@ -52,12 +54,17 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
     if left > 1:  # early: queues cap a delay at 7 days
         deps.bus.send(GATES_QUEUE, encode(msg), left)
         return "re-armed"
-    token = uuid.uuid4().hex
-    claim = change(deps, did, rid, GateClaim(stage, attempt, kind, seq, token), read=loaded)
-    claimed = claim.decision.release
-    held = _gate_of(claimed, stage, attempt, kind)
-    if held is None or held.claim != token:
-        return "taken by another evaluation"
+    written: tuple[Release, str] | None = loaded
+    if msg.token and gate.claim == msg.token:  # the write that sent this message claimed the sample for it
+        token, claimed = msg.token, loaded[0]
+    else:
+        token = uuid.uuid4().hex
+        claim = change(deps, did, rid, GateClaim(stage, attempt, kind, seq, token), read=loaded)
+        claimed = claim.decision.release
+        held = _gate_of(claimed, stage, attempt, kind)
+        if held is None or held.claim != token:
+            return "taken by another evaluation"
+        written = claim.read if claim.decision.changed else None
     plan = claimed.plan.stage(stage)
     config = gate_config(plan, kind) or {}
     resource_id = Target.from_dict(plan.environment).resource_id if plan else ""  # where the release ends up
@@ -68,7 +75,7 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
         readings = [Reading(str(s.get("name")), error=str(exc)) for s in config.get("signals", [])]
     # written on the release as the claim wrote it (if anything wrote it since, the write is a 412 and reads again)
     after = apply(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings)),
-                  read=claim.read if claim.decision.changed else None).release
+                  read=written).release
     done = after.stages[stage].deployments[attempt - 1].gates[kind]
     return f"{kind} gate sample {seq}: {done.samples[-1]['verdict'] if done.samples else '?'} -> {done.status}"
 

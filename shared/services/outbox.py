@@ -18,7 +18,17 @@ from typing import assert_never
 from shared.config import EVENTS_QUEUE, MAIL_QUEUE
 from shared.domain.transitions.results import Event
 from shared.domain.vocabulary import EventType
-from shared.messages import AskApproval, AskIntervention, Message, RegisterSchedules, TellOutcome, encode
+from shared.messages import (
+    AskApproval,
+    AskIntervention,
+    LaneTurn,
+    Message,
+    RegisterSchedules,
+    RunStep,
+    TakeSample,
+    TellOutcome,
+    encode,
+)
 from shared.records import OutboxItem, OutboxKind, Summary
 from shared.services import recipients
 from shared.services.deps import Deps
@@ -26,12 +36,18 @@ from shared.services.deps import Deps
 logger = logging.getLogger(__name__)
 
 
+SWEPT = (RunStep, TakeSample, LaneTurn)
+"""Messages the sweeper sends again from the release's state when they were lost (steps.redeliver_unanswered,
+gates.resend_lost_sample, the lane grant in transitions._sweep): they need no outbox row."""
+
+
 def message_item(deps: Deps, release_id: int, message: Message, delay: float = 0.0) -> OutboxItem:
     item_id = uuid.uuid4().hex
     if isinstance(message, (AskApproval, AskIntervention, TellOutcome)) and not message.key:
         message = dataclasses.replace(message, key=item_id)  # a mail sent again by the sweeper mails nobody twice
     return OutboxItem(id=item_id, release_id=release_id, kind=OutboxKind.QUEUE, queue=message.queue,
-                      body=encode(message), delay=delay, created_at=deps.clock.now().isoformat())
+                      body=encode(message), delay=delay, created_at=deps.clock.now().isoformat(),
+                      rowless=isinstance(message, SWEPT))
 
 
 def index_item(deps: Deps, release_id: int, summary: Summary) -> OutboxItem:
@@ -54,7 +70,9 @@ def flush(deps: Deps, definition_id: int, items: list[OutboxItem]) -> None:
                 deps.bus.send(queue, body, 0.0)
         else:
             assert_never(item.kind)
-    deps.store.delete_outbox(definition_id, items)
+    kept = [item for item in items if not item.rowless]
+    if kept:
+        deps.store.delete_outbox(definition_id, kept)
 
 
 def _earlier_kind(deps: Deps, definition_id: int, item: OutboxItem) -> list[tuple[str, str]]:

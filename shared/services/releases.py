@@ -43,25 +43,26 @@ def _check_variables(definition: dict[str, Any], given: dict[str, str]) -> None:
 
 
 def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idempotency_key: str | None = None,
-           client_key: str | None = None, current: tuple[Head, dict[str, Any]] | None = None) -> tuple[Release, bool]:
+           client_key: str | None = None, current: tuple[Head, dict[str, Any]] | None = None,
+           registered: dict[tuple[str, str], dict[str, Any]] | None = None) -> tuple[Release, bool]:
     """Create a release and fire its `afterRelease` stages. Returns (release, created now?).
 
     `client_key` is a caller's Idempotency-Key: kept apart from Slipway's own keys (`idempotency_key`:
     a build, a schedule occurrence) and from other callers' keys, and bound to the request body, so
     that the same key with another body is a 422 rather than someone else's release. `current` is the
-    definition's head and body as the caller just read them (a stale head costs one failed write)."""
+    definition's head and body as the caller just read them (a stale head costs one failed write);
+    `registered`, artifact records by (source, version) the caller just registered.
+
+    A key already used is found by the write itself (its row exists: the transaction fails), not read
+    before: the usual creation is a new one, and a repeated one costs a release id nobody sees."""
     definition_id = body.definitionId
     fingerprint = ""
     if client_key:
         idempotency_key = f"client|{by}|{client_key}"
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:32]
-    if idempotency_key:
-        earlier = _earlier(deps, definition_id, idempotency_key, fingerprint)
-        if earlier is not None:
-            return earlier, False
     head, definition = current or current_body(deps, definition_id)
     _check_variables(definition, body.variables)
-    snapshot = _artifacts(deps, definition, body.artifacts)
+    snapshot = _artifacts(deps, definition, body.artifacts, registered or {})
     groups = variable_groups.snapshot(deps, definition)
     release_id = deps.store.next_id("release")
     for attempt in range(MAX_TRIES):
@@ -70,7 +71,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
             fresh = current_head(deps, definition_id)
             if fresh.revision != head.revision:  # a revision's body never changes: read only a new one
                 definition = body_of(deps, fresh)
-                snapshot = _artifacts(deps, definition, body.artifacts)
+                snapshot = _artifacts(deps, definition, body.artifacts, registered or {})
             head = fresh
         head.release_counter += 1
         release = Release.new(id=release_id, definition_id=str(definition_id), revision=head.revision,
@@ -114,8 +115,9 @@ def _earlier(deps: Deps, definition_id: int, key: str, fingerprint: str = "") ->
     return None if loaded is None else loaded[0]
 
 
-def _artifacts(deps: Deps, definition: dict[str, Any], given: list[ArtifactVersionIn]) -> list[dict[str, Any]]:
-    """Snapshot one version of every artifact the definition declares."""
+def _artifacts(deps: Deps, definition: dict[str, Any], given: list[ArtifactVersionIn],
+               registered: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Snapshot one version of every artifact the definition declares (`registered`: records just registered)."""
     declared = {a["alias"]: a for a in definition.get("artifacts", [])}
     errors, by_alias = [], {}
     for i, item in enumerate(given):
@@ -134,6 +136,8 @@ def _artifacts(deps: Deps, definition: dict[str, Any], given: list[ArtifactVersi
         if asked is not None and asked.version and (asked.package or asked.packageUrl or asked.sha256):
             build = BuildIn(**asked.model_dump(exclude={"alias"}, exclude_none=True))
             record = artifacts.register(deps, decl["source"], build, field=f"artifacts[{at}]")
+        elif asked is not None and asked.version and (decl["source"], asked.version) in registered:
+            record = registered[(decl["source"], asked.version)]
         else:
             record = artifacts.resolve(deps, decl["source"], asked.version if asked else None, field)
         snapshot.append({"alias": alias, "isPrimary": decl.get("isPrimary", False),
@@ -159,7 +163,7 @@ def from_build(deps: Deps, hook: ArtifactWebhookIn, *, by: str) -> list[Release]
     """The continuous-deployment trigger: register the build, then release it to every definition
     that consumes its source on a matching branch. A build delivered twice creates nothing new."""
     build = BuildIn(**hook.model_dump(exclude={"source"}, exclude_none=True))
-    artifacts.register(deps, hook.source, build)
+    registered = {(hook.source, hook.version): artifacts.register(deps, hook.source, build)}
     created = []
     for definition_id in _consumers(deps):
         head, definition = current_body(deps, definition_id)
@@ -175,7 +179,7 @@ def from_build(deps: Deps, hook: ArtifactWebhookIn, *, by: str) -> list[Release]
                              f"{hook.version}", artifacts=[ArtifactVersionIn(alias=art["alias"], version=hook.version)])
             release, _ = create(deps, body, by=by, reason="continuousIntegration",
                                 idempotency_key=f"build|{hook.source}|{hook.version}|{art['alias']}",
-                                current=(dataclasses.replace(head), definition))
+                                current=(dataclasses.replace(head), definition), registered=registered)
             created.append(release)
     return created
 

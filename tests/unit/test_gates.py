@@ -59,9 +59,13 @@ class Gate:
         return self.rel.stages["Production"].current.gates[self.kind]  # type: ignore[union-attr]
 
     def sample(self, readings: dict[str, Reading], *, advance: float = 60, token: str = "t") -> Any:
+        """As the sample's message would: it holds the claim the write that sent it took (or claims first)."""
         self.now += timedelta(seconds=advance)
         seq = self.run.next_seq
-        self.rel = decide(self.rel, GateClaim("Production", 1, self.kind, seq, token), self.now).release
+        if self.run.claim:
+            token = self.run.claim
+        else:
+            self.rel = decide(self.rel, GateClaim("Production", 1, self.kind, seq, token), self.now).release
         decision = decide(self.rel, GateSample("Production", 1, self.kind, seq, token, tuple(readings.values())),
                           self.now)
         self.rel, self.effects = decision.release, decision.effects
@@ -71,15 +75,16 @@ class Gate:
         return str(self.rel.stages["Production"].status)
 
 
-def test_a_post_gate_starts_after_the_steps_with_its_first_message_and_a_timeout_timer() -> None:
+def test_a_post_gate_starts_after_the_steps_with_its_first_message_and_no_timer() -> None:
+    """Its samples' chain ends at the timeout, and the sweeper backs up lost ones: no timer message."""
     rel = decide(production(post={"delayMinutes": 2}), DeployStage("Production", "amita"), NOW).release
     dep = rel.stages["Production"].current
     assert dep is not None
     live = dep.steps[0]
     decision = decide(rel, _complete(live), NOW)
     assert decision.release.stages["Production"].current.phase == "postGate"  # type: ignore[union-attr]
-    assert EnqueueGate("Production", 1, "post", 1, 120.0) in decision.effects
-    assert ArmTimer("Production", 1, (NOW + timedelta(minutes=10)).isoformat()) in decision.effects
+    assert EnqueueGate("Production", 1, "post", 1, 120.0, "sample 1 due 2026-11-23T09:02:00+00:00") in decision.effects
+    assert not [e for e in decision.effects if isinstance(e, ArmTimer)]
     assert "first sample at" in str(why(decision.release, "Production"))
 
 
@@ -293,7 +298,7 @@ def test_waiting_says_which_signal_and_since_when() -> None:
     assert preview(gate.rel, "Production")["waitsOn"] == "gate"
 
 
-def test_the_timeout_timer_fails_a_gate_whose_messages_were_lost() -> None:
+def test_a_wake_past_the_timeout_fails_a_gate_whose_messages_were_lost() -> None:
     from shared.domain.transitions import Wake
 
     gate = Gate(deploy(production(post={"timeoutMinutes": 10})))
@@ -323,3 +328,21 @@ def test_the_sweeper_asks_again_for_a_sample_whose_evaluation_died_or_whose_mess
     assert resent(died) == [EnqueueGate("Production", 1, "post", 1, 0)]
     retaken = decide(died.release, GateClaim("Production", 1, "post", 1, "host-b"), due + timedelta(seconds=62))
     assert retaken.release.stages["Production"].current.gates["post"].claim == "host-b"  # type: ignore[union-attr]
+
+
+def test_each_sample_is_claimed_for_its_message_by_the_write_that_sends_it() -> None:
+    """The gate's start claims the first sample for its message and each record the next: the message's
+    handler takes it without a write of its own, and a message without the claim cannot take it meanwhile."""
+    from shared.domain.transitions import EnqueueGate, GateClaim
+
+    gate = Gate(deploy(production(post={"timeoutMinutes": 60})))
+    first = gate.run.claim
+    assert first and gate.run.next_seq == 1
+    due = datetime.fromisoformat(gate.run.next_at)
+    other = decide(gate.rel, GateClaim("Production", 1, "post", 1, "a copy without it"), due)
+    assert other.release.stages["Production"].current.gates["post"].claim == first  # type: ignore[union-attr]
+    decision = gate.sample({**GREEN, "latency": Reading("latency", value=900.0)})  # red: it samples again
+    sent = [e for e in decision.effects if isinstance(e, EnqueueGate)]
+    assert [(e.seq, e.token) for e in sent] == [(2, gate.run.claim)] and gate.run.claim not in ("", first)
+    again = decide(gate.rel, GateSample("Production", 1, "post", 1, first, tuple(GREEN.values())), gate.now)
+    assert not again.changed  # that sample is recorded: its message delivered again does nothing

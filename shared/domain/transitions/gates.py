@@ -88,8 +88,11 @@ def start(flow: Flow, stage: str, dep: Deployment, kind: Kind, config: dict[str,
     flow.emit(EventType.GATE_STARTED, stage=stage, attempt=dep.attempt,
               message=f"{kind}: {names}; first sample {gate.evaluate_from}, times out {gate.deadline}")
     delay = (datetime.fromisoformat(gate.evaluate_from) - flow.now).total_seconds()
-    flow.decision.effects.append(EnqueueGate(stage, dep.attempt, kind, gate.next_seq, max(0.0, delay)))
-    flow.arm_timer(stage, dep.attempt, gate.deadline)
+    # No timer at the timeout: the samples' own chain ends at it (the last one is taken at the deadline, and
+    # one taken after it fails the gate), and the sweeper sends again a sample whose message was lost and
+    # fails a gate past its timeout (`deadline`): a timer message only duplicated both.
+    flow.decision.effects.append(EnqueueGate(stage, dep.attempt, kind, gate.next_seq, max(0.0, delay),
+                                             _claim_ahead(gate)))
 
 
 def claim(flow: Flow, cmd: GateClaim) -> None:
@@ -104,6 +107,17 @@ def claim(flow: Flow, cmd: GateClaim) -> None:
     flow.decision.touched = True
 
 
+def _claim_ahead(gate: gates.GateRun) -> str:
+    """Claim the next sample for the message that asks for it, in the write that sends it: its handler takes
+    the sample without a claim of its own (one write a sample fewer). The token names that message; a copy
+    of it (delivered again after a crash) holds it too, as a step's message does. A message that never comes
+    leaves a claim that runs out a claim's length after the sample was due, and the sweeper asks again."""
+    token = f"sample {gate.next_seq} due {gate.next_at}"
+    gate.claim = token
+    gate.claimed_until = (datetime.fromisoformat(gate.next_at) + timedelta(seconds=CLAIM_SECONDS)).isoformat()
+    return token
+
+
 def sample(flow: Flow, cmd: GateSample) -> None:
     live = live_gate(flow.release, cmd.stage, cmd.attempt, cmd.kind)
     if live is None or live[1].next_seq != cmd.seq or live[1].claim != cmd.token:
@@ -116,7 +130,8 @@ def sample(flow: Flow, cmd: GateSample) -> None:
               message=f"{cmd.kind} sample {gate.sample_count}: {taken['verdict']}; " + "; ".join(
                   f"{s['name']}={s['value']} {s['verdict']} ({s['reason']})" for s in taken["signals"]))
     if status == GateStatus.EVALUATING:
-        flow.decision.effects.append(EnqueueGate(cmd.stage, dep.attempt, cmd.kind, gate.next_seq, wait))
+        flow.decision.effects.append(EnqueueGate(cmd.stage, dep.attempt, cmd.kind, gate.next_seq, wait,
+                                                 _claim_ahead(gate)))
     else:
         _over(flow, cmd.stage, dep, gate)
 
@@ -137,7 +152,8 @@ def ignore(flow: Flow, cmd: IgnoreGate) -> None:
 
 
 def deadline(flow: Flow, stage: str, dep: Deployment, kind: Kind) -> None:
-    """The timer at a gate's timeout: the backstop when its sample messages were lost."""
+    """A gate past its timeout (the sweeper looks, or a timer of another wait fired): the backstop when its
+    sample messages were lost."""
     gate = dep.gates.get(kind)
     if gate is not None and gates.timed_out(gate, flow.now):
         gate.status = GateStatus.FAILED

@@ -59,6 +59,8 @@ class EnqueueGate:
     kind: Kind
     seq: int
     delay_seconds: float = 0.0
+    token: str = ""
+    """The claim the change that sends it took on the sample for it (empty: the handler claims it first)."""
 
 
 @dataclass(frozen=True)

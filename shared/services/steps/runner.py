@@ -49,15 +49,16 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     A step whose outcome starts the next step at once (the stage's next, or the next stage's first)
     runs that one too, within `step_continue_seconds` of this invocation: no queue hop, no read of the
     release (the write answered its new ETag). A step that looks again within `step_wait_seconds` (and
-    within that budget) waits here and runs again, claimed by the write that recorded its look; it reads
-    the release first, as anything may have happened to it while it waited."""
+    within that budget) waits here and runs again, claimed by the write that recorded its look, on the
+    release as that write left it: nothing else may run the step meanwhile, and whatever else changed the
+    release (another stage's step, an abandon) makes the result's write a 412 that reads again and decides
+    on what is there; a step canceled meanwhile is stopped as one abandoned while it ran."""
     until = time.monotonic() + deps.settings.step_continue_seconds
     said, nxt = _run_once(deps, msg, delivery, None, _may_wait(deps, until))
     while nxt is not None:
         msg, token, read, after = nxt
         if after > 0:
             deps.clock.sleep(after)
-            read = None
         what, nxt = _run_once(deps, msg, token, read, _may_wait(deps, until), claimed=True)
         said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}"
     return said
@@ -91,8 +92,10 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
 
     def keep_intent(intent: dict[str, Any]) -> bool:
         nonlocal held
-        held = None  # the release changed since the claim
-        return _claim(deps, msg, token, intent=variables.mask(intent, ctx.secrets)) is not None
+        # written on the release as the claim left it (a heartbeat's write since makes it a 412, read again)
+        kept = _claim_read(deps, msg, token, intent=variables.mask(intent, ctx.secrets), read=held)
+        held = kept[1] if kept is not None else None
+        return kept is not None
 
     ctx.keep_intent = keep_intent
     ctx.read_secret = deps.secrets.get
