@@ -14,7 +14,7 @@ import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared import plugins
@@ -24,7 +24,7 @@ from shared.domain.gates import GateRun, Reading
 from shared.domain.release import Release
 from shared.domain.target import Target
 from shared.domain.transitions.commands import GateClaim, GateSample
-from shared.domain.transitions.gates import gate_config, live_gate
+from shared.domain.transitions.gates import CLAIM_SECONDS, gate_config, live_gate
 from shared.domain.vocabulary import Kind
 from shared.messages import TakeSample, decode, encode
 from shared.ports import TargetError
@@ -55,10 +55,11 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
         deps.bus.send(GATES_QUEUE, encode(msg), left)
         return "re-armed"
     written: tuple[Release, str] | None = loaded
-    if msg.token and gate.claim == msg.token:  # the write that sent this message claimed the sample for it
+    ours = bool(msg.token) and gate.claim == msg.token  # the write that sent this message claimed the sample
+    if ours and _lasts(gate, deps.clock.now()):
         token, claimed = msg.token, loaded[0]
     else:
-        token = uuid.uuid4().hex
+        token = msg.token if ours else uuid.uuid4().hex  # received late, it renews the claim it holds
         claim = change(deps, did, rid, GateClaim(stage, attempt, kind, seq, token), read=loaded)
         claimed = claim.decision.release
         held = _gate_of(claimed, stage, attempt, kind)
@@ -78,6 +79,13 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
                   read=written).release
     done = after.stages[stage].deployments[attempt - 1].gates[kind]
     return f"{kind} gate sample {seq}: {done.samples[-1]['verdict'] if done.samples else '?'} -> {done.status}"
+
+
+def _lasts(gate: GateRun, now: datetime) -> bool:
+    """Does the claim last at least half its length from now? A message received late (a busy queue) takes
+    a claim of its own rather than sample while the sweeper may think the sample lost."""
+    return gate.claimed_until is not None and \
+        now + timedelta(seconds=CLAIM_SECONDS / 2) < datetime.fromisoformat(gate.claimed_until)
 
 
 def _expanded(deps: Deps, release: Release, stage: str, signals: list[dict[str, Any]]

@@ -59,6 +59,23 @@ def test_a_duplicated_message_calls_each_provider_once_and_takes_one_sample(api:
     assert gate.sample_count == 1 and gate.next_seq == 2
 
 
+def test_a_sample_message_received_late_renews_its_claim_and_a_copy_without_it_waits(api: World) -> None:  # noqa: F811
+    """The write that sent the message claimed the sample for it until a minute after it was due: received with
+    less than half of that left (a busy queue), it renews the claim before it samples; the sweeper's copy (no
+    claim) cannot take the sample meanwhile."""
+    script(api, errors=[Reading("errors", value=2.0)], alerts=[Reading("alerts", value=0.0)])
+    rid = gated(api)
+    [msg] = gate_messages(api)
+    sent = json.loads(msg.content)
+    assert sent["token"] == api.get(rid).stages["Production"].current.gates["post"].claim  # type: ignore[union-attr]
+    api.clock.advance(api.bus.delays.get(msg.content, 0.0) + 45)  # due 45 s ago: 15 s of the claim left
+    copy = json.dumps({k: v for k, v in sent.items() if k != "token"})
+    assert bootstrap.react(api.deps, GATES_QUEUE, copy) == "taken by another evaluation"
+    assert bootstrap.react(api.deps, GATES_QUEUE, msg.content).startswith("post gate sample 1: fail")
+    gate = api.get(rid).stages["Production"].current.gates["post"]  # type: ignore[union-attr]
+    assert gate.sample_count == 1 and len(api.deps.signals.calls) == 2  # type: ignore[attr-defined]
+
+
 def test_green_signals_promote_the_release_and_every_sample_is_in_the_history(api: World) -> None:  # noqa: F811
     script(api, errors=[Reading("errors", value=1.0), Reading("errors", value=0.0)],
            alerts=[Reading("alerts", value=0.0)])
