@@ -53,7 +53,11 @@ def verdict(deps: Deps, release: Release, slots: dict[str, dict[str, Any]] | Non
     if slots is None:
         slots = {r["slot"].lower(): r for r in deps.store.slot_records(definition_id)}
     facts = _facts(release, targets, slots, _kept_by(deps, release.id))
-    newest = _newest_for(deps, definition_id, facts, policy, targets, slots) if facts.deployed_to else Newest({})
+    # Whether it is one of a stage's newest is asked only of a release that no deployment keeps now: one that
+    # deploys is kept whatever is newer, and asking meant reading every newer release (an approver's page,
+    # while a burst of newer releases waited behind it, read each of them).
+    newest = _newest_for(deps, definition_id, facts, policy, targets, slots) \
+        if facts.deployed_to and not facts.deploying_to else Newest({})
     return decide(policy, facts, newest, deps.clock.now())
 
 

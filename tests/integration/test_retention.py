@@ -261,3 +261,16 @@ def test_a_release_page_judges_the_newest_of_a_stage_as_the_timer_does(world: Wo
     world.clock.advance(31 * DAY)
     assert tick_until_quiet(world) == 3  # the timer keeps the same two
     assert [gone(world, d, r.id) for r in made] == [True, True, True, False, False]
+
+
+def test_a_deploying_release_is_kept_for_that_and_its_page_reads_no_newer_release(world: World) -> None:
+    """Whether it is one of a stage's newest is asked only of a release nothing deploys now (asking reads every
+    newer release: an approver's page in a burst of releases read each of them)."""
+    production = {**stage("Production", {"type": "afterStages", "stages": ["Dev"]}, slot="production"),
+                  "preApprovals": {"approvers": ["tim@contoso.com"], "policy": "anyOne"}}
+    d = world.define([stage("Dev"), production], retention={"days": 30, "minimumReleases": 10})["id"]
+    waiting = world.release(d, "1.0.0")
+    world.pump()  # Dev deployed, Production waits for Tim
+    verdict = retention.verdict(world.deps, releases.get(world.deps, waiting.id))
+    assert verdict.kept_because == ("runs in Dev now", "deploying to Production now")  # not "one of the 10 newest"
+    assert verdict.remove_after is None
