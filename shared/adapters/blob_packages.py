@@ -39,22 +39,13 @@ class BlobPackages:
     def uploads(self) -> Any:
         return self.clients.blobs.get_container_client(self.settings.packages_container)
 
-    def _ensure_store(self) -> None:
-        try:
-            self.store_container.create_container()
-        except ResourceExistsError:
-            pass
-
     @cached_property
     def store_container(self) -> Any:
         """The container deployment creates (infra/app/storage.bicep); `_write` creates it if it went missing."""
         return self.clients.blobs.get_container_client(self.settings.package_store_container)
 
     def upload(self, name: str, path: str) -> None:
-        try:
-            self.uploads.create_container()
-        except ResourceExistsError:
-            pass
+        _ensure(self.uploads)
         with open(path, "rb") as data:
             self.uploads.get_blob_client(name).upload_blob(data, overwrite=True)
 
@@ -90,11 +81,11 @@ class BlobPackages:
         blob = self.store_container.get_blob_client(dest)
         body = _whole_if_small(counted())
         if not isinstance(body, bytes):  # a stream cannot be sent twice: the container first
-            self._ensure_store()
+            _ensure(self.store_container)
         try:
             blob.upload_blob(body, overwrite=False)
         except ResourceNotFoundError:  # ContainerNotFound: nothing was written
-            self._ensure_store()
+            _ensure(self.store_container)
             blob.upload_blob(body, overwrite=False)
         snapshot = blob.create_snapshot()["snapshot"]
         return StoredPackage(dest, snapshot, digest.hexdigest(), size)
@@ -127,6 +118,14 @@ class BlobPackages:
 
 SMALL = 4 * 1024 * 1024
 """A package up to this size is sent in one Put Blob (its length known); a larger one streams in blocks."""
+
+
+def _ensure(container: Any) -> None:
+    """Create a container that may exist already (someone else's create, or the deployment's, wins)."""
+    try:
+        container.create_container()
+    except ResourceExistsError:
+        pass
 
 
 def _whole_if_small(chunks: Iterator[bytes]) -> bytes | Iterator[bytes]:

@@ -60,9 +60,10 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
     if client_key:
         idempotency_key = f"client|{by}|{client_key}"
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()[:32]
+    registered = registered or {}
     head, definition = current or current_body(deps, definition_id)
     _check_variables(definition, body.variables)
-    snapshot = _artifacts(deps, definition, body.artifacts, registered or {})
+    snapshot = _artifacts(deps, definition, body.artifacts, registered)
     groups = variable_groups.snapshot(deps, definition)
     release_id = deps.store.next_id("release")
     for attempt in range(MAX_TRIES):
@@ -71,7 +72,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
             fresh = current_head(deps, definition_id)
             if fresh.revision != head.revision:  # a revision's body never changes: read only a new one
                 definition = body_of(deps, fresh)
-                snapshot = _artifacts(deps, definition, body.artifacts, registered or {})
+                snapshot = _artifacts(deps, definition, body.artifacts, registered)
             head = fresh
         head.release_counter += 1
         release = Release.new(id=release_id, definition_id=str(definition_id), revision=head.revision,

@@ -10,7 +10,7 @@ from typing import Any
 from shared import bootstrap
 from shared.config import GATES_QUEUE
 from shared.domain.gates import Reading
-from shared.services import releases
+from shared.services import releases, sweeper
 from tests.integration.conftest import World, stage
 from tests.integration.test_http_api import api, as_, call  # noqa: F401  (fixture)
 
@@ -61,9 +61,17 @@ def test_a_duplicated_message_calls_each_provider_once_and_takes_one_sample(api:
 
 def test_a_sample_message_received_late_renews_its_claim_and_a_copy_without_it_waits(api: World) -> None:  # noqa: F811
     """The write that sent the message claimed the sample for it until a minute after it was due: received with
-    less than half of that left (a busy queue), it renews the claim before it samples; the sweeper's copy (no
+    less than half of that left (a busy queue), it renews the claim before it samples, so the sweeper passing
+    while the signals answer slowly does not take the sample as lost and ask for it again; the sweeper's copy (no
     claim) cannot take the sample meanwhile."""
-    script(api, errors=[Reading("errors", value=2.0)], alerts=[Reading("alerts", value=0.0)])
+    swept: list[dict[str, int]] = []
+
+    def slow(now: Any) -> Reading:  # the provider answers 25 s later; the sweeper passes meanwhile
+        api.clock.advance(25)
+        swept.append(sweeper.sweep(api.deps))
+        return Reading("errors", value=2.0)
+
+    script(api, errors=slow, alerts=[Reading("alerts", value=0.0)])  # type: ignore[arg-type]
     rid = gated(api)
     [msg] = gate_messages(api)
     sent = json.loads(msg.content)
@@ -72,6 +80,7 @@ def test_a_sample_message_received_late_renews_its_claim_and_a_copy_without_it_w
     copy = json.dumps({k: v for k, v in sent.items() if k != "token"})
     assert bootstrap.react(api.deps, GATES_QUEUE, copy) == "taken by another evaluation"
     assert bootstrap.react(api.deps, GATES_QUEUE, msg.content).startswith("post gate sample 1: fail")
+    assert swept == [{"outbox": 0, "redelivered": 0}]  # 70 s after it was due: the renewed claim still holds
     gate = api.get(rid).stages["Production"].current.gates["post"]  # type: ignore[union-attr]
     assert gate.sample_count == 1 and len(api.deps.signals.calls) == 2  # type: ignore[attr-defined]
 
