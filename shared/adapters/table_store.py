@@ -22,6 +22,7 @@ too large for one entity is compacted first (`Release.compact`).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict, replace
 from datetime import datetime
 from functools import cached_property
@@ -112,8 +113,8 @@ def get_json(entity: dict[str, Any]) -> Any:
 
 
 class _Remembered(dict[Any, Any]):
-    """What never changes once written (a revision's body, the definition a release belongs to), kept for this
-    process's next reads: at most `size` entries, the oldest forgotten first."""
+    """What this process read or wrote, kept for its next reads: at most `size` entries, the oldest forgotten
+    first."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -131,6 +132,12 @@ class TableStore:
         self.table_name = table_name
         self._revisions = _Remembered(512)
         """(definition id, revision) -> the body's JSON text: a revision row is inserted once and never rewritten."""
+        self._counting = threading.Lock()
+        self._counters: dict[str, tuple[int, str]] = {}
+        """id kind -> the counter's value and ETag as this process last wrote or read them (see `next_id`)."""
+        self._heads = _Remembered(512)
+        """definition id -> its head as this process last read or wrote it: a hint for a writer whose ETag-guarded
+        write finds out whether it still holds (see `known_head`)."""
         self._definition_of = _Remembered(4096)
         """release id -> its definition's id: ids are never reused, a release never moves (a deleted one reads as
         missing from its own row)."""
@@ -154,22 +161,33 @@ class TableStore:
     # -- ids
 
     def next_id(self, kind: str) -> int:
-        """A new integer id from an ETag-guarded counter row; ids are never reused."""
-        while True:
-            try:
-                row = self.index.get_entity("counters", kind)
-            except ResourceNotFoundError:
+        """A new integer id from an ETag-guarded counter row; ids are never reused. The process's own callers take
+        turns, each starting from the value and ETag the one before wrote (one write, no read); another instance's
+        write meanwhile makes that a 412, and the row is read again."""
+        with self._counting:
+            known = self._counters.get(kind)
+            while True:
+                if known is None:
+                    try:
+                        row = self.index.get_entity("counters", kind)
+                        known = (int(row["value"]), str(row.metadata["etag"]))
+                    except ResourceNotFoundError:
+                        try:
+                            answer = self.index.create_entity({"PartitionKey": "counters", "RowKey": kind, "value": 1})
+                        except ResourceExistsError:
+                            continue
+                        self._counters[kind] = (1, str(answer["etag"]))
+                        return 1
+                value = known[0] + 1
                 try:
-                    self.index.create_entity({"PartitionKey": "counters", "RowKey": kind, "value": 1})
-                    return 1
-                except ResourceExistsError:
+                    answer = self.index.update_entity({"PartitionKey": "counters", "RowKey": kind, "value": value},
+                                                      mode=UpdateMode.REPLACE, etag=known[1],
+                                                      match_condition=MatchConditions.IfNotModified)
+                except ResourceModifiedError:
+                    known = None
                     continue
-            row["value"] += 1
-            try:
-                self.index.update_entity(row, mode=UpdateMode.REPLACE, match_condition=MatchConditions.IfNotModified)
-                return int(row["value"])
-            except ResourceModifiedError:
-                continue
+                self._counters[kind] = (value, str(answer["etag"]))
+                return value
 
     # -- reads
 
@@ -178,10 +196,16 @@ class TableStore:
             row = self.table.get_entity(pk(definition_id), "definition")
         except ResourceNotFoundError:
             return None
-        return Head(id=definition_id, name=row["name"], revision=row["revision"],
+        head = Head(id=definition_id, name=row["name"], revision=row["revision"],
                     release_counter=row.get("releaseCounter", 0), deleted=row.get("deleted", False),
                     created_at=row.get("createdAt", ""), updated_at=row.get("updatedAt", ""),
                     deleted_by=row.get("deletedBy", ""), etag=_etag(row))
+        self._heads.keep(definition_id, replace(head))
+        return head
+
+    def known_head(self, definition_id: int) -> Head | None:
+        remembered = self._heads.get(definition_id)
+        return replace(remembered) if remembered is not None else None
 
     def revision(self, definition_id: int, revision: int) -> dict[str, Any] | None:
         text = self._revisions.get((definition_id, revision))
@@ -299,6 +323,8 @@ class TableStore:
             raise ValueError(f"one change writes {len(ops)} rows; a transaction holds at most {MAX_BATCH}")
         if len(ops) == 1:  # a claim or a heartbeat: one row needs no transaction (nor its multipart body)
             etag = self._write_one(ops[0])
+            if changes.head is not None and etag:
+                self._heads.keep(changes.definition_id, replace(changes.head, etag=etag))
             return etag if changes.release is not None else None
         try:
             answers = self.table.submit_transaction(ops)
@@ -308,6 +334,8 @@ class TableStore:
             raise
         if changes.revision is not None:  # as a read would find it (the creator of a release reads it next)
             self._revisions.keep((changes.definition_id, changes.revision[0]), json_text(changes.revision[1]))
+        if changes.head is not None and answers and answers[0].get("etag"):  # the head row is the first operation
+            self._heads.keep(changes.definition_id, replace(changes.head, etag=str(answers[0]["etag"])))
         if changes.release is None:
             return None
         # The change set's answers follow its operations (OData batch, as azure-data-tables' submit_transaction

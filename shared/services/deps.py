@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.config import Settings
 from shared.ports import (
@@ -22,6 +22,7 @@ from shared.ports import (
     SignalPort,
 )
 from shared.records import PipelineStore
+from shared.services.serial import Serial
 
 
 @dataclass
@@ -42,3 +43,5 @@ class Deps:
     pipelines: PipelinesPort
     secrets: SecretsPort
     azure_pipelines: AzurePipelinesPort
+    serial: Serial = field(default_factory=Serial)
+    """Turns this process's writers of one row take (see `shared.services.serial`)."""

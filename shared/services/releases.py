@@ -68,35 +68,41 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
     release_id = deps.store.next_id("release")
     for attempt in range(MAX_TRIES):
         back_off(attempt)
-        if attempt:  # someone else changed the definition meanwhile (mostly another release): read its head again
-            fresh = current_head(deps, definition_id)
+        with deps.serial.turn(("definition head", definition_id)):  # no loss to this process's own creators
+            # The head as this process last read or wrote it (no read); after a lost write, as it is now.
+            fresh = (deps.store.known_head(definition_id) if not attempt else None) \
+                or current_head(deps, definition_id)
+            if fresh.deleted:
+                raise NotFound(f"definition {definition_id} not found")
             if fresh.revision != head.revision:  # a revision's body never changes: read only a new one
                 definition = body_of(deps, fresh)
+                _check_variables(definition, body.variables)
                 snapshot = _artifacts(deps, definition, body.artifacts, registered)
+                groups = variable_groups.snapshot(deps, definition)
             head = fresh
-        head.release_counter += 1
-        release = Release.new(id=release_id, definition_id=str(definition_id), revision=head.revision,
-                              name=release_name(definition, head.release_counter, snapshot),
-                              created_at=deps.clock.now().isoformat(), created_by=by, reason=reason,
-                              description=body.description, artifacts=snapshot, definition=definition,
-                              debug=body.debug, variables=dict(body.variables), groups=groups)
-        lanes, lane_etags = read_lanes(deps, definition_id, release)
-        decision = decide(release, StartRelease(), deps.clock.now(), lanes)
-        created = Event(EventType.RELEASE_CREATED, decision.release.created_at, by=by, message=reason)
-        events = [created, *decision.events]
-        decision.release.event_seq = len(events)
-        items = outbox_for(deps, None, decision)
-        try:
-            deps.store.commit(Changes(definition_id, head=head, release=decision.release, events=events,
-                                      outbox=items, lanes=lane_changes(decision, lane_etags),
-                                      idempotency=(idempotency_key, f"{release_id}|{fingerprint}".rstrip("|"))
-                                      if idempotency_key else None))
-        except ConcurrentChange as exc:
-            if idempotency_key and exc.existed:  # the key's row may be another request's, done meanwhile
-                earlier = _earlier(deps, definition_id, idempotency_key, fingerprint)
-                if earlier is not None:
-                    return earlier, False
-            continue
+            head.release_counter += 1
+            release = Release.new(id=release_id, definition_id=str(definition_id), revision=head.revision,
+                                  name=release_name(definition, head.release_counter, snapshot),
+                                  created_at=deps.clock.now().isoformat(), created_by=by, reason=reason,
+                                  description=body.description, artifacts=snapshot, definition=definition,
+                                  debug=body.debug, variables=dict(body.variables), groups=groups)
+            lanes, lane_etags = read_lanes(deps, definition_id, release)
+            decision = decide(release, StartRelease(), deps.clock.now(), lanes)
+            created = Event(EventType.RELEASE_CREATED, decision.release.created_at, by=by, message=reason)
+            events = [created, *decision.events]
+            decision.release.event_seq = len(events)
+            items = outbox_for(deps, None, decision)
+            try:
+                deps.store.commit(Changes(definition_id, head=head, release=decision.release, events=events,
+                                          outbox=items, lanes=lane_changes(decision, lane_etags),
+                                          idempotency=(idempotency_key, f"{release_id}|{fingerprint}".rstrip("|"))
+                                          if idempotency_key else None))
+            except ConcurrentChange as exc:
+                if idempotency_key and exc.existed:  # the key's row may be another request's, done meanwhile
+                    earlier = _earlier(deps, definition_id, idempotency_key, fingerprint)
+                    if earlier is not None:
+                        return earlier, False
+                continue
         outbox.flush(deps, definition_id, items)
         telemetry.transitions(decision.release, events)
         logger.info("created release %s (%s) of definition %s", release_id, release.name, definition_id)

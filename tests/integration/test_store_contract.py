@@ -98,6 +98,11 @@ def test_the_head_and_revisions(store: PipelineStore) -> None:
     store.commit(Changes(3, head=stored, revision=(2, {**body, "name": "Renamed"})))
     assert store.revision(3, 2) == {**body, "name": "Renamed"} and store.revision(3, 9) is None
     assert [r["revision"] for r in store.revisions(3)] == [1, 2]
+    known = store.known_head(3)  # as the process last wrote it: its ETag is the row's, no read needed
+    assert known is not None and (known.revision, known.etag) == (2, (store.head(3) or known).etag)
+    known.release_counter += 1
+    store.commit(Changes(3, head=known))
+    assert (store.head(3) or known).release_counter == 1 and store.known_head(4) is None
 
 
 def test_outbox_items_go_with_their_change_and_leave_one_by_one(store: PipelineStore) -> None:
