@@ -28,7 +28,8 @@ from shared.domain.transitions.gates import CLAIM_SECONDS, gate_config, live_gat
 from shared.domain.vocabulary import Kind
 from shared.messages import TakeSample, decode, encode
 from shared.ports import TargetError
-from shared.services.apply import apply, change
+from shared.services import events
+from shared.services.apply import change
 from shared.services.deps import Deps
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,10 @@ def take_sample(deps: Deps, msg: TakeSample, delivery: str = "") -> str:
     except (variables.UnknownVariable, TargetError) as exc:  # a sample that cannot be taken is an error sample
         readings = [Reading(str(s.get("name")), error=str(exc)) for s in config.get("signals", [])]
     # written on the release as the claim wrote it (if anything wrote it since, the write is a 412 and reads again)
-    after = apply(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings)),
-                  read=written).release
+    applied = change(deps, did, rid, GateSample(stage, attempt, kind, seq, token, tuple(readings)), read=written,
+                     hand_turns=True)
+    events.hand_over(deps, applied.turns)  # a gate that ends its deployment lets the lane's next release in
+    after = applied.decision.release
     done = after.stages[stage].deployments[attempt - 1].gates[kind]
     return f"{kind} gate sample {seq}: {done.samples[-1]['verdict'] if done.samples else '?'} -> {done.status}"
 

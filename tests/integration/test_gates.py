@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from shared import bootstrap
-from shared.config import GATES_QUEUE
+from shared.config import EVENTS_QUEUE, GATES_QUEUE
 from shared.domain.gates import Reading
 from shared.services import releases, sweeper
 from tests.integration.conftest import World, stage
@@ -165,3 +165,23 @@ def test_an_admin_ignores_a_gate_from_the_release_page(api: World) -> None:  # n
     assert visit(path, "POST", {"comment": " "}, headers=ADMIN).status_code == 400
     assert visit(path, "POST", {"comment": "metric lags"}, headers=ADMIN).status_code == 303
     assert api.get(rid).stages["Production"].status == "succeeded"
+
+
+def test_a_gate_that_ends_its_deployment_starts_the_next_release_in_the_lane_itself(api: World) -> None:  # noqa: F811
+    """The sample that passes the gate ends the deployment and lets the lane's next release in: its handler starts
+    that release itself (no lane message on the events queue)."""
+    script(api, errors=[Reading("errors", value=0.0)], alerts=[Reading("alerts", value=0.0)])
+    production = {**stage("Production", {"type": "manual"}, steps=[{"type": "wait", "seconds": 0}],
+                          slot="production"), "queue": {"parallel": 1},
+                  "postGates": {"signals": SIGNALS, "intervalMinutes": 1, "timeoutMinutes": 10}}
+    did = int(api.define([production])["id"])
+    first, second = api.release(did, "1.0.0").id, api.release(did, "1.1.0").id
+    for rid in (first, second):
+        releases.deploy_stage(api.deps, rid, "Production", by="amita")
+    api.pump()
+    assert api.get(second).stages["Production"].status == "queued"
+    [msg] = gate_messages(api)
+    assert deliver(api, msg).endswith("-> succeeded")
+    assert api.get(first).stages["Production"].status == "succeeded"
+    assert api.get(second).stages["Production"].status == "inProgress"  # its turn, given by the gate's handler
+    assert not [m for m in api.receive(EVENTS_QUEUE) if '"kind":"lane"' in m.content]

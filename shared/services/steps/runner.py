@@ -119,12 +119,7 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
                      read=None if beat.beats else held, claim_next=nxt_token if go_on is not None else None,
                      wait_up_to=go_on or 0.0, log=part(msg.stage, msg.attempt, msg.step, msg.run, lines),
                      hand_turns=True)
-    for turn in applied.turns:  # the next release in a lane this step's stage left: no events-queue hop
-        try:
-            events.lane_turn(deps, turn)
-        except Exception as exc:  # noqa: BLE001  (the sweeper starts a release its lane let in)
-            logger.warning("lane turn of release %s in %r not handed over: %s", turn.release_id, turn.stage,
-                           type(exc).__name__)
+    events.hand_over(deps, applied.turns)  # the next release in a lane this step's stage left
     after = applied.decision.release
     if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
             and _canceled(after, msg.stage, msg.attempt, msg.step):
