@@ -73,6 +73,12 @@ class MemoryStore(PipelineStore):
     def known_head(self, definition_id: int) -> Head | None:
         return self.head(definition_id)  # one process: what it wrote last is what there is
 
+    def known_lanes(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]] | None:
+        return self.lanes(definition_id)
+
+    def known_slot_versions(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]] | None:
+        return self.slot_versions(definition_id)
+
     def revision(self, definition_id: int, revision: int) -> dict[str, Any] | None:
         body = self.revision_bodies.get((definition_id, revision))
         return copy.deepcopy(body) if body is not None else None

@@ -21,6 +21,7 @@ too large for one entity is compacted first (`Release.compact`).
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from dataclasses import asdict, replace
@@ -135,6 +136,12 @@ class TableStore:
         self._counting = threading.Lock()
         self._counters: dict[str, tuple[int, str]] = {}
         """id kind -> the counter's value and ETag as this process last wrote or read them (see `next_id`)."""
+        self._remembering = threading.Lock()
+        self._lanes = _Remembered(512)
+        """definition id -> its stage lanes with their ETags, as this process last read them all and wrote some since:
+        a hint as `_heads` is (see `known_lanes`)."""
+        self._slots = _Remembered(512)
+        """definition id -> its slot records with their ETags, likewise (see `known_slot_versions`)."""
         self._heads = _Remembered(512)
         """definition id -> its head as this process last read or wrote it: a hint for a writer whose ETag-guarded
         write finds out whether it still holds (see `known_head`)."""
@@ -260,7 +267,12 @@ class TableStore:
         for row in self._range(pk(definition_id), "lane|"):
             data = get_json(row)
             out[data["stage"]] = (data, _etag(row))
+        self._lanes.keep(definition_id, copy.deepcopy(out))
         return out
+
+    def known_lanes(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]] | None:
+        remembered = self._lanes.get(definition_id)
+        return copy.deepcopy(remembered) if remembered is not None else None
 
     def slot_records(self, definition_id: int) -> list[dict[str, Any]]:
         """What Slipway last put in each slot this definition deploys to."""
@@ -271,7 +283,12 @@ class TableStore:
         for row in self._range(pk(definition_id), "slot|"):
             record = get_json(row)
             found[str(record["slot"]).lower()] = (record, _etag(row))
+        self._slots.keep(definition_id, copy.deepcopy(found))
         return found
+
+    def known_slot_versions(self, definition_id: int) -> dict[str, tuple[dict[str, Any], str]] | None:
+        remembered = self._slots.get(definition_id)
+        return copy.deepcopy(remembered) if remembered is not None else None
 
     def idempotent_result(self, definition_id: int, key: str) -> str | None:
         try:
@@ -321,21 +338,21 @@ class TableStore:
         ops = self._operations(changes)
         if len(ops) > MAX_BATCH:
             raise ValueError(f"one change writes {len(ops)} rows; a transaction holds at most {MAX_BATCH}")
-        if len(ops) == 1:  # a claim or a heartbeat: one row needs no transaction (nor its multipart body)
-            etag = self._write_one(ops[0])
-            if changes.head is not None and etag:
-                self._heads.keep(changes.definition_id, replace(changes.head, etag=etag))
-            return etag if changes.release is not None else None
         try:
-            answers = self.table.submit_transaction(ops)
-        except TableTransactionError as exc:
-            if exc.status_code in (409, 412):
-                raise ConcurrentChange(str(exc.message), existed=exc.status_code == 409) from None
+            if len(ops) == 1:  # a claim or a heartbeat: one row needs no transaction (nor its multipart body)
+                etag = self._write_one(ops[0])
+                self._remember(changes, ops, [etag])
+                return etag if changes.release is not None else None
+            try:
+                answers = self.table.submit_transaction(ops)
+            except TableTransactionError as exc:
+                if exc.status_code in (404, 409, 412):  # 404: a row updated under its ETag is gone
+                    raise ConcurrentChange(str(exc.message), existed=exc.status_code == 409) from None
+                raise
+        except ConcurrentChange:
+            self._forget(changes.definition_id)
             raise
-        if changes.revision is not None:  # as a read would find it (the creator of a release reads it next)
-            self._revisions.keep((changes.definition_id, changes.revision[0]), json_text(changes.revision[1]))
-        if changes.head is not None and answers and answers[0].get("etag"):  # the head row is the first operation
-            self._heads.keep(changes.definition_id, replace(changes.head, etag=str(answers[0]["etag"])))
+        self._remember(changes, ops, [a.get("etag") for a in answers])
         if changes.release is None:
             return None
         # The change set's answers follow its operations (OData batch, as azure-data-tables' submit_transaction
@@ -359,6 +376,41 @@ class TableStore:
             raise ConcurrentChange(str(exc.message), existed=isinstance(exc, ResourceExistsError)) from None
         etag = answer.get("etag")
         return str(etag) if etag else None
+
+    def _remember(self, changes: Changes, ops: list[Any], etags: list[Any]) -> None:
+        """What the change wrote that the process's next writers start from (see `known_head`, `known_lanes`,
+        `known_slot_versions`): each row with the ETag its write answered (the answers follow the operations)."""
+        did = changes.definition_id
+        if changes.revision is not None:  # as a read would find it (the creator of a release reads it next)
+            self._revisions.keep((did, changes.revision[0]), json_text(changes.revision[1]))
+        with self._remembering:
+            self._remember_rows(changes, ops, etags)
+
+    def _remember_rows(self, changes: Changes, ops: list[Any], etags: list[Any]) -> None:
+        did = changes.definition_id
+        lanes, slots = dict(self._lanes.get(did) or {}), dict(self._slots.get(did) or {})
+        for op, etag in zip(ops, etags, strict=False):
+            key = str(op[1]["RowKey"])
+            if not etag:
+                continue
+            if key == "definition" and changes.head is not None:
+                self._heads.keep(did, replace(changes.head, etag=str(etag)))
+            elif key.startswith("lane|"):
+                data = get_json(op[1])
+                lanes[data["stage"]] = (data, str(etag))
+            elif key.startswith("slot|"):
+                record = get_json(op[1])
+                slots[str(record["slot"]).lower()] = (record, str(etag))
+        if changes.lanes and did in self._lanes:  # only a view that began with a read of them all
+            self._lanes.keep(did, lanes)
+        if changes.slots and did in self._slots:
+            self._slots.keep(did, slots)
+
+    def _forget(self, definition_id: int) -> None:
+        """A write found a row changed or gone: what this process remembers of the definition's rows may be stale."""
+        with self._remembering:
+            for remembered in (self._heads, self._lanes, self._slots):
+                remembered.pop(definition_id, None)
 
     def _operations(self, c: Changes) -> list[Any]:
         part = pk(c.definition_id)

@@ -97,24 +97,32 @@ def approval_summaries(before: Release | None, after: Release) -> list[Summary]:
             if old.get((name, dep.attempt, kind)) != approval.status + "|" + ",".join(approval.approvers)]
 
 
-def read_lanes(deps: Deps, definition_id: int, release: Release) -> tuple[dict[str, Lane], dict[str, str]]:
-    """The lanes of the stages that limit parallel deployments (one read, and only when some do)."""
+def read_lanes(deps: Deps, definition_id: int, release: Release, *, known: bool = False,
+               ) -> tuple[dict[str, Lane], dict[str, str]]:
+    """The lanes of the stages that limit parallel deployments (one read, and only when some do). `known`: as
+    this process last read and wrote them, when it did (no read: a writer's first try, which its ETags confirm;
+    in one instance, where every writer of them is a thread of this process, they are what a read would find)."""
     if not any(s.limit for s in release.plan.stages):
         return {}, {}
-    stored = deps.store.lanes(definition_id)
+    stored = (deps.store.known_lanes(definition_id) if known else None)
+    if stored is None:
+        stored = deps.store.lanes(definition_id)
     return ({stage: Lane.from_dict(data) for stage, (data, _) in stored.items()},
             {stage: etag for stage, (_, etag) in stored.items()})
 
 
-def forward_slots(deps: Deps, definition_id: int, decision: Decision,
+def forward_slots(deps: Deps, definition_id: int, decision: Decision, *, known: bool = False,
                   ) -> tuple[list[dict[str, Any]], dict[str, str | None]]:
     """The slot records of a change that are newer than what is recorded (by when the slot was read),
     with the ETags to write them under: an older reading never replaces a newer one, whatever order
-    the changes commit in (the release's history keeps every reading)."""
+    the changes commit in (the release's history keeps every reading). `known`: as `read_lanes`', when
+    this process knows every slot the change records (one it does not know is read: it may exist)."""
     if not decision.slots:
         return [], {}
-    stored = deps.store.slot_versions(definition_id)
     latest = {str(r["slot"]).lower(): r for r in decision.slots}
+    stored = deps.store.known_slot_versions(definition_id) if known else None
+    if stored is None or not latest.keys() <= stored.keys():
+        stored = deps.store.slot_versions(definition_id)
     keep, etags = [], {}
     for slot, record in latest.items():
         old = stored.get(slot)
@@ -179,7 +187,7 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
         release, etag = loaded
         if if_match is not None and if_match.strip() not in ("*", etag):
             raise PreconditionFailed(f"release {release_id} changed since you read it; read it again")
-        decision, lane_etags = _decide(deps, definition_id, release, command)
+        decision, lane_etags = _decide(deps, definition_id, release, command, known=not attempt)
         if not decision.changed:  # sends nothing: what others committed is theirs to send (or the sweeper's)
             if log is not None:  # a run that was taken from it, or canceled, still says what it did
                 deps.store.add_log_part(definition_id, release_id, log)
@@ -193,7 +201,7 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
             decision.effects = [e for e in decision.effects if not isinstance(e, LaneMessage)]
         decision.release.event_seq += len(decision.events)
         items = outbox_for(deps, release, decision)
-        slots, slot_etags = forward_slots(deps, definition_id, decision)
+        slots, slot_etags = forward_slots(deps, definition_id, decision, known=not attempt)
         try:
             written = deps.store.commit(Changes(definition_id, release=decision.release, release_etag=etag,
                                                 events=decision.events, outbox=items, slots=slots,
@@ -209,15 +217,17 @@ def change(deps: Deps, definition_id: int, release_id: int, command: Command,
     raise Conflict(f"release {release_id} kept changing while we tried to update it; try again")
 
 
-def _decide(deps: Deps, definition_id: int, release: Release, command: Command) -> tuple[Decision, dict[str, str]]:
-    """The decision, reading the stages' lanes only when it looks at one (a deployment starts or ends)."""
+def _decide(deps: Deps, definition_id: int, release: Release, command: Command, *, known: bool = False,
+            ) -> tuple[Decision, dict[str, str]]:
+    """The decision, reading the stages' lanes only when it looks at one (a deployment starts or ends); `known`:
+    see `read_lanes`."""
     now = deps.clock.now()
     if not reads_lanes(command) or not any(s.limit for s in release.plan.stages):
         return decide(release, command, now), {}
     try:
         return decide(release, command, now, lanes_unread=True), {}
     except LanesNeeded:
-        lanes, lane_etags = read_lanes(deps, definition_id, release)
+        lanes, lane_etags = read_lanes(deps, definition_id, release, known=known)
         return decide(release, command, now, lanes), lane_etags
 
 

@@ -86,7 +86,7 @@ def create(deps: Deps, body: ReleaseIn, *, by: str, reason: str = "manual", idem
                                   created_at=deps.clock.now().isoformat(), created_by=by, reason=reason,
                                   description=body.description, artifacts=snapshot, definition=definition,
                                   debug=body.debug, variables=dict(body.variables), groups=groups)
-            lanes, lane_etags = read_lanes(deps, definition_id, release)
+            lanes, lane_etags = read_lanes(deps, definition_id, release, known=not attempt)
             decision = decide(release, StartRelease(), deps.clock.now(), lanes)
             created = Event(EventType.RELEASE_CREATED, decision.release.created_at, by=by, message=reason)
             events = [created, *decision.events]

@@ -86,3 +86,29 @@ def test_ids_stay_unique_when_another_instance_takes_some_meanwhile(world: World
     theirs = TableStore(mine.clients, mine.table_name)
     assert [mine.next_id("thing"), theirs.next_id("thing"), mine.next_id("thing"), mine.next_id("thing"),
             theirs.next_id("thing")] == [1, 2, 3, 4, 5]
+
+
+def test_lanes_this_process_knows_need_no_read_and_another_instances_write_costs_one(world: World) -> None:
+    """A release entering a stage that deploys one at a time looks at its lane: as this process last read and wrote
+    the lanes, no query (in one instance every writer of them is one of its threads). Another instance's write
+    since makes the first try's write a 412: the lanes are read again, and nothing is lost."""
+    did = int(world.define([{**stage("Dev"), "queue": {"parallel": 1}}])["id"])
+    first = world.release(did, "1.0.0")
+    lanes_read = r"^GET .*\$filter=.*lane"
+    world.crash.arm(None, match=lanes_read)
+    world.counter.reset()
+    second = world.release(did, "1.1.0")  # the lane is busy with the first: the second waits in it
+    writes = world.counter.counts["table POST"]
+    assert world.crash.seen == 0 and world.get(second.id).stages["Dev"].status == "queued"
+    store = world.deps.store
+    assert isinstance(store, TableStore)
+    other = World(replace(world.deps, store=TableStore(store.clients, store.table_name), serial=Serial()),
+                  world.counter, world.crash, world.bus)
+    third = other.release(did, "1.2.0")  # another instance queues a third: the lane moved on without this one
+    world.crash.arm(None, match=lanes_read)
+    world.counter.reset()
+    fourth = world.release(did, "1.3.0")
+    assert world.crash.seen == 1 and world.counter.counts["table POST"] == writes + 1  # and the write that failed
+    world.crash.arm(None)
+    assert store.lanes(did)["Dev"][0] == {"stage": "Dev", "active": [first.id],
+                                          "queued": [second.id, third.id, fourth.id]}

@@ -201,7 +201,7 @@ def test_a_container_deployment_survives_a_crash_at_every_storage_call_and_write
         assert settings["SLIPWAY_RELEASE_ID"] == str(rid), at
         assert writes() == 1, f"crash at storage call {at}: the image was written {writes()} times"
 
-    assert crash_every_call_of_the_first_step(world, did, check, release) > 4
+    assert crash_every_call_of_the_first_step(world, did, check, release) >= 4  # 3 calls at least: read, claim, result
 
 
 def intervention_mails(world: World, rid: int) -> int:

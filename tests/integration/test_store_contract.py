@@ -231,6 +231,8 @@ def test_a_slot_record_is_replaced_only_under_its_etag(store: PipelineStore) -> 
     [(record, etag)] = store.slot_versions(1).values()
     assert record["releaseId"] == 1
     store.commit(Changes(1, slots=[{**first, "releaseId": 2}], slot_etags={slot: etag}))
+    [(record, written)] = (store.known_slot_versions(1) or {}).values()  # as written, with the ETag it answered
+    assert record["releaseId"] == 2 and written == store.slot_versions(1)[slot.lower()][1]
     with pytest.raises(ConcurrentChange):
         store.commit(Changes(1, slots=[{**first, "releaseId": 3}], slot_etags={slot: etag}))  # stale
     assert [r["releaseId"] for r in store.slot_records(1)] == [2]
