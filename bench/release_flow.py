@@ -8,7 +8,7 @@ the same run:
   counted by an azure-core request hook on every storage client, and those on the path of one
   transition (a stage finished -> the next stage's first step runs);
 - event to action: that transition's p50 and p95 over the releases, next to its floor's p50 and p95:
-  the operations on the path (the lanes' query and one transaction of as many rows) alone, back to
+  the operations on the path (its queries, if any, and one transaction of as many rows) alone, back to
   back, through the same official client in the same process; a step sent through the queue would
   add the host's receive and half the polling interval (the host polls as host.json says: no queue
   is on the path);
@@ -192,12 +192,14 @@ def azurite_op_ms(connection: str, count: int = 100) -> dict[str, float]:
     return out
 
 
-def path_floor_ms(connection: str, rows: list[dict[str, Any]], count: int = 200) -> tuple[float, float, str]:
+def path_floor_ms(connection: str, rows: list[dict[str, Any]], reads: int, count: int = 200,
+                  ) -> tuple[float, float, str]:
     """The floor of a transition's path: its operations alone, back to back, through the same official client in
-    the same process, `count` times: the range query that reads a stage's lanes, then the entity-group
-    transaction that writes the release with its step's log (`rows`: the rows such a write holds, as the
-    benchmark's release wrote them). Returns its p50, its p95 (the path's own operations vary too: the issue
-    puts its floor as a p50 and a p95) and what each operation took."""
+    the same process, `count` times: `reads` range queries like the one that reads a stage's lanes (none when the
+    path reads nothing: its writer knows the lanes), then the entity-group transaction that writes the release
+    with its step's log (`rows`: the rows such a write holds, as the benchmark's release wrote them). Returns its
+    p50, its p95 (the path's own operations vary too: the issue puts its floor as a p50 and a p95) and what each
+    operation took."""
     from azure.data.tables import TableClient
 
     table = TableClient.from_connection_string(connection, "benchpath")
@@ -205,20 +207,21 @@ def path_floor_ms(connection: str, rows: list[dict[str, Any]], count: int = 200)
     table.upsert_entity({"PartitionKey": "p", "RowKey": "lane|a", "body": "x" * 300})
     batch = [("upsert", {**row, "PartitionKey": "p", "RowKey": f"row{i}"}) for i, row in enumerate(rows)]
     query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
-    reads, writes, both = [], [], []
+    queries, writes, both = [], [], []
     for _ in range(count):
         t = time.perf_counter()
-        list(table.query_entities(query, parameters={"pk": "p", "lo": "lane|", "hi": "lane}"}))
+        for _ in range(reads):
+            list(table.query_entities(query, parameters={"pk": "p", "lo": "lane|", "hi": "lane}"}))
         m = time.perf_counter()
         table.submit_transaction(batch)
         e = time.perf_counter()
-        reads.append((m - t) * 1000)
+        queries.append((m - t) * 1000)
         writes.append((e - m) * 1000)
         both.append((e - t) * 1000)
     table.delete_table()
     both.sort()
-    how = (f"the lanes' query {statistics.median(reads):.2f} ms + a transaction of {len(batch)} rows "
-           f"{statistics.median(writes):.2f} ms (medians)")
+    how = (f"{reads} quer{'y' if reads == 1 else 'ies'} like the lanes' {statistics.median(queries):.2f} ms + "
+           if reads else "") + f"a transaction of {len(batch)} rows {statistics.median(writes):.2f} ms (medians)"
     return statistics.median(both), both[int(len(both) * 0.95) - 1], how
 
 
@@ -405,7 +408,8 @@ def main() -> None:
         trace = counter.trace(*first_hop)
         written = [n for at, n in counter.batch_rows if first_hop[0] <= at <= first_hop[1]]
         floor_p50, floor_p95, floor_how = path_floor_ms(stack.azurite.connection_string,
-                                                        rows_like_the_path(did, release_id, max(written or [2])))
+                                                        rows_like_the_path(did, release_id, max(written or [2])),
+                                                        reads=max(0, min(path_ops) - 1))
         with ThreadPoolExecutor(args.parallel) as pool:
             results = list(pool.map(lambda _: finished(create()), range(args.releases)))
         lat = sorted(x for r in results for x in latencies(stack, r))
@@ -413,8 +417,8 @@ def main() -> None:
         per_message = count_per_message(stack, counter, did, artifact)
     per_op = statistics.mean(op_ms.values())
     # A step handed over in the same invocation (SLIPWAY_STEP_CONTINUE_SECONDS) has no queue hop: its floor is the
-    # operations on its path, each timed alone through the same official client in the same run (the lanes' query
-    # and the transaction, as many rows as the path's); one sent through the queue adds the host's receive and
+    # operations on its path, each timed alone through the same official client in the same run (its queries, if
+    # any, and the transaction, as many rows as the path's); one sent through the queue adds the host's receive and
     # half the polling interval.
     queued = any(hops)
     if queued:

@@ -75,17 +75,40 @@ def two_in_dev(world: World) -> tuple[int, int, int]:
     return did, first, second
 
 
-def test_a_release_leaving_a_lane_starts_the_next_one_itself_without_a_message(world: World) -> None:
+def test_a_release_leaving_a_lane_starts_the_next_one_and_runs_its_steps_without_a_message(world: World) -> None:
+    """The turn's write claims the next release's first step, and the invocation runs it (and the steps it starts)
+    beside its own: no lane message, no step message, no read or claim of its own for that step."""
     _, first, second = two_in_dev(world)
     (msg,) = world.receive()  # the first's second check, due in 60 s
     world.bus.delays.clear()
+    said = bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
+    world.queue().delete_message(msg)
+    assert f"let release {second} into 'Dev'" in said
+    assert world.get(first).stages["Dev"].status == "succeeded"
+    assert world.get(second).stages["Dev"].status == "succeeded"  # both its checks ran in that invocation
+    assert not world.receive(EVENTS_QUEUE) and not world.receive()
+    assert [s.run for s in world.get(second).stages["Dev"].deployments[0].steps] == [1, 1]  # once each
+
+
+def test_a_step_claimed_by_the_turn_that_did_not_run_is_sent_again_after_its_lease(world: World) -> None:
+    """The invocation that let the next release in stops before that release's first step recorded its run (a
+    host that dies): its claim runs out, the sweeper sends the step again, and it runs once."""
+    did, first, second = two_in_dev(world)
+    (msg,) = world.receive()
+    world.bus.delays.clear()
+    # the first's result, the turn that lets the second in, then the second's first step's result: that one fails
+    world.crash.arm(3, match=r"^POST .*\$batch")
     bootstrap.react(world.deps, STEPS_QUEUE, msg.content, msg.id)
+    world.crash.arm(None)
     world.queue().delete_message(msg)
     assert world.get(first).stages["Dev"].status == "succeeded"
-    assert world.get(second).stages["Dev"].status == "inProgress"  # its turn, given by the first's handler
-    assert not [m for m in world.receive(EVENTS_QUEUE) if '"kind":"lane"' in m.content]
+    dev = world.get(second).stages["Dev"]
+    assert dev.status == "inProgress" and dev.deployments[0].steps[0].claim is not None and not world.receive()
+    world.clock.advance(world.deps.settings.step_lease_seconds + 1)
+    assert sweeper.sweep(world.deps)["redelivered"] == 1
     world.pump()
-    assert world.get(second).stages["Dev"].status == "succeeded"
+    dev = world.get(second).stages["Dev"]
+    assert dev.status == "succeeded" and dev.deployments[0].steps[0].redeliveries == 1
 
 
 def test_a_turn_the_leaving_release_could_not_hand_over_is_given_by_the_sweeper(world: World) -> None:

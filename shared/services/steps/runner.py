@@ -52,16 +52,52 @@ def run(deps: Deps, msg: RunStep, delivery: str = "") -> str:
     within that budget) waits here and runs again, claimed by the write that recorded its look, on the
     release as that write left it: nothing else may run the step meanwhile, and whatever else changed the
     release (another stage's step, an abandon) makes the result's write a 412 that reads again and decides
-    on what is there; a step canceled meanwhile is stopped as one abandoned while it ran."""
+    on what is there; a step canceled meanwhile is stopped as one abandoned while it ran. A release this step's
+    result lets into a stage's lane (this one left it) has its first step claimed by the write that lets it in,
+    and runs it here too, beside this one, within the same budget (see `_go_on`)."""
     until = time.monotonic() + deps.settings.step_continue_seconds
-    said, nxt = _run_once(deps, msg, delivery, None, _may_wait(deps, until))
+    return _go_on(deps, (msg, delivery, None, 0.0), until, claimed=False)
+
+
+Kept = tuple[RunStep, str, tuple[Release, str] | None, float]
+"""A step run this invocation claimed to run itself: its message, the claim token, the release as the claiming
+write left it (None: read it) and the seconds to wait first."""
+
+
+def _go_on(deps: Deps, first: Kept, until: float, *, claimed: bool = True) -> str:
+    """Run `first`, then each step its result starts and keeps, within the budget `until`. A release a result lets
+    into a stage's lane (this one left it) runs its first step beside, on a thread of its own, claimed by the
+    write that let it in: no step message, no read and no claim of its own; neither waits for the other, and
+    the invocation ends when both have."""
+    said, beside = "", []
+    nxt: Kept | None = first
     while nxt is not None:
         msg, token, read, after = nxt
         if after > 0:
             deps.clock.sleep(after)
-        what, nxt = _run_once(deps, msg, token, read, _may_wait(deps, until), claimed=True)
-        said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}"
+        what, nxt, handed = _run_once(deps, msg, token, read, _may_wait(deps, until), claimed=claimed)
+        said += f"; then step {msg.stage!r}/{msg.step} run {msg.run}: {what}" if said else what
+        claimed = True
+        for kept in handed:
+            said += f"; let release {kept[0].release_id} into {kept[0].stage!r}: its first step runs beside"
+            beside.append(_beside(deps, kept, until))
+    for thread in beside:
+        thread.join()
     return said
+
+
+def _beside(deps: Deps, kept: Kept, until: float) -> threading.Thread:
+    msg = kept[0]
+
+    def go() -> None:
+        try:
+            logger.info("release %s, let into %r: %s", msg.release_id, msg.stage, _go_on(deps, kept, until))
+        except Exception:  # its claim runs out, and the sweeper sends the step again (as for a host that died)
+            logger.exception("release %s, let into %r: its first step did not run here", msg.release_id, msg.stage)
+
+    thread = threading.Thread(target=go, name=f"turn:{msg.release_id}/{msg.stage}", daemon=True)
+    thread.start()
+    return thread
 
 
 def _may_wait(deps: Deps, until: float) -> float | None:
@@ -71,23 +107,24 @@ def _may_wait(deps: Deps, until: float) -> float | None:
 
 
 def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str] | None, go_on: float | None,
-              claimed: bool = False) -> tuple[str, tuple[RunStep, str, tuple[Release, str] | None, float] | None]:
+              claimed: bool = False) -> tuple[str, Kept | None, list[Kept]]:
     """One step run; and, unless `go_on` is None, the next one it started at once, or within `go_on` seconds,
-    and claimed with its result (its message, claim token, the release as written and the seconds to wait).
-    `claimed`: this run is claimed for the token `delivery` already (the previous run's result claimed it);
-    `read`, when given, is the release as that write left it."""
+    and claimed with its result (its message, claim token, the release as written and the seconds to wait), and
+    the first steps of the releases its stage's lane let in, claimed by the turns' writes. `claimed`: this run
+    is claimed for the token `delivery` already (the previous run's result claimed it); `read`, when given, is
+    the release as that write left it."""
     loaded = read or deps.store.release(msg.definition_id, msg.release_id)
     if loaded is None:
-        return "no such release", None
+        return "no such release", None, []
     release, _ = loaded
     ours = _context(release, msg, deps)
     if ours is None:
-        return "stale", None
+        return "stale", None, []
     token = delivery or uuid.uuid4().hex
     claimed_read: tuple[StepContext, tuple[Release, str] | None] | None = (ours, loaded) \
         if claimed and ours.run.claim == token else _claim_read(deps, msg, token, read=loaded)
     if claimed_read is None:
-        return "taken by another delivery of the same message", None
+        return "taken by another delivery of the same message", None, []
     ctx, held = claimed_read
 
     def keep_intent(intent: dict[str, Any]) -> bool:
@@ -108,7 +145,7 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
             outcome = _run(deps, ctx)
         except ClaimLost as exc:
             logger.warning("step %s/%s/%s run %s: %s", msg.release_id, msg.stage, msg.step, msg.run, exc)
-            return "claim lost", None
+            return "claim lost", None, []
     outcome = _masked(outcome, ctx.secrets)
     ctx.debug(f"outcome {outcome.kind}: {outcome.message}; state {outcome.state}")
     lines = [f"--- run {msg.run} started {ctx.now.isoformat()} ---", *ctx.lines,
@@ -119,7 +156,9 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
                      read=None if beat.beats else held, claim_next=nxt_token if go_on is not None else None,
                      wait_up_to=go_on or 0.0, log=part(msg.stage, msg.attempt, msg.step, msg.run, lines),
                      hand_turns=True)
-    events.hand_over(deps, applied.turns)  # the next release in a lane this step's stage left
+    # The next release in a lane this step's stage left; its first step, claimed, runs beside this one's next.
+    handed = [(turn.kept, token, turn.read, turn.kept_after)
+              for turn, token in events.hand_over(deps, applied.turns, claim=go_on is not None) if turn.kept]
     after = applied.decision.release
     if outcome.kind == "retry" and stopper(ctx.step.type) is not None \
             and _canceled(after, msg.stage, msg.attempt, msg.step):
@@ -128,7 +167,7 @@ def _run_once(deps: Deps, msg: RunStep, delivery: str, read: tuple[Release, str]
         ctx.run.state = outcome.state
         _stop(deps, release, ctx, msg.stage, msg.attempt, msg.step)
     return outcome.kind, (applied.kept, nxt_token, applied.read, applied.kept_after) \
-        if applied.kept is not None else None
+        if applied.kept is not None else None, handed
 
 
 def _masked(outcome: Outcome, secrets: set[str]) -> Outcome:
