@@ -56,13 +56,13 @@ def hand_over(deps: Deps, turns: Iterable[LaneTurn], *, claim: bool = False) -> 
     to run (a host that dies first leaves claims that run out; the sweeper sends those steps again)."""
     kept = []
     for turn in turns:
-        token = uuid.uuid4().hex
+        token = uuid.uuid4().hex if claim else None
         try:
-            applied = take_turn(deps, turn, claim_next=token if claim else None)[1]
+            applied = take_turn(deps, turn, claim_next=token)[1]
         except Exception as exc:  # noqa: BLE001  (the sweeper's, above)
             logger.warning("lane turn of release %s in %r not handed over: %s", turn.release_id, turn.stage,
                            type(exc).__name__)
             continue
-        if applied is not None and applied.kept is not None:
+        if applied is not None and applied.kept is not None and token is not None:
             kept.append((applied, token))
     return kept
